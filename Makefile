@@ -1,0 +1,32 @@
+# Two commands on a fresh machine (Python 3.11 + package registries):
+#   make run    set up .venv and start the app on http://localhost:8501
+#   make test   set up .venv with test tools and run every test
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PORT   ?= 8501
+
+.PHONY: run test venv venv-test clean
+run: $(VENV)/.runtime
+	TF_CPP_MIN_LOG_LEVEL=3 $(PY) -m streamlit run app.py --server.port $(PORT)
+
+test: $(VENV)/.test
+	TF_CPP_MIN_LOG_LEVEL=3 $(PY) -m pytest
+
+venv: $(VENV)/.runtime
+venv-test: $(VENV)/.test
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+$(VENV)/.runtime: requirements.txt | $(VENV)/bin/python
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.test: requirements.txt requirements-test.txt | $(VENV)/bin/python
+	$(PY) -m pip install --quiet -r requirements-test.txt
+	touch $(VENV)/.runtime $@
+
+clean:
+	rm -rf $(VENV)
