@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
-__all__ = ["Progress", "ProgressCallback", "print_progress", "null_progress"]
+__all__ = ["Progress", "ProgressCallback", "print_progress", "null_progress", "fanout",
+           "add_progress_args", "progress_from_args"]
 
 
 @dataclass
@@ -61,3 +62,33 @@ def print_progress(p: Progress) -> None:
     if p.message:
         parts.append(p.message)
     print(" ".join(parts), flush=True)
+
+
+def fanout(*callbacks: ProgressCallback) -> ProgressCallback:
+    """One callback that calls each of ``callbacks`` in turn."""
+    def _call(p: Progress) -> None:
+        for cb in callbacks:
+            cb(p)
+    return _call
+
+
+def add_progress_args(parser) -> None:
+    """Options every long-running CLI command takes (training, evaluation)."""
+    parser.add_argument("--job-id", type=int, default=None,
+                        help="report progress to this training job in the database "
+                             "(set by the admin page)")
+    parser.add_argument("--quiet", action="store_true", help="no progress lines on stdout")
+
+
+def progress_from_args(args) -> ProgressCallback:
+    """stdout lines, plus database rows when ``--job-id`` is given.
+
+    The database side is ``core.db.jobs.progress_callback(job_id)``, imported only when needed.
+    """
+    callbacks: list[ProgressCallback] = [] if getattr(args, "quiet", False) else [print_progress]
+    job_id = getattr(args, "job_id", None)
+    if job_id is not None:
+        from core.db.jobs import progress_callback  # lazy: the CLI works without a database
+
+        callbacks.append(progress_callback(job_id))
+    return fanout(*callbacks) if callbacks else null_progress

@@ -1,7 +1,9 @@
 """Model registry: ``weights/<task>/<version>/`` holding ``model.weights.h5`` + ``model_card.json``.
 
-One *active* version per task, named in ``weights/<task>/ACTIVE`` and switched atomically
-(write a temporary file, then ``os.replace``). Weights are stored as a Keras weights file and
+One *active* version per task and slot, named in ``weights/<task>/ACTIVE`` (default slot) or
+``weights/<task>/ACTIVE.<slot>`` and switched atomically (write a temporary file, then
+``os.replace``). Slots let one task hold several active models, e.g. super-resolution keeps one
+per method and scale: slot ``"rrdb_psnr_x4"``, ``"esrgan_x4"``, ``"srcnn_x4"``. Weights are stored as a Keras weights file and
 loaded into the architecture rebuilt from the card, so weights trained on any Keras 3 backend
 load in the TensorFlow app.
 
@@ -28,7 +30,7 @@ from core.errors import ModelCardError, ModelNotFoundError
 
 __all__ = [
     "TASKS", "CARD_FILE", "WEIGHTS_FILE", "validate_card", "new_version_name", "save_version",
-    "list_versions", "load_card", "version_dir", "active_version", "activate", "load_model",
+    "list_versions", "load_card", "active_slots", "version_dir", "active_version", "activate", "load_model",
     "delete_version",
 ]
 
@@ -89,7 +91,7 @@ def version_dir(task: str, version: str, *, weights_dir: Path | str | None = Non
 
 
 def save_version(task: str, model, card: dict, *, version: str | None = None,
-                 activate: bool = False, weights_dir: Path | str | None = None,
+                 activate: bool = False, slot: str | None = None, weights_dir: Path | str | None = None,
                  extra_files: dict[str, Path] | None = None) -> Path:
     """Write weights + card into a new version folder (atomically: temp dir, then rename)."""
     version = version or card.get("version") or new_version_name()
@@ -111,18 +113,19 @@ def save_version(task: str, model, card: dict, *, version: str | None = None,
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     if activate:
-        globals()["activate"](task, version, weights_dir=weights_dir)
+        globals()["activate"](task, version, slot=slot, weights_dir=weights_dir)
     return final
 
 
-def load_card(task: str, version: str | None = None, *,
+def load_card(task: str, version: str | None = None, *, slot: str | None = None,
               weights_dir: Path | str | None = None) -> dict:
-    """The card of ``version`` (default: the active version)."""
+    """The card of ``version`` (default: the active version of ``slot``)."""
     _check_task(task)
-    version = version or active_version(task, weights_dir=weights_dir)
+    version = version or active_version(task, slot=slot, weights_dir=weights_dir)
     if version is None:
+        what = f"{task} model" + (f" for {slot}" if slot else "")
         raise ModelNotFoundError(
-            f"No active {task} model in {_root(weights_dir) / task}. "
+            f"No active {what} in {_root(weights_dir) / task}. "
             f"Train one (python -m core train {task} ...) or activate a version.")
     path = version_dir(task, version, weights_dir=weights_dir) / CARD_FILE
     if not path.is_file():
@@ -151,37 +154,58 @@ def list_versions(task: str, *, weights_dir: Path | str | None = None) -> list[d
     return sorted(cards, key=lambda c: c.get("created_at", ""), reverse=True)
 
 
-def active_version(task: str, *, weights_dir: Path | str | None = None) -> str | None:
+def _pointer_name(slot: str | None) -> str:
+    if slot is None:
+        return "ACTIVE"
+    _check_version(slot)
+    return f"ACTIVE.{slot}"
+
+
+def active_version(task: str, *, slot: str | None = None,
+                   weights_dir: Path | str | None = None) -> str | None:
     _check_task(task)
-    pointer = _root(weights_dir) / task / "ACTIVE"
+    pointer = _root(weights_dir) / task / _pointer_name(slot)
     if not pointer.is_file():
         return None
     name = pointer.read_text().strip()
     return name or None
 
 
-def activate(task: str, version: str, *, weights_dir: Path | str | None = None) -> None:
-    """Make ``version`` the active one; atomic, so readers never see a half-written pointer."""
+def activate(task: str, version: str, *, slot: str | None = None,
+             weights_dir: Path | str | None = None) -> None:
+    """Make ``version`` the active one of ``slot``; atomic, so readers never see a half-written
+    pointer."""
     load_card(task, version, weights_dir=weights_dir)  # validates that it exists and is sound
     folder = _root(weights_dir) / task
     fd, tmp = tempfile.mkstemp(prefix=".ACTIVE-", dir=folder)
     with os.fdopen(fd, "w") as fh:
         fh.write(version + "\n")
-    os.replace(tmp, folder / "ACTIVE")
+    os.replace(tmp, folder / _pointer_name(slot))
+
+
+def active_slots(task: str, *, weights_dir: Path | str | None = None) -> dict[str, str]:
+    """Every slot's active version: ``{"default" | slot: version}``."""
+    folder = _root(weights_dir) / task
+    out = {}
+    for p in sorted(folder.glob("ACTIVE*")) if folder.is_dir() else []:
+        slot = "default" if p.name == "ACTIVE" else p.name[len("ACTIVE."):]
+        if p.read_text().strip():
+            out[slot] = p.read_text().strip()
+    return out
 
 
 def delete_version(task: str, version: str, *, weights_dir: Path | str | None = None) -> None:
-    if active_version(task, weights_dir=weights_dir) == version:
+    if version in active_slots(task, weights_dir=weights_dir).values():
         raise ModelCardError(f"{task}/{version} is active; activate another version first.")
     shutil.rmtree(version_dir(task, version, weights_dir=weights_dir))
 
 
-def load_model(task: str, version: str | None = None, *,
+def load_model(task: str, version: str | None = None, *, slot: str | None = None,
                weights_dir: Path | str | None = None):
     """Rebuild the model from its card and load its weights. Returns ``(model, card)``."""
     from core.models import build_model
 
-    card = load_card(task, version, weights_dir=weights_dir)
+    card = load_card(task, version, slot=slot, weights_dir=weights_dir)
     folder = version_dir(task, card["version"], weights_dir=weights_dir)
     weights = folder / WEIGHTS_FILE
     if not weights.is_file():

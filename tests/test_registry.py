@@ -99,3 +99,20 @@ def test_unknown_architecture(tmp_weights):
 
     with pytest.raises(ModelCardError, match="Unknown architecture 'nope'"):
         build_model({"architecture": "nope", "network": {}})
+
+
+def test_slots_hold_separate_active_versions(tmp_weights, tiny_builder):
+    card = {"architecture": "tiny", "network": {"units": 3}, "scale": 4}
+    registry.save_version("sr", tiny_builder(3), dict(card, method="rrdb_psnr"), version="a",
+                          activate=True, slot="rrdb_psnr_x4")
+    registry.save_version("sr", tiny_builder(3), dict(card, method="srcnn"), version="b",
+                          activate=True, slot="srcnn_x4")
+    assert registry.active_version("sr", slot="rrdb_psnr_x4") == "a"
+    assert registry.active_version("sr", slot="srcnn_x4") == "b"
+    assert registry.active_version("sr") is None
+    assert registry.active_slots("sr") == {"rrdb_psnr_x4": "a", "srcnn_x4": "b"}
+    assert registry.load_card("sr", slot="srcnn_x4")["method"] == "srcnn"
+    with pytest.raises(ModelCardError, match="is active"):
+        registry.delete_version("sr", "a")
+    with pytest.raises(ModelNotFoundError, match="for esrgan_x4"):
+        registry.load_model("sr", slot="esrgan_x4")
