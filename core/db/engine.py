@@ -1,0 +1,88 @@
+"""Engines and sessions.
+
+SQLite (the default, ``core.config.database_url()``) gets, on every new connection: WAL journal
+(readers never block the writer, and the training process can write progress while pages read),
+``foreign_keys=ON`` (SQLite leaves them off by default) and a 30 s busy timeout. Any other
+SQLAlchemy URL (e.g. ``postgresql+psycopg://user:pw@host/medscan``) is used as is.
+"""
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+__all__ = ["get_engine", "session_scope", "dispose_engines", "BUSY_TIMEOUT_S"]
+
+BUSY_TIMEOUT_S = 30  # how long a writer waits for SQLite's write lock before "database is locked"
+
+_engines: dict[str, Engine] = {}
+_lock = threading.Lock()
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    cur = dbapi_connection.cursor()
+    try:
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_S * 1000}")
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")  # safe with WAL; fewer fsyncs
+    finally:
+        cur.close()
+
+
+def _create(url: str) -> Engine:
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        db = parsed.database
+        if db and db != ":memory:" and not db.startswith("file:"):
+            Path(db).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_S,
+                                                  "check_same_thread": False})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def get_engine(url: str | None = None) -> Engine:
+    """The engine for ``url`` (default: ``core.config.database_url()``), created once per URL."""
+    if url is None:
+        from core.config import database_url
+
+        url = database_url()
+    url = str(url)
+    with _lock:
+        engine = _engines.get(url)
+        if engine is None:
+            engine = _engines[url] = _create(url)
+        return engine
+
+
+def dispose_engines() -> None:
+    """Close every cached engine's connections (tests, process shutdown)."""
+    with _lock:
+        for engine in _engines.values():
+            engine.dispose()
+        _engines.clear()
+
+
+@contextmanager
+def session_scope(engine: Engine | None = None) -> Iterator[Session]:
+    """A session that commits on success and rolls back on error.
+
+    Objects are not expired on commit, but prefer the dataclass views the API functions return.
+    """
+    factory = sessionmaker(bind=engine or get_engine(), expire_on_commit=False)
+    session = factory()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()

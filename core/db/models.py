@@ -1,0 +1,259 @@
+"""ORM models (SQLAlchemy 2 typed declarative). Every change here needs an Alembic revision
+under ``core/db/migrations/versions``; ``tests/test_db_migrations.py`` fails otherwise.
+
+Times are stored as naive UTC and returned as timezone-aware UTC (:class:`UTCDateTime`).
+Nothing here holds PHI: scans are identified by the SHA-256 of their bytes, and their summary is
+the masked one produced by ``core.imaging``.
+"""
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (JSON, Boolean, CheckConstraint, DateTime, Float, ForeignKey, Integer,
+                        LargeBinary, MetaData, String, Text, UniqueConstraint)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+__all__ = ["Base", "UTCDateTime", "utcnow", "User", "Scan", "Prediction", "SRResult", "Rating",
+           "Study", "StudyItem", "StudyImage", "AuditLog", "TrainingJob", "JobProgress",
+           "ROLES", "JOB_KINDS", "JOB_STATUSES"]
+
+ROLES = ("radiologist", "admin")
+JOB_KINDS = ("classifier", "sr")
+JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
+
+# Deterministic constraint names, so later migrations (and SQLite batch mode) can refer to them.
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator):
+    """Aware UTC datetimes in Python, naive UTC in the database (same on SQLite and PostgreSQL)."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given; use an aware UTC datetime")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class User(Base):
+    __tablename__ = "users"
+    __table_args__ = (CheckConstraint("role IN ('radiologist', 'admin')", name="role"),
+                      CheckConstraint("failed_logins >= 0", name="failed_logins"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(32), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None]
+    last_login_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Scan(Base):
+    """One uploaded file, by content hash. ``summary`` is the masked (PHI-free) summary."""
+
+    __tablename__ = "scans"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    summary: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    source_format: Mapped[str] = mapped_column(String(16))
+    modality: Mapped[str | None] = mapped_column(String(16))
+    shape: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    uploaded_by: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Prediction(Base):
+    __tablename__ = "predictions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    scan_id: Mapped[int] = mapped_column(ForeignKey("scans.id", ondelete="CASCADE"), index=True)
+    model_version: Mapped[str] = mapped_column(String(64))
+    label: Mapped[str] = mapped_column(String(64))
+    probabilities: Mapped[dict[str, Any]] = mapped_column(JSON)
+    calibrated: Mapped[bool] = mapped_column(Boolean, default=False)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SRResult(Base):
+    __tablename__ = "sr_results"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    scan_id: Mapped[int] = mapped_column(ForeignKey("scans.id", ondelete="CASCADE"), index=True)
+    method: Mapped[str] = mapped_column(String(32))          # bicubic | rrdb_psnr | esrgan | ...
+    scale: Mapped[int] = mapped_column(Integer)
+    mode: Mapped[str] = mapped_column(String(32))            # e.g. "degrade" | "upscale"
+    model_version: Mapped[str | None] = mapped_column(String(64))
+    alpha: Mapped[float | None] = mapped_column(Float)       # network interpolation weight
+    psnr: Mapped[float | None] = mapped_column(Float)
+    ssim: Mapped[float | None] = mapped_column(Float)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Rating(Base):
+    """A reader's 1–5 scores for one view of one scan.
+
+    One row per (reader, scan, method, model_version, study), so a re-rating updates the reader's
+    own row. SQL unique keys treat NULLs as distinct, so the key is kept NULL-free:
+    ``model_version`` is ``""`` for views without a model (original, bicubic) and ``study_key``
+    is ``study_id or 0``. The API maps both back to ``None``.
+    """
+
+    __tablename__ = "ratings"
+    __table_args__ = (
+        CheckConstraint("image_quality BETWEEN 1 AND 5", name="image_quality"),
+        CheckConstraint("diagnostic_usefulness BETWEEN 1 AND 5", name="diagnostic_usefulness"),
+        UniqueConstraint("reader_id", "scan_id", "method", "model_version", "study_key"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    reader_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    scan_id: Mapped[int] = mapped_column(ForeignKey("scans.id", ondelete="CASCADE"), index=True)
+    method: Mapped[str] = mapped_column(String(32))   # original | gradcam | bicubic | esrgan ...
+    model_version: Mapped[str] = mapped_column(String(64), default="")
+    study_id: Mapped[int | None] = mapped_column(
+        ForeignKey("studies.id", ondelete="CASCADE"), index=True)
+    study_key: Mapped[int] = mapped_column(Integer, default=0)
+    image_quality: Mapped[int] = mapped_column(Integer)
+    diagnostic_usefulness: Mapped[int] = mapped_column(Integer)
+    comment: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Study(Base):
+    """A reader study: a fixed list of images each reader rates in their own shuffled order."""
+
+    __tablename__ = "studies"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(120), unique=True)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    blinded: Mapped[bool] = mapped_column(Boolean, default=True)
+    seed: Mapped[int] = mapped_column(Integer)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    items: Mapped[list[StudyItem]] = relationship(
+        back_populates="study", order_by="StudyItem.position", cascade="all, delete-orphan")
+
+
+class StudyImage(Base):
+    """The 8-bit PNG a reader sees for a study item (already processed, e.g. super-resolved).
+
+    Stored in the database (deduplicated by the PNG's SHA-256) so that a backup of the database
+    is a backup of the study, on SQLite and PostgreSQL alike.
+    """
+
+    __tablename__ = "study_images"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    png: Mapped[bytes] = mapped_column(LargeBinary)
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class StudyItem(Base):
+    __tablename__ = "study_items"
+    __table_args__ = (UniqueConstraint("study_id", "position"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"),
+                                          index=True)
+    scan_id: Mapped[int] = mapped_column(ForeignKey("scans.id", ondelete="CASCADE"))
+    method: Mapped[str] = mapped_column(String(32))
+    model_version: Mapped[str] = mapped_column(String(64), default="")
+    position: Mapped[int] = mapped_column(Integer)       # 0-based, creation order
+    image_id: Mapped[int | None] = mapped_column(ForeignKey("study_images.id"))
+
+    study: Mapped[Study] = relationship(back_populates="items")
+
+
+class AuditLog(Base):
+    """Who did what, when. ``detail`` never holds PHI (see ``core.db.audit.scrub``)."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"),
+                                                index=True)
+    action: Mapped[str] = mapped_column(String(32), index=True)
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class TrainingJob(Base):
+    __tablename__ = "training_jobs"
+    __table_args__ = (
+        CheckConstraint("kind IN ('classifier', 'sr')", name="kind"),
+        CheckConstraint("status IN ('queued', 'running', 'succeeded', 'failed', 'cancelled')",
+                        name="status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    args: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    status: Mapped[str] = mapped_column(String(16), default="queued", index=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    host: Mapped[str | None] = mapped_column(String(255))   # pid is only meaningful there
+    pid: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime | None]                      # last progress write (heartbeat)
+    progress: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    fraction: Mapped[float] = mapped_column(Float, default=0.0)
+    result_version: Mapped[str | None] = mapped_column(String(64))
+    error: Mapped[str | None] = mapped_column(Text)
+    log_path: Mapped[str | None] = mapped_column(String(1024))
+
+
+class JobProgress(Base):
+    """Progress history of a job (for the loss curve): one row per written report."""
+
+    __tablename__ = "job_progress"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("training_jobs.id", ondelete="CASCADE"),
+                                        index=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    phase: Mapped[str] = mapped_column(String(32))
+    epoch: Mapped[int] = mapped_column(Integer, default=0)
+    epochs: Mapped[int] = mapped_column(Integer, default=0)
+    step: Mapped[int] = mapped_column(Integer, default=0)
+    steps: Mapped[int] = mapped_column(Integer, default=0)
+    loss: Mapped[float | None] = mapped_column(Float)
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    fraction: Mapped[float] = mapped_column(Float, default=0.0)
