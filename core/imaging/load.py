@@ -1,0 +1,87 @@
+"""The single entry point: :func:`load_scan` (bytes or a path → :class:`Scan`)."""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from pathlib import Path
+
+from core.errors import ScanError
+from core.imaging.detect import sniff
+from core.imaging.scan import Scan
+from core.imaging.windowing import parse_window
+
+__all__ = ["load_scan", "MAX_FILE_BYTES"]
+
+log = logging.getLogger(__name__)
+
+#: Largest input accepted, in bytes (the pixel cap still applies to what it decodes to).
+MAX_FILE_BYTES = 2 * 1024 ** 3
+
+
+def _read_path(path: Path) -> bytes:
+    if not path.exists():
+        raise ScanError(f"File not found: {path.name}", code="not_found")
+    if not path.is_file():
+        raise ScanError(f"{path.name} is a folder, not a file: choose one scan (or a .zip).",
+                        code="not_a_file")
+    try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise ScanError(f"The file is too large ({size:,} bytes; the limit is "
+                            f"{MAX_FILE_BYTES:,}).", code="too_large")
+        return path.read_bytes()
+    except PermissionError:
+        raise ScanError(f"Permission denied reading {path.name}.", code="not_readable") from None
+    except OSError as err:
+        raise ScanError(f"{path.name} could not be read ({err.strerror or 'I/O error'}).",
+                        code="not_readable") from None
+
+
+def load_scan(data: bytes | str | os.PathLike[str], filename: str | None = None, *,
+              frame: int | None = None,
+              window: str | tuple[float, float] | None = None) -> Scan:
+    """Load a DICOM, PNG, JPEG or TIFF scan from bytes or a path.
+
+    The format is detected from the content, never the extension. ``frame`` picks a frame of a
+    multi-frame file (default: the middle one). ``window`` overrides the display window: a
+    name from :data:`WINDOW_PRESETS` (CT, HU), ``"min-max"``, ``"C,W"`` or ``(C, W)``; ``None``
+    uses the file's VOI LUT / window, else min–max (DICOM) or the bit-depth range (images).
+
+    Every failure is a :class:`core.errors.ScanError` with a ``code``; nothing else escapes.
+    """
+    if isinstance(data, (str, os.PathLike)):
+        path = Path(data)
+        raw = _read_path(path)
+        filename = filename or path.name
+    elif isinstance(data, (bytes, bytearray, memoryview)):
+        raw = bytes(data)
+    else:
+        raise ScanError(f"Expected file bytes or a path, got {type(data).__name__}.",
+                        code="invalid")
+    if not raw:
+        raise ScanError("The file is empty (0 bytes).", code="empty")
+    if len(raw) > MAX_FILE_BYTES:
+        raise ScanError(f"The file is too large ({len(raw):,} bytes).", code="too_large")
+    if frame is not None and (isinstance(frame, bool) or not isinstance(frame, int)):
+        raise ScanError(f"The frame number must be a whole number, got {frame!r}.",
+                        code="bad_frame")
+    spec = parse_window(window)
+    sha = hashlib.sha256(raw).hexdigest()
+    fmt = sniff(raw)
+    try:
+        if fmt == "dicom":
+            from core.imaging.dicom import load_dicom
+            return load_dicom(raw, frame=frame, window=spec, sha256=sha, filename=filename)
+        from core.imaging.raster import load_raster
+        return load_raster(raw, fmt, frame=frame, window=spec, sha256=sha, filename=filename)
+    except ScanError as err:
+        # Only the hash and the code: file names and metadata may contain PHI.
+        log.info("scan %s rejected: %s", sha[:12], err.code)
+        raise
+    except MemoryError:
+        raise ScanError("Not enough memory to open this image.", code="too_large") from None
+    except Exception as err:  # a library failed in a way we did not foresee
+        log.warning("scan %s: unexpected %s while decoding", sha[:12], type(err).__name__)
+        raise ScanError(f"This {fmt.upper()} file is damaged and could not be read.",
+                        code="corrupt_pixels") from err
