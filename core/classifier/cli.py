@@ -1,0 +1,201 @@
+"""Classifier commands: ``train classifier``, ``evaluate classifier``, ``predict``, ``gradcam``.
+
+Heavy imports (TensorFlow) happen inside the handlers so that ``--help`` stays fast.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from pathlib import Path
+
+from core.progress import add_progress_args, progress_from_args
+
+__all__ = ["register"]
+
+
+def register(cmds) -> None:
+    t = cmds.train.add_parser("classifier", help="train the scan classifier on an image folder",
+                              description="Train on DIR/<class>/*.png|jpg, calibrate, publish a "
+                                          "registry version with its model card.")
+    t.add_argument("--data", required=True, help="image folder, one subfolder per class")
+    t.add_argument("--arch", default="vgg16_bn", choices=["vgg16", "vgg16_bn", "cnn"])
+    t.add_argument("--input-size", type=int, default=96)
+    t.add_argument("--width", type=float, default=None,
+                   help="VGG filter multiplier in (0, 1] (default 1.0 for vgg16, 0.5 for vgg16_bn)")
+    t.add_argument("--dropout", type=float, default=0.5)
+    t.add_argument("--pretrained", default=None, metavar="imagenet|PATH",
+                   help="VGG16 no-top weights: 'imagenet' (Keras cache) or a file (vgg16 only)")
+    t.add_argument("--epochs", type=int, default=30)
+    t.add_argument("--frozen-epochs", type=int, default=3, help="pretrained: frozen-base epochs")
+    t.add_argument("--batch-size", type=int, default=32)
+    t.add_argument("--lr", type=float, default=1e-3)
+    t.add_argument("--lr-schedule", default="cosine", choices=["cosine", "plateau", "constant"])
+    t.add_argument("--warmup-epochs", type=int, default=1)
+    t.add_argument("--patience", type=int, default=6)
+    t.add_argument("--val-fraction", type=float, default=0.15)
+    t.add_argument("--seed", type=int, default=42)
+    t.add_argument("--max-minutes", type=float, default=None,
+                   help="stop after the epoch that would pass this wall-clock budget")
+    t.add_argument("--max-images", type=int, default=None, help="stratified subsample")
+    t.add_argument("--no-class-weights", action="store_true")
+    t.add_argument("--threads", type=int, default=None, help="intra-op CPU threads")
+    t.add_argument("--workers", type=int, default=1, help="augmentation threads")
+    t.add_argument("--run-dir", default=None, help="checkpoints (default runs/classifier/VERSION)")
+    t.add_argument("--resume", action="store_true", help="continue from RUN_DIR/last.keras")
+    t.add_argument("--version", default=None, help="registry version name (default: arch-date)")
+    t.add_argument("--activate", action="store_true", help="make the new version active")
+    t.add_argument("--no-publish", action="store_true", help="train only; no registry version")
+    add_progress_args(t)
+    t.set_defaults(func=_train)
+
+    e = cmds.evaluate.add_parser("classifier", help="accuracy, F1, ECE, confusion matrix")
+    e.add_argument("--data", required=True, help="image folder, one subfolder per class")
+    e.add_argument("--model", default=None, metavar="VERSION", help="default: the active version")
+    e.add_argument("--uncalibrated", action="store_true", help="ignore the card's temperature")
+    e.add_argument("--gradcam-mass", action="store_true",
+                   help="also report the mean Grad-CAM mass outside the head")
+    e.add_argument("--batch-size", type=int, default=32)
+    e.add_argument("--json", action="store_true", help="print one JSON object")
+    add_progress_args(e)
+    e.set_defaults(func=_evaluate)
+
+    p = cmds.sub.add_parser("predict", help="classify scans (calibrated confidence)")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("--model", default=None, metavar="VERSION")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_predict)
+
+    g = cmds.sub.add_parser("gradcam", help="Grad-CAM overlay of one scan")
+    g.add_argument("file", metavar="FILE")
+    g.add_argument("--out", required=True, metavar="OVERLAY.png")
+    g.add_argument("--class", dest="class_name", default=None, metavar="NAME",
+                   help="explain this class (default: the predicted one)")
+    g.add_argument("--method", default="gradcam", choices=["gradcam", "gradcam++"])
+    g.add_argument("--heatmap", default=None, metavar="MAP.npy",
+                   help="also save the raw map (float32, [0, 1], scan height × width)")
+    g.add_argument("--alpha", type=float, default=0.4, help="overlay opacity")
+    g.add_argument("--model", default=None, metavar="VERSION")
+    g.add_argument("--json", action="store_true")
+    g.set_defaults(func=_gradcam)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from core.classifier.train import TrainConfig, train
+
+    width = args.width if args.width is not None else (0.5 if args.arch == "vgg16_bn" else 1.0)
+    cfg = TrainConfig(
+        data=args.data, arch=args.arch, input_size=args.input_size, width=width,
+        dropout=args.dropout, pretrained=args.pretrained, epochs=args.epochs,
+        frozen_epochs=args.frozen_epochs, batch_size=args.batch_size, lr=args.lr,
+        lr_schedule=args.lr_schedule, warmup_epochs=args.warmup_epochs, patience=args.patience,
+        val_fraction=args.val_fraction, seed=args.seed, max_minutes=args.max_minutes,
+        max_images=args.max_images, class_weighting=not args.no_class_weights,
+        threads=args.threads, workers=args.workers, run_dir=args.run_dir, resume=args.resume,
+        version=args.version, activate=args.activate, publish=not args.no_publish,
+        command="python -m core " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
+    try:
+        result = train(cfg, progress_from_args(args))
+    except (ValueError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    val = result.card["metrics"]["validation"]
+    print(json.dumps({"version": result.version, "path": str(result.path) if result.path else None,
+                      "run_dir": str(result.run_dir), "validation": val,
+                      "temperature": result.card["calibration"]["temperature"]}))
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from core.classifier.evaluate import evaluate_folder
+    from core.classifier.inference import Classifier
+
+    clf = Classifier.load(args.model)
+    try:
+        report = evaluate_folder(clf, args.data, calibrated=not args.uncalibrated,
+                                 gradcam_mass=args.gradcam_mass, batch_size=args.batch_size,
+                                 progress=progress_from_args(args) if not args.json else None)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(report))
+    else:
+        print(f"model {clf.version}: accuracy {report['accuracy']:.4f}  macro-F1 "
+              f"{report['macro_f1']:.4f}  ECE {report['ece']:.4f} (uncalibrated "
+              f"{report['ece_uncalibrated']:.4f})  n={report['n']}")
+        for c, m in report["per_class"].items():
+            print(f"  {c:<12} P {m['precision']:.3f}  R {m['recall']:.3f}  F1 {m['f1']:.3f}  "
+                  f"n={m['support']}")
+        print("  confusion (rows true, cols predicted):", report["confusion_matrix"])
+        if "gradcam_outside_head" in report:
+            print(f"  Grad-CAM mass outside the head: {report['gradcam_outside_head']:.4f}")
+    return 0
+
+
+def _load_pixels(path: str):
+    """Pixels through the scan loader (every format it reads)."""
+    from core.imaging import load_scan
+
+    return load_scan(Path(path)).pixels
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from core.classifier.inference import Classifier
+    from core.errors import MedScanError
+
+    clf = Classifier.load(args.model)
+    out, status = [], 0
+    for f in args.files:
+        try:
+            pred = clf.predict(_load_pixels(f))
+        except MedScanError as err:
+            out.append({"file": f, "error": str(err)})
+            status = 2
+            continue
+        out.append({"file": f, "label": pred.label, "confidence": pred.confidence,
+                    "probabilities": pred.probabilities})
+    if args.json:
+        print(json.dumps(out, indent=None))
+    else:
+        for r in out:
+            if "error" in r:
+                print(f"{r['file']}: error: {r['error']}")
+            else:
+                print(f"{r['file']}: {r['label']} ({r['confidence']:.1%})")
+        if clf.notice:
+            print(f"note: model {clf.version} {clf.notice}")
+    return status
+
+
+def _gradcam(args: argparse.Namespace) -> int:
+    import cv2
+    import numpy as np
+
+    from core.classifier.gradcam import hot_region_bbox, overlay_heatmap
+    from core.classifier.inference import Classifier
+    from core.classifier.preprocess import to_gray_uint8
+
+    clf = Classifier.load(args.model)
+    pixels = _load_pixels(args.file)
+    pred, heatmap = clf.explain(pixels, args.class_name, method=args.method)
+    base = (np.clip(pixels, 0, 1) * 255 + 0.5).astype(np.uint8) if pixels.ndim == 3 \
+        else to_gray_uint8(pixels)
+    overlay = overlay_heatmap(base, heatmap, alpha=args.alpha)
+    box = hot_region_bbox(heatmap)
+    if box is not None:
+        cv2.rectangle(overlay, box[:2], (box[2] - 1, box[3] - 1), (0, 255, 0), 2)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(args.out), cv2.cvtColor(overlay, cv2.COLOR_RGB2BGR)):
+        print(f"error: could not write {args.out}", file=sys.stderr)
+        return 2
+    if args.heatmap:
+        np.save(args.heatmap, heatmap.astype(np.float32))
+    info = {"file": args.file, "label": pred.label, "confidence": pred.confidence,
+            "explained_class": args.class_name or pred.label, "method": args.method,
+            "bbox": list(box) if box else None, "overlay": args.out, "heatmap": args.heatmap}
+    print(json.dumps(info) if args.json else
+          f"{args.file}: {pred.label} ({pred.confidence:.1%}); Grad-CAM of "
+          f"{info['explained_class']} -> {args.out}" + (f", box {box}" if box else ""))
+    return 0

@@ -1,0 +1,178 @@
+"""Image-folder data sets (one subfolder per class) and a backend-agnostic input pipeline.
+
+Images are decoded once, head-cropped and resized (:mod:`core.classifier.preprocess`) and kept
+in memory as uint8; :class:`ImageFolderSequence` (a ``keras.utils.PyDataset``) augments each
+batch with OpenCV in worker threads while the model trains, so the same pipeline feeds
+TensorFlow, JAX or PyTorch back ends.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import keras
+import numpy as np
+
+from core.classifier.preprocess import crop_resize, head_bbox, normalise, to_gray_uint8
+
+__all__ = ["IMAGE_EXTENSIONS", "FolderData", "list_image_folder", "stratified_split",
+           "fingerprint", "load_images", "class_weights", "augment", "ImageFolderSequence"]
+
+IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"}
+
+
+@dataclass
+class FolderData:
+    classes: list[str]
+    files: list[Path]
+    labels: np.ndarray  # int, index into classes
+
+    def counts(self) -> dict[str, int]:
+        return {c: int((self.labels == i).sum()) for i, c in enumerate(self.classes)}
+
+
+def list_image_folder(root: str | Path, classes: Sequence[str] | None = None) -> FolderData:
+    """Files of ``root/<class>/*`` sorted by name; ``classes`` fixes the label order."""
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"Data folder {root} does not exist.")
+    found = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    classes = list(classes) if classes is not None else found
+    if len(classes) < 2:
+        raise ValueError(f"{root}: need at least two class subfolders, found {found}.")
+    files, labels = [], []
+    for i, c in enumerate(classes):
+        d = root / c
+        if not d.is_dir():
+            raise ValueError(f"{root}: class folder {c!r} is missing (model classes: {classes}).")
+        for f in sorted(d.iterdir()):
+            if f.suffix.lower() in IMAGE_EXTENSIONS and f.is_file():
+                files.append(f)
+                labels.append(i)
+    if not files:
+        raise ValueError(f"{root}: no images ({', '.join(sorted(IMAGE_EXTENSIONS))}).")
+    return FolderData(classes, files, np.asarray(labels, dtype=np.int64))
+
+
+def stratified_split(labels: np.ndarray, val_fraction: float, seed: int
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (train, val): ``val_fraction`` of each class, at least one per class."""
+    if not 0 < val_fraction < 1:
+        raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction!r}.")
+    rng = np.random.default_rng(seed)
+    train, val = [], []
+    for c in np.unique(labels):
+        idx = rng.permutation(np.flatnonzero(labels == c))
+        n_val = max(1, int(round(len(idx) * val_fraction)))
+        val.extend(idx[:n_val])
+        train.extend(idx[n_val:])
+    return np.sort(np.array(train, dtype=np.int64)), np.sort(np.array(val, dtype=np.int64))
+
+
+def fingerprint(data: FolderData) -> str:
+    """SHA-256 over relative paths, sizes and labels (cheap; identifies the training set)."""
+    h = hashlib.sha256()
+    for f, y in zip(data.files, data.labels):
+        h.update(f"{f.parent.name}/{f.name}:{f.stat().st_size}:{int(y)}\n".encode())
+    return "sha256:" + h.hexdigest()
+
+
+def _read_gray(path: Path) -> np.ndarray:
+    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if img is None:
+        raise ValueError(f"Could not read image {path}.")
+    if img.ndim == 3:
+        img = cv2.cvtColor(img[..., :3], cv2.COLOR_BGR2GRAY)
+    if img.dtype != np.uint8:
+        img = to_gray_uint8(img.astype(np.float64) / max(float(img.max()), 1.0))
+    return img
+
+
+def load_images(files: Sequence[Path], preprocessing: dict) -> np.ndarray:
+    """Decode, head-crop and resize: ``(N, S, S)`` uint8 (OpenCV fast path for training)."""
+    size = int(preprocessing["size"][0])
+    out = np.empty((len(files), size, size), np.uint8)
+    for i, f in enumerate(files):
+        gray = _read_gray(Path(f))
+        box = (head_bbox(gray, preprocessing.get("crop_margin", 0.02),
+                         preprocessing.get("mask_threshold", 0.5))
+               if preprocessing.get("head_crop", True) else None)
+        out[i] = crop_resize(gray, box, size)
+    return out
+
+
+def class_weights(labels: np.ndarray, num_classes: int) -> dict[int, float]:
+    """'Balanced' weights n / (k * n_c), as scikit-learn computes them."""
+    counts = np.bincount(labels, minlength=num_classes).astype(np.float64)
+    return {i: float(len(labels) / (num_classes * c)) if c else 0.0 for i, c in enumerate(counts)}
+
+
+def augment(img: np.ndarray, rng: np.random.Generator, *, max_rotate: float = 12.0,
+            zoom: tuple[float, float] = (0.9, 1.12), p_blur: float = 0.35) -> np.ndarray:
+    """One uint8 S×S crop -> augmented copy: horizontal flip, rotation, zoom, shift, contrast /
+    gamma, and blur or down-up scaling (so sharpness is no class cue: upscaled notumor images
+    are blurrier than the rest)."""
+    s = img.shape[0]
+    if rng.random() < 0.5:
+        img = img[:, ::-1]
+    angle = rng.uniform(-max_rotate, max_rotate)
+    scale = rng.uniform(*zoom)
+    m = cv2.getRotationMatrix2D((s / 2 - 0.5, s / 2 - 0.5), angle, scale)
+    m[:, 2] += rng.uniform(-0.05, 0.05, size=2) * s
+    img = cv2.warpAffine(np.ascontiguousarray(img), m, (s, s), flags=cv2.INTER_LINEAR,
+                         borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    r = rng.random()
+    if r < p_blur / 2:
+        img = cv2.GaussianBlur(img, (0, 0), sigmaX=rng.uniform(0.4, 1.2))
+    elif r < p_blur:
+        f = rng.uniform(0.45, 0.8)
+        small = cv2.resize(img, (max(8, int(s * f)),) * 2, interpolation=cv2.INTER_AREA)
+        img = cv2.resize(small, (s, s), interpolation=cv2.INTER_LINEAR)
+    x = img.astype(np.float32) / 255.0
+    x = np.power(x, rng.uniform(0.75, 1.33))                 # gamma
+    x = (x - x.mean()) * rng.uniform(0.8, 1.25) + x.mean()   # contrast
+    x = x * rng.uniform(0.9, 1.1)                            # brightness
+    return np.clip(x * 255.0, 0, 255)
+
+
+class ImageFolderSequence(keras.utils.PyDataset):
+    """Batches ``(x, one-hot y)`` from in-memory uint8 crops; shuffles and augments when
+    ``training``. Keras prefetches ``max_queue_size`` batches with ``workers`` threads."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray, num_classes: int, *,
+                 batch_size: int, normalise_mode: str, channels: int, training: bool,
+                 seed: int = 0, workers: int = 1, max_queue_size: int = 8) -> None:
+        super().__init__(workers=workers, use_multiprocessing=False, max_queue_size=max_queue_size)
+        self.images, self.labels = images, labels
+        self.num_classes, self.batch_size = num_classes, batch_size
+        self.normalise_mode, self.channels = normalise_mode, channels
+        self.training, self.seed = training, seed
+        self._epoch = 0
+        self._order = np.arange(len(images))
+        self._reshuffle()
+
+    def _reshuffle(self) -> None:
+        if self.training:
+            self._order = np.random.default_rng((self.seed, self._epoch)).permutation(len(self.images))
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.images) / self.batch_size)
+
+    def __getitem__(self, index: int):
+        idx = self._order[index * self.batch_size:(index + 1) * self.batch_size]
+        if self.training:
+            rng = np.random.default_rng((self.seed, self._epoch, index))
+            batch = np.stack([augment(self.images[i], rng) for i in idx])
+        else:
+            batch = self.images[idx]
+        x = normalise(batch, self.normalise_mode, self.channels)
+        y = np.eye(self.num_classes, dtype=np.float32)[self.labels[idx]]
+        return x, y
+
+    def on_epoch_end(self) -> None:
+        self._epoch += 1
+        self._reshuffle()

@@ -1,0 +1,89 @@
+"""Classification metrics as pure functions of integer labels and probability rows.
+
+Contracts: ``y_true`` / ``y_pred`` are int arrays of equal length N with values in
+``range(num_classes)``; ``probs`` is (N, K) with rows summing to 1.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["confusion_matrix", "per_class_report", "macro_f1", "accuracy",
+           "expected_calibration_error", "classification_report", "ECE_BINS"]
+
+ECE_BINS = 15  # Guo et al. 2017 use 15 equal-width confidence bins
+
+
+def _check(y_true, y_pred) -> tuple[np.ndarray, np.ndarray]:
+    y_true, y_pred = np.asarray(y_true, np.int64), np.asarray(y_pred, np.int64)
+    if y_true.shape != y_pred.shape or y_true.ndim != 1:
+        raise ValueError(f"y_true {y_true.shape} and y_pred {y_pred.shape} must be equal 1-D.")
+    return y_true, y_pred
+
+
+def confusion_matrix(y_true, y_pred, num_classes: int) -> np.ndarray:
+    """(K, K) counts; row = true class, column = predicted class."""
+    y_true, y_pred = _check(y_true, y_pred)
+    cm = np.zeros((num_classes, num_classes), np.int64)
+    np.add.at(cm, (y_true, y_pred), 1)
+    return cm
+
+
+def accuracy(y_true, y_pred) -> float:
+    y_true, y_pred = _check(y_true, y_pred)
+    return float((y_true == y_pred).mean()) if len(y_true) else 0.0
+
+
+def per_class_report(cm: np.ndarray, classes: list[str]) -> dict[str, dict[str, float]]:
+    """``{class: {precision, recall, f1, support}}``; 0 where undefined (no predictions)."""
+    out = {}
+    for i, c in enumerate(classes):
+        tp = cm[i, i]
+        pred, true = cm[:, i].sum(), cm[i, :].sum()
+        p = tp / pred if pred else 0.0
+        r = tp / true if true else 0.0
+        f = 2 * p * r / (p + r) if p + r else 0.0
+        out[c] = {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(true)}
+    return out
+
+
+def macro_f1(cm: np.ndarray) -> float:
+    k = cm.shape[0]
+    return float(np.mean([v["f1"] for v in per_class_report(cm, [str(i) for i in range(k)]).values()]))
+
+
+def expected_calibration_error(probs, y_true, n_bins: int = ECE_BINS) -> float:
+    """ECE (Naeini et al. 2015; Guo et al. 2017): sum over equal-width confidence bins of
+    |accuracy - mean confidence| weighted by the bin's share of samples. In [0, 1]."""
+    probs = np.asarray(probs, np.float64)
+    y_true = np.asarray(y_true, np.int64)
+    if probs.ndim != 2 or len(probs) != len(y_true):
+        raise ValueError(f"probs {probs.shape} must be (N, K) with N = len(y_true) {len(y_true)}.")
+    if not len(y_true):
+        return 0.0
+    conf = probs.max(1)
+    correct = (probs.argmax(1) == y_true).astype(np.float64)
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    bins = np.clip(np.digitize(conf, edges[1:-1], right=True), 0, n_bins - 1)
+    ece = 0.0
+    for b in range(n_bins):
+        sel = bins == b
+        if sel.any():
+            ece += sel.mean() * abs(correct[sel].mean() - conf[sel].mean())
+    return float(ece)
+
+
+def classification_report(probs, y_true, classes: list[str]) -> dict:
+    """The JSON the ``evaluate`` command prints: accuracy, macro_f1, ece, classes, per_class,
+    confusion_matrix (rows true, columns predicted), n."""
+    probs = np.asarray(probs)
+    y_pred = probs.argmax(1)
+    cm = confusion_matrix(y_true, y_pred, len(classes))
+    return {
+        "accuracy": accuracy(y_true, y_pred),
+        "macro_f1": macro_f1(cm),
+        "ece": expected_calibration_error(probs, y_true),
+        "classes": list(classes),
+        "per_class": per_class_report(cm, list(classes)),
+        "confusion_matrix": cm.tolist(),
+        "n": int(len(y_true)),
+    }

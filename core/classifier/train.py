@@ -1,0 +1,392 @@
+"""Training: image folder -> stratified split -> ``model.fit`` -> best checkpoint -> temperature
+-> registry version with a model card.
+
+Backend-agnostic (Keras 3 layers, ``model.fit``, a ``keras.utils.PyDataset`` input), so the same
+command trains under ``KERAS_BACKEND=jax`` on a GPU box and the weights load in the TensorFlow app.
+
+Per epoch the run folder (``runs/classifier/<version>/``) gets ``last.keras`` (model + optimizer,
+for ``--resume``), ``best.weights.h5`` (lowest validation loss) and ``state.json`` (history,
+best epoch). Early stopping restores the best weights; ``max_minutes`` stops after the epoch that
+would otherwise overrun the budget, and the run still calibrates and publishes.
+
+Pretrained start (``pretrained="imagenet"`` or a weights file, architecture ``vgg16``): phase
+"frozen" trains the head on a frozen base, phase "finetune" unfreezes blocks 4-5 at
+``lr * finetune_lr_factor``. Without one the model trains from scratch and the card says so.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from core.progress import Progress, ProgressCallback, null_progress
+
+__all__ = ["TrainConfig", "TrainResult", "train", "resolve_pretrained", "SCRATCH_NOTICE",
+           "IMAGENET_NOTOP_FILE"]
+
+SCRATCH_NOTICE = "trained from scratch, no ImageNet weights"
+IMAGENET_NOTOP_FILE = "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"
+_FINETUNE_BLOCKS = ("block4", "block5")
+TASK = "classifier"
+
+
+@dataclass
+class TrainConfig:
+    data: str
+    arch: str = "vgg16_bn"              # vgg16 | vgg16_bn | cnn
+    input_size: int = 96
+    width: float = 0.5                  # VGG filter multiplier (1.0 = the Keras application)
+    dropout: float = 0.5
+    pretrained: str | None = None       # None | "imagenet" | path of VGG16 no-top weights
+    epochs: int = 30
+    frozen_epochs: int = 3              # pretrained only: epochs with the base frozen
+    finetune_lr_factor: float = 0.1
+    batch_size: int = 32
+    lr: float = 1e-3
+    lr_schedule: str = "cosine"         # cosine (after warm-up) | plateau | constant
+    warmup_epochs: int = 1
+    min_lr: float = 1e-5
+    patience: int = 6                   # early stopping on validation loss
+    val_fraction: float = 0.15
+    seed: int = 42
+    max_minutes: float | None = None
+    max_images: int | None = None       # stratified subsample, for quick experiments
+    class_weighting: bool = True
+    label_smoothing: float = 0.0
+    bn_momentum: float = 0.9
+    threads: int | None = None          # intra-op threads (TensorFlow back end)
+    workers: int = 1                    # PyDataset augmentation threads
+    run_dir: str | None = None
+    resume: bool = False
+    version: str | None = None
+    activate: bool = False
+    publish: bool = True                # save a registry version at the end
+    weights_dir: str | None = None
+    command: str | None = None          # recorded in the card
+
+
+@dataclass
+class TrainResult:
+    version: str | None
+    path: Path | None
+    card: dict
+    run_dir: Path
+    history: list[dict] = field(default_factory=list)
+
+
+def resolve_pretrained(spec: str | None) -> tuple[str | None, str | None]:
+    """``(weights argument for the builder, notice)``. ``"imagenet"`` resolves to the Keras cache
+    file when present (never downloads during training); otherwise ``(None, notice)``."""
+    if spec is None:
+        return None, SCRATCH_NOTICE
+    if spec == "imagenet":
+        cache = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "models"
+        path = cache / IMAGENET_NOTOP_FILE
+        if path.is_file():
+            return str(path), None
+        return None, (f"{SCRATCH_NOTICE} (ImageNet weights requested but {path} is not cached; "
+                      "download them on a machine with network access or pass --pretrained PATH)")
+    if not Path(spec).is_file():
+        raise ValueError(f"--pretrained {spec!r}: no such weights file.")
+    return str(spec), None
+
+
+def _network(cfg: TrainConfig, num_classes: int) -> tuple[dict, dict, str]:
+    """(builder kwargs for the card, preprocessing dict, Grad-CAM layer)."""
+    from core.classifier.preprocess import preprocessing_config
+
+    n = int(cfg.input_size)
+    if cfg.arch == "cnn":
+        from core.models.simple_cnn import GRADCAM_LAYER
+
+        net = {"num_classes": num_classes, "input_shape": [n, n, 1], "dropout": cfg.dropout}
+        return net, preprocessing_config("unit", 1, n), GRADCAM_LAYER
+    from core.models.vgg16 import GRADCAM_LAYER, GRADCAM_LAYER_BN
+
+    net = {"num_classes": num_classes, "input_shape": [n, n, 3], "weights": None,
+           "width": cfg.width, "dropout": cfg.dropout}
+    if cfg.arch == "vgg16_bn":
+        net["bn_momentum"] = cfg.bn_momentum
+        return net, preprocessing_config("vgg16", 3, n), GRADCAM_LAYER_BN
+    if cfg.arch == "vgg16":
+        return net, preprocessing_config("vgg16", 3, n), GRADCAM_LAYER
+    raise ValueError(f"Unknown architecture {cfg.arch!r}; expected vgg16, vgg16_bn or cnn.")
+
+
+def _lr_at(cfg: TrainConfig, epoch: int, base_lr: float, start: int = 0, total: int | None = None
+           ) -> float:
+    """Per-epoch learning rate: linear warm-up then cosine decay to ``min_lr``."""
+    e = epoch - start
+    total = (total or cfg.epochs) - start
+    if cfg.lr_schedule == "constant":
+        return base_lr
+    if e < cfg.warmup_epochs:
+        return base_lr * (e + 1) / (cfg.warmup_epochs + 1)
+    span = max(total - cfg.warmup_epochs, 1)
+    t = min(max(e - cfg.warmup_epochs, 0) / span, 1.0)
+    return cfg.min_lr + 0.5 * (base_lr - cfg.min_lr) * (1 + math.cos(math.pi * t))
+
+
+def _epoch_state_callback(run_dir: Path, cfg: TrainConfig, state: dict, progress: ProgressCallback,
+                          t_start: float):
+    import keras
+
+    class EpochState(keras.callbacks.Callback):
+        """Checkpoints, best weights, early stopping and the wall-clock cap, resumable."""
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self._t0 = time.monotonic()
+
+        def on_epoch_end(self, epoch, logs=None):
+            logs = {k: float(v) for k, v in (logs or {}).items()}
+            try:
+                logs["lr"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+            except Exception:  # noqa: BLE001 - a schedule object: not needed for the record
+                pass
+            dt = time.monotonic() - self._t0
+            state["history"].append({"epoch": epoch + 1, "seconds": round(dt, 1), **logs})
+            state["epoch"] = epoch + 1
+            val = logs.get("val_loss", logs.get("loss"))
+            if val is not None and (state["best_val_loss"] is None or val < state["best_val_loss"]):
+                state["best_val_loss"], state["best_epoch"] = val, epoch + 1
+                self.model.save_weights(run_dir / "best.weights.h5")
+            self.model.save(run_dir / "last.keras")
+            stop = None
+            if state["best_epoch"] is not None and epoch + 1 - state["best_epoch"] >= cfg.patience:
+                stop = f"early stopping: no val_loss improvement for {cfg.patience} epochs"
+            elapsed = time.monotonic() - t_start
+            if cfg.max_minutes is not None and elapsed + dt > cfg.max_minutes * 60:
+                stop = (f"time cap: {elapsed / 60:.1f} min used, another epoch (~{dt / 60:.1f} min)"
+                        f" would pass --max-minutes {cfg.max_minutes:g}")
+            if stop:
+                state["stopped_reason"] = stop
+                self.model.stop_training = True
+                progress(Progress(task=TASK, phase="train", epoch=epoch + 1, epochs=cfg.epochs,
+                                  message=stop))
+            (run_dir / "state.json").write_text(json.dumps(state, indent=1))
+
+    return EpochState()
+
+
+def _set_threads(threads: int | None) -> None:
+    import keras
+
+    if threads and keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(min(2, threads))
+        except RuntimeError:  # runtime already initialised (e.g. inside tests)
+            pass
+
+
+def _logits(model, x_seq) -> np.ndarray:
+    import keras
+
+    sub = keras.Model(model.input, model.get_layer("logits").output)
+    return np.concatenate([np.asarray(keras.ops.convert_to_numpy(sub(x, training=False)),
+                                      np.float64) for x, _ in (x_seq[i] for i in range(len(x_seq)))])
+
+
+def train(cfg: TrainConfig, progress: ProgressCallback = null_progress) -> TrainResult:
+    """Train, calibrate and (``cfg.publish``) save a registry version. See the module doc."""
+    _set_threads(cfg.threads)
+    import keras
+
+    from core import registry
+    from core.classifier.calibration import fit_temperature, softmax
+    from core.classifier.data import (ImageFolderSequence, class_weights, fingerprint,
+                                      list_image_folder, load_images, stratified_split)
+    from core.classifier.metrics import classification_report
+    from core.config import REPO_ROOT
+    from core.device import configure_device, distribution_strategy
+    from core.keras_progress import KerasProgress
+    from core.models import get_builder
+
+    t_start = time.monotonic()
+    device = configure_device()
+    keras.utils.set_random_seed(cfg.seed)
+    version = cfg.version or registry.new_version_name(f"{cfg.arch}-")
+    run_dir = Path(cfg.run_dir) if cfg.run_dir else REPO_ROOT / "runs" / TASK / version
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+    data = list_image_folder(cfg.data)
+    idx_all = np.arange(len(data.files))
+    if cfg.max_images and cfg.max_images < len(idx_all):
+        idx_all, _ = stratified_split(data.labels, 1 - cfg.max_images / len(idx_all), cfg.seed + 1)
+    tr_rel, va_rel = stratified_split(data.labels[idx_all], cfg.val_fraction, cfg.seed)
+    tr_idx, va_idx = idx_all[tr_rel], idx_all[va_rel]
+    num_classes = len(data.classes)
+    network, prep, gradcam_layer = _network(cfg, num_classes)
+    progress(Progress(task=TASK, phase="load", message=(
+        f"{len(tr_idx)} training / {len(va_idx)} validation images, classes {data.classes}, "
+        f"{device.label}")))
+    images = load_images([data.files[i] for i in np.concatenate([tr_idx, va_idx])], prep)
+    x_tr, x_va = images[:len(tr_idx)], images[len(tr_idx):]
+    y_tr, y_va = data.labels[tr_idx], data.labels[va_idx]
+    norm, ch = prep["normalise"], prep["channels"]
+    train_seq = ImageFolderSequence(x_tr, y_tr, num_classes, batch_size=cfg.batch_size,
+                                    normalise_mode=norm, channels=ch, training=True,
+                                    seed=cfg.seed, workers=cfg.workers)
+    val_seq = ImageFolderSequence(x_va, y_va, num_classes, batch_size=cfg.batch_size,
+                                  normalise_mode=norm, channels=ch, training=False)
+
+    pretrained_weights, notice = (None, SCRATCH_NOTICE)
+    if cfg.arch == "vgg16" and cfg.pretrained:
+        if cfg.width != 1.0:
+            raise ValueError(f"--width {cfg.width:g} cannot use pretrained weights (width 1 only).")
+        pretrained_weights, notice = resolve_pretrained(cfg.pretrained)
+    elif cfg.pretrained:
+        notice = f"{SCRATCH_NOTICE} (--pretrained ignored: only architecture vgg16 has them)"
+    if notice:
+        progress(Progress(task=TASK, phase="load", message=f"NOTICE: {notice}"))
+    two_phase = pretrained_weights is not None
+
+    state_path = run_dir / "state.json"
+    state = {"epoch": 0, "best_val_loss": None, "best_epoch": None, "history": [],
+             "stopped_reason": None}
+    loss = keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing)
+    strategy = distribution_strategy()
+    scope = strategy.scope() if strategy is not None else _nullcontext()
+    with scope:
+        if cfg.resume and (run_dir / "last.keras").is_file() and state_path.is_file():
+            model = keras.saving.load_model(run_dir / "last.keras")
+            state = json.loads(state_path.read_text())
+            progress(Progress(task=TASK, phase="load",
+                              message=f"resuming {run_dir} after epoch {state['epoch']}"))
+        else:
+            if cfg.resume:
+                progress(Progress(task=TASK, phase="load",
+                                  message=f"nothing to resume in {run_dir}: starting afresh"))
+            model = get_builder(cfg.arch)(**dict(network, weights=pretrained_weights)
+                                          if cfg.arch != "cnn" else network)
+            model.compile(optimizer=keras.optimizers.Adam(cfg.lr), loss=loss,
+                          metrics=["accuracy"])
+    cw = class_weights(y_tr, num_classes) if cfg.class_weighting else None
+    common = dict(x=train_seq, validation_data=val_seq, class_weight=cw, verbose=0)
+    epoch_cb = _epoch_state_callback(run_dir, cfg, state, progress, t_start)
+
+    def callbacks(phase: str, offset: int, base_lr: float, start: int, total: int):
+        cbs = [epoch_cb, KerasProgress(progress, task=TASK, phase=phase, total_epochs=cfg.epochs,
+                                       epoch_offset=offset, steps_per_epoch=len(train_seq))]
+        if cfg.lr_schedule == "plateau":
+            cbs.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=2,
+                                                         min_lr=cfg.min_lr))
+        else:
+            cbs.append(keras.callbacks.LearningRateScheduler(
+                lambda e, _lr: _lr_at(cfg, e, base_lr, start, total)))
+        return cbs
+
+    if two_phase and state["epoch"] < cfg.frozen_epochs:
+        for layer in model.layers:
+            if layer.name.startswith("block"):
+                layer.trainable = False
+        model.compile(optimizer=keras.optimizers.Adam(cfg.lr), loss=loss, metrics=["accuracy"])
+        model.fit(epochs=cfg.frozen_epochs, initial_epoch=state["epoch"],
+                  callbacks=callbacks("frozen", 0, cfg.lr, 0, cfg.frozen_epochs), **common)
+    if two_phase and not model.stop_training:
+        for layer in model.layers:
+            layer.trainable = (not layer.name.startswith("block")
+                               or layer.name.startswith(_FINETUNE_BLOCKS))
+        ft_lr = cfg.lr * cfg.finetune_lr_factor
+        model.compile(optimizer=keras.optimizers.Adam(ft_lr), loss=loss, metrics=["accuracy"])
+        model.fit(epochs=cfg.epochs, initial_epoch=max(state["epoch"], cfg.frozen_epochs),
+                  callbacks=callbacks("finetune", 0, ft_lr, cfg.frozen_epochs, cfg.epochs),
+                  **common)
+    elif not two_phase and state["epoch"] < cfg.epochs:
+        model.fit(epochs=cfg.epochs, initial_epoch=state["epoch"],
+                  callbacks=callbacks("train", 0, cfg.lr, 0, cfg.epochs), **common)
+    if state["stopped_reason"] is None:
+        state["stopped_reason"] = f"completed {state['epoch']} epochs"
+    if (run_dir / "best.weights.h5").is_file():
+        model.load_weights(run_dir / "best.weights.h5")
+
+    progress(Progress(task=TASK, phase="calibrate", epoch=state["epoch"], epochs=cfg.epochs,
+                      message="fitting temperature on the validation split"))
+    logits = _logits(model, val_seq)
+    temperature = fit_temperature(logits, y_va)
+    before = classification_report(softmax(logits), y_va, data.classes)
+    after = classification_report(softmax(logits, temperature), y_va, data.classes)
+    minutes = (time.monotonic() - t_start) / 60
+    cfg_dict = {k: v for k, v in dataclasses.asdict(cfg).items()
+                if k not in ("command", "weights_dir", "publish")}
+    card = {
+        "task": TASK, "version": version,
+        "architecture": cfg.arch,
+        "network": network,
+        "classes": data.classes,
+        "input_size": int(cfg.input_size),
+        "preprocessing": prep,
+        "gradcam_layer": gradcam_layer,
+        "calibration": {"temperature": temperature, "method": "temperature scaling "
+                        "(Guo et al. 2017), NLL on the validation split", "n": int(len(y_va))},
+        "pretrained": bool(two_phase),
+        "pretrained_source": (cfg.pretrained if two_phase else None),
+        "notice": notice,
+        "description": _describe(cfg, two_phase),
+        "data": {"path": str(Path(cfg.data).resolve()), "fingerprint": fingerprint(data),
+                 "counts": data.counts(),
+                 "train_counts": {c: int((y_tr == i).sum()) for i, c in enumerate(data.classes)},
+                 "val_counts": {c: int((y_va == i).sum()) for i, c in enumerate(data.classes)},
+                 "split": {"val_fraction": cfg.val_fraction, "seed": cfg.seed,
+                           "stratified_by": "class, by file"}},
+        "training": {"config": cfg_dict, "command": cfg.command, "device": device.label,
+                     "epochs_run": state["epoch"], "best_epoch": state["best_epoch"],
+                     "stopped_reason": state["stopped_reason"], "minutes": round(minutes, 1),
+                     "history": state["history"],
+                     "class_weights": cw, "run_dir": str(run_dir)},
+        "metrics": {"validation": {
+            "accuracy": after["accuracy"], "macro_f1": after["macro_f1"],
+            "ece_uncalibrated": before["ece"], "ece_calibrated": after["ece"],
+            "n": after["n"], "note": "validation split of the training folder (near duplicates "
+                                     "may remain across it: expect test to be lower)"}},
+        "caveats": _caveats(notice),
+        "credits": ["Brain Tumor MRI Dataset, compiled by Masoud Nickparvar (Kaggle, CC0 1.0)",
+                    "Cheng J. et al., PLoS ONE 10(10), 2015 (figshare brain tumor dataset, "
+                    "CC BY 4.0)"],
+    }
+    (run_dir / "card_draft.json").write_text(json.dumps(card, indent=2))
+    path = None
+    if cfg.publish:
+        path = registry.save_version(TASK, model, card, version=version, activate=cfg.activate,
+                                     weights_dir=cfg.weights_dir)
+    progress(Progress(task=TASK, phase="done", epoch=state["epoch"], epochs=cfg.epochs,
+                      metrics={"val_accuracy": after["accuracy"], "val_macro_f1": after["macro_f1"],
+                               "temperature": temperature},
+                      message=f"saved {path}" if path else "not published"))
+    return TrainResult(version if path else None, path, card, run_dir, state["history"])
+
+
+def _describe(cfg: TrainConfig, pretrained: bool) -> str:
+    if cfg.arch == "cnn":
+        return f"sequential CNN baseline, {cfg.input_size}² grayscale input, trained from scratch"
+    bn = "batch-normalised VGG16 (vgg16_bn layout)" if cfg.arch == "vgg16_bn" else "VGG16"
+    start = "fine-tuned from ImageNet weights" if pretrained else "trained from scratch"
+    return f"{bn}, width multiplier {cfg.width:g}, {cfg.input_size}² input, {start}"
+
+
+def _caveats(notice: str | None) -> list[str]:
+    out = ["Research prototype, not a medical device: not validated for clinical use.",
+           "Trained on one public data set of 2-D brain MRI slices (4 classes); other anatomy, "
+           "sequences or scanners are out of distribution.",
+           "notumor training images mostly come from other, smaller sources than the tumour "
+           "classes (padding bars, upscaling blur); mitigated by head cropping and blur "
+           "augmentation, check Grad-CAM."]
+    if notice:
+        out.insert(0, notice)
+    return out
+
+
+class _nullcontext:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
