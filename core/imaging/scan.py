@@ -49,6 +49,14 @@ class Scan:
     filename: str | None = None
     _display: Display | None = field(default=None, repr=False)
 
+    def __repr__(self) -> str:
+        # Short and PHI-free: no file name (it may hold a patient's name), no metadata.
+        window = f"C {self.window[0]:g}/W {self.window[1]:g}" if self.window else "-"
+        return (f"Scan({self.source_format}, {self.modality or '-'}, "
+                f"{'×'.join(map(str, self.pixels.shape))}, frame {self.frame_index} of "
+                f"{self.n_frames}, window {window} ({self.window_source}), "
+                f"sha256 {self.sha256[:12]})")
+
     @property
     def shape(self) -> tuple[int, ...]:
         return tuple(self.pixels.shape)
