@@ -1,0 +1,68 @@
+"""Audit log: who did what, when. Details are scrubbed of anything that looks like PHI.
+
+Actions used by the app: ``login_ok``, ``login_failed``, ``login_locked``, ``logout``, ``upload``,
+``predict``, ``super_resolve``, ``rate``, ``study_create``, ``train_start``, ``train_cancel``,
+``model_activate``, ``user_add``, ``user_update``. ``core.db`` functions write their own rows
+(login, upload, predict, rate, user_add, train_start...); pages add ``logout`` and
+``model_activate``.
+"""
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core.db.models import AuditLog, User
+from core.db.views import AuditView
+
+__all__ = ["audit", "recent_audit", "scrub", "MASK"]
+
+MASK = "<masked>"
+_MAX_STR = 200
+# Keys whose values may identify a patient (DICOM (0010,xxxx) and friends) or leak a file name.
+_PHI_KEY = re.compile(
+    r"patient|birth|accession|address|phone|physician|institution|operator|"
+    r"^(name|filename|file_name|path|filepath|file|uid|studyinstanceuid|seriesinstanceuid|"
+    r"sopinstanceuid|other_patient_ids|issuer)$|instanceuid", re.IGNORECASE)
+
+
+def scrub(value: Any, *, _depth: int = 0) -> Any:
+    """A JSON-safe copy of ``value`` with PHI-like keys masked and long strings truncated."""
+    if _depth > 6:
+        return MASK
+    if isinstance(value, dict):
+        return {str(k): (MASK if _PHI_KEY.search(str(k).replace(" ", "")) and v not in (None, "")
+                         else scrub(v, _depth=_depth + 1))
+                for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [scrub(v, _depth=_depth + 1) for v in value]
+    if isinstance(value, bool) or value is None or isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    text = str(value)
+    return text if len(text) <= _MAX_STR else text[:_MAX_STR] + "…"
+
+
+def audit(session: Session, user_id: int | None, action: str, **detail: Any) -> None:
+    """Add one audit row (committed with the session). ``detail`` is scrubbed of PHI."""
+    if not re.fullmatch(r"[a-z][a-z0-9_]{1,31}", action):
+        raise ValueError(f"audit action must be a short snake_case word, got {action!r}")
+    session.add(AuditLog(user_id=user_id, action=action, detail=scrub(detail)))
+
+
+def recent_audit(session: Session, limit: int = 100, *, user_id: int | None = None,
+                 action: str | None = None) -> list[AuditView]:
+    """Newest first (admin page)."""
+    session.flush()
+    q = (select(AuditLog, User.username).outerjoin(User, User.id == AuditLog.user_id)
+         .order_by(AuditLog.id.desc()).limit(limit))
+    if user_id is not None:
+        q = q.where(AuditLog.user_id == user_id)
+    if action is not None:
+        q = q.where(AuditLog.action == action)
+    return [AuditView(id=a.id, at=a.at, user_id=a.user_id, username=name, action=a.action,
+                      detail=dict(a.detail or {})) for a, name in session.execute(q)]

@@ -1,0 +1,242 @@
+"""Accounts: argon2id password hashes, login throttling, roles. No default password anywhere.
+
+Passwords are hashed with argon2-cffi's ``PasswordHasher`` (argon2id, RFC 9106 parameters) and
+re-hashed on the next successful login when those parameters change. After
+``MAX_FAILURES`` consecutive failed logins an account is locked for 1, 2, 4 … minutes (capped
+at ``MAX_LOCK_MINUTES``); an admin can unlock it. Unknown usernames cost the same as known ones
+(a dummy hash is verified).
+"""
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from core.db.audit import audit
+from core.db.errors import (AuthError, LockedOut, NotFound, PermissionDenied, PolicyError,
+                            SetupDone, UserExists)
+from core.db.models import ROLES, User, utcnow
+from core.db.views import UserView
+
+__all__ = ["AuthError", "LockedOut", "PolicyError", "UserExists", "PermissionDenied",
+           "SetupDone", "ROLES", "MIN_PASSWORD_LENGTH", "MAX_FAILURES", "normalize_username",
+           "check_password_policy", "create_user", "authenticate", "needs_first_admin",
+           "create_first_admin", "require_role", "get_user", "list_users", "set_password",
+           "set_active", "set_role", "unlock_user", "to_view"]
+
+MIN_PASSWORD_LENGTH = 10
+MAX_PASSWORD_LENGTH = 1024          # argon2 handles more; this bounds the work per attempt
+MAX_FAILURES = 5                    # failed logins before the first lock
+MAX_LOCK_MINUTES = 60
+_USERNAME = re.compile(r"[a-z0-9][a-z0-9._-]{1,31}")
+
+_hasher = PasswordHasher()
+_dummy_hash: str | None = None
+
+
+def _dummy() -> str:
+    global _dummy_hash
+    if _dummy_hash is None:
+        _dummy_hash = _hasher.hash("not-a-real-password-just-for-timing")
+    return _dummy_hash
+
+
+def to_view(user: User) -> UserView:
+    return UserView(id=user.id, username=user.username, role=user.role, active=user.active,
+                    created_at=user.created_at, last_login_at=user.last_login_at,
+                    locked_until=user.locked_until)
+
+
+def normalize_username(username: str) -> str:
+    """Strip and lower-case; 2–32 characters of a–z, 0–9, ``.``, ``_``, ``-``."""
+    name = (username or "").strip().lower()
+    if not _USERNAME.fullmatch(name):
+        raise PolicyError("Username must be 2–32 characters: letters, digits, '.', '_' or '-', "
+                          "starting with a letter or digit.")
+    return name
+
+
+def check_password_policy(password: str, username: str) -> None:
+    """Raise :class:`PolicyError` naming the rule a password breaks."""
+    if not isinstance(password, str) or len(password) < MIN_PASSWORD_LENGTH:
+        raise PolicyError(f"Password must be at least {MIN_PASSWORD_LENGTH} characters long.")
+    if len(password) > MAX_PASSWORD_LENGTH:
+        raise PolicyError(f"Password must be at most {MAX_PASSWORD_LENGTH} characters long.")
+    if password.strip().lower() == username.strip().lower():
+        raise PolicyError("Password must not be the username.")
+    if len(set(password)) < 4:
+        raise PolicyError("Password is too repetitive; use at least 4 different characters.")
+
+
+def _check_role(role: str) -> str:
+    if role not in ROLES:
+        raise PolicyError(f"Role must be one of {', '.join(ROLES)}; got {role!r}.")
+    return role
+
+
+def _find(session: Session, username: str) -> User | None:
+    try:
+        name = normalize_username(username)
+    except PolicyError:
+        return None
+    return session.scalar(select(User).where(User.username == name))
+
+
+def _require(session: Session, username: str) -> User:
+    user = _find(session, username)
+    if user is None:
+        raise NotFound(f"No user named {username.strip().lower()!r}.")
+    return user
+
+
+def create_user(session: Session, username: str, password: str, role: str = "radiologist",
+                *, by_user_id: int | None = None) -> UserView:
+    """Add an active user. Raises :class:`PolicyError` or :class:`UserExists`."""
+    name = normalize_username(username)
+    _check_role(role)
+    check_password_policy(password, name)
+    if session.scalar(select(User.id).where(User.username == name)) is not None:
+        raise UserExists(f"A user named {name!r} already exists.")
+    user = User(username=name, role=role, password_hash=_hasher.hash(password), active=True,
+                failed_logins=0)
+    session.add(user)
+    session.flush()
+    audit(session, by_user_id if by_user_id is not None else user.id, "user_add",
+          username=name, role=role)
+    return to_view(user)
+
+
+def needs_first_admin(session: Session) -> bool:
+    """True while the database has no users at all (show the first-admin form)."""
+    return not session.scalar(select(func.count()).select_from(User))
+
+
+def create_first_admin(session: Session, username: str, password: str) -> UserView:
+    """Create the first (admin) user; raises :class:`SetupDone` once any user exists."""
+    if not needs_first_admin(session):
+        raise SetupDone("The first admin already exists; ask an admin for an account.")
+    view = create_user(session, username, password, "admin")
+    if session.scalar(select(func.count()).select_from(User)) != 1:  # lost a race
+        raise SetupDone("The first admin already exists; ask an admin for an account.")
+    return view
+
+
+def _lock_minutes(failures: int) -> int:
+    return min(2 ** max(failures - MAX_FAILURES, 0), MAX_LOCK_MINUTES)
+
+
+def authenticate(session: Session, username: str, password: str, *,
+                 now: datetime | None = None) -> UserView | None:
+    """The user when ``password`` is right and the account active, else ``None``.
+
+    Raises :class:`LockedOut` while the account is locked (the audit row is committed first).
+    ``now`` (aware UTC) is for tests.
+    """
+    now = now or utcnow()
+    user = _find(session, username)
+    if user is None or not user.active:
+        try:
+            _hasher.verify(_dummy(), password or "")
+        except VerificationError:
+            pass
+        audit(session, user.id if user else None, "login_failed",
+              reason="inactive" if user else "unknown_user")
+        return None
+    if user.locked_until is not None and now < user.locked_until:
+        audit(session, user.id, "login_locked")
+        session.commit()
+        raise LockedOut(user.locked_until)
+    try:
+        _hasher.verify(user.password_hash, password or "")
+    except (VerifyMismatchError, InvalidHashError, VerificationError):
+        user.failed_logins += 1
+        if user.failed_logins >= MAX_FAILURES:
+            user.locked_until = now + timedelta(minutes=_lock_minutes(user.failed_logins))
+        audit(session, user.id, "login_failed", reason="password",
+              failures=user.failed_logins)
+        return None
+    if _hasher.check_needs_rehash(user.password_hash):
+        user.password_hash = _hasher.hash(password)
+    user.failed_logins = 0
+    user.locked_until = None
+    user.last_login_at = now
+    audit(session, user.id, "login_ok")
+    session.flush()
+    return to_view(user)
+
+
+def require_role(user: UserView | User | None, *roles: str) -> None:
+    """Raise :class:`PermissionDenied` unless ``user`` is active and has one of ``roles``.
+
+    Admins pass every check (they can do everything a radiologist can).
+    """
+    if user is None or not user.active:
+        raise PermissionDenied("Please log in.")
+    if user.role != "admin" and user.role not in roles:
+        raise PermissionDenied(f"This needs the {' or '.join(roles)} role.")
+
+
+def get_user(session: Session, user_id: int) -> UserView | None:
+    user = session.get(User, user_id)
+    return None if user is None else to_view(user)
+
+
+def list_users(session: Session) -> list[UserView]:
+    return [to_view(u) for u in session.scalars(select(User).order_by(User.username))]
+
+
+def set_password(session: Session, username: str, password: str, *,
+                 by_user_id: int | None = None) -> UserView:
+    """New password (policy checked); also clears a lock."""
+    user = _require(session, username)
+    check_password_policy(password, user.username)
+    user.password_hash = _hasher.hash(password)
+    user.failed_logins, user.locked_until = 0, None
+    audit(session, by_user_id, "user_update", username=user.username, change="password")
+    session.flush()
+    return to_view(user)
+
+
+def set_active(session: Session, username: str, active: bool, *,
+               by_user_id: int | None = None) -> UserView:
+    """Deactivate (can no longer log in; ratings are kept) or reactivate a user.
+
+    Refuses to deactivate the last active admin.
+    """
+    user = _require(session, username)
+    if not active and user.role == "admin" and user.active and _active_admins(session) <= 1:
+        raise AuthError("Cannot deactivate the last active admin.")
+    user.active = active
+    audit(session, by_user_id, "user_update", username=user.username,
+          change="activate" if active else "deactivate")
+    session.flush()
+    return to_view(user)
+
+
+def set_role(session: Session, username: str, role: str, *,
+             by_user_id: int | None = None) -> UserView:
+    user = _require(session, username)
+    _check_role(role)
+    if user.role == "admin" and role != "admin" and user.active and _active_admins(session) <= 1:
+        raise AuthError("Cannot demote the last active admin.")
+    user.role = role
+    audit(session, by_user_id, "user_update", username=user.username, change="role", role=role)
+    session.flush()
+    return to_view(user)
+
+
+def unlock_user(session: Session, username: str, *, by_user_id: int | None = None) -> UserView:
+    user = _require(session, username)
+    user.failed_logins, user.locked_until = 0, None
+    audit(session, by_user_id, "user_update", username=user.username, change="unlock")
+    session.flush()
+    return to_view(user)
+
+
+def _active_admins(session: Session) -> int:
+    return session.scalar(select(func.count()).select_from(User)
+                          .where(User.role == "admin", User.active.is_(True))) or 0

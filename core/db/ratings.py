@@ -1,0 +1,160 @@
+"""Reader ratings (1–5 image quality and diagnostic usefulness) of one view of a scan.
+
+Readers only ever get their own rows back (``my_ratings``, ``get_my_rating``); all readers' rows
+leave only through the admin functions ``export_ratings`` / ``export_ratings_csv`` /
+``rating_summary`` (the page must gate them with ``require_role(user, "admin")``). Scans are
+identified by hash only.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import re
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from core.db.audit import audit
+from core.db.errors import RatingError
+from core.db.models import Rating, Scan, Study, User, utcnow
+from core.db.records import _scan, check_sha256
+from core.db.views import RatingView
+
+__all__ = ["METHODS", "save_rating", "my_ratings", "get_my_rating", "export_ratings",
+           "export_ratings_csv", "write_ratings_csv", "rating_summary", "EXPORT_COLUMNS"]
+
+# Views the app shows; other lower-case names (new SR methods) are accepted too.
+METHODS = ("original", "gradcam", "bicubic", "rrdb_psnr", "esrgan")
+_METHOD = re.compile(r"[a-z][a-z0-9_.-]{0,31}")
+MAX_COMMENT = 2000
+EXPORT_COLUMNS = ("rating_id", "reader", "scan_sha256", "method", "model_version", "study_id",
+                  "study", "image_quality", "diagnostic_usefulness", "comment", "created_at",
+                  "updated_at")
+
+
+def _score(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 5:
+        raise RatingError(f"{name.replace('_', ' ')} must be a whole number from 1 to 5; "
+                          f"got {value!r}.")
+    return value
+
+
+def _method(method: str) -> str:
+    if not isinstance(method, str) or not _METHOD.fullmatch(method):
+        raise RatingError(f"Invalid view/method name {method!r}.")
+    return method
+
+
+def _view(r: Rating, sha: str) -> RatingView:
+    return RatingView(id=r.id, reader_id=r.reader_id, scan_sha256=sha, method=r.method,
+                      model_version=r.model_version or None, study_id=r.study_id,
+                      image_quality=r.image_quality,
+                      diagnostic_usefulness=r.diagnostic_usefulness, comment=r.comment,
+                      created_at=r.created_at, updated_at=r.updated_at)
+
+
+def _key_filter(reader_id: int, scan_id: int, method: str, model_version: str | None,
+                study_id: int | None):
+    return (Rating.reader_id == reader_id, Rating.scan_id == scan_id, Rating.method == method,
+            Rating.model_version == (model_version or ""), Rating.study_key == (study_id or 0))
+
+
+def save_rating(session: Session, *, reader_id: int, scan_sha256: str, method: str,
+                model_version: str | None, image_quality: int, diagnostic_usefulness: int,
+                comment: str | None = None, study_id: int | None = None) -> RatingView:
+    """Insert the reader's rating of this view, or update their earlier one (upsert)."""
+    iq = _score("image_quality", image_quality)
+    du = _score("diagnostic_usefulness", diagnostic_usefulness)
+    method = _method(method)
+    comment = (comment or "").strip()[:MAX_COMMENT] or None
+    scan = _scan(session, scan_sha256)
+    row = session.scalar(select(Rating).where(
+        *_key_filter(reader_id, scan.id, method, model_version, study_id)))
+    if row is None:
+        row = Rating(reader_id=reader_id, scan_id=scan.id, method=method,
+                     model_version=model_version or "", study_id=study_id,
+                     study_key=study_id or 0, image_quality=iq, diagnostic_usefulness=du,
+                     comment=comment)
+        session.add(row)
+    else:
+        row.image_quality, row.diagnostic_usefulness, row.comment = iq, du, comment
+        row.updated_at = utcnow()
+    session.flush()
+    audit(session, reader_id, "rate", scan=scan.sha256, method=method,
+          model_version=model_version, study_id=study_id)
+    return _view(row, scan.sha256)
+
+
+def get_my_rating(session: Session, *, reader_id: int, scan_sha256: str, method: str,
+                  model_version: str | None = None,
+                  study_id: int | None = None) -> RatingView | None:
+    """This reader's rating of this view, if any (to pre-fill the sliders)."""
+    sha = check_sha256(scan_sha256)
+    scan_id = session.scalar(select(Scan.id).where(Scan.sha256 == sha))
+    if scan_id is None:
+        return None
+    row = session.scalar(select(Rating).where(
+        *_key_filter(reader_id, scan_id, method, model_version, study_id)))
+    return None if row is None else _view(row, sha)
+
+
+def my_ratings(session: Session, reader_id: int) -> list[RatingView]:
+    """All of this reader's ratings, newest first. Never other readers' rows."""
+    rows = session.execute(select(Rating, Scan.sha256).join(Scan, Scan.id == Rating.scan_id)
+                           .where(Rating.reader_id == reader_id)
+                           .order_by(Rating.updated_at.desc(), Rating.id.desc()))
+    return [_view(r, sha) for r, sha in rows]
+
+
+def export_ratings(session: Session) -> list[dict[str, Any]]:
+    """Admin only: every rating as a flat dict (``EXPORT_COLUMNS``), times in ISO 8601 UTC."""
+    rows = session.execute(
+        select(Rating, Scan.sha256, User.username, Study.name)
+        .join(Scan, Scan.id == Rating.scan_id).join(User, User.id == Rating.reader_id)
+        .outerjoin(Study, Study.id == Rating.study_id).order_by(Rating.id))
+    return [{"rating_id": r.id, "reader": reader, "scan_sha256": sha, "method": r.method,
+             "model_version": r.model_version or None, "study_id": r.study_id,
+             "study": study, "image_quality": r.image_quality,
+             "diagnostic_usefulness": r.diagnostic_usefulness, "comment": r.comment,
+             "created_at": r.created_at.isoformat(), "updated_at": r.updated_at.isoformat()}
+            for r, sha, reader, study in rows]
+
+
+def _cell(value: Any) -> Any:
+    # Spreadsheet formula injection: a comment starting with = + - @ would run as a formula.
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return "" if value is None else value
+
+
+def write_ratings_csv(rows: list[dict[str, Any]], out: Path | str | io.TextIOBase) -> None:
+    if isinstance(out, str | Path):
+        with open(out, "w", newline="", encoding="utf-8") as fh:
+            write_ratings_csv(rows, fh)
+        return
+    writer = csv.DictWriter(out, fieldnames=list(EXPORT_COLUMNS))
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: _cell(row.get(k)) for k in EXPORT_COLUMNS})
+
+
+def export_ratings_csv(session: Session) -> str:
+    """Admin only: ``export_ratings`` as CSV text (for a download button)."""
+    buf = io.StringIO()
+    write_ratings_csv(export_ratings(session), buf)
+    return buf.getvalue()
+
+
+def rating_summary(session: Session) -> list[dict[str, Any]]:
+    """Admin only: per (method, model_version): number of ratings and readers, mean scores."""
+    q = (select(Rating.method, Rating.model_version, func.count(Rating.id),
+                func.count(func.distinct(Rating.reader_id)), func.avg(Rating.image_quality),
+                func.avg(Rating.diagnostic_usefulness))
+         .group_by(Rating.method, Rating.model_version)
+         .order_by(Rating.method, Rating.model_version))
+    return [{"method": m, "model_version": v or None, "n_ratings": n, "n_readers": readers,
+             "mean_image_quality": round(float(iq), 3),
+             "mean_diagnostic_usefulness": round(float(du), 3)}
+            for m, v, n, readers, iq, du in session.execute(q)]

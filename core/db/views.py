@@ -1,0 +1,177 @@
+"""Frozen dataclass views returned by the ``core.db`` API: plain values, safe after the session
+closes (no lazy loading, no ``DetachedInstanceError``) and cheap to cache in a page."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+__all__ = ["UserView", "ScanView", "PredictionView", "SRResultView", "RatingView",
+           "StudyView", "StudyItemView", "StudyProgress", "AuditView", "JobView",
+           "ProgressPoint"]
+
+
+@dataclass(frozen=True)
+class UserView:
+    id: int
+    username: str
+    role: str                       # "radiologist" | "admin"
+    active: bool
+    created_at: datetime
+    last_login_at: datetime | None = None
+    locked_until: datetime | None = None
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+@dataclass(frozen=True)
+class ScanView:
+    id: int
+    sha256: str
+    summary: dict[str, Any]
+    source_format: str
+    modality: str | None
+    shape: tuple[int, ...]
+    uploaded_by: int | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class PredictionView:
+    id: int
+    scan_sha256: str
+    model_version: str
+    label: str
+    probabilities: dict[str, float]
+    calibrated: bool
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class SRResultView:
+    id: int
+    scan_sha256: str
+    method: str
+    scale: int
+    mode: str
+    model_version: str | None
+    alpha: float | None
+    psnr: float | None
+    ssim: float | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class RatingView:
+    id: int
+    reader_id: int
+    scan_sha256: str
+    method: str
+    model_version: str | None
+    study_id: int | None
+    image_quality: int
+    diagnostic_usefulness: int
+    comment: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class StudyView:
+    id: int
+    name: str
+    blinded: bool
+    seed: int
+    active: bool
+    n_items: int
+    created_by: str | None          # username
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class StudyItemView:
+    """One image of a study as one reader sees it, in that reader's order.
+
+    When the study is blinded, ``method``, ``model_version`` and ``scan_sha256`` are ``None`` and
+    ``label`` is opaque ("Image 3 of 12"). Fetch pixels with
+    ``studies.study_image_bytes(session, item_id)``; rate with ``studies.rate_study_item``.
+    """
+    item_id: int
+    study_id: int
+    index: int                      # 1-based position in this reader's order
+    total: int
+    label: str
+    blinded: bool
+    method: str | None
+    model_version: str | None
+    scan_sha256: str | None
+    has_image: bool
+    rated: bool
+    image_quality: int | None = None          # this reader's own rating, if any
+    diagnostic_usefulness: int | None = None
+    comment: str | None = None
+
+
+@dataclass(frozen=True)
+class StudyProgress:
+    study_id: int
+    reader_id: int
+    rated: int
+    total: int
+
+    @property
+    def fraction(self) -> float:
+        return self.rated / self.total if self.total else 1.0
+
+    @property
+    def done(self) -> bool:
+        return self.rated >= self.total
+
+
+@dataclass(frozen=True)
+class AuditView:
+    id: int
+    at: datetime
+    user_id: int | None
+    username: str | None
+    action: str
+    detail: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class JobView:
+    id: int
+    kind: str
+    args: list[str]
+    status: str                     # queued | running | succeeded | failed | cancelled
+    user_id: int | None
+    pid: int | None
+    host: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    updated_at: datetime | None
+    progress: dict[str, Any] | None  # last Progress.to_dict()
+    fraction: float
+    result_version: str | None
+    error: str | None
+    log_path: str | None
+
+    @property
+    def finished(self) -> bool:
+        return self.status in ("succeeded", "failed", "cancelled")
+
+
+@dataclass(frozen=True)
+class ProgressPoint:
+    at: datetime
+    phase: str
+    epoch: int
+    epochs: int
+    step: int
+    steps: int
+    loss: float | None
+    fraction: float
+    metrics: dict[str, float] = field(default_factory=dict)
