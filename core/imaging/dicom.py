@@ -74,7 +74,11 @@ def _read(data: bytes) -> Dataset:
         raise ScanError("The DICOM header is damaged and cannot be read.",
                         code="corrupt_header") from err
     if len(ds) == 0:
-        raise ScanError("The DICOM file contains no data elements.", code="corrupt_header")
+        if getattr(ds, "file_meta", None) and "TransferSyntaxUID" in ds.file_meta:
+            raise ScanError("The DICOM file is truncated: it ends right after its file header.",
+                            code="truncated")
+        raise ScanError("The DICOM file is damaged: no data elements could be read.",
+                        code="corrupt_header")
     return ds
 
 
@@ -95,15 +99,30 @@ def _transfer_syntax(ds: Dataset) -> UID:
     return UID(ts)
 
 
-def _no_pixels_message(ds: Dataset) -> str:
-    sop = ds.get("SOPClassUID")
-    kind = UID(str(sop)).name if sop else ""
-    if not kind or kind == str(sop):
-        kind = str(ds.get("Modality") or "this DICOM object")
-    if str(ds.get("SOPClassUID", "")) == "1.2.840.10008.1.3.10":
-        kind = "a DICOMDIR (media directory)"
-    return (f"This DICOM file has no image: it is {kind}, which holds no pixel data "
-            "(e.g. a structured report, RT structure set or presentation state).")
+def _sop_class(ds: Dataset) -> UID | None:
+    """(0008,0016) SOP Class UID, else (0002,0002) Media Storage SOP Class UID."""
+    sop = ds.get("SOPClassUID") or getattr(ds, "file_meta", Dataset()).get(
+        "MediaStorageSOPClassUID")
+    return UID(str(sop)) if sop else None
+
+
+def _missing_pixels_error(ds: Dataset) -> ScanError:
+    """No (7FE0,0010) Pixel Data: a non-image object, or an image file cut short."""
+    sop = _sop_class(ds)
+    name = sop.name if sop is not None and sop.name != str(sop) else ""
+    if "Rows" in ds or "Image Storage" in name:
+        return ScanError("The DICOM file is truncated: it describes an image but ends before "
+                         "the pixel data.", code="truncated")
+    if sop is None and "Modality" not in ds:
+        return ScanError("The DICOM file is damaged: no image header was found.",
+                         code="corrupt_header")
+    if str(sop) == "1.2.840.10008.1.3.10":
+        kind = "a DICOMDIR (an index of other files)"
+    else:
+        kind = name or f"a {ds.get('Modality') or 'non-image'} object"
+    return ScanError(f"This DICOM file has no image: it is {kind}, which holds no pixel data "
+                     "(structured reports, RT structures and presentation states have none).",
+                     code="no_pixel_data")
 
 
 def _header_int(ds: Dataset, keyword: str, tag: str) -> int:
@@ -275,10 +294,7 @@ def load_dicom(data: bytes, *, frame: int | None, window: WindowSpec, sha256: st
     """Decode DICOM ``data`` into a :class:`Scan` (see the module docstring for the order)."""
     ds = _read(data)
     if not any(kw in ds for kw in _PIXEL_KEYWORDS):
-        if "Rows" not in ds and "SOPClassUID" not in ds and "Modality" not in ds:
-            raise ScanError("The DICOM file is truncated or damaged: no image header was "
-                            "found.", code="truncated")
-        raise ScanError(_no_pixels_message(ds), code="no_pixel_data")
+        raise _missing_pixels_error(ds)
     rows, cols, n_frames = _check_header(ds)
     ts = _transfer_syntax(ds)
     _check_decoder(ts)

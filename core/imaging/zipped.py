@@ -41,19 +41,25 @@ def _natural_key(name: str) -> list[object]:
     return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", name)]
 
 
+#: Members never tried as scans: documentation and viewer files shipped on PACS exports.
+_DOC_SUFFIXES = (".txt", ".md", ".htm", ".html", ".xml", ".json", ".csv", ".nfo", ".ini",
+                 ".inf", ".exe", ".dll", ".bat", ".sh", ".js", ".css")
+
+
 def _skip(name: str) -> bool:
-    """Folders, macOS/Windows junk and DICOMDIR index files are not scans."""
+    """Folders, macOS/Windows junk, DICOMDIR index files and documentation are not scans."""
     base = name.rstrip("/").rsplit("/", 1)[-1]
     return (name.endswith("/") or name.startswith("__MACOSX/") or base.startswith(".")
-            or base.upper() in ("DICOMDIR", "THUMBS.DB", "DESKTOP.INI"))
+            or base.upper() in ("DICOMDIR", "THUMBS.DB", "DESKTOP.INI")
+            or base.lower().endswith(_DOC_SUFFIXES))
 
 
 def load_uploads(name: str, data: bytes, **kwargs: object) -> list[Upload]:
     """Load one uploaded file, or every scan inside a .zip (detected by content).
 
     Returns one :class:`Upload` per file, in natural name order; per-file failures are
-    returned, not raised. Skipped silently: folders, ``__MACOSX``, hidden files, DICOMDIR
-    (by name, or by content: no pixel data with the Media Storage Directory SOP class).
+    returned, not raised. Skipped silently: folders, ``__MACOSX``, hidden files, text and
+    viewer files (``.txt``, ``.html``, ...), DICOMDIR (by name, or by content).
     Raises ``ScanError(code="zip_error")`` when the zip itself is damaged, exceeds
     :data:`ZIP_MAX_MEMBERS` / :data:`ZIP_MAX_TOTAL_BYTES`, or holds no candidate files.
     ``kwargs`` (``frame``, ``window``) are passed to :func:`load_scan`.
@@ -94,7 +100,7 @@ def load_uploads(name: str, data: bytes, **kwargs: object) -> list[Upload]:
         try:
             scan = load_scan(content, info.filename, **kwargs)  # type: ignore[arg-type]
         except ScanError as err:
-            if err.code == "no_pixel_data" and "DICOMDIR" in str(err):
+            if err.code == "no_pixel_data" and "DICOMDIR" in str(err):  # by content
                 continue
             results.append(Upload(info.filename, err))
             continue
