@@ -22,9 +22,10 @@ __all__ = ["audit", "recent_audit", "scrub", "MASK"]
 
 MASK = "<masked>"
 _MAX_STR = 200
-# Keys whose values may identify a patient (DICOM (0010,xxxx) and friends) or leak a file name.
+# Keys whose values may identify a patient (DICOM (0010,xxxx), dates, UIDs and friends) or leak a
+# file name.
 _PHI_KEY = re.compile(
-    r"patient|birth|accession|address|phone|physician|institution|operator|"
+    r"patient|birth|date|accession|address|phone|physician|institution|operator|"
     r"^(name|filename|file_name|path|filepath|file|uid|studyinstanceuid|seriesinstanceuid|"
     r"sopinstanceuid|other_patient_ids|issuer)$|instanceuid", re.IGNORECASE)
 

@@ -1,0 +1,183 @@
+"""Scans, predictions, SR results, ratings and the audit log."""
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import math
+
+import pytest
+from argon2 import PasswordHasher
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from core.db import auth, dispose_engines, init_db, session_scope
+from core.db import models as m
+from core.db.audit import MASK, audit, recent_audit
+from core.db.errors import NotFound, RatingError
+from core.db.ratings import (export_ratings, export_ratings_csv, get_my_rating, my_ratings,
+                             rating_summary, save_rating)
+from core.db.records import (get_scan, record_prediction, record_scan, record_sr_result,
+                             scan_sr_results)
+
+SHA = hashlib.sha256(b"scan one").hexdigest()
+SHA2 = hashlib.sha256(b"scan two").hexdigest()
+PHI = {"PatientName": "DOE^JANE", "patient_id": "123-45-678", "StudyDate": "20240101",
+       "filename": "jane_doe_chest.dcm"}
+
+
+@pytest.fixture()
+def env(tmp_path, monkeypatch):
+    monkeypatch.setenv("MEDSCAN_DATA_DIR", str(tmp_path))
+    monkeypatch.setattr(auth, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024,
+                                                        parallelism=1))
+    engine = init_db(f"sqlite:///{tmp_path / 'medscan.db'}")
+    with session_scope(engine) as s:
+        ids = {name: auth.create_user(s, name, "a long password 1", "radiologist").id
+               for name in ("ann", "ben")}
+        record_scan(s, SHA, {"modality": "CT", "rows": 64} | PHI, "dicom", "CT", (64, 64),
+                    ids["ann"])
+        record_scan(s, SHA2, {"modality": "XR"}, "png", None, [32, 32], ids["ben"])
+    yield engine, ids
+    dispose_engines()
+
+
+def _rate(s, reader, sha=SHA, method="esrgan", version="v1", iq=3, du=4, **kw):
+    return save_rating(s, reader_id=reader, scan_sha256=sha, method=method, model_version=version,
+                       image_quality=iq, diagnostic_usefulness=du, **kw)
+
+
+def test_record_scan_is_idempotent_and_masks_phi(env):
+    engine, ids = env
+    with session_scope(engine) as s:
+        again = record_scan(s, SHA.upper(), {"other": 1}, "png", "XR", (1, 1), ids["ben"])
+        assert again.source_format == "dicom" and again.shape == (64, 64)
+        assert s.scalar(select(func.count()).select_from(m.Scan)) == 2
+        stored = get_scan(s, SHA).summary
+    assert stored["rows"] == 64 and stored["modality"] == "CT"
+    for key, value in PHI.items():
+        assert stored[key] == MASK and value not in str(stored)
+
+
+def test_predictions_and_sr_results(env):
+    engine, ids = env
+    with session_scope(engine) as s:
+        p = record_prediction(s, scan_sha256=SHA, model_version="clf-1", label="tumor",
+                              probabilities={"tumor": 0.9, "normal": 0.1}, calibrated=True,
+                              user_id=ids["ann"])
+        assert p.label == "tumor" and p.probabilities["tumor"] == 0.9
+        record_sr_result(s, scan_sha256=SHA, method="bicubic", scale=4, mode="degrade",
+                         psnr=math.inf, ssim=None)
+        record_sr_result(s, scan_sha256=SHA, method="esrgan", scale=4, mode="degrade",
+                         model_version="sr-2", alpha=0.8, psnr=31.5, ssim=0.91)
+        with pytest.raises(NotFound):
+            record_prediction(s, scan_sha256="0" * 64, model_version="x", label="x",
+                              probabilities={}, calibrated=False)
+    with session_scope(engine) as s:
+        rows = {r.method: r for r in scan_sr_results(s, SHA)}
+    assert rows["bicubic"].psnr == math.inf and rows["bicubic"].model_version is None
+    assert rows["esrgan"].ssim == pytest.approx(0.91) and rows["esrgan"].alpha == 0.8
+
+
+def test_rerating_updates_the_readers_own_row(env):
+    engine, ids = env
+    with session_scope(engine) as s:
+        first = _rate(s, ids["ann"], iq=2, du=2, comment="blurry")
+    with session_scope(engine) as s:
+        second = _rate(s, ids["ann"], iq=5, du=4, comment="  ")
+        assert second.id == first.id
+        assert (second.image_quality, second.diagnostic_usefulness, second.comment) == (5, 4, None)
+        assert second.updated_at >= first.updated_at and second.created_at == first.created_at
+        assert s.scalar(select(func.count()).select_from(m.Rating)) == 1
+        # other keys are separate rows: no model version, another method, another reader
+        _rate(s, ids["ann"], method="bicubic", version=None)
+        _rate(s, ids["ann"], method="bicubic", version="")      # same as None
+        _rate(s, ids["ann"], method="original", version=None)
+        _rate(s, ids["ben"])
+        assert s.scalar(select(func.count()).select_from(m.Rating)) == 4
+        mine = get_my_rating(s, reader_id=ids["ann"], scan_sha256=SHA, method="bicubic")
+        assert mine is not None and mine.model_version is None
+
+
+@pytest.mark.parametrize("bad", [0, 6, -1, 2.5, True, "3", None])
+def test_out_of_range_scores_are_rejected(env, bad):
+    engine, ids = env
+    with session_scope(engine) as s, pytest.raises(RatingError, match="1 to 5"):
+        _rate(s, ids["ann"], iq=bad)
+
+
+@pytest.mark.parametrize("column, value", [("image_quality", 0), ("image_quality", 6),
+                                           ("diagnostic_usefulness", 0),
+                                           ("diagnostic_usefulness", 6)])
+def test_check_constraint_rejects_0_and_6(env, column, value):
+    engine, ids = env
+    scores = {"image_quality": 3, "diagnostic_usefulness": 3} | {column: value}
+    with pytest.raises(IntegrityError, match="CHECK"):
+        with session_scope(engine) as s:
+            scan_id = s.scalar(select(m.Scan.id).where(m.Scan.sha256 == SHA))
+            s.add(m.Rating(reader_id=ids["ann"], scan_id=scan_id, method="esrgan", **scores))
+
+
+def test_unique_key_holds_in_the_database(env):
+    engine, ids = env
+    with pytest.raises(IntegrityError):
+        with session_scope(engine) as s:
+            scan_id = s.scalar(select(m.Scan.id).where(m.Scan.sha256 == SHA))
+            for _ in range(2):
+                s.add(m.Rating(reader_id=ids["ann"], scan_id=scan_id, method="original",
+                               image_quality=3, diagnostic_usefulness=3))
+                s.flush()
+
+
+def test_readers_only_see_their_own_ratings(env):
+    engine, ids = env
+    with session_scope(engine) as s:
+        _rate(s, ids["ann"], iq=1, comment="ann's note")
+        _rate(s, ids["ben"], iq=5, comment="ben's note")
+        _rate(s, ids["ben"], sha=SHA2, method="bicubic", version=None)
+    with session_scope(engine) as s:
+        ann = my_ratings(s, ids["ann"])
+        assert [r.reader_id for r in ann] == [ids["ann"]] and ann[0].comment == "ann's note"
+        assert {r.reader_id for r in my_ratings(s, ids["ben"])} == {ids["ben"]}
+        assert get_my_rating(s, reader_id=ids["ann"], scan_sha256=SHA2, method="bicubic") is None
+        assert get_my_rating(s, reader_id=ids["ann"], scan_sha256=SHA, method="esrgan",
+                             model_version="v1").image_quality == 1
+
+
+def test_admin_export_and_summary(env):
+    engine, ids = env
+    with session_scope(engine) as s:
+        _rate(s, ids["ann"], iq=2, du=3, comment="=HYPERLINK(\"x\")")
+        _rate(s, ids["ben"], iq=4, du=5)
+        rows = export_ratings(s)
+        text = export_ratings_csv(s)
+        summary = rating_summary(s)
+    assert {r["reader"] for r in rows} == {"ann", "ben"}
+    assert all(r["scan_sha256"] == SHA for r in rows)
+    assert "DOE" not in text and "jane" not in text
+    parsed = list(csv.DictReader(io.StringIO(text)))
+    assert len(parsed) == 2 and parsed[0]["comment"].startswith("'=")  # no formula injection
+    assert summary == [{"method": "esrgan", "model_version": "v1", "n_ratings": 2,
+                        "n_readers": 2, "mean_image_quality": 3.0,
+                        "mean_diagnostic_usefulness": 4.0}]
+
+
+def test_audit_rows_without_phi(env):
+    engine, ids = env
+    with session_scope(engine) as s:
+        _rate(s, ids["ann"])
+        audit(s, ids["ann"], "logout")
+        audit(s, ids["ann"], "model_activate", task="classifier", version="v2",
+              patient_name="DOE^JANE", nested={"PatientID": "123-45-678", "ok": [1, 2]},
+              note="x" * 1000)
+        with pytest.raises(ValueError):
+            audit(s, None, "Not An Action!")
+        events = recent_audit(s, 100)
+    actions = [e.action for e in events]
+    assert actions[:3] == ["model_activate", "logout", "rate"]
+    assert actions.count("upload") == 2 and actions.count("user_add") == 2
+    dump = " ".join(str(e.detail) for e in events)
+    assert "DOE" not in dump and "123-45-678" not in dump and "jane_doe" not in dump
+    detail = events[0].detail
+    assert detail["patient_name"] == MASK and detail["nested"]["ok"] == [1, 2]
+    assert len(detail["note"]) <= 201 and events[0].username == "ann"
