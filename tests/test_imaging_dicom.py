@@ -249,3 +249,19 @@ def test_sha256_and_bytes_equal_path():
     a, b = load_scan(p), load_scan(data, "x")
     assert a.sha256 == b.sha256 == hashlib.sha256(data).hexdigest()
     assert not a.pixels.flags.writeable
+
+
+def test_file_objects_and_pickling():
+    import pickle
+
+    p = path("MR_small.dcm")
+    with open(p, "rb") as fh:
+        data = fh.read()
+    upload = io.BytesIO(data)
+    upload.name = "MR_small.dcm"  # like streamlit's UploadedFile
+    scan = load_scan(upload)
+    assert scan.filename == "MR_small.dcm"
+    clone = pickle.loads(pickle.dumps(scan))  # st.cache_data pickles return values
+    np.testing.assert_array_equal(clone.pixels, scan.pixels)
+    np.testing.assert_array_equal(apply_window(clone, "brain").pixels,
+                                  apply_window(scan, "brain").pixels)

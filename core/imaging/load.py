@@ -5,6 +5,7 @@ import hashlib
 import logging
 import os
 from pathlib import Path
+from typing import BinaryIO
 
 from core.errors import ScanError
 from core.imaging.detect import sniff
@@ -38,10 +39,11 @@ def _read_path(path: Path) -> bytes:
                         code="not_readable") from None
 
 
-def load_scan(data: bytes | str | os.PathLike[str], filename: str | None = None, *,
+def load_scan(data: bytes | str | os.PathLike[str] | BinaryIO, filename: str | None = None, *,
               frame: int | None = None,
               window: str | tuple[float, float] | None = None) -> Scan:
-    """Load a DICOM, PNG, JPEG or TIFF scan from bytes or a path.
+    """Load a DICOM, PNG, JPEG or TIFF scan from bytes, a path, or a binary file object
+    (``io.BytesIO``, Streamlit's ``UploadedFile``: its ``name`` becomes ``filename``).
 
     The format is detected from the content, never the extension. ``frame`` picks a frame of a
     multi-frame file (default: the middle one). ``window`` overrides the display window: a
@@ -56,6 +58,15 @@ def load_scan(data: bytes | str | os.PathLike[str], filename: str | None = None,
         filename = filename or path.name
     elif isinstance(data, (bytes, bytearray, memoryview)):
         raw = bytes(data)
+    elif hasattr(data, "getvalue") or hasattr(data, "read"):  # BytesIO, st.UploadedFile
+        try:
+            raw = data.getvalue() if hasattr(data, "getvalue") else data.read(MAX_FILE_BYTES + 1)
+        except (OSError, ValueError) as err:
+            raise ScanError("The uploaded file could not be read.", code="not_readable") from err
+        if not isinstance(raw, (bytes, bytearray)):
+            raise ScanError("The file must be opened in binary mode.", code="invalid")
+        raw = bytes(raw)
+        filename = filename or (str(getattr(data, "name", "")) or None)
     else:
         raise ScanError(f"Expected file bytes or a path, got {type(data).__name__}.",
                         code="invalid")

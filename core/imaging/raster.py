@@ -59,7 +59,7 @@ def _open(data: bytes, fmt: str) -> Image.Image:
     return im
 
 
-def _check_size(im: Image.Image, n_frames: int) -> None:
+def _check_size(im: Image.Image) -> None:
     width, height = im.size
     cap = max_pixels()
     if width <= 0 or height <= 0:
@@ -126,7 +126,7 @@ def load_raster(data: bytes, fmt: str, *, frame: int | None, window: WindowSpec,
     """Decode a PNG, JPEG or TIFF into a :class:`Scan`."""
     im = _open(data, fmt)
     n_frames = max(int(getattr(im, "n_frames", 1) or 1), 1)
-    _check_size(im, n_frames)
+    _check_size(im)
     index = n_frames // 2 if frame is None else frame
     if not 0 <= index < n_frames:
         raise ScanError(f"Frame {frame} does not exist: this image has {n_frames} frame(s) "
@@ -141,7 +141,7 @@ def load_raster(data: bytes, fmt: str, *, frame: int | None, window: WindowSpec,
         except (EOFError, OSError) as err:
             raise ScanError(f"The {fmt.upper()} file is truncated: frame {i} is missing.",
                             code="truncated") from err
-        _check_size(im, 1)
+        _check_size(im)
         arr, colour = _to_array(im, fmt)
         frames.append(arr)
         is_color = is_color or colour
