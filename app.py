@@ -1,13 +1,40 @@
-"""MedScan entry point (placeholder until the clinician pages land): lists installed models."""
+"""MedScan entry point: page routing and the login gate (``streamlit run app.py``).
+
+Visitors who are not logged in get only the login page (or, on a fresh install, the one-time
+"create the first administrator" form). Logged-in users get the pages their role may use; admin
+pages also re-check the role themselves, so opening one by URL is refused too.
+"""
 from __future__ import annotations
 
 import streamlit as st
 
-from core import registry
+from ui import auth
 
 st.set_page_config(page_title="MedScan", page_icon=":material/radiology:", layout="wide")
-st.title("MedScan")
-for task in registry.TASKS:
-    versions = registry.list_versions(task)
-    active = registry.active_version(task)
-    st.write(f"**{task}**: {len(versions)} version(s); active: {active or 'none'}")
+
+user = auth.current_user()
+if user is None:
+    st.navigation([st.Page(auth.login_page, title="Log in", icon=":material/login:",
+                           url_path="login", default=True)], position="hidden").run()
+    st.stop()
+
+pages = {
+    "Scans": [
+        st.Page("app_pages/analyze.py", title="Analyze", icon=":material/radiology:", default=True),
+        st.Page("app_pages/super_resolution.py", title="Super-resolution",
+                icon=":material/high_quality:"),
+        st.Page("app_pages/my_ratings.py", title="My ratings", icon=":material/star_rate:"),
+        st.Page("app_pages/reader_study.py", title="Reader study", icon=":material/checklist:"),
+    ],
+}
+if user["role"] == "admin":
+    pages["Administration"] = [
+        st.Page("app_pages/admin_training.py", title="Training", icon=":material/model_training:"),
+        st.Page("app_pages/admin_models.py", title="Model versions", icon=":material/compare:"),
+        st.Page("app_pages/admin_users.py", title="Users", icon=":material/group:"),
+        st.Page("app_pages/admin_studies.py", title="Reader studies", icon=":material/assignment:"),
+        st.Page("app_pages/admin_export.py", title="Export ratings", icon=":material/download:"),
+    ]
+
+auth.sidebar_user_ui(user)
+st.navigation(pages).run()

@@ -1,0 +1,83 @@
+"""Users (admin): add accounts, change roles and passwords, deactivate, unlock; recent audit."""
+from __future__ import annotations
+
+import streamlit as st
+
+from ui import auth
+from ui.resources import db
+
+admin = auth.require_role("admin")
+st.title("Users")
+
+from core.db.audit import recent_audit  # noqa: E402
+from core.db.auth import (MIN_PASSWORD_LENGTH, ROLES, AuthError, create_user,  # noqa: E402
+                          list_users, set_active, set_password, set_role, unlock_user)
+
+with db() as session:
+    users = list_users(session)
+st.dataframe(
+    [{"user": u.username, "role": u.role, "active": u.active,
+      "locked until (UTC)": u.locked_until.strftime("%Y-%m-%d %H:%M") if u.locked_until else "",
+      "last login (UTC)": u.last_login_at.strftime("%Y-%m-%d %H:%M") if u.last_login_at else "",
+      "created (UTC)": u.created_at.strftime("%Y-%m-%d")} for u in users],
+    hide_index=True, key="users_table")
+
+col_add, col_edit = st.columns(2, gap="large")
+with col_add, st.form("add_user_form", clear_on_submit=True):
+    st.subheader("Add a user")
+    name = st.text_input("User name", key="new_user_name",
+                         help="2–32 characters: lower-case letters, digits, '.', '_' or '-'.")
+    role = st.selectbox("Role", ROLES, key="new_user_role")
+    pw = st.text_input(f"Initial password (at least {MIN_PASSWORD_LENGTH} characters)",
+                       type="password", key="new_user_password")
+    if st.form_submit_button("Add user", type="primary", key="new_user_submit"):
+        try:
+            with db() as session:
+                create_user(session, name, pw, role, by_user_id=admin["id"])
+            st.success(f"Added {name} ({role}). Give them the password over a safe channel.")
+        except AuthError as err:
+            st.error(str(err))
+
+with col_edit:
+    st.subheader("Change a user")
+    names = [u.username for u in users]
+    target = st.selectbox("User", names, key="edit_user")
+    current = next(u for u in users if u.username == target)
+    action = st.radio("Change", ["Role", "Password", "Activate / deactivate", "Unlock"],
+                      horizontal=True, key="edit_action")
+    try:
+        if action == "Role":
+            new_role = st.selectbox("New role", ROLES, index=ROLES.index(current.role),
+                                    key="edit_role")
+            if st.button("Set role", key="edit_role_submit"):
+                with db() as session:
+                    set_role(session, target, new_role, by_user_id=admin["id"])
+                st.rerun()
+        elif action == "Password":
+            new_pw = st.text_input("New password", type="password", key="edit_password")
+            if st.button("Set password", key="edit_password_submit"):
+                with db() as session:
+                    set_password(session, target, new_pw, by_user_id=admin["id"])
+                st.success("Password changed (and any lock cleared).")
+        elif action == "Activate / deactivate":
+            label = "Deactivate" if current.active else "Activate"
+            st.caption("Deactivated users cannot log in; their ratings are kept.")
+            if st.button(f"{label} {target}", key="edit_active_submit"):
+                with db() as session:
+                    set_active(session, target, not current.active, by_user_id=admin["id"])
+                st.rerun()
+        else:
+            if st.button(f"Unlock {target}", key="edit_unlock_submit",
+                         disabled=current.locked_until is None):
+                with db() as session:
+                    unlock_user(session, target, by_user_id=admin["id"])
+                st.rerun()
+    except AuthError as err:
+        st.error(str(err))
+
+with st.expander("Recent activity (audit log)", icon=":material/history:"):
+    with db() as session:
+        events = recent_audit(session, limit=200)
+    st.dataframe([{"time (UTC)": e.at.strftime("%Y-%m-%d %H:%M:%S"), "user": e.username or "—",
+                   "action": e.action, "detail": ", ".join(f"{k}={v}" for k, v in e.detail.items())}
+                  for e in events], hide_index=True, key="audit_table")

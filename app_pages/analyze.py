@@ -1,0 +1,99 @@
+"""Analyze: upload scans → predicted class with calibrated probabilities, Grad-CAM, warnings,
+masked metadata, rating."""
+from __future__ import annotations
+
+import streamlit as st
+
+from core.errors import MedScanError
+from ui import auth, cached, plots, resources
+from ui.analysis import LOW_CONFIDENCE, input_warnings, model_card_ui, record_prediction_once
+from ui.images import draw_box, png_bytes, to_rgb
+from ui.rating import rating_form_ui
+from ui.scan_ui import frame_ui, pick_scan_ui, upload_ui, window_ui
+
+user = auth.require_role()
+st.title("Analyze")
+
+upload_ui("scan")
+picked = pick_scan_ui("analyze_pick")
+if picked is None:
+    st.info("Upload a scan to see the predicted class, its calibrated probabilities and the "
+            "Grad-CAM explanation.", icon=":material/upload_file:")
+    st.stop()
+
+try:
+    clf = resources.classifier()
+except MedScanError as err:
+    clf = None
+    st.warning(str(err), icon=":material/warning:")
+
+picked = frame_ui(picked, "analyze_frame")
+scan = picked.scan
+col_img, col_cam, col_pred = st.columns([1, 1, 1], gap="medium")
+
+with col_img:
+    st.subheader("Scan")
+    shown = window_ui(scan, "analyze_window")
+    st.image(shown.to_uint8(), width="stretch",
+             caption=f"{picked.name} · window: {shown.window_source}")
+
+if clf is None:
+    st.stop()
+
+# The model sees the scan as loaded (file default window): the display window never changes
+# the prediction, and moving it never re-runs the model.
+cam_classes = clf.classes
+with col_cam:
+    st.subheader("Grad-CAM")
+    c1, c2 = st.columns(2)
+    method = c1.segmented_control("Method", ["gradcam", "gradcam++"], default="gradcam",
+                                  required=True, key="cam_method",
+                                  format_func={"gradcam": "Grad-CAM",
+                                               "gradcam++": "Grad-CAM++"}.get)
+    target = c2.selectbox("Explain class", ["predicted class", *cam_classes], key="cam_class")
+
+with st.spinner("Running the classifier and Grad-CAM…", show_time=True):
+    pred, heatmap = cached.explain(picked.key, clf.version, cached.weights_key(), None, method,
+                                   _pixels=scan.pixels)
+    if target != "predicted class" and target != pred.label:
+        _, heatmap = cached.explain(picked.key, clf.version, cached.weights_key(), target,
+                                    method, _pixels=scan.pixels)
+record_prediction_once(user, picked, pred, calibrated=bool(clf.card.get("calibration")))
+
+with col_cam:
+    from core.classifier.gradcam import hot_region_bbox, overlay_heatmap
+
+    c1, c2 = st.columns([2, 1], vertical_alignment="bottom")
+    alpha = c1.slider("Overlay opacity", 0.0, 1.0, 0.4, 0.05, key="cam_opacity")
+    show_box = c2.toggle("Box", key="cam_box", help="Outline the hottest region (≥ 50 % of the "
+                         "map's maximum).")
+    overlay = overlay_heatmap(to_rgb(shown.to_uint8()), heatmap, alpha)
+    if show_box:
+        overlay = draw_box(overlay, hot_region_bbox(heatmap, threshold=0.5))
+    explained = pred.label if target == "predicted class" else target
+    st.image(overlay, width="stretch", caption=f"Grad-CAM for “{explained}” ({method})")
+    st.download_button("Download overlay (PNG)", png_bytes(overlay), key="download_overlay",
+                       file_name=f"{picked.name.rsplit('.', 1)[0]}_gradcam_{explained}.png",
+                       mime="image/png", on_click="ignore", icon=":material/download:")
+
+with col_pred:
+    st.subheader("Prediction")
+    st.metric("Predicted class", pred.label, f"{pred.confidence:.1%} calibrated probability",
+              delta_color="off")
+    if pred.confidence < LOW_CONFIDENCE:
+        st.warning(f"Low confidence: the top class has {pred.confidence:.0%} probability "
+                   f"(below {LOW_CONFIDENCE:.0%}). Do not rely on this prediction.",
+                   icon=":material/warning:")
+    for message in input_warnings(scan, clf.card):
+        st.warning(message, icon=":material/report:")
+    st.plotly_chart(plots.probability_bar(pred.probabilities, pred.label, LOW_CONFIDENCE),
+                    key="prob_chart", config={"displayModeBar": False})
+    model_card_ui(clf)
+
+with st.expander("Scan metadata (identifiers masked)", icon=":material/badge:"):
+    st.dataframe({"field": list(scan.metadata), "value": list(scan.metadata.values())},
+                 hide_index=True, key="metadata_table")
+
+rating_form_ui(reader_id=user["id"], scan_sha256=scan.sha256, method="original",
+               model_version=clf.version, key="analyze_rating",
+               title="Rate this scan")

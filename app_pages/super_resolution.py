@@ -1,0 +1,91 @@
+"""Super-resolution: bicubic / SRCNN / RRDB / ESRGAN side by side with PSNR and SSIM."""
+from __future__ import annotations
+
+import streamlit as st
+
+from ui import auth, plots
+from ui.analysis import record_scan_once
+from ui.images import fit_to, png_bytes, to_rgb
+from ui.rating import rating_form_ui
+from ui.scan_ui import frame_ui, pick_scan_ui, upload_ui
+from ui.sr import METHOD_LABELS, MODE_HELP, record_sr_once, run_comparison, sr_methods_ui
+
+user = auth.require_role()
+st.title("Super-resolution")
+
+upload_ui("scan")
+picked = pick_scan_ui("sr_pick")
+if picked is None:
+    st.info("Upload a scan (or pick one uploaded on the Analyze page) to compare "
+            "super-resolution methods.", icon=":material/upload_file:")
+    st.stop()
+picked = frame_ui(picked, "sr_frame")
+record_scan_once(user, picked)
+
+settings = sr_methods_ui(picked.scan)
+result = run_comparison(picked, settings)
+if result is None:
+    st.stop()
+record_sr_once(user, picked, result)
+
+st.caption(MODE_HELP[result.mode] + f" Finished in {sum(result.seconds.values()):.1f} s."
+           if isinstance(result.seconds, dict) else MODE_HELP[result.mode])
+methods = list(result.outputs)
+hr_shape = next(iter(result.outputs.values())).shape[:2]
+lr_big = fit_to(to_rgb(result.lr), hr_shape)  # nearest-neighbour: the real low-res pixels
+
+tab_side, tab_slider, tab_diff, tab_metrics = st.tabs(
+    ["Side by side", "Slider comparison", "Difference map", "PSNR / SSIM"])
+with tab_side:
+    panels = {f"Low-res input ({result.lr.shape[1]}×{result.lr.shape[0]})": lr_big}
+    if result.hr is not None and result.mode == "simulate":
+        panels["Original (reference)"] = to_rgb(result.hr)
+    for m in methods:
+        panels[METHOD_LABELS.get(m, m)] = to_rgb(result.outputs[m])
+    st.caption("Drag a rectangle on any panel to zoom; all panels follow (double-click resets).")
+    st.plotly_chart(plots.image_panels(panels), key="sr_panels",
+                    config={"displaylogo": False, "scrollZoom": True})
+with tab_slider:
+    c1, _ = st.columns([1, 2])
+    right = c1.selectbox("Compare the low-res input with", methods, index=len(methods) - 1,
+                         format_func=lambda m: METHOD_LABELS.get(m, m), key="sr_slider_method")
+    st.plotly_chart(plots.split_compare(lr_big, to_rgb(result.outputs[right]),
+                                        left_name="low-res input",
+                                        right_name=METHOD_LABELS.get(right, right)),
+                    key="sr_split", config={"displaylogo": False, "scrollZoom": True})
+with tab_diff:
+    if result.diff_maps:
+        c1, _ = st.columns([1, 2])
+        which = c1.selectbox("Difference of", list(result.diff_maps),
+                             format_func=lambda m: METHOD_LABELS.get(m, m), key="sr_diff_method")
+        ref = "the original" if result.mode == "simulate" else "bicubic"
+        st.plotly_chart(plots.difference_map(result.diff_maps[which],
+                                             title=f"|{METHOD_LABELS.get(which, which)} − {ref}|"),
+                        key="sr_diff")
+    else:
+        st.info("No difference map for this mode.")
+with tab_metrics:
+    if result.metrics:
+        st.dataframe(
+            [{"method": METHOD_LABELS.get(m, m), "PSNR (dB)": round(v["psnr"], 2),
+              "SSIM": round(v["ssim"], 4), "model version": result.versions.get(m) or "—"}
+             for m, v in result.metrics.items()],
+            hide_index=True, key="sr_metrics_table")
+        st.plotly_chart(plots.metrics_bars(result.metrics), key="sr_metrics_chart")
+    if result.metrics_note:
+        st.info(result.metrics_note)
+
+c1, c2 = st.columns([1, 1])
+with c1:
+    dl = st.selectbox("Download", methods, format_func=lambda m: METHOD_LABELS.get(m, m),
+                      key="sr_download_method")
+    st.download_button("Download super-resolved image (PNG)", png_bytes(result.outputs[dl]),
+                       file_name=f"{picked.name.rsplit('.', 1)[0]}_{dl}_x{result.scale}.png",
+                       mime="image/png", on_click="ignore", key="sr_download",
+                       icon=":material/download:")
+with c2:
+    rated = st.selectbox("Rate the output of", methods, index=len(methods) - 1,
+                         format_func=lambda m: METHOD_LABELS.get(m, m), key="sr_rate_method")
+rating_form_ui(reader_id=user["id"], scan_sha256=picked.scan.sha256, method=rated,
+               model_version=result.versions.get(rated), key=f"sr_rating_{rated}",
+               title="Rate this super-resolved image")

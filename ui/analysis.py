@@ -1,0 +1,108 @@
+"""Clinician-facing checks around a prediction: low confidence, input unlike the training data,
+the model card's caveats and credits."""
+from __future__ import annotations
+
+import streamlit as st
+
+from ui.resources import db
+
+__all__ = ["LOW_CONFIDENCE", "TINY_IMAGE_PX", "input_warnings", "model_card_ui",
+           "record_scan_once", "record_prediction_once"]
+
+#: Below this calibrated top-class probability the page warns that the prediction is unreliable.
+LOW_CONFIDENCE = 0.60
+#: Images whose shorter side is below this many pixels are flagged as too small to judge.
+TINY_IMAGE_PX = 64
+_RECORDED = "_recorded"
+
+
+def _norm(value) -> str:
+    return str(value or "").strip().lower()
+
+
+def _expected(card: dict, key: str) -> list[str]:
+    """The model card's expected modality / body part (``data.<key>`` or top-level ``<key>``)."""
+    data = card.get("data") if isinstance(card.get("data"), dict) else {}
+    value = data.get(key, card.get(key))
+    if value is None:
+        return []
+    return [_norm(v) for v in (value if isinstance(value, list) else [value])]
+
+
+def input_warnings(scan, card: dict) -> list[str]:
+    """Why this scan may be unlike the model's training data (empty list: nothing noticed)."""
+    out = []
+    modalities = _expected(card, "modality")
+    if scan.modality and modalities and _norm(scan.modality) not in modalities:
+        out.append(f"Different modality: this scan is {scan.modality}, the model was trained on "
+                   f"{', '.join(m.upper() for m in modalities)} images. The prediction is "
+                   "probably meaningless.")
+    parts = _expected(card, "body_part")
+    if scan.body_part and parts and _norm(scan.body_part) not in parts:
+        out.append(f"Different body part: this scan shows {scan.body_part}, the model was "
+                   f"trained on {', '.join(parts)}.")
+    if scan.is_color:
+        out.append("Colour image: the model was trained on greyscale scans; a colour photo or "
+                   "screenshot is outside what it has seen.")
+    h, w = scan.pixels.shape[:2]
+    if min(h, w) < TINY_IMAGE_PX:
+        out.append(f"Tiny image ({w}×{h} pixels): it is enlarged to the model's input size, so "
+                   "fine detail the model relies on is missing.")
+    return out
+
+
+def model_card_ui(clf) -> None:
+    """The model card's caveats, data and credits, one click away."""
+    card = clf.card
+    with st.popover("About this model", icon=":material/info:"):
+        st.markdown(f"**Version** {clf.version} · classes: {', '.join(clf.classes)}")
+        if getattr(clf, "notice", None):
+            st.info(clf.notice)
+        caveats = card.get("caveats") or []
+        if caveats:
+            st.markdown("**Caveats**\n" + "\n".join(f"- {c}" for c in caveats))
+        metrics = card.get("metrics") or {}
+        flat = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
+        if flat:
+            st.markdown("**Test metrics** " + " · ".join(f"{k} {v:.3g}" for k, v in flat.items()))
+        data = card.get("data")
+        if isinstance(data, dict) and data:
+            desc = data.get("description") or data.get("name") or data.get("path")
+            if desc:
+                st.markdown(f"**Training data** {desc}")
+        credits = card.get("credits")
+        if credits:
+            lines = credits if isinstance(credits, list) else [credits]
+            st.markdown("**Credits**\n" + "\n".join(f"- {c}" for c in lines))
+
+
+def _once(tag: str) -> bool:
+    """True the first time ``tag`` is seen in this browser session."""
+    seen: set = st.session_state.setdefault(_RECORDED, set())
+    if tag in seen:
+        return False
+    seen.add(tag)
+    return True
+
+
+def record_scan_once(user: dict, picked) -> None:
+    from core.db.records import record_scan
+
+    if _once(f"scan:{picked.scan.sha256}"):
+        scan = picked.scan
+        with db() as session:
+            record_scan(session, scan.sha256, scan.metadata, scan.source_format, scan.modality,
+                        scan.pixels.shape, user_id=user["id"])
+
+
+def record_prediction_once(user: dict, picked, pred, *, calibrated: bool) -> None:
+    """Store the scan and the prediction once per browser session (a rerun stores nothing)."""
+    from core.db.records import record_prediction
+
+    record_scan_once(user, picked)
+    if _once(f"pred:{picked.key}:{pred.version}"):
+        with db() as session:
+            record_prediction(session, scan_sha256=picked.scan.sha256,
+                              model_version=pred.version, label=pred.label,
+                              probabilities=pred.probabilities, calibrated=calibrated,
+                              user_id=user["id"])

@@ -1,0 +1,131 @@
+"""Login, first-admin set-up, log out and role checks.
+
+The logged-in user lives in ``st.session_state["user"]`` as a plain dict
+``{"id", "name", "role"}``: one per browser session (each tab's websocket session), gone on log
+out. Passwords, hashing and failed-login throttling are ``core.db.auth``'s job; this module only
+draws the forms and shows its messages.
+"""
+from __future__ import annotations
+
+import streamlit as st
+
+from ui.resources import db
+
+__all__ = ["ROLES", "USER_KEY", "current_user", "login_page", "require_role", "logout",
+           "sidebar_user_ui"]
+
+ROLES = ("radiologist", "admin")
+USER_KEY = "user"
+
+
+def current_user() -> dict | None:
+    return st.session_state.get(USER_KEY)
+
+
+def _as_session_user(user) -> dict:
+    return {"id": int(user.id), "name": str(user.username), "role": str(user.role)}
+
+
+def _audit(action: str, user: dict | None, **detail) -> None:
+    from core.db.audit import audit
+
+    with db() as session:
+        audit(session, user["id"] if user else None, action, **detail)
+
+
+def _first_admin_ui() -> None:
+    from core.db.auth import MIN_PASSWORD_LENGTH, AuthError, create_first_admin
+
+    st.title("Welcome to MedScan")
+    st.info("No accounts exist yet. Create the first administrator account; it can then add "
+            "radiologists on the Users page. There is no default password.")
+    with st.form("first_admin_form"):
+        name = st.text_input("Administrator user name", key="first_admin_name")
+        pw = st.text_input(f"Password (at least {MIN_PASSWORD_LENGTH} characters)",
+                           type="password", key="first_admin_password")
+        pw2 = st.text_input("Repeat password", type="password", key="first_admin_password2")
+        submitted = st.form_submit_button("Create administrator", type="primary",
+                                          key="first_admin_submit")
+    if not submitted:
+        return
+    if pw != pw2:
+        st.error("The two passwords differ.")
+        return
+    try:
+        with db() as session:
+            user = create_first_admin(session, name, pw)
+            st.session_state[USER_KEY] = _as_session_user(user)
+    except AuthError as err:
+        st.error(str(err))
+        return
+    st.rerun()
+
+
+def _login_ui() -> None:
+    from core.db.auth import AuthError, authenticate
+
+    st.title("MedScan")
+    st.caption("Scan analysis, explanation and super-resolution for radiologists. "
+               "Research software: not a medical device.")
+    with st.form("login_form"):
+        name = st.text_input("User name", key="login_name")
+        pw = st.text_input("Password", type="password", key="login_password")
+        submitted = st.form_submit_button("Log in", type="primary", key="login_submit")
+    if not submitted:
+        return
+    try:
+        with db() as session:  # commits the failed-login count too
+            user = authenticate(session, name, pw)
+    except AuthError as err:  # LockedOut: too many failed logins; its message says until when
+        st.error(str(err), icon=":material/lock_clock:")
+        return
+    if user is None:
+        st.error("Wrong user name or password.")
+        return
+    st.session_state[USER_KEY] = _as_session_user(user)
+    st.rerun()
+
+
+def login_page() -> None:
+    """The only page a visitor who is not logged in can reach."""
+    from core.db.auth import needs_first_admin
+
+    with db() as session:
+        first = needs_first_admin(session)
+    _, centre, _ = st.columns([1, 2, 1])
+    with centre:
+        if first:
+            _first_admin_ui()
+        else:
+            _login_ui()
+
+
+def logout() -> None:
+    user = st.session_state.pop(USER_KEY, None)
+    if user:
+        _audit("logout", user)
+    # Forget everything this browser session held (uploads, selections), not the shared caches.
+    for key in list(st.session_state.keys()):
+        del st.session_state[key]
+
+
+def require_role(*roles: str) -> dict:
+    """Stop the page unless the logged-in user has one of ``roles``. Every admin page calls this
+    first, so opening it by URL is refused even if navigation would not list it."""
+    user = current_user()
+    if user is None:
+        st.error("Please log in.")
+        st.stop()
+    if roles and user["role"] not in roles:
+        st.error(f"This page is for {' / '.join(roles)} accounts; you are logged in as "
+                 f"{user['role']}.")
+        st.stop()
+    return user
+
+
+def sidebar_user_ui(user: dict) -> None:
+    with st.sidebar:
+        st.caption(f"Logged in as **{user['name']}** ({user['role']})")
+        if st.button("Log out", key="logout_button", icon=":material/logout:"):
+            logout()
+            st.rerun()

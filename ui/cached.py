@@ -1,0 +1,61 @@
+"""Results that depend on uploaded bytes, cached with ``st.cache_data`` keyed by the upload's
+SHA-256 (the bytes and pixel arrays are passed as ``_``-prefixed, i.e. unhashed, arguments), so
+a rerun — a slider moved, a page switched back to — never decodes or runs a model again.
+
+The model version and weights folder are part of every key: publishing a new model version
+gives new results instead of stale ones.
+"""
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from core import config
+from ui import resources
+
+__all__ = ["read_upload", "load_frame", "explain", "sr_compare"]
+
+
+@st.cache_data(show_spinner="Reading the upload…", max_entries=64)
+def read_upload(sha: str, name: str, _data: bytes) -> list:
+    """Every scan in one uploaded file (a zip of a DICOM series gives several); see
+    ``core.imaging.load_uploads``. Unreadable members come back as errors, not exceptions."""
+    from core.imaging import load_uploads
+
+    return load_uploads(name, _data)
+
+
+@st.cache_data(show_spinner="Decoding the frame…", max_entries=64)
+def load_frame(sha: str, name: str, frame: int, _data: bytes):
+    """One frame of a multi-frame file (the default frame comes with :func:`read_upload`)."""
+    from core.imaging import load_scan
+
+    return load_scan(_data, filename=name, frame=frame)
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def explain(key: str, version: str, weights_dir: str, class_name: str | None, method: str,
+            _pixels: np.ndarray):
+    """``(Prediction, heatmap)`` for the image identified by ``key`` (sha256[:frame]).
+
+    One forward pass per (image, model version, target class, CAM method); the opacity slider
+    and the box toggle only redraw.
+    """
+    clf = resources.classifier(version)
+    return clf.explain(_pixels, class_name=class_name, method=method)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def sr_compare(key: str, scale: int, mode: str, methods: tuple[str, ...], alpha: float,
+               versions: tuple[tuple[str, str | None], ...], weights_dir: str,
+               _pixels: np.ndarray):
+    """``core.sr.compare`` with the cached SR models; keyed by image hash, settings and the
+    model versions used."""
+    from core.sr import compare
+
+    models = {m: resources.sr_model(m, scale, v) for m, v in versions if v and m in methods}
+    return compare(_pixels, scale=scale, mode=mode, methods=methods, alpha=alpha, models=models)
+
+
+def weights_key() -> str:
+    return str(config.weights_dir())

@@ -1,0 +1,62 @@
+"""Small image helpers for display and download (uint8 conversion, PNG bytes, box drawing)."""
+from __future__ import annotations
+
+import hashlib
+
+import cv2
+import numpy as np
+
+__all__ = ["sha256_hex", "to_uint8", "to_rgb", "png_bytes", "draw_box", "fit_to"]
+
+
+def sha256_hex(data: bytes) -> str:
+    """The upload's content hash: the key every cached result is stored under."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    """float in [0, 1] (or uint8) -> uint8, same layout."""
+    if image.dtype == np.uint8:
+        return image
+    return (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+def to_rgb(image: np.ndarray) -> np.ndarray:
+    """H×W or H×W×1 or H×W×3 -> H×W×3 uint8."""
+    img = to_uint8(image)
+    if img.ndim == 3 and img.shape[2] == 1:
+        img = img[..., 0]
+    if img.ndim == 2:
+        img = np.repeat(img[..., None], 3, axis=2)
+    return img
+
+
+def png_bytes(image: np.ndarray) -> bytes:
+    """PNG file bytes of an RGB or grey image (cv2 wants BGR, so channels are swapped)."""
+    img = to_uint8(image)
+    if img.ndim == 3 and img.shape[2] == 3:
+        img = cv2.cvtColor(img, cv2.COLOR_RGB2BGR)
+    ok, buf = cv2.imencode(".png", img)
+    if not ok:  # pragma: no cover - cv2 only fails on invalid shapes
+        raise ValueError("could not encode PNG")
+    return buf.tobytes()
+
+
+def draw_box(rgb: np.ndarray, box: tuple[int, int, int, int] | None,
+             colour: tuple[int, int, int] = (0, 255, 0)) -> np.ndarray:
+    """A copy of ``rgb`` with the rectangle (x0, y0, x1, y1) drawn on it."""
+    out = to_rgb(rgb).copy()
+    if box is None:
+        return out
+    x0, y0, x1, y1 = (int(v) for v in box)
+    thickness = max(1, round(max(out.shape[:2]) / 200))
+    cv2.rectangle(out, (x0, y0), (x1, y1), colour, thickness)
+    return out
+
+
+def fit_to(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Resize to (H, W) with nearest-neighbour (shows the real pixels, no smoothing)."""
+    h, w = shape
+    if image.shape[:2] == (h, w):
+        return image
+    return cv2.resize(image, (w, h), interpolation=cv2.INTER_NEAREST)

@@ -1,0 +1,168 @@
+"""Plotly figures used by the pages. Pure functions: arrays/dicts in, ``go.Figure`` out."""
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from ui.images import png_bytes, to_rgb
+
+__all__ = ["probability_bar", "image_panels", "split_compare", "difference_map", "metrics_bars",
+           "loss_curve", "version_metrics"]
+
+_ACCENT = "#1f6f8b"
+_MUTED = "#9fb3c2"
+_WARN = "#c0392b"
+_IMAGE_CONFIG = {"displaylogo": False, "scrollZoom": True}
+
+
+def _data_uri(image: np.ndarray) -> str:
+    return "data:image/png;base64," + base64.b64encode(png_bytes(to_rgb(image))).decode("ascii")
+
+
+def _square_axes(fig: go.Figure, n: int) -> None:
+    """Pixels square, y pointing down, no tick clutter, every panel zooms together."""
+    for i in range(1, n + 1):
+        suffix = "" if i == 1 else str(i)
+        fig.layout[f"yaxis{suffix}"].update(scaleanchor=f"x{suffix}", autorange="reversed",
+                                            showticklabels=False, showgrid=False, zeroline=False)
+        fig.layout[f"xaxis{suffix}"].update(showticklabels=False, showgrid=False, zeroline=False,
+                                            constrain="domain")
+    fig.update_xaxes(matches="x")
+    fig.update_yaxes(matches="y")
+
+
+def probability_bar(probabilities: Mapping[str, float], predicted: str,
+                    low_confidence: float) -> go.Figure:
+    """Horizontal bars, one per class (every class, highest first); the predicted class in colour,
+    a dashed line at the low-confidence threshold."""
+    items = sorted(probabilities.items(), key=lambda kv: kv[1])
+    names = [k for k, _ in items]
+    values = [float(v) for _, v in items]
+    colours = [_ACCENT if k == predicted else _MUTED for k in names]
+    fig = go.Figure(go.Bar(x=values, y=names, orientation="h", marker_color=colours,
+                           text=[f"{v:.1%}" for v in values], textposition="outside",
+                           cliponaxis=False, hovertemplate="%{y}: %{x:.1%}<extra></extra>"))
+    fig.add_vline(x=low_confidence, line_dash="dash", line_color=_WARN,
+                  annotation_text="low-confidence threshold", annotation_position="top")
+    fig.update_layout(xaxis=dict(range=[0, 1.12], tickformat=".0%", title="calibrated probability"),
+                      height=70 + 42 * len(names), margin=dict(l=10, r=10, t=30, b=40),
+                      showlegend=False)
+    return fig
+
+
+def image_panels(images: Mapping[str, np.ndarray], *, height: int = 460) -> go.Figure:
+    """Images side by side on linked axes: zoom or pan one panel and the others follow, so the
+    same region is compared. All images must have the same height and width."""
+    names = list(images)
+    fig = make_subplots(rows=1, cols=len(names), subplot_titles=names,
+                        horizontal_spacing=0.01)
+    for i, name in enumerate(names, start=1):
+        fig.add_trace(go.Image(source=_data_uri(images[name]), name=name,
+                               hovertemplate="x %{x}, y %{y}<extra>" + name + "</extra>"),
+                      row=1, col=i)
+    _square_axes(fig, len(names))
+    fig.update_layout(height=height, margin=dict(l=0, r=0, t=30, b=0), dragmode="zoom")
+    return fig
+
+
+def split_compare(left: np.ndarray, right: np.ndarray, *, left_name: str, right_name: str,
+                  steps: int = 21, height: int = 560) -> go.Figure:
+    """Two images of one region on the same view, split by a vertical line that a slider moves.
+
+    Why plotly and not ``streamlit-image-comparison``: that package (0.0.4) loads juxtapose.js
+    from cdn.knightlab.com, which an offline hospital network cannot reach. Plotly.js ships with
+    Streamlit, and its slider steps swap precomputed composites client-side (no rerun), while its
+    zoom and pan still work on the combined view.
+    """
+    left, right = to_rgb(left), to_rgb(right)
+    if left.shape != right.shape:
+        raise ValueError(f"split_compare needs equal shapes, got {left.shape} and {right.shape}")
+    h, w = left.shape[:2]
+    cuts = np.linspace(0, w, steps).round().astype(int)
+    start = steps // 2
+
+    def composite(cut: int) -> str:
+        img = right.copy()
+        img[:, :cut] = left[:, :cut]
+        return _data_uri(img)
+
+    def divider(cut: int) -> list[dict]:
+        return [dict(type="line", x0=cut - 0.5, x1=cut - 0.5, y0=-0.5, y1=h - 0.5,
+                     line=dict(color="#ffd400", width=2))]
+
+    sources = [composite(c) for c in cuts]
+    fig = go.Figure(go.Image(source=sources[start], hovertemplate="x %{x}, y %{y}<extra></extra>"))
+    steps_spec = [dict(method="update", label=f"{round(100 * c / w)}%",
+                       args=[{"source": [src]}, {"shapes": divider(c)}])
+                  for c, src in zip(cuts, sources)]
+    fig.update_layout(
+        shapes=divider(cuts[start]), height=height, margin=dict(l=0, r=0, t=30, b=10),
+        sliders=[dict(active=start, steps=steps_spec, pad=dict(t=30),
+                      currentvalue=dict(prefix=f"◀ {left_name} | {right_name} ▶   split at "))],
+        yaxis=dict(scaleanchor="x", autorange="reversed", showticklabels=False, showgrid=False),
+        xaxis=dict(showticklabels=False, showgrid=False, constrain="domain"),
+        annotations=[dict(x=0, y=1.0, xref="paper", yref="paper", text=left_name, showarrow=False,
+                          xanchor="left", yanchor="bottom"),
+                     dict(x=1, y=1.0, xref="paper", yref="paper", text=right_name,
+                          showarrow=False, xanchor="right", yanchor="bottom")])
+    return fig
+
+
+def difference_map(diff: np.ndarray, *, title: str, height: int = 460) -> go.Figure:
+    """|SR - reference| as a heatmap (brighter = larger difference), square pixels."""
+    d = np.asarray(diff, dtype=np.float32)
+    if d.ndim == 3:
+        d = d.mean(axis=2)
+    fig = go.Figure(go.Heatmap(z=d, colorscale="Inferno", zmin=0,
+                               zmax=float(max(np.percentile(d, 99.5), 1e-6)),
+                               colorbar=dict(title="|diff|"),
+                               hovertemplate="x %{x}, y %{y}: %{z:.3f}<extra></extra>"))
+    fig.update_layout(title=title, height=height, margin=dict(l=0, r=0, t=40, b=0),
+                      yaxis=dict(scaleanchor="x", autorange="reversed", showticklabels=False),
+                      xaxis=dict(showticklabels=False, constrain="domain"))
+    return fig
+
+
+def metrics_bars(metrics: Mapping[str, Mapping[str, float]]) -> go.Figure:
+    """PSNR (dB) and SSIM per method, two panels."""
+    methods = list(metrics)
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("PSNR (dB, higher is better)",
+                                                        "SSIM (higher is better)"))
+    for col, key, fmt in ((1, "psnr", "{:.2f}"), (2, "ssim", "{:.3f}")):
+        vals = [float(metrics[m][key]) for m in methods]
+        shown = [v if np.isfinite(v) else None for v in vals]
+        fig.add_trace(go.Bar(x=methods, y=shown, marker_color=_ACCENT, showlegend=False,
+                             text=[fmt.format(v) if np.isfinite(v) else "∞" for v in vals],
+                             textposition="outside", cliponaxis=False), row=1, col=col)
+    fig.update_yaxes(range=[0, 1.05], row=1, col=2)
+    fig.update_layout(height=320, margin=dict(l=10, r=10, t=40, b=10))
+    return fig
+
+
+def loss_curve(points: Sequence[Mapping[str, float]], *, x: str = "epoch") -> go.Figure:
+    """One line per numeric series (loss, val_loss, accuracy, ...) against ``x``."""
+    fig = go.Figure()
+    if points:
+        keys = [k for k in points[-1] if k != x]
+        xs = [p.get(x) for p in points]
+        for k in keys:
+            fig.add_trace(go.Scatter(x=xs, y=[p.get(k) for p in points], mode="lines+markers",
+                                     name=k))
+    fig.update_layout(height=320, margin=dict(l=10, r=10, t=30, b=10), xaxis_title=x,
+                      legend=dict(orientation="h", y=1.12))
+    return fig
+
+
+def version_metrics(rows: Sequence[Mapping[str, object]], metric_names: Sequence[str]) -> go.Figure:
+    """Grouped bars: one group per metric, one bar per model version."""
+    fig = go.Figure()
+    for row in rows:
+        fig.add_trace(go.Bar(name=str(row["version"]), x=list(metric_names),
+                             y=[row.get(m) for m in metric_names]))
+    fig.update_layout(barmode="group", height=340, margin=dict(l=10, r=10, t=30, b=10),
+                      legend=dict(orientation="h", y=1.15))
+    return fig

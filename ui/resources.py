@@ -1,0 +1,72 @@
+"""Heavy objects loaded once per server process with ``st.cache_resource`` (shared by every
+user, never mutated): the database engine and the models.
+
+Keys include the weights folder and database URL so that a test (or a reconfigured server)
+with other settings never gets a stale object; the classifier is keyed by the *active* version
+so that publishing a new version on the admin page takes effect on the next rerun.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import streamlit as st
+
+from core import config, registry
+
+__all__ = ["engine", "db", "active_classifier_version", "classifier", "sr_model"]
+
+
+@st.cache_resource(show_spinner="Opening the database…")
+def _engine(url: str):
+    from core.db import get_engine, upgrade_to_head
+
+    eng = get_engine(url)
+    upgrade_to_head(eng)
+    return eng
+
+
+def engine():
+    return _engine(config.database_url())
+
+
+@contextmanager
+def db():
+    """``with db() as session:`` a transaction on the cached engine (commit on success)."""
+    from core.db import session_scope
+
+    with session_scope(engine()) as session:
+        yield session
+
+
+def active_classifier_version() -> str | None:
+    return registry.active_version("classifier")
+
+
+@st.cache_resource(show_spinner="Loading the classifier…", max_entries=3)
+def _classifier(version: str, weights_dir: str):
+    from core.classifier import Classifier
+
+    return Classifier.load(version, weights_dir=weights_dir)
+
+
+def classifier(version: str | None = None):
+    """The classifier (default: the active version). Raises ModelNotFoundError if none."""
+    from core.errors import ModelNotFoundError
+
+    version = version or active_classifier_version()
+    if version is None:
+        raise ModelNotFoundError(
+            "No classifier model is active yet. An administrator can train one or activate a "
+            "version on the Models page.")
+    return _classifier(version, str(config.weights_dir()))
+
+
+@st.cache_resource(show_spinner="Loading the super-resolution model…", max_entries=8)
+def _sr_model(method: str, scale: int, version: str, weights_dir: str):
+    from core.sr.models import load_sr_model
+
+    return load_sr_model(method, scale, version=version, weights_dir=weights_dir)
+
+
+def sr_model(method: str, scale: int, version: str):
+    return _sr_model(method, scale, version, str(config.weights_dir()))

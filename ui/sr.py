@@ -1,0 +1,111 @@
+"""Super-resolution page helpers: the settings widgets, the cached comparison and its record."""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import streamlit as st
+
+from core.errors import MedScanError
+from ui import cached
+from ui.resources import db
+
+__all__ = ["METHOD_LABELS", "MODE_HELP", "SRSettings", "sr_methods_ui", "run_comparison",
+           "record_sr_once"]
+
+METHOD_LABELS = {"bicubic": "Bicubic", "srcnn": "SRCNN", "rrdb_psnr": "RRDB (PSNR)",
+                 "esrgan": "ESRGAN"}
+MODE_HELP = {
+    "simulate": "Simulate: the scan is shrunk by the scale factor and each method restores it, "
+                "so PSNR/SSIM against the original are meaningful.",
+    "enhance": "Enhance: the scan itself is enlarged by the scale factor. There is no "
+               "higher-resolution reference, so PSNR/SSIM cannot measure quality here.",
+}
+SCALES = (2, 4)
+SMALLEST_INPUT_PX = 16
+
+
+@dataclass(frozen=True)
+class SRSettings:
+    methods: tuple[str, ...]
+    scale: int
+    mode: str
+    alpha: float
+    versions: tuple[tuple[str, str | None], ...]
+
+
+@st.cache_resource
+def _model_lock() -> threading.Lock:
+    """ESRGAN's network interpolation sets weights on the shared cached model; one comparison at
+    a time keeps two users' alphas from mixing."""
+    return threading.Lock()
+
+
+def sr_methods_ui(scan) -> SRSettings:
+    from core.sr import available_methods
+
+    c1, c2, c3 = st.columns([1, 1, 2])
+    scale = c1.segmented_control("Scale", SCALES, default=4, required=True, key="sr_scale",
+                                 format_func=lambda s: f"×{s}")
+    mode = c2.segmented_control("Mode", ["simulate", "enhance"], default="simulate",
+                                required=True, key="sr_mode", format_func=str.capitalize,
+                                help=MODE_HELP["simulate"] + "\n\n" + MODE_HELP["enhance"])
+    available = available_methods(scale)
+    usable = [m for m, v in available.items() if m == "bicubic" or v]
+    missing = [METHOD_LABELS.get(m, m) for m, v in available.items() if m != "bicubic" and not v]
+    default = [m for m in usable if m in ("rrdb_psnr", "esrgan")] or usable[-1:]
+    with c3:
+        chosen = st.multiselect("Methods (bicubic is always included)",
+                                [m for m in usable if m != "bicubic"],
+                                default=[m for m in default if m != "bicubic"],
+                                format_func=lambda m: METHOD_LABELS.get(m, m), key="sr_methods")
+        if missing:
+            st.caption(f"No active ×{scale} model for: {', '.join(missing)}.")
+    alpha = 1.0
+    if "esrgan" in chosen:
+        alpha = st.slider("ESRGAN interpolation α (0 = RRDB PSNR model: smoother; 1 = ESRGAN: "
+                          "sharper, may invent texture)", 0.0, 1.0, 0.8, 0.1, key="sr_alpha")
+    methods = ("bicubic", *[m for m in usable if m in chosen])
+    versions = tuple((m, available.get(m)) for m in methods)
+    return SRSettings(methods=methods, scale=int(scale), mode=mode, alpha=float(alpha),
+                      versions=versions)
+
+
+def run_comparison(picked, settings: SRSettings):
+    """The cached comparison (None, with a message, when the image cannot be used)."""
+    h, w = picked.scan.pixels.shape[:2]
+    if settings.mode == "simulate" and min(h, w) // settings.scale < SMALLEST_INPUT_PX:
+        st.error(f"The scan ({w}×{h}) is too small to shrink ×{settings.scale} and still "
+                 "compare; use Enhance mode or a smaller scale.")
+        return None
+    try:
+        with st.spinner(f"Super-resolving ×{settings.scale} with "
+                        f"{', '.join(METHOD_LABELS.get(m, m) for m in settings.methods)}…",
+                        show_time=True), _model_lock():
+            return cached.sr_compare(picked.key, settings.scale, settings.mode, settings.methods,
+                                     settings.alpha, settings.versions, cached.weights_key(),
+                                     _pixels=picked.scan.pixels)
+    except MedScanError as err:
+        st.error(str(err))
+        return None
+
+
+def record_sr_once(user: dict, picked, result) -> None:
+    """Store each method's PSNR/SSIM once per browser session."""
+    from core.db.records import record_sr_result
+
+    alpha = getattr(result, "alpha", None)
+
+    seen: set = st.session_state.setdefault("_recorded", set())
+    for method, version in result.versions.items():
+        tag = f"sr:{picked.key}:{result.mode}:{result.scale}:{method}:{version}"
+        if tag in seen:
+            continue
+        seen.add(tag)
+        metrics = (result.metrics or {}).get(method, {})
+        with db() as session:
+            record_sr_result(session, scan_sha256=picked.scan.sha256, method=method, scale=result.scale,
+                             mode=result.mode, model_version=version,
+                             alpha=alpha if method == "esrgan" else None,
+                             psnr=metrics.get("psnr"), ssim=metrics.get("ssim"),
+                             user_id=user["id"])
