@@ -47,7 +47,8 @@ def test_users_add_list_set_password_deactivate(url, monkeypatch, capsys):
     with session_scope(init_db(url)) as s:
         assert auth.authenticate(s, "root", PW) is not None
         assert auth.authenticate(s, "reader1", "another long password") is None  # inactive
-        assert {u.username: u.active for u in auth.list_users(s)} == {"root": True, "reader1": False}
+        active = {u.username: u.active for u in auth.list_users(s)}
+        assert active == {"root": True, "reader1": False}
 
 
 def test_users_add_errors_are_one_line(url, monkeypatch, capsys):

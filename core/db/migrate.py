@@ -8,6 +8,7 @@ revision after changing ``models.py``::
 from __future__ import annotations
 
 import threading
+import weakref
 from pathlib import Path
 
 from alembic import command
@@ -24,7 +25,7 @@ __all__ = ["MIGRATIONS_DIR", "alembic_config", "upgrade_to_head", "current_revis
            "head_revision", "schema_diff", "make_revision"]
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
-_upgraded: set[str] = set()
+_upgraded: weakref.WeakSet[Engine] = weakref.WeakSet()  # engines already at head
 _lock = threading.Lock()
 
 
@@ -49,9 +50,8 @@ def upgrade_to_head(engine_or_url: Engine | str | None = None, *, force: bool = 
     leaves nothing half-done.
     """
     engine = _engine(engine_or_url)
-    key = str(engine.url)
     with _lock:
-        if key in _upgraded and not force:
+        if engine in _upgraded and not force:
             return engine
         cfg = alembic_config(engine)
         with engine.connect() as conn:
@@ -60,7 +60,7 @@ def upgrade_to_head(engine_or_url: Engine | str | None = None, *, force: bool = 
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
             conn.commit()
-        _upgraded.add(key)
+        _upgraded.add(engine)
     return engine
 
 

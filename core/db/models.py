@@ -195,7 +195,7 @@ class StudyItem(Base):
     scan_id: Mapped[int] = mapped_column(ForeignKey("scans.id", ondelete="CASCADE"))
     method: Mapped[str] = mapped_column(String(32))
     model_version: Mapped[str] = mapped_column(String(64), default="")
-    position: Mapped[int] = mapped_column(Integer)       # 0-based, creation order
+    position: Mapped[int] = mapped_column(Integer)       # 0-based, seeded shuffle of input
     image_id: Mapped[int | None] = mapped_column(ForeignKey("study_images.id"))
 
     study: Mapped[Study] = relationship(back_populates="items")

@@ -89,7 +89,11 @@ def create_study(session: Session, name: str, created_by: int | None,
                   seed=secrets.randbits(31) if seed is None else int(seed), active=True)
     session.add(study)
     session.flush()
-    for position, spec in enumerate(scan_hashes_with_methods):
+    # Insert in a seeded random order, so that item ids and positions say nothing about the
+    # method (an admin typically lists scan × method in a regular pattern).
+    specs = list(scan_hashes_with_methods)
+    random.Random(study.seed).shuffle(specs)
+    for position, spec in enumerate(specs):
         if len(spec) not in (3, 4):
             raise StudyError("Each study item is (scan_sha256, method, model_version[, png]).")
         sha, method, version = spec[0], _method(spec[1]), spec[2] or None
