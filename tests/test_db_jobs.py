@@ -190,8 +190,12 @@ def test_default_command_and_validation(engine, monkeypatch):
     jobs._children.clear()
 
 
-@pytest.mark.parametrize("message, version", [("version=v1", "v1"),
-                                              ("published version=sr-2026 (active)", "sr-2026"),
-                                              ("no version here", None), ("", None)])
+@pytest.mark.parametrize("message, version", [
+    ("version=v1", "v1"),
+    ("published version=sr-2026 (active)", "sr-2026"),
+    ("published sr/esrgan_x4-20261122", "esrgan_x4-20261122"),   # the trainers' wording
+    ("saved /w/classifier/clf-20261122/", "clf-20261122"),
+    ("not published", None), ("not published yet", None), ("", None),
+])
 def test_parse_version(message, version):
     assert jobs.parse_version(message) == version

@@ -9,7 +9,8 @@ curve; writes are throttled to one per ``min_interval_s`` except for phase chang
 and ``phase == "done"``.
 
 **Publishing a version:** a trainer ends with ``Progress(phase="done", message=f"version={v}")``;
-that marks the job ``succeeded`` with ``result_version = v``. If the process dies instead,
+that marks the job ``succeeded`` with ``result_version = v`` (``"published sr/<v>"`` and
+``"saved <dir>/<v>"`` are understood too, see :func:`parse_version`). If the process dies instead,
 :func:`refresh_jobs` (call it whenever the admin page polls) notices (``waitpid`` / ``kill(pid,
 0)`` / ``/proc``) and marks the job ``failed`` with the tail of its log, or ``succeeded`` if it
 exited with status 0. :func:`cancel_job` sends SIGTERM to the job's process group.
@@ -47,6 +48,8 @@ __all__ = ["start_training_job", "progress_callback", "finish_job", "refresh_job
 ACTIVE_STATUSES = ("queued", "running")
 START_GRACE_S = 60          # a queued job with no pid after this long never started
 _VERSION = re.compile(r"version=(\S+)")
+_PUBLISHED = re.compile(r"(?<!not )\bpublished (?:[a-z]+/)?(\S+)")
+_SAVED = re.compile(r"\bsaved (\S+)")
 _children: dict[int, subprocess.Popen] = {}
 _children_lock = threading.Lock()
 
@@ -60,9 +63,17 @@ def jobs_dir() -> Path:
 
 
 def parse_version(message: str | None) -> str | None:
-    """``"version=20261122-0512"`` (anywhere in the message) → ``"20261122-0512"``."""
-    m = _VERSION.search(message or "")
-    return m.group(1).strip("'\",;") if m else None
+    """The published version named in a ``done`` message, else ``None``.
+
+    The contract is ``"version=<v>"`` anywhere in the message; the trainers' older wordings
+    ``"published sr/<v>"`` and ``"saved <weights dir>/<task>/<v>"`` are understood too.
+    """
+    text = message or ""
+    m = _VERSION.search(text) or _PUBLISHED.search(text)
+    if m:
+        return m.group(1).strip("'\",;") or None
+    m = _SAVED.search(text)
+    return Path(m.group(1).rstrip("/")).name or None if m else None
 
 
 def _view(j: TrainingJob) -> JobView:
