@@ -3,6 +3,12 @@
 Visitors who are not logged in get only the login page (or, on a fresh install, the one-time
 "create the first administrator" form). Logged-in users get the pages their role may use; admin
 pages also re-check the role themselves, so opening one by URL is refused too.
+
+The page scripts live in ``app_pages/``, deliberately not ``pages/``: Streamlit treats a
+``pages/`` folder next to the entry script as a legacy (v1) multipage app until the first
+``st.navigation`` call, so on a fresh server process the first request would list and run every
+file there — admin pages included — without this gate (and ``AppTest`` resets that flag on every
+run, so it would run a page without ``app.py`` from the second run on).
 """
 from __future__ import annotations
 

@@ -44,13 +44,13 @@ def png_bytes(image: np.ndarray) -> bytes:
 
 def draw_box(rgb: np.ndarray, box: tuple[int, int, int, int] | None,
              colour: tuple[int, int, int] = (0, 255, 0)) -> np.ndarray:
-    """A copy of ``rgb`` with the rectangle (x0, y0, x1, y1) drawn on it."""
+    """A copy of ``rgb`` with the half-open box (x0, y0, x1, y1) outlined on it."""
     out = to_rgb(rgb).copy()
     if box is None:
         return out
     x0, y0, x1, y1 = (int(v) for v in box)
     thickness = max(1, round(max(out.shape[:2]) / 200))
-    cv2.rectangle(out, (x0, y0), (x1, y1), colour, thickness)
+    cv2.rectangle(out, (x0, y0), (max(x1 - 1, x0), max(y1 - 1, y0)), colour, thickness)
     return out
 
 

@@ -1,0 +1,136 @@
+"""AppTest: the Analyze page with a real (tiny) classifier and a real DICOM upload."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+import streamlit as st
+
+from app_env import (CLASSES, brain_png_bytes, logged_in, mr_dicom_bytes,  # noqa: F401
+                     app_env, tiny_weights)
+
+
+@pytest.fixture()
+def explain_calls(monkeypatch) -> list:
+    """Counts every real call of Classifier.explain (AppTest runs the script in this process)."""
+    from core.classifier.inference import Classifier
+
+    calls: list = []
+    original = Classifier.explain
+
+    def counting(self, *args, **kwargs):
+        calls.append(kwargs.get("class_name"))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Classifier, "explain", counting)
+    st.cache_data.clear()
+    return calls
+
+
+def _analyze_with_dicom(app_env):
+    at = logged_in("radiologist", app_env["ids"]).run()
+    assert at.title[0].value == "Analyze"
+    # A DICOM file without an extension, as PACS exports often are.
+    at.file_uploader(key="scan").upload("MR_small", mr_dicom_bytes(),
+                                        "application/octet-stream").run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_dicom_prediction_gradcam_and_no_second_inference(app_env, explain_calls):
+    at = _analyze_with_dicom(app_env)
+    assert not at.error
+    metric = at.metric[0]
+    assert metric.label == "Predicted class" and metric.value in CLASSES
+    assert "calibrated probability" in metric.delta
+    charts = at.get("plotly_chart")
+    assert charts, "probability chart missing"
+    captions = [c for img in at.image for c in img.captions]
+    assert any(c.startswith("Grad-CAM for") for c in captions), captions
+    assert any("MR_small" in c for c in captions)
+    assert len(explain_calls) == 1
+    # The tiny untrained model is unsure: the clinician is warned.
+    assert any("Low confidence" in w.value for w in at.warning)
+    # Moving the opacity slider, toggling the box, changing the window, plain reruns:
+    # the model is not called again.
+    at.slider(key="cam_opacity").set_value(0.8).run()
+    at.toggle(key="cam_box").set_value(True).run()
+    at.selectbox(key="analyze_window_preset").set_value("min-max").run()
+    at.run()
+    assert not at.exception
+    assert len(explain_calls) == 1, explain_calls
+    # A second browser session with the same upload hits the cache too.
+    other = _analyze_with_dicom(app_env)
+    assert other.metric[0].value == metric.value
+    assert len(explain_calls) == 1
+    # Explaining another class is a new (cached) computation.
+    target = next(c for c in CLASSES if c != metric.value)
+    at.selectbox(key="cam_class").set_value(target).run()
+    assert len(explain_calls) == 2 and explain_calls[-1] == target
+    at.download_button(key="download_overlay")  # exists
+
+    # The scan and the prediction were stored.
+    from core.db import init_db, session_scope
+    from core.db.records import scan_predictions
+
+    from core.imaging import load_scan
+    sha = load_scan(mr_dicom_bytes()).sha256
+    with session_scope(init_db(app_env["MEDSCAN_DATABASE_URL"])) as s:
+        preds = scan_predictions(s, sha)
+    # Once per browser session that viewed it (two sessions here), not once per rerun.
+    assert [p.label for p in preds] == [metric.value] * 2
+
+
+def test_rating_lands_in_database_and_can_be_changed(app_env, explain_calls):
+    at = _analyze_with_dicom(app_env)
+    at.radio(key="analyze_rating_quality").set_value(4)
+    at.radio(key="analyze_rating_usefulness").set_value(2)
+    at.text_area(key="analyze_rating_comment").input("motion artefact")
+    at.button(key="analyze_rating_submit").click().run()
+    assert not at.exception
+    assert at.success[0].value == "Rating saved."
+
+    from core.db import init_db, session_scope
+    from core.db.ratings import my_ratings
+
+    engine = init_db(app_env["MEDSCAN_DATABASE_URL"])
+    reader = app_env["ids"]["reader"]
+    with session_scope(engine) as s:
+        rows = my_ratings(s, reader)
+    assert [(r.method, r.image_quality, r.diagnostic_usefulness, r.comment) for r in rows] == \
+        [("original", 4, 2, "motion artefact")]
+    assert rows[0].model_version == "clf-test"
+    # Change it: same row, new values; the form is pre-filled with the reader's own rating.
+    at.run()
+    assert at.radio(key="analyze_rating_quality").value == 4
+    at.radio(key="analyze_rating_quality").set_value(5)
+    at.button(key="analyze_rating_submit").click().run()
+    with session_scope(engine) as s:
+        rows = my_ratings(s, reader)
+    assert [(r.image_quality, r.diagnostic_usefulness) for r in rows] == [(5, 2)]
+    # Another reader sees an empty form and nothing of the first reader's rating.
+    admin = logged_in("admin", app_env["ids"]).run()
+    admin.file_uploader(key="scan").upload("MR_small", mr_dicom_bytes()).run()
+    assert admin.radio(key="analyze_rating_quality").value is None
+    admin.switch_page("app_pages/my_ratings.py").run()
+    assert not admin.dataframe and admin.info  # "You have not rated any images yet"
+    # My ratings lists the reader's own.
+    at.switch_page("app_pages/my_ratings.py").run()
+    table = at.dataframe[0].value
+    assert list(table["rated"]) == ["original"] and table["image quality"][0].startswith("5")
+
+
+def test_warnings_and_unreadable_files(app_env, explain_calls):
+    at = logged_in("radiologist", app_env["ids"]).run()
+    colour = np.zeros((40, 48, 3), np.uint8)
+    colour[..., 2] = 200
+    ok, png = cv2.imencode(".png", colour)
+    at.file_uploader(key="scan").set_value([
+        ("photo.png", png.tobytes(), "image/png"),
+        ("broken.dcm", b"DICM" + b"\0" * 50, "application/dicom")]).run()
+    assert not at.exception
+    assert any("broken.dcm" in e.value for e in at.error)   # a readable message, no traceback
+    warnings = " ".join(w.value for w in at.warning)
+    assert "Colour image" in warnings and "Tiny image" in warnings
+    # Window controls are greyed out for non-DICOM files.
+    assert at.selectbox(key="analyze_window_preset").disabled
