@@ -27,6 +27,7 @@ __all__ = ["MIGRATIONS_DIR", "alembic_config", "upgrade_to_head", "current_revis
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 _upgraded: weakref.WeakSet[Engine] = weakref.WeakSet()  # engines already at head
 _lock = threading.Lock()
+_PG_LOCK_KEY = 0x4D656453  # "MedS": advisory lock id for migrations
 
 
 def _engine(engine_or_url: Engine | str | None) -> Engine:
@@ -45,9 +46,9 @@ def alembic_config(engine: Engine | None = None) -> Config:
 def upgrade_to_head(engine_or_url: Engine | str | None = None, *, force: bool = False) -> Engine:
     """Bring the database to the newest schema; returns the engine. Cheap after the first call.
 
-    On SQLite the whole upgrade runs in one ``BEGIN IMMEDIATE`` transaction, so two processes
-    starting at once serialise (the second finds the schema current) and a failed migration
-    leaves nothing half-done.
+    The whole upgrade runs in one transaction that first takes a lock (SQLite: ``BEGIN
+    IMMEDIATE``; PostgreSQL: an advisory lock), so two processes starting at once serialise (the
+    second finds the schema current) and a failed migration leaves nothing half-done.
     """
     engine = _engine(engine_or_url)
     with _lock:
@@ -57,6 +58,8 @@ def upgrade_to_head(engine_or_url: Engine | str | None = None, *, force: bool = 
         with engine.connect() as conn:
             if engine.dialect.name == "sqlite":
                 conn.exec_driver_sql("BEGIN IMMEDIATE")
+            elif engine.dialect.name == "postgresql":  # one migrator at a time
+                conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_PG_LOCK_KEY})")
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
             conn.commit()
