@@ -8,7 +8,8 @@ from ui.analysis import record_scan_once
 from ui.images import fit_to, png_bytes, to_rgb
 from ui.rating import rating_form_ui
 from ui.scan_ui import frame_ui, pick_scan_ui, upload_ui
-from ui.sr import METHOD_LABELS, MODE_HELP, record_sr_once, run_comparison, sr_methods_ui
+from ui.sr import (METHOD_LABELS, MODE_HELP, difference_maps, record_sr_once, run_comparison,
+                   sr_methods_ui)
 
 user = auth.require_role()
 st.title("Super-resolution")
@@ -26,16 +27,16 @@ settings = sr_methods_ui(picked.scan)
 result = run_comparison(picked, settings)
 if result is None:
     st.stop()
-record_sr_once(user, picked, result)
+record_sr_once(user, picked, result, settings.alpha)
 
-st.caption(MODE_HELP[result.mode] + f" Finished in {sum(result.seconds.values()):.1f} s."
-           if isinstance(result.seconds, dict) else MODE_HELP[result.mode])
+st.caption(f"{MODE_HELP[result.mode]} Computed in {sum(result.seconds.values()):.1f} s "
+           "(cached: changing tabs or zooming does not recompute).")
 methods = list(result.outputs)
 hr_shape = next(iter(result.outputs.values())).shape[:2]
 lr_big = fit_to(to_rgb(result.lr), hr_shape)  # nearest-neighbour: the real low-res pixels
 
-tab_side, tab_slider, tab_diff, tab_metrics = st.tabs(
-    ["Side by side", "Slider comparison", "Difference map", "PSNR / SSIM"])
+tab_side, tab_slider, tab_diff = st.tabs(["Side by side", "Slider comparison",
+                                          "Difference map"])
 with tab_side:
     panels = {f"Low-res input ({result.lr.shape[1]}×{result.lr.shape[0]})": lr_big}
     if result.hr is not None and result.mode == "simulate":
@@ -54,26 +55,31 @@ with tab_slider:
                                         right_name=METHOD_LABELS.get(right, right)),
                     key="sr_split", config={"displaylogo": False, "scrollZoom": True})
 with tab_diff:
-    if result.diff_maps:
+    maps, ref = difference_maps(result)
+    if maps:
         c1, _ = st.columns([1, 2])
-        which = c1.selectbox("Difference of", list(result.diff_maps),
+        which = c1.selectbox("Difference of", list(maps),
                              format_func=lambda m: METHOD_LABELS.get(m, m), key="sr_diff_method")
-        ref = "the original" if result.mode == "simulate" else "bicubic"
-        st.plotly_chart(plots.difference_map(result.diff_maps[which],
+        st.plotly_chart(plots.difference_map(maps[which],
                                              title=f"|{METHOD_LABELS.get(which, which)} − {ref}|"),
                         key="sr_diff")
     else:
-        st.info("No difference map for this mode.")
-with tab_metrics:
-    if result.metrics:
-        st.dataframe(
-            [{"method": METHOD_LABELS.get(m, m), "PSNR (dB)": round(v["psnr"], 2),
-              "SSIM": round(v["ssim"], 4), "model version": result.versions.get(m) or "—"}
-             for m, v in result.metrics.items()],
-            hide_index=True, key="sr_metrics_table")
-        st.plotly_chart(plots.metrics_bars(result.metrics), key="sr_metrics_chart")
-    if result.metrics_note:
-        st.info(result.metrics_note)
+        st.info("Choose a learned method to see what it changed compared with bicubic.")
+st.subheader("PSNR / SSIM")
+if result.metrics:
+    c_table, c_chart = st.columns([2, 3], vertical_alignment="center")
+    c_table.dataframe(
+        [{"method": METHOD_LABELS.get(m, m), "PSNR (dB)": round(v["psnr"], 2),
+          "SSIM": round(v["ssim"], 4), "model version": result.versions.get(m) or "—"}
+         for m, v in result.metrics.items()],
+        hide_index=True, key="sr_metrics_table")
+    c_table.caption(f"Against the original scan; {result.scale}-pixel border excluded. "
+                    "Higher is better for both.")
+    c_chart.plotly_chart(plots.metrics_bars(result.metrics), key="sr_metrics_chart",
+                         config={"displayModeBar": False})
+if result.metrics_note:
+    st.info(result.metrics_note)
+
 
 c1, c2 = st.columns([1, 1])
 with c1:

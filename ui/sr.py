@@ -11,7 +11,7 @@ from ui import cached
 from ui.resources import db
 
 __all__ = ["METHOD_LABELS", "MODE_HELP", "SRSettings", "sr_methods_ui", "run_comparison",
-           "record_sr_once"]
+           "record_sr_once", "difference_maps"]
 
 METHOD_LABELS = {"bicubic": "Bicubic", "srcnn": "SRCNN", "rrdb_psnr": "RRDB (PSNR)",
                  "esrgan": "ESRGAN"}
@@ -90,15 +90,14 @@ def run_comparison(picked, settings: SRSettings):
         return None
 
 
-def record_sr_once(user: dict, picked, result) -> None:
+def record_sr_once(user: dict, picked, result, alpha: float) -> None:
     """Store each method's PSNR/SSIM once per browser session."""
     from core.db.records import record_sr_result
 
-    alpha = getattr(result, "alpha", None)
-
     seen: set = st.session_state.setdefault("_recorded", set())
     for method, version in result.versions.items():
-        tag = f"sr:{picked.key}:{result.mode}:{result.scale}:{method}:{version}"
+        tag = f"sr:{picked.key}:{result.mode}:{result.scale}:{method}:{version}" + (
+            f":{alpha}" if method == "esrgan" else "")
         if tag in seen:
             continue
         seen.add(tag)
@@ -109,3 +108,16 @@ def record_sr_once(user: dict, picked, result) -> None:
                              alpha=alpha if method == "esrgan" else None,
                              psnr=metrics.get("psnr"), ssim=metrics.get("ssim"),
                              user_id=user["id"])
+
+
+def difference_maps(result) -> tuple[dict, str]:
+    """``|output − original|`` per method in simulate mode; in enhance mode (no ground truth)
+    ``|output − bicubic|`` per learned method, which shows what the model added."""
+    from core.sr.metrics import diff_map
+
+    if result.diff_maps:
+        return result.diff_maps, "the original"
+    base = result.outputs.get("bicubic")
+    maps = {m: diff_map(base, out) for m, out in result.outputs.items()
+            if m != "bicubic" and base is not None}
+    return maps, "bicubic"

@@ -1,0 +1,86 @@
+"""AppTest: the Super-resolution page with real (tiny) SRCNN / RRDB / ESRGAN models."""
+from __future__ import annotations
+
+import pytest
+import streamlit as st
+
+import core.sr
+from app_env import brain_png_bytes, logged_in, app_env, tiny_weights  # noqa: F401
+
+
+@pytest.fixture()
+def compare_calls(monkeypatch) -> list:
+    calls: list = []
+    original = core.sr.compare
+
+    def counting(image, **kwargs):
+        calls.append(kwargs)
+        return original(image, **kwargs)
+
+    monkeypatch.setattr(core.sr, "compare", counting)
+    st.cache_data.clear()
+    return calls
+
+
+def _sr_page(app_env):
+    at = logged_in("radiologist", app_env["ids"]).run()
+    at.switch_page("app_pages/super_resolution.py").run()
+    assert at.title[0].value == "Super-resolution"
+    at.file_uploader(key="scan").upload("head.png", brain_png_bytes(128), "image/png").run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_psnr_ssim_table_chart_and_cached_rerun(app_env, compare_calls):
+    at = _sr_page(app_env)
+    table = at.dataframe[0].value
+    assert list(table["method"]) == ["Bicubic", "RRDB (PSNR)", "ESRGAN"]
+    assert (table["PSNR (dB)"] > 5).all() and table["SSIM"].between(-1, 1).all()
+    assert list(table["model version"]) == ["—", "rrdb-test", "esrgan-test"]
+    assert len(at.get("plotly_chart")) >= 4  # metrics bars, panels, split slider, diff map
+    assert len(compare_calls) == 1
+    at.selectbox(key="sr_slider_method").set_value("rrdb_psnr").run()
+    at.selectbox(key="sr_diff_method").set_value("esrgan").run()
+    at.run()
+    assert len(compare_calls) == 1
+    # Adding SRCNN and moving alpha are new computations; going back is cached.
+    at.multiselect(key="sr_methods").select("srcnn").run()
+    assert len(compare_calls) == 2
+    assert list(at.dataframe[0].value["method"]) == ["Bicubic", "SRCNN", "RRDB (PSNR)", "ESRGAN"]
+    at.multiselect(key="sr_methods").unselect("srcnn").run()
+    assert len(compare_calls) == 2
+    assert not at.exception
+
+    from core.db import init_db, session_scope
+    from core.db.records import scan_sr_results
+    from core.imaging import load_scan
+
+    with session_scope(init_db(app_env["MEDSCAN_DATABASE_URL"])) as s:
+        rows = scan_sr_results(s, load_scan(brain_png_bytes(128)).sha256)
+    assert {r.method for r in rows} == {"bicubic", "srcnn", "rrdb_psnr", "esrgan"}
+    assert all(r.psnr is not None for r in rows)
+
+
+def test_enhance_mode_explains_missing_metrics(app_env, compare_calls):
+    at = _sr_page(app_env)
+    at.segmented_control(key="sr_mode").set_value("enhance").run()
+    assert not at.exception
+    assert any("not applicable in enhance mode" in i.value for i in at.info)
+    assert not at.dataframe  # no PSNR/SSIM table without a ground truth
+
+
+def test_sr_rating_lands_in_database(app_env, compare_calls):
+    at = _sr_page(app_env)
+    at.selectbox(key="sr_rate_method").set_value("esrgan").run()
+    at.radio(key="sr_rating_esrgan_quality").set_value(3)
+    at.radio(key="sr_rating_esrgan_usefulness").set_value(4)
+    at.button(key="sr_rating_esrgan_submit").click().run()
+    assert not at.exception and at.success[0].value == "Rating saved."
+
+    from core.db import init_db, session_scope
+    from core.db.ratings import my_ratings
+
+    with session_scope(init_db(app_env["MEDSCAN_DATABASE_URL"])) as s:
+        rows = my_ratings(s, app_env["ids"]["reader"])
+    assert [(r.method, r.model_version, r.image_quality, r.diagnostic_usefulness)
+            for r in rows] == [("esrgan", "esrgan-test", 3, 4)]
