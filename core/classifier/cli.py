@@ -58,6 +58,8 @@ def register(cmds) -> None:
                    help="also report the mean Grad-CAM mass outside the head")
     e.add_argument("--batch-size", type=int, default=32)
     e.add_argument("--json", action="store_true", help="print one JSON object")
+    e.add_argument("--record", default=None, metavar="NAME",
+                   help="also store the report in the model card as metrics.NAME (e.g. test)")
     add_progress_args(e)
     e.set_defaults(func=_evaluate)
 
@@ -119,6 +121,12 @@ def _evaluate(args: argparse.Namespace) -> int:
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    report["data"] = str(Path(args.data).resolve())
+    if args.record:
+        from core.classifier.evaluate import record_metrics
+
+        record_metrics(clf.version, args.record, report,
+                       command="python -m core " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
     if args.json:
         print(json.dumps(report))
     else:

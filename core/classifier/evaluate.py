@@ -6,6 +6,9 @@ measures the Grad-CAM mass outside the head: per image, the share of the predict
 """
 from __future__ import annotations
 
+import json
+import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +20,7 @@ from core.classifier.metrics import classification_report
 from core.classifier.preprocess import head_mask
 from core.progress import Progress, ProgressCallback
 
-__all__ = ["evaluate_folder"]
+__all__ = ["evaluate_folder", "record_metrics"]
 
 
 def evaluate_folder(clf, data: str | Path, *, calibrated: bool = True, gradcam_mass: bool = False,
@@ -49,3 +52,26 @@ def evaluate_folder(clf, data: str | Path, *, calibrated: bool = True, gradcam_m
         report["gradcam_outside_head"] = float(np.mean(masses))
         report["gradcam_outside_head_p90"] = float(np.percentile(masses, 90))
     return report
+
+
+def record_metrics(version: str, name: str, report: dict, *, command: str | None = None,
+                   weights_dir: str | Path | None = None) -> Path:
+    """Store ``report`` (plus the command and data fingerprint) as ``card["metrics"][name]``
+    of a registry version; the card is re-validated and replaced atomically."""
+    from core import registry
+    from core.classifier.data import fingerprint
+
+    card = registry.load_card("classifier", version, weights_dir=weights_dir)
+    entry = dict(report)
+    if command:
+        entry["command"] = command
+    if "data" in entry:
+        entry["data_fingerprint"] = fingerprint(list_image_folder(entry["data"], card["classes"]))
+    card.setdefault("metrics", {})[name] = entry
+    registry.validate_card(card, task="classifier")
+    folder = registry.version_dir("classifier", version, weights_dir=weights_dir)
+    fd, tmp = tempfile.mkstemp(prefix=".card-", dir=folder)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(json.dumps(card, indent=2) + "\n")
+    os.replace(tmp, folder / registry.CARD_FILE)
+    return folder / registry.CARD_FILE

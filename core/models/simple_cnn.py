@@ -17,7 +17,7 @@ GRADCAM_LAYER = "conv4"  # last convolution (ReLU inside the layer)
 
 def build_simple_cnn(num_classes: int = 4, input_shape=(128, 128, 1),
                      filters: tuple[int, ...] | list[int] = CNN_FILTERS, dropout: float = 0.5):
-    """``keras.Sequential`` baseline; layer names ``conv1..convN``, ``pool1..poolN``."""
+    """Sequential layer stack (functional model); layer names ``conv1..convN``, ``pool1..poolN``."""
     if not isinstance(num_classes, int) or num_classes < 2:
         raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}.")
     shape = tuple(int(s) for s in input_shape)
@@ -35,4 +35,9 @@ def build_simple_cnn(num_classes: int = 4, input_shape=(128, 128, 1),
               layers.Dropout(dropout, name="head_dropout"),
               layers.Dense(num_classes, name="logits"),
               layers.Activation("softmax", dtype="float32", name="predictions")]
-    return keras.Sequential(stack, name="simple_cnn")
+    # A plain layer stack, wired functionally so that ``model.input`` / layer outputs exist
+    # for the Grad-CAM sub-model.
+    x = stack[0]
+    for layer in stack[1:]:
+        x = layer(x)
+    return keras.Model(stack[0], x, name="simple_cnn")

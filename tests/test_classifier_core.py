@@ -1,0 +1,139 @@
+"""Pure functions of the classifier: preprocessing, data split, metrics, calibration, Grad-CAM maths."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from core.classifier.calibration import fit_temperature, nll, softmax
+from core.classifier.data import (augment, class_weights, list_image_folder, load_images,
+                                  stratified_split)
+from core.classifier.gradcam import (cam_from_gradients, hot_region_bbox, mass_outside,
+                                     overlay_heatmap, place_in_scan)
+from core.classifier.metrics import (classification_report, confusion_matrix,
+                                     expected_calibration_error)
+from core.classifier.preprocess import (head_bbox, head_mask, normalise, preprocess,
+                                        preprocessing_config)
+
+
+def _padded_head(h=256, w=256, bar=40) -> np.ndarray:
+    """A bright ellipse 'head' with black bars top and bottom, like the notumor images."""
+    img = np.zeros((h, w), np.uint8)
+    cv2.ellipse(img, (w // 2, h // 2), (w // 2 - 10, h // 2 - bar - 5), 0, 0, 360, 150, -1)
+    cv2.circle(img, (w // 2, h // 2), 10, 0, -1)  # a dark hole inside the head
+    return img
+
+
+def test_head_mask_and_bbox_drop_padding_bars():
+    img = _padded_head()
+    mask = head_mask(img)
+    assert mask.dtype == bool and mask.shape == img.shape
+    assert mask[128, 128]            # hole filled
+    assert not mask[:30].any() and not mask[-30:].any()
+    box = head_bbox(img, margin=0.0)
+    assert 40 <= box.y0 <= 50 and 206 <= box.y1 <= 216 and box.x0 <= 12 and box.x1 >= 244
+
+
+def test_head_mask_of_blank_image_is_everything():
+    assert head_mask(np.zeros((64, 64), np.float32)).all()
+
+
+def test_preprocess_shape_and_normalisation():
+    img = _padded_head().astype(np.float32) / 255
+    x, box = preprocess(img, preprocessing_config("vgg16", 3, 32))
+    assert x.shape == (32, 32, 3) and x.dtype == np.float32
+    # caffe: channel means subtracted, black -> -mean
+    np.testing.assert_allclose(normalise(np.zeros((1, 2, 2)), "vgg16", 3)[0, 0, 0],
+                               [-103.939, -116.779, -123.68], rtol=1e-6)
+    x1, _ = preprocess(img, preprocessing_config("unit", 1, 32))
+    assert x1.shape == (32, 32, 1) and 0 <= x1.min() and x1.max() <= 1
+    # RGB input is accepted and gives the same result as its grayscale
+    x3, _ = preprocess(np.repeat(img[..., None], 3, -1), preprocessing_config("vgg16", 3, 32))
+    np.testing.assert_allclose(x3, x, atol=1)
+
+
+def test_folder_split_is_stratified_and_reproducible(data_dir):
+    data = list_image_folder(data_dir / "brain-mri")
+    assert data.classes == ["glioma", "meningioma", "notumor", "pituitary"]
+    tr, va = stratified_split(data.labels, 0.25, seed=3)
+    assert set(tr).isdisjoint(va) and len(tr) + len(va) == len(data.files)
+    assert np.bincount(data.labels[va]).tolist() == [2, 2, 2, 2]
+    tr2, va2 = stratified_split(data.labels, 0.25, seed=3)
+    assert (va == va2).all()
+    w = class_weights(np.array([0, 0, 0, 1]), 2)
+    assert w[1] == pytest.approx(2.0) and w[0] == pytest.approx(4 / 6)
+    imgs = load_images(data.files[:3], preprocessing_config("vgg16", 3, 32))
+    assert imgs.shape == (3, 32, 32) and imgs.dtype == np.uint8
+
+
+def test_augment_keeps_shape_and_range():
+    rng = np.random.default_rng(0)
+    img = cv2.resize(_padded_head(), (32, 32))
+    outs = [augment(img, rng) for _ in range(20)]
+    assert all(o.shape == (32, 32) and 0 <= o.min() and o.max() <= 255 for o in outs)
+    assert not all(np.array_equal(outs[0], o) for o in outs[1:])
+
+
+def test_metrics_known_values():
+    y = np.array([0, 0, 1, 1, 2, 2])
+    p = np.array([0, 1, 1, 1, 2, 0])
+    cm = confusion_matrix(y, p, 3)
+    assert cm.tolist() == [[1, 1, 0], [0, 2, 0], [1, 0, 1]]
+    probs = np.eye(3)[p] * 0.9 + 0.1 / 3
+    r = classification_report(probs, y, ["a", "b", "c"])
+    assert r["accuracy"] == pytest.approx(4 / 6)
+    assert r["per_class"]["b"] == {"precision": pytest.approx(2 / 3), "recall": 1.0,
+                                   "f1": pytest.approx(0.8), "support": 2}
+    assert r["macro_f1"] == pytest.approx((0.5 + 0.8 + 2 / 3) / 3)
+    # every prediction made with confidence 0.9333 while 4/6 are right
+    assert r["ece"] == pytest.approx(abs(0.9 + 0.1 / 3 - 4 / 6))
+    assert expected_calibration_error(np.eye(3)[y], y) == pytest.approx(0.0)
+
+
+def test_temperature_scaling_lowers_ece_of_overconfident_model():
+    rng = np.random.default_rng(0)
+    n, k = 2000, 4
+    y = rng.integers(0, k, n)
+    logits = rng.normal(size=(n, k))
+    logits[np.arange(n), y] += 1.5          # informative, ~70 % accurate
+    logits *= 6.0                            # ...but far too confident
+    t = fit_temperature(logits, y)
+    assert t > 2.0
+    before = expected_calibration_error(softmax(logits), y)
+    after = expected_calibration_error(softmax(logits, t), y)
+    assert after < before / 3 and after < 0.05
+    assert nll(logits, y, t) < nll(logits, y)
+    assert (softmax(logits, t).argmax(1) == softmax(logits).argmax(1)).all()
+
+
+@pytest.mark.parametrize("method", ["gradcam", "gradcam++"])
+def test_cam_range_and_location(method):
+    rng = np.random.default_rng(1)
+    acts = rng.random((6, 6, 8)) * 0.1
+    acts[1, 4, 3] = 5.0                       # channel 3 fires top-right
+    grads = np.zeros_like(acts)
+    grads[..., 3] = 1.0                       # and drives the class score
+    cam = cam_from_gradients(acts, grads, method)
+    assert cam.shape == (6, 6) and cam.min() >= 0 and cam.max() == pytest.approx(1.0)
+    assert np.unravel_index(cam.argmax(), cam.shape) == (1, 4)
+    assert not cam_from_gradients(acts, -grads, "gradcam").any()   # no positive evidence
+    with pytest.raises(ValueError, match="Unknown CAM method"):
+        cam_from_gradients(acts, grads, "cam")
+
+
+def test_place_overlay_bbox_and_mass():
+    cam = np.zeros((4, 4), np.float32)
+    cam[1:3, 1:3] = 1.0
+    hm = place_in_scan(cam, (10, 20, 50, 60), (100, 80))
+    assert hm.shape == (100, 80) and hm.min() >= 0 and hm.max() <= 1
+    assert not hm[:20].any() and not hm[:, :10].any()
+    x0, y0, x1, y1 = hot_region_bbox(hm)
+    assert 10 <= x0 < x1 <= 50 and 20 <= y0 < y1 <= 60
+    assert hot_region_bbox(np.zeros((5, 5))) is None
+    over = overlay_heatmap(np.full((100, 80), 100, np.uint8), hm, alpha=0.5)
+    assert over.shape == (100, 80, 3) and over.dtype == np.uint8
+    assert (overlay_heatmap(np.full((100, 80), 100, np.uint8), hm, alpha=0.0) == 100).all()
+    inside = np.zeros((100, 80), bool)
+    inside[:, :30] = True
+    assert 0 < mass_outside(hm, inside) < 1
+    assert mass_outside(hm, np.ones_like(inside)) == 0.0

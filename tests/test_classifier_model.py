@@ -1,0 +1,148 @@
+"""A tiny end-to-end run on the fixtures: training, registry round trip, inference, Grad-CAM, CLI."""
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from core import registry
+from core.classifier import Classifier, Prediction
+from core.classifier.train import SCRATCH_NOTICE, TrainConfig, train
+from core.cli import main
+from core.errors import ModelCardError, ModelNotFoundError
+
+TINY = dict(input_size=32, width=1 / 16, batch_size=16, epochs=2, val_fraction=0.25,
+            warmup_epochs=0, workers=1)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, data_dir):
+    """One tiny vgg16_bn trained for two epochs (2 steps each) on the fixtures."""
+    root = tmp_path_factory.mktemp("clf")
+    events = []
+    cfg = TrainConfig(data=str(data_dir / "brain-mri"), arch="vgg16_bn", version="tiny",
+                      run_dir=str(root / "run"), weights_dir=str(root / "weights"),
+                      activate=True, **TINY)
+    result = train(cfg, events.append)
+    return result, root / "weights", events
+
+
+@pytest.fixture()
+def weights(trained, monkeypatch):
+    monkeypatch.setenv("MEDSCAN_WEIGHTS_DIR", str(trained[1]))
+    return trained[1]
+
+
+def _scan(data_dir, cls="notumor") -> np.ndarray:
+    path = sorted((data_dir / "brain-mri" / cls).iterdir())[1]
+    return cv2.imread(str(path), cv2.IMREAD_GRAYSCALE).astype(np.float32) / 255
+
+
+def test_training_writes_checkpoints_card_and_progress(trained):
+    result, weights, events = trained
+    assert result.version == "tiny" and registry.active_version("classifier", weights_dir=weights) == "tiny"
+    assert {"last.keras", "best.weights.h5", "state.json"} <= {p.name for p in result.run_dir.iterdir()}
+    card = registry.load_card("classifier", "tiny", weights_dir=weights)
+    assert card["architecture"] == "vgg16_bn" and card["pretrained"] is False
+    assert card["notice"].startswith(SCRATCH_NOTICE)
+    assert card["network"]["width"] == 1 / 16 and card["input_size"] == 32
+    assert card["preprocessing"]["head_crop"] is True
+    assert card["calibration"]["temperature"] > 0
+    assert card["data"]["fingerprint"].startswith("sha256:")
+    assert len(card["training"]["history"]) == 2
+    phases = {e.phase for e in events}
+    assert {"load", "train", "calibrate", "done"} <= phases
+    ends = [e for e in events if e.message == "epoch end"]
+    assert [e.epoch for e in ends] == [1, 2] and all(e.steps == 2 for e in ends)
+
+
+def test_resume_continues_from_last_epoch(trained, data_dir, tmp_path):
+    result = trained[0]
+    cfg = TrainConfig(data=str(data_dir / "brain-mri"), arch="vgg16_bn", run_dir=str(result.run_dir),
+                      resume=True, publish=False, **(TINY | {"epochs": 3}))
+    again = train(cfg)
+    assert [h["epoch"] for h in again.history] == [1, 2, 3]
+
+
+def test_time_cap_stops_gracefully(data_dir, tmp_path):
+    cfg = TrainConfig(data=str(data_dir / "brain-mri"), arch="cnn", run_dir=str(tmp_path / "r"),
+                      publish=False, max_minutes=1e-4, **(TINY | {"epochs": 5}))
+    result = train(cfg)
+    assert len(result.history) == 1 and "time cap" in result.card["training"]["stopped_reason"]
+    assert result.card["network"]["input_shape"] == [32, 32, 1]
+
+
+def test_predict_and_explain_agree(weights, data_dir):
+    clf = Classifier.load()
+    assert clf.version == "tiny" and clf.classes[2] == "notumor" and not clf.pretrained
+    assert clf.notice
+    img = _scan(data_dir)
+    pred = clf.predict(img)
+    assert isinstance(pred, Prediction) and pred.label in clf.classes
+    assert sum(pred.probabilities.values()) == pytest.approx(1.0)
+    assert pred.confidence == max(pred.probabilities.values())
+    pred2, heat = clf.explain(img)
+    assert pred2.label == pred.label and pred2.confidence == pytest.approx(pred.confidence, abs=1e-5)
+    assert heat.shape == img.shape and heat.dtype == np.float32
+    assert 0.0 <= heat.min() and heat.max() <= 1.0
+    # "no class given" means the predicted class
+    _, heat_argmax = clf.explain(img, pred.label)
+    np.testing.assert_allclose(heat, heat_argmax, atol=1e-6)
+    _, heat_pp = clf.explain(np.repeat(img[..., None], 3, -1), "glioma", method="gradcam++")
+    assert heat_pp.shape == img.shape and 0 <= heat_pp.min() and heat_pp.max() <= 1
+    with pytest.raises(ValueError, match="Unknown class 'cat'"):
+        clf.explain(img, "cat")
+
+
+def test_registry_errors(tmp_weights, trained):
+    with pytest.raises(ModelNotFoundError, match="No active classifier"):
+        Classifier.load()  # tmp_weights is empty: no active version
+    with pytest.raises(ModelNotFoundError, match="nope"):
+        Classifier.load("nope", weights_dir=trained[1])
+
+
+def test_bad_card_is_named(weights, tmp_path):
+    import shutil
+
+    root = tmp_path / "w"
+    shutil.copytree(weights, root)
+    card_path = root / "classifier" / "tiny" / registry.CARD_FILE
+    card = json.loads(card_path.read_text())
+    card["network"]["width"] = 1 / 8   # weights no longer fit
+    card_path.write_text(json.dumps(card))
+    with pytest.raises(ModelCardError, match="do not fit"):
+        Classifier.load("tiny", weights_dir=root)
+    card.pop("preprocessing")
+    card_path.write_text(json.dumps(card))
+    with pytest.raises(ModelCardError, match="preprocessing"):
+        Classifier.load("tiny", weights_dir=root)
+
+
+def test_cli_json_shapes(weights, data_dir, tmp_path, capsys):
+    assert main(["evaluate", "classifier", "--data", str(data_dir / "brain-mri"), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert {"accuracy", "macro_f1", "ece", "classes", "per_class", "confusion_matrix"} <= set(report)
+    assert set(report["per_class"]["glioma"]) == {"precision", "recall", "f1", "support"}
+    assert np.array(report["confusion_matrix"]).sum() == 32
+    assert main(["evaluate", "classifier", "--data", str(data_dir / "brain-mri"), "--json",
+                 "--record", "fixtures", "--gradcam-mass"]) == 0
+    recorded = registry.load_card("classifier")["metrics"]["fixtures"]
+    assert recorded["accuracy"] == report["accuracy"] and 0 <= recorded["gradcam_outside_head"] <= 1
+    capsys.readouterr()
+
+    files = [str(sorted((data_dir / "brain-mri" / c).iterdir())[0]) for c in ("glioma", "notumor")]
+    assert main(["predict", *files, "--json"]) == 0
+    preds = json.loads(capsys.readouterr().out)
+    assert [p["file"] for p in preds] == files
+    assert all(set(p) == {"file", "label", "confidence", "probabilities"} for p in preds)
+
+    out, npy = tmp_path / "o.png", tmp_path / "m.npy"
+    assert main(["gradcam", files[1], "--out", str(out), "--heatmap", str(npy),
+                 "--class", "glioma"]) == 0
+    overlay = cv2.imread(str(out))
+    heat = np.load(npy)
+    src = cv2.imread(files[1], cv2.IMREAD_GRAYSCALE)
+    assert overlay.shape == (*src.shape, 3) and heat.shape == src.shape
+    assert heat.dtype == np.float32 and 0 <= heat.min() and heat.max() <= 1
