@@ -137,3 +137,17 @@ def test_place_overlay_bbox_and_mass():
     inside[:, :30] = True
     assert 0 < mass_outside(hm, inside) < 1
     assert mass_outside(hm, np.ones_like(inside)) == 0.0
+
+
+def test_pretrained_resolution(tmp_path, monkeypatch):
+    from core.classifier.train import IMAGENET_NOTOP_FILE, SCRATCH_NOTICE, resolve_pretrained
+
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    assert resolve_pretrained(None) == (None, SCRATCH_NOTICE)
+    weights, notice = resolve_pretrained("imagenet")       # not cached: no download, a notice
+    assert weights is None and notice.startswith(SCRATCH_NOTICE) and "not cached" in notice
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / IMAGENET_NOTOP_FILE).write_bytes(b"h5")
+    assert resolve_pretrained("imagenet") == (str(tmp_path / "models" / IMAGENET_NOTOP_FILE), None)
+    with pytest.raises(ValueError, match="nope.h5"):
+        resolve_pretrained(str(tmp_path / "nope.h5"))

@@ -146,3 +146,19 @@ def test_cli_json_shapes(weights, data_dir, tmp_path, capsys):
     src = cv2.imread(files[1], cv2.IMREAD_GRAYSCALE)
     assert overlay.shape == (*src.shape, 3) and heat.shape == src.shape
     assert heat.dtype == np.float32 and 0 <= heat.min() and heat.max() <= 1
+
+
+def test_pretrained_start_runs_two_phases(data_dir, tmp_path):
+    import keras
+
+    base = keras.applications.VGG16(include_top=False, weights=None, input_shape=(32, 32, 3))
+    path = tmp_path / "vgg16_notop.weights.h5"
+    base.save_weights(path)
+    events = []
+    cfg = TrainConfig(data=str(data_dir / "brain-mri"), arch="vgg16", pretrained=str(path),
+                      run_dir=str(tmp_path / "r"), publish=False, frozen_epochs=1,
+                      max_images=16, **(TINY | {"width": 1.0}))
+    result = train(cfg, events.append)
+    assert result.card["pretrained"] is True and result.card["notice"] is None
+    assert [e.phase for e in events if e.message == "epoch end"] == ["frozen", "finetune"]
+    assert len(result.history) == 2
