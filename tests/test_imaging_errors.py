@@ -222,3 +222,40 @@ def test_zip_bomb_limits(monkeypatch):
     with pytest.raises(ScanError) as err:
         load_uploads("many.zip", _zip({f"{i}.dcm": b"x" for i in range(3)}))
     assert err.value.code == "zip_error"
+
+
+@pytest.mark.parametrize("name", ["CT_small.dcm", "MR_small_RLE.dcm", "SC_rgb_jpeg_gdcm.dcm",
+                                  "png", "jpeg", "tiff"])
+def test_seeded_fuzz_only_scan_errors_escape(name):
+    """Cuts and byte flips (seeded): the loader either succeeds or raises ScanError."""
+    if name == "png":
+        data = png_bytes((np.arange(48 * 40) % 256).astype(np.uint8).reshape(48, 40))
+    elif name == "jpeg":
+        data = jpeg_bytes()
+    elif name == "tiff":
+        data = TIFF.getvalue()
+    else:
+        data = read(name)
+    rng = np.random.default_rng(20261122)
+    variants = [data[:cut] for cut in rng.integers(1, len(data), 25)]
+    for _ in range(25):
+        flipped = bytearray(data)
+        for pos in rng.integers(0, len(data), 5):
+            flipped[pos] = int(rng.integers(0, 256))
+        variants.append(bytes(flipped))
+    codes = set()
+    for variant in variants:
+        try:
+            load_scan(variant)
+        except ScanError as err:
+            codes.add(err.code)
+    assert codes and codes <= {"truncated", "corrupt_header", "corrupt_pixels", "unknown_format",
+                               "decoder_missing", "no_pixel_data", "too_large"}
+
+
+def test_uncompressed_dicom_cut_anywhere_is_truncated():
+    data = read("CT_small.dcm")
+    for cut in range(400, len(data) - 200, 1500):
+        with pytest.raises(ScanError) as err:
+            load_scan(data[:cut])
+        assert err.value.code == "truncated", (cut, str(err.value))

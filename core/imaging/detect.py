@@ -66,6 +66,10 @@ def sniff(data: bytes) -> str:
         if data[offset:offset + len(magic)] == magic:
             raise ScanError(f"This file is {name}, not a scan. MedScan reads DICOM, PNG, JPEG "
                             "and TIFF.", code="unknown_format")
+    if len(data) < 132 and (not data.strip(b"\x00") or b"DICM".startswith(data[128:]) and
+                            len(data) > 128):
+        raise ScanError("The file is truncated: it ends inside the DICOM preamble.",
+                        code="truncated")
     if data[:8] == b"\x89PNG\r\n\x1a\n"[:len(data)] or data[:3] == b"\xff\xd8\xff"[:len(data)]:
         raise ScanError("The file is truncated: it ends before the image header.",
                         code="truncated")

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import io
 import logging
-import struct
 import warnings
 from typing import Any
 
@@ -69,10 +68,12 @@ def _read(data: bytes) -> Dataset:
     except (EOFError, OSError) as err:
         raise ScanError("The DICOM file is truncated: it ends in the middle of its header.",
                         code="truncated") from err
-    except (InvalidDicomError, ValueError, KeyError, TypeError, NotImplementedError,
-            OverflowError, struct.error) as err:
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except (InvalidDicomError, Exception) as err:  # noqa: BLE001 - any parse failure
         raise ScanError("The DICOM header is damaged and cannot be read.",
                         code="corrupt_header") from err
+    _parse_all(ds)
     if len(ds) == 0:
         if getattr(ds, "file_meta", None) and "TransferSyntaxUID" in ds.file_meta:
             raise ScanError("The DICOM file is truncated: it ends right after its file header.",
@@ -80,6 +81,38 @@ def _read(data: bytes) -> Dataset:
         raise ScanError("The DICOM file is damaged: no data elements could be read.",
                         code="corrupt_header")
     return ds
+
+
+def _parse_all(ds: Dataset) -> None:
+    """pydicom parses elements lazily: convert them all now so bad VRs and values fail here.
+
+    A failure in the last element means the file was cut short (``truncated``); anywhere
+    else the header is damaged (``corrupt_header``).
+    """
+    tags = list(ds.keys())
+    meta = getattr(ds, "file_meta", None)
+    for tag in tags:
+        try:
+            elem = ds[tag]
+            if elem.VR == "SQ":
+                for item in elem.value:
+                    item.walk(lambda _ds, _elem: None)
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as err:  # noqa: BLE001 - any parse failure
+            if tag == tags[-1]:
+                raise ScanError("The DICOM file is truncated: it ends in the middle of an "
+                                "element.", code="truncated") from err
+            raise ScanError("The DICOM header is damaged and cannot be read.",
+                            code="corrupt_header") from err
+    try:
+        if meta:
+            meta.walk(lambda _ds, _elem: None)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as err:  # noqa: BLE001
+        raise ScanError("The DICOM file header (group 0002) is damaged.",
+                        code="corrupt_header") from err
 
 
 def _transfer_syntax(ds: Dataset) -> UID:
@@ -141,10 +174,10 @@ def _check_header(ds: Dataset) -> tuple[int, int, int]:
         raise ScanError(f"The DICOM header says the image is {rows} × {cols} pixels.",
                         code="corrupt_header")
     try:
-        frames = get_nr_frames(ds, warn=False)
-    except Exception:
-        frames = 1
-    frames = max(int(frames), 1)
+        frames = max(int(get_nr_frames(ds, warn=False)), 1)
+    except (TypeError, ValueError):
+        raise ScanError("The DICOM header has an invalid (0028,0008) Number of Frames.",
+                        code="corrupt_header") from None
     cap = max_pixels()
     if rows * cols * frames > cap:
         raise ScanError(f"The image is too large: {rows} × {cols} pixels × {frames} frame(s) "
@@ -183,7 +216,7 @@ def _check_native_length(ds: Dataset, ts: UID) -> None:
     except Exception:
         return
     actual = len(ds.PixelData)
-    if actual >= expected or (actual + 1 == expected):
+    if actual >= expected:
         return
     bits = int(ds.BitsAllocated)
     for other in (8, 16, 32):
@@ -282,8 +315,9 @@ def _decode(ds: Dataset, index: int | None) -> np.ndarray:
             return np.asarray(pixel_array(ds, index=index))
     except ScanError:
         raise
-    except (RuntimeError, ValueError, NotImplementedError, AttributeError, KeyError,
-            TypeError, IndexError, OSError, EOFError) as err:
+    except (KeyboardInterrupt, SystemExit, GeneratorExit, MemoryError):
+        raise
+    except BaseException as err:  # noqa: BLE001 - Rust decoders (pyo3) panic with BaseException
         log.info("pixel decoding failed: %s", type(err).__name__)
         raise ScanError("The image data in this DICOM file is damaged and cannot be decoded.",
                         code="corrupt_pixels") from err
@@ -304,7 +338,10 @@ def load_dicom(data: bytes, *, frame: int | None, window: WindowSpec, sha256: st
     if not 0 <= index < n_frames:
         raise ScanError(f"Frame {frame} does not exist: this file has {n_frames} frame(s) "
                         f"(0 to {n_frames - 1}).", code="bad_frame")
-    samples = int(ds.get("SamplesPerPixel", 1) or 1)
+    samples = _header_int(ds, "SamplesPerPixel", "(0028,0002)") if "SamplesPerPixel" in ds else 1
+    if samples not in (1, 3):
+        raise ScanError(f"The DICOM header has an invalid (0028,0002) Samples per Pixel "
+                        f"({samples}).", code="corrupt_header")
     photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip().upper()
     keep_volume = n_frames > 1 and n_frames * rows * cols * samples <= VOLUME_MAX_VOXELS
 

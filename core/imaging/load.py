@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import warnings
 from pathlib import Path
 from typing import BinaryIO
 
@@ -81,18 +82,26 @@ def load_scan(data: bytes | str | os.PathLike[str] | BinaryIO, filename: str | N
     sha = hashlib.sha256(raw).hexdigest()
     fmt = sniff(raw)
     try:
-        if fmt == "dicom":
-            from core.imaging.dicom import load_dicom
-            return load_dicom(raw, frame=frame, window=spec, sha256=sha, filename=filename)
-        from core.imaging.raster import load_raster
-        return load_raster(raw, fmt, frame=frame, window=spec, sha256=sha, filename=filename)
+        # Library warnings about malformed values are noise to a clinician (and some echo the
+        # value); problems that matter become ScanError. Not thread-safe, but only silences.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if fmt == "dicom":
+                from core.imaging.dicom import load_dicom
+                return load_dicom(raw, frame=frame, window=spec, sha256=sha, filename=filename)
+            from core.imaging.raster import load_raster
+            return load_raster(raw, fmt, frame=frame, window=spec, sha256=sha,
+                               filename=filename)
     except ScanError as err:
         # Only the hash and the code: file names and metadata may contain PHI.
         log.info("scan %s rejected: %s", sha[:12], err.code)
         raise
     except MemoryError:
         raise ScanError("Not enough memory to open this image.", code="too_large") from None
-    except Exception as err:  # a library failed in a way we did not foresee
+    except (KeyboardInterrupt, SystemExit, GeneratorExit):
+        raise
+    except BaseException as err:  # noqa: BLE001 - a library failed in a way we did not foresee
+        # (pyo3-based decoders panic with a BaseException subclass)
         log.warning("scan %s: unexpected %s while decoding", sha[:12], type(err).__name__)
         raise ScanError(f"This {fmt.upper()} file is damaged and could not be read.",
                         code="corrupt_pixels") from err

@@ -56,6 +56,11 @@ def _open(data: bytes, fmt: str) -> Image.Image:
     except (OSError, EOFError) as err:
         raise ScanError(f"The {fmt.upper()} file is truncated: it ends inside its header.",
                         code="truncated") from err
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as err:  # noqa: BLE001 - Pillow plugins raise TypeError, KeyError, ...
+        raise ScanError(f"The {fmt.upper()} header is damaged and cannot be read.",
+                        code="corrupt_header") from err
     return im
 
 
@@ -96,6 +101,11 @@ def _to_array(im: Image.Image, fmt: str) -> tuple[np.ndarray, bool]:
                             code="truncated") from err
         raise ScanError(f"The {fmt.upper()} image data is damaged and cannot be decoded.",
                         code="corrupt_pixels") from err
+    except (KeyboardInterrupt, SystemExit, MemoryError):
+        raise
+    except Exception as err:  # noqa: BLE001 - e.g. TypeError/KeyError from a damaged tag
+        raise ScanError(f"The {fmt.upper()} image data is damaged and cannot be decoded.",
+                        code="corrupt_pixels") from err
     if arr.ndim == 3 and arr.shape[2] == 4:
         alpha = arr[..., 3:4].astype(np.float32) / 255.0
         arr = np.rint(arr[..., :3].astype(np.float32) * alpha).astype(np.uint8)
@@ -125,8 +135,17 @@ def load_raster(data: bytes, fmt: str, *, frame: int | None, window: WindowSpec,
                 filename: str | None) -> Scan:
     """Decode a PNG, JPEG or TIFF into a :class:`Scan`."""
     im = _open(data, fmt)
-    n_frames = max(int(getattr(im, "n_frames", 1) or 1), 1)
     _check_size(im)
+    try:  # for TIFF this walks the page directory (IFDs), which may be damaged
+        n_frames = max(int(getattr(im, "n_frames", 1) or 1), 1)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except (EOFError, OSError) as err:
+        raise ScanError(f"The {fmt.upper()} file is truncated: its page list ends early.",
+                        code="truncated") from err
+    except Exception as err:  # noqa: BLE001 - Pillow raises TypeError/ValueError/... here
+        raise ScanError(f"The {fmt.upper()} header is damaged and cannot be read.",
+                        code="corrupt_header") from err
     index = n_frames // 2 if frame is None else frame
     if not 0 <= index < n_frames:
         raise ScanError(f"Frame {frame} does not exist: this image has {n_frames} frame(s) "
