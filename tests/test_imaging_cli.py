@@ -113,3 +113,14 @@ def test_load_uploads_passes_window():
     data = _zip({"a.dcm": open(path("CT_small.dcm"), "rb").read()})
     [upload] = load_uploads("a.zip", data, window="bone")
     assert upload.scan.window_source == "preset bone"
+
+
+def test_inspect_zip(tmp_path, capsys):
+    target = tmp_path / "series.zip"
+    target.write_bytes(_zip({"a": open(path("CT_small.dcm"), "rb").read(), "b": b"junk"}))
+    assert main(["inspect", str(target), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["format"] == "zip" and [m["ok"] for m in out["members"]] == [True, False]
+    assert out["members"][1]["code"] == "unknown_format"
+    assert main(["convert", str(target), "--out", str(tmp_path / "x.png")]) == 2
+    assert "zip archive" in capsys.readouterr().err

@@ -1,6 +1,6 @@
 """``python -m core inspect`` and ``python -m core convert``.
 
-    python -m core inspect FILE [--json] [--frame N] [--window PRESET|C,W]
+    python -m core inspect FILE [--json] [--frame N] [--window PRESET|C,W]   (FILE may be a .zip)
     python -m core convert FILE --out OUT.png [--window PRESET|C,W] [--frame N]
 
 ``convert`` writes :meth:`Scan.to_uint8` as an 8-bit PNG: the same pixels the app shows and the
@@ -47,7 +47,39 @@ def _load(args: argparse.Namespace):
     return load_scan(args.file, frame=args.frame, window=args.window)
 
 
+def _inspect_zip(args: argparse.Namespace, data: bytes) -> int:
+    from core.imaging import load_uploads
+
+    uploads = load_uploads(Path(args.file).name, data, frame=args.frame, window=args.window)
+    rows = []
+    for upload in uploads:
+        if upload.scan is not None:
+            rows.append({"name": upload.name, "ok": True, "metadata": upload.scan.metadata,
+                         "pixels": upload.scan.stats()})
+        else:
+            assert upload.error is not None
+            rows.append({"name": upload.name, "ok": False, "code": upload.error.code,
+                         "error": str(upload.error)})
+    if args.json:
+        print(json.dumps({"file": Path(args.file).name, "format": "zip", "members": rows},
+                         ensure_ascii=False))
+    else:
+        for row in rows:
+            if row["ok"]:
+                meta = row["metadata"]
+                print(f"{row['name']}: {meta.get('Format')} {meta.get('Modality', '')} "
+                      f"{meta.get('Size')}, window {meta.get('Window')}")
+            else:
+                print(f"{row['name']}: error ({row['code']}): {row['error']}")
+    return 0 if any(row["ok"] for row in rows) else 2
+
+
 def _inspect(args: argparse.Namespace) -> int:
+    path = Path(args.file)
+    if path.is_file():
+        with path.open("rb") as fh:
+            if fh.read(4) == b"PK\x03\x04":
+                return _inspect_zip(args, path.read_bytes())
     scan = _load(args)
     stats = scan.stats()
     if args.json:

@@ -15,7 +15,8 @@ _OTHER = (
     (b"GIF87a", 0, "a GIF image"),
     (b"GIF89a", 0, "a GIF image"),
     (b"BM", 0, "a BMP image"),
-    (b"PK\x03\x04", 0, "a zip archive (upload it as a .zip)"),
+    (b"PK\x03\x04", 0, "a zip archive: open the scans inside it one at a time (the app's "
+                        "upload and `python -m core inspect` accept a .zip of scans)"),
     (b"\x1f\x8b", 0, "a gzip archive"),
     (b"RIFF", 0, "a RIFF file (WebP/AVI)"),
     (b"\x00\x00\x00\x0cjP  ", 0, "a JPEG 2000 image (not inside DICOM)"),
@@ -64,6 +65,8 @@ def sniff(data: bytes) -> str:
         return "dicom"
     for magic, offset, name in _OTHER:
         if data[offset:offset + len(magic)] == magic:
+            if magic.startswith(b"PK"):
+                raise ScanError(f"This file is {name}.", code="unknown_format")
             raise ScanError(f"This file is {name}, not a scan. MedScan reads DICOM, PNG, JPEG "
                             "and TIFF.", code="unknown_format")
     if len(data) < 132 and (not data.strip(b"\x00") or b"DICM".startswith(data[128:]) and
