@@ -1,5 +1,42 @@
-"""TODO"""
+"""Export ratings (admin): every reader's ratings as CSV, and a per-view summary."""
+from __future__ import annotations
+
+import datetime as dt
+
 import streamlit as st
+
 from ui import auth
-auth.require_role("admin")
-st.title("admin_export")
+from ui.resources import db
+
+admin = auth.require_role("admin")
+st.title("Export ratings")
+
+from core.db.audit import audit  # noqa: E402
+from core.db.ratings import export_ratings, export_ratings_csv, rating_summary  # noqa: E402
+
+with db() as session:
+    rows = export_ratings(session)
+    summary = rating_summary(session)
+st.caption(f"{len(rows)} rating(s) from {len({r['reader'] for r in rows})} reader(s). The CSV "
+           "has one row per rating: reader, scan hash, method, model version, study, both "
+           "scores, comment and times (UTC).")
+
+
+def _log_export() -> None:
+    with db() as session:
+        audit(session, admin["id"], "ratings_export", rows=len(rows))
+
+
+if rows:
+    with db() as session:
+        csv_text = export_ratings_csv(session)
+    st.download_button("Download ratings (CSV)", csv_text.encode("utf-8"),
+                       file_name=f"medscan-ratings-{dt.date.today():%Y%m%d}.csv",
+                       mime="text/csv", key="export_csv", type="primary",
+                       icon=":material/download:", on_click=_log_export)
+    st.subheader("Summary per view")
+    st.dataframe(summary, hide_index=True, key="rating_summary")
+    with st.expander("All ratings"):
+        st.dataframe(rows, hide_index=True, key="ratings_all")
+else:
+    st.info("No ratings yet.")

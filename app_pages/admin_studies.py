@@ -1,5 +1,81 @@
-"""TODO"""
+"""Reader studies (admin): build a blinded study from uploaded scans and their super-resolved
+views; follow each reader's progress; close or reopen a study."""
+from __future__ import annotations
+
 import streamlit as st
+
+from core.errors import MedScanError
 from ui import auth
-auth.require_role("admin")
-st.title("admin_studies")
+from ui.analysis import record_scan_once
+from ui.resources import db
+from ui.scan_ui import all_scans_ui, upload_ui
+from ui.studies import VIEWS, build_study_images
+
+admin = auth.require_role("admin")
+st.title("Reader studies")
+
+from core.db.auth import list_users  # noqa: E402
+from core.db.studies import (create_study, list_studies, set_study_active,  # noqa: E402
+                             study_reader_progress)
+
+tab_new, tab_list = st.tabs(["New study", "Studies"])
+with tab_new:
+    st.caption("Pick scans (uploaded here or on Analyze / Super-resolution in this session) and "
+               "the views readers should rate. Each view is stored as an image in the database, "
+               "so the study does not depend on the files. Super-resolved views are made in "
+               "simulate mode (the scan shrunk, then restored), so every view has the scan's "
+               "size and readers cannot tell methods apart by resolution.")
+    upload_ui("scan")
+    scans = all_scans_ui()
+    if not scans:
+        st.info("Upload the scans for the study first.")
+    else:
+        labels = {p.key: p.name for p in scans}
+        chosen = st.multiselect("Scans", list(labels), default=list(labels),
+                                format_func=labels.get, key="study_scans")
+        views = st.multiselect("Views to rate", list(VIEWS), default=["original", "bicubic",
+                                                                      "esrgan"],
+                               format_func=lambda v: VIEWS[v], key="study_views")
+        c1, c2, c3 = st.columns([3, 1, 1], vertical_alignment="bottom")
+        name = c1.text_input("Study name", key="study_name")
+        scale = c2.selectbox("SR scale", [4, 2], key="study_scale")
+        blinded = c3.checkbox("Blinded", value=True, key="study_blinded")
+        if st.button("Create study", type="primary", key="study_create",
+                     disabled=not (chosen and views and name.strip())):
+            picked = [p for p in scans if p.key in chosen]
+            try:
+                for p in picked:
+                    record_scan_once(admin, p)
+                with st.spinner("Preparing the study images…", show_time=True):
+                    items = build_study_images(picked, views, scale)
+                with db() as session:
+                    study = create_study(session, name, admin["id"], items, blinded=blinded)
+                st.success(f"Created “{study.name}” with {study.n_items} images.")
+            except MedScanError as err:
+                st.error(str(err))
+
+with tab_list:
+    with db() as session:
+        studies = list_studies(session)
+        users = {u.id: u.username for u in list_users(session)}
+        progress = {s.id: study_reader_progress(session, s.id) for s in studies}
+    if not studies:
+        st.info("No studies yet.")
+    for s in studies:
+        with st.container(border=True):
+            c1, c2 = st.columns([4, 1], vertical_alignment="center")
+            c1.markdown(f"**{s.name}** · {s.n_items} images · "
+                        f"{'blinded' if s.blinded else 'not blinded'} · "
+                        f"{'open' if s.active else 'closed'} · created by {s.created_by or '—'} "
+                        f"on {s.created_at:%Y-%m-%d}")
+            if c2.button("Close" if s.active else "Reopen", key=f"study_toggle_{s.id}"):
+                with db() as session:
+                    set_study_active(session, s.id, not s.active)
+                st.rerun()
+            rows = [{"reader": users.get(p.reader_id, p.reader_id), "rated": p.rated,
+                     "of": p.total, "done": p.done} for p in progress[s.id]]
+            if rows:
+                st.dataframe(rows, hide_index=True, key=f"study_progress_{s.id}")
+            else:
+                st.caption("No reader has started yet.")
+

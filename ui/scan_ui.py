@@ -15,7 +15,8 @@ from core.errors import ScanError
 from ui import cached
 from ui.images import sha256_hex
 
-__all__ = ["UPLOAD_HELP", "Picked", "upload_ui", "pick_scan_ui", "window_ui", "frame_ui"]
+__all__ = ["UPLOAD_HELP", "Picked", "upload_ui", "pick_scan_ui", "all_scans_ui", "window_ui",
+           "frame_ui"]
 
 UPLOADS_KEY = "uploads"
 MAX_KEPT_UPLOADS = 12
@@ -84,6 +85,16 @@ def pick_scan_ui(key: str) -> Picked | None:
     sha, name, member, scan = scans[idx]
     data = st.session_state[UPLOADS_KEY][sha][1]
     return Picked(scan=scan, key=f"{sha}:{member}", upload_sha=sha, name=name, data=data)
+
+
+def all_scans_ui() -> list[Picked]:
+    """Every readable scan uploaded in this session (errors shown)."""
+    scans, errors = _entries()
+    for name, message in errors:
+        st.error(f"**{name}**: {message}", icon=":material/error:")
+    kept = st.session_state.get(UPLOADS_KEY, {})
+    return [Picked(scan=scan, key=f"{sha}:{member}", upload_sha=sha, name=name,
+                   data=kept[sha][1]) for sha, name, member, scan in scans]
 
 
 def frame_ui(picked: Picked, key: str) -> Picked:

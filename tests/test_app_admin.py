@@ -1,0 +1,121 @@
+"""AppTest: admin pages (models, training, studies, export) and the reader-study page."""
+from __future__ import annotations
+
+import sys
+import time
+
+import streamlit as st
+
+from app_env import brain_png_bytes, logged_in, mr_dicom_bytes, app_env, tiny_weights  # noqa: F401
+
+
+def test_model_versions_compare_and_activate(app_env, tiny_weights):
+    from core import registry
+    from core.models.vgg16 import build_classifier
+
+    card = registry.load_card("classifier", "clf-test", weights_dir=tiny_weights)
+    net = card["network"]
+    if "clf-test-2" not in [c["version"] for c in registry.list_versions(
+            "classifier", weights_dir=tiny_weights)]:
+        registry.save_version("classifier", build_classifier(**net),
+                              dict(card, metrics={"validation": {"accuracy": 0.7,
+                                                                 "macro_f1": 0.6}}),
+                              version="clf-test-2", weights_dir=tiny_weights)
+    at = logged_in("admin", app_env["ids"]).run()
+    at.switch_page("app_pages/admin_models.py").run()
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert set(table["version"]) == {"clf-test", "clf-test-2"}
+    assert at.get("plotly_chart")
+    try:
+        at.selectbox(key="clf_pick").set_value("clf-test-2").run()
+        at.button(key="clf_activate").click().run()
+        assert not at.exception
+        assert registry.active_version("classifier", weights_dir=tiny_weights) == "clf-test-2"
+    finally:
+        registry.activate("classifier", "clf-test", weights_dir=tiny_weights)
+        registry.delete_version("classifier", "clf-test-2", weights_dir=tiny_weights)
+
+
+def test_training_job_starts_and_is_polled(app_env, tmp_path, monkeypatch):
+    """The page starts a real job through core.db.jobs; the training command itself is swapped
+    for a short script (a real training run takes minutes), which reports progress like a
+    trainer does."""
+    import core.db.jobs as jobs
+
+    script = tmp_path / "fake_train.py"
+    script.write_text(
+        "import sys\n"
+        "from core.progress import Progress\n"
+        "from core.db.jobs import progress_callback\n"
+        "cb = progress_callback(int(sys.argv[1]), min_interval_s=0)\n"
+        "for i in range(1, 4):\n"
+        "    cb(Progress(task='classifier', phase='train', epoch=i, epochs=3, loss=1.0 / i))\n"
+        "cb(Progress(task='classifier', phase='done', epoch=3, epochs=3, message='version=v-new'))\n")
+    original = jobs.start_training_job
+
+    def start(session, kind, args, user_id, **kw):
+        start.args = args
+        from core.config import REPO_ROOT
+
+        return original(session, kind, args, user_id, env={"PYTHONPATH": str(REPO_ROOT)},
+                        argv=[sys.executable, str(script), "{job_id}"])
+
+    monkeypatch.setattr(jobs, "start_training_job", start)
+    data = tmp_path / "images"
+    data.mkdir()
+    at = logged_in("admin", app_env["ids"]).run()
+    at.switch_page("app_pages/admin_training.py").run()
+    assert not at.exception
+    at.text_input(key="train_data").input(str(tmp_path / "missing"))
+    at.button(key="train_submit").click().run()
+    assert "does not exist" in at.error[0].value
+    at.text_input(key="train_data").input(str(data))
+    at.button(key="train_submit").click().run()
+    assert not at.exception and "Started training job" in at.success[0].value
+    assert start.args[:2] == ["--data", str(data)]
+    for _ in range(40):
+        time.sleep(0.5)
+        at.run()
+        if any("Published version v-new" in s.value for s in at.success):
+            break
+    assert any("Published version v-new" in s.value for s in at.success), \
+        [e.value for e in at.error] + [c.value for c in at.code]
+    assert at.get("plotly_chart")  # loss curve
+    assert at.get("progress")
+
+
+def test_reader_study_create_rate_export(app_env):
+    st.cache_data.clear()
+    admin = logged_in("admin", app_env["ids"]).run()
+    admin.switch_page("app_pages/admin_studies.py").run()
+    admin.file_uploader(key="scan").set_value([
+        ("head.png", brain_png_bytes(64), "image/png"),
+        ("MR_small", mr_dicom_bytes(), "application/octet-stream")]).run()
+    assert not admin.exception
+    admin.multiselect(key="study_views").set_value(["original", "esrgan"])
+    admin.text_input(key="study_name").input("Pilot").run()
+    admin.button(key="study_create").click().run()
+    assert not admin.exception, admin.exception
+    assert "with 4 images" in admin.success[0].value
+
+    reader = logged_in("radiologist", app_env["ids"]).run()
+    reader.switch_page("app_pages/reader_study.py").run()
+    assert not reader.exception
+    assert reader.markdown and any("Image 1 of 4" in m.value for m in reader.markdown)
+    text = " ".join(m.value for m in reader.markdown)
+    assert "esrgan" not in text.lower() and "original" not in text.lower()  # blinded
+    radios = [r for r in reader.radio if r.key and r.key.endswith("_quality")]
+    prefix = radios[0].key[: -len("_quality")]
+    reader.radio(key=f"{prefix}_quality").set_value(2)
+    reader.radio(key=f"{prefix}_usefulness").set_value(3)
+    reader.button(key=f"{prefix}_submit").click().run()
+    assert not reader.exception
+    assert any("Image 2 of 4" in m.value for m in reader.markdown)   # moved on
+    assert "1 of 4 rated" in reader.get("progress")[0].proto.text
+
+    admin.switch_page("app_pages/admin_export.py").run()
+    assert not admin.exception
+    assert admin.download_button(key="export_csv")
+    summary = admin.dataframe[0].value
+    assert int(summary["n_ratings"].sum()) == 1

@@ -1,0 +1,58 @@
+"""Tables of model versions from their model cards (admin Model versions page)."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+__all__ = ["flat_metrics", "classifier_rows", "sr_rows", "slot_of"]
+
+CLASSIFIER_METRICS = ("accuracy", "macro_f1", "ece_calibrated")
+
+
+def flat_metrics(metrics: Mapping, prefix: str = "") -> dict[str, float]:
+    """Numeric leaves of a nested metrics dict, keys joined with '.'."""
+    out: dict[str, float] = {}
+    for k, v in (metrics or {}).items():
+        name = f"{prefix}{k}"
+        if isinstance(v, Mapping):
+            out.update(flat_metrics(v, name + "."))
+        elif isinstance(v, (int, float)) and not isinstance(v, bool):
+            out[name] = float(v)
+    return out
+
+
+def classifier_rows(cards: list[dict], active: str | None) -> tuple[list[dict], list[str]]:
+    rows, names = [], []
+    for c in cards:
+        flat = flat_metrics(c.get("metrics") or {})
+        row = {"version": c["version"], "active": c["version"] == active,
+               "created": str(c.get("created_at", ""))[:16].replace("T", " "),
+               "architecture": c.get("architecture"), "input": c.get("input_size"),
+               "pretrained": bool(c.get("pretrained")),
+               "temperature": (c.get("calibration") or {}).get("temperature")}
+        for short in CLASSIFIER_METRICS:
+            value = next((v for k, v in flat.items() if k.split(".")[-1] == short), None)
+            row[short] = None if value is None else round(value, 4)
+            if value is not None and short not in names:
+                names.append(short)
+        rows.append(row)
+    return rows, names
+
+
+def slot_of(card: Mapping) -> str | None:
+    method, scale = card.get("method"), card.get("scale")
+    return f"{method}_x{scale}" if method and scale else None
+
+
+def sr_rows(cards: list[dict], active: str | None) -> tuple[list[dict], list[str]]:
+    rows = []
+    for c in cards:
+        methods = (c.get("metrics") or {}).get("methods") or {}
+        own = methods.get(c.get("method"), {})
+        base = methods.get("bicubic", {})
+        rows.append({"version": c["version"], "active": c["version"] == active,
+                     "created": str(c.get("created_at", ""))[:16].replace("T", " "),
+                     "blocks": (c.get("network") or {}).get("num_block"),
+                     "features": (c.get("network") or {}).get("num_feat"),
+                     "PSNR (dB)": own.get("psnr"), "SSIM": own.get("ssim"),
+                     "bicubic PSNR": base.get("psnr"), "bicubic SSIM": base.get("ssim")})
+    return rows, ["PSNR (dB)", "SSIM"]
