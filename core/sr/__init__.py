@@ -1,1 +1,50 @@
+"""Super-resolution: bicubic, SRCNN (Dong et al. 2014), PSNR-oriented RRDBNet and ESRGAN
+(Wang et al. 2018) with network interpolation; tiled inference; PSNR/SSIM comparison.
 
+Public API::
+
+    SR_METHODS = ("bicubic", "srcnn", "rrdb_psnr", "esrgan")
+    available_methods(scale) -> {method: active version or None (bicubic)}   # installed only
+    compare(image, *, scale=4, mode="simulate"|"enhance", methods=..., alpha=0.8, tile=128,
+            models=None, progress=None) -> SRComparison
+    bicubic_upscale(image, scale); degrade(hr, scale, *, blur_sigma=0, noise_sigma=0)
+    core.sr.models.load_sr_model(method, scale, version=None)   # cache it in the app
+    core.sr.metrics.psnr / ssim / diff_map
+
+Colour images go through grayscale models on the Y channel (chroma bicubic); see
+:mod:`core.sr.models`. TensorFlow is imported only when a model is loaded.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from core.sr.compare import SRComparison, compare
+from core.sr.degrade import bicubic_upscale, degrade
+from core.sr.models import SR_METHODS, load_sr_model, slot_name
+
+__all__ = ["SR_METHODS", "available_methods", "compare", "SRComparison", "bicubic_upscale",
+           "degrade", "load_sr_model"]
+
+
+def available_methods(scale: int, *, weights_dir: Path | str | None = None) -> dict[str, str | None]:
+    """Installed methods at ``scale`` → active version (``None`` for bicubic, always present).
+    ``esrgan`` is listed only when its PSNR partner can be found too."""
+    from core import registry
+
+    out: dict[str, str | None] = {"bicubic": None}
+    for method in SR_METHODS[1:]:
+        version = registry.active_version("sr", slot=slot_name(method, scale),
+                                          weights_dir=weights_dir)
+        if version is None:
+            continue
+        try:
+            card = registry.load_card("sr", version, weights_dir=weights_dir)
+        except Exception:  # broken pointer or card: not installed
+            continue
+        if method == "esrgan":
+            partner = card.get("init_version") or registry.active_version(
+                "sr", slot=slot_name("rrdb_psnr", scale), weights_dir=weights_dir)
+            if partner is None:
+                continue
+        out[method] = version
+    return out

@@ -1,0 +1,110 @@
+"""A few training steps of each stage on the fixtures lower the loss; checkpoints, resume and
+publishing work (tiny configurations, CPU)."""
+from __future__ import annotations
+
+import json
+
+import keras
+import numpy as np
+import pytest
+from keras import layers
+
+from core import registry
+from core.sr.data import PatchSampler, load_folder
+from core.sr.train import SRTrainConfig, train_sr
+
+TINY = {"num_feat": 8, "num_block": 1, "num_grow_ch": 4, "global_residual": True}
+
+
+@pytest.fixture(scope="module")
+def batch(data_dir):
+    images = load_folder(data_dir / "brain-mri-hr")
+    return PatchSampler(images, scale=4, lr_patch=8, batch_size=4, seed=1).batch()
+
+
+def _tiny_feature_net():
+    inp = keras.Input((None, None, 3))
+    x = layers.Conv2D(4, 3, padding="same", activation="relu", name="block1_conv1")(inp)
+    x = layers.MaxPooling2D(name="block1_pool")(x)
+    x = layers.Conv2D(4, 3, padding="same", activation="relu", name="block2_conv1")(x)
+    x = layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inp, layers.Dense(2)(x), name="tiny_vgg")
+
+
+def test_patch_sampler_shapes_and_content(batch):
+    lr, hr = batch
+    assert lr.shape == (4, 8, 8, 1) and hr.shape == (4, 32, 32, 1)
+    assert lr.dtype == hr.dtype == np.float32
+    assert ((hr > 0.04).mean(axis=(1, 2, 3)) >= 0.5).all()  # no all-background patches
+
+
+def test_psnr_stage_steps_lower_l1(batch):
+    from core.models.rrdbnet import build_rrdbnet
+
+    keras.utils.set_random_seed(0)
+    lr, hr = batch
+    model = build_rrdbnet(scale=4, **(TINY | {"global_residual": False}))
+    model.compile(optimizer=keras.optimizers.Adam(2e-3), loss="mean_absolute_error")
+    before = float(model.evaluate(lr, hr, verbose=0))
+    model.fit(np.repeat(lr, 3, 0), np.repeat(hr, 3, 0), batch_size=4, epochs=4, verbose=0)
+    assert float(model.evaluate(lr, hr, verbose=0)) < before
+
+
+def test_gan_step_lowers_generator_loss(batch):
+    from core.models.discriminator import build_vgg_discriminator
+    from core.models.rrdbnet import build_rrdbnet
+    from core.sr.gan import make_gan_step
+    from core.sr.perceptual import _truncate
+
+    keras.utils.set_random_seed(0)
+    lr, hr = batch
+    G = build_rrdbnet(scale=4, **TINY)
+    D = build_vgg_discriminator(num_in_ch=1, num_feat=4, input_size=32)
+    feats, layer = _truncate(_tiny_feature_net(), None, 1)
+    assert layer == "block2_conv1"
+    opt_g, opt_d = keras.optimizers.Adam(2e-3), keras.optimizers.Adam(2e-3)
+    step = make_gan_step(G, D, feats, opt_g, opt_d, w_percep=1.0, w_gan=5e-3, w_l1=1e-2)
+    losses = [{k: float(v) for k, v in step(lr, hr).items()} for _ in range(8)]
+    assert all(np.isfinite(v) for v in losses[-1].values())
+    content = [d["percep"] + 1e-2 * d["l1"] for d in losses]
+    assert content[-1] < content[0]
+
+
+def test_train_sr_checkpoint_resume_publish(data_dir, tmp_path, tmp_weights):
+    seen = []
+    cfg = dict(data=str(data_dir / "brain-mri-hr"), scale=4, network=TINY, lr_patch=8,
+               batch_size=2, steps=2, steps_per_epoch=1, learning_rate=1e-3,
+               run_dir=str(tmp_path / "run"), publish=False)
+    train_sr(SRTrainConfig(**cfg), seen.append)
+    state = json.loads((tmp_path / "run" / "ckpt" / "state.json").read_text())
+    assert state["step"] == 2 and state["epoch"] == 2
+    with pytest.raises(Exception, match="resume"):
+        train_sr(SRTrainConfig(**cfg))
+    res = train_sr(SRTrainConfig(**(cfg | dict(steps=3, resume=True, publish=True,
+                                                 activate=True, version="p-test",
+                                                 val=str(data_dir / "brain-mri-hr"),
+                                                 val_limit=1))), seen.append)
+    assert res.history[-1]["step"] == 3
+    card = registry.load_card("sr", slot="rrdb_psnr_x4")
+    assert card["version"] == "p-test" and card["method"] == "rrdb_psnr"
+    assert card["network"]["num_feat"] == 8 and card["scale"] == 4
+    assert set(card["metrics"]["methods"]) == {"bicubic", "rrdb_psnr"}
+    assert seen[-1].phase == "done" and any(p.phase == "psnr" for p in seen)
+
+    # stage gan from that model, no perceptual term (explicitly), published with its init
+    gan = train_sr(SRTrainConfig(data=cfg["data"], scale=4, stage="gan", lr_patch=8,
+                                 batch_size=2, steps=1, steps_per_epoch=1, disc_feat=4,
+                                 perceptual="none", run_dir=str(tmp_path / "gan"),
+                                 activate=True, version="g-test"))
+    assert gan.card["init_version"] == "p-test" and gan.card["perceptual"]["kind"] == "none"
+    assert registry.active_version("sr", slot="esrgan_x4") == "g-test"
+
+
+def test_perceptual_auto_fails_clearly_without_features(tmp_weights, monkeypatch, tmp_path):
+    from core.errors import MedScanError
+    from core.sr.perceptual import build_perceptual
+
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    with pytest.raises(MedScanError, match="--perceptual none"):
+        build_perceptual("auto")
+    assert build_perceptual("none")[0] is None
