@@ -66,6 +66,15 @@ def test_resume_continues_from_last_epoch(trained, data_dir, tmp_path):
     assert [h["epoch"] for h in again.history] == [1, 2, 3]
 
 
+def test_init_from_weights_at_another_input_size(trained, data_dir, tmp_path):
+    best = trained[0].run_dir / "best.weights.h5"
+    cfg = TrainConfig(data=str(data_dir / "brain-mri"), arch="vgg16_bn", init_from=str(best),
+                      run_dir=str(tmp_path / "r"), publish=False,
+                      **(TINY | {"epochs": 1, "input_size": 48}))
+    result = train(cfg)
+    assert result.card["input_size"] == 48 and "continued from" in result.card["description"]
+
+
 def test_time_cap_stops_gracefully(data_dir, tmp_path):
     cfg = TrainConfig(data=str(data_dir / "brain-mri"), arch="cnn", run_dir=str(tmp_path / "r"),
                       publish=False, max_minutes=1e-4, **(TINY | {"epochs": 5}))

@@ -42,6 +42,9 @@ def register(cmds) -> None:
     t.add_argument("--no-class-weights", action="store_true")
     t.add_argument("--threads", type=int, default=None, help="intra-op CPU threads")
     t.add_argument("--workers", type=int, default=1, help="augmentation threads")
+    t.add_argument("--init-from", default=None, metavar="WEIGHTS.h5",
+                   help="start from weights of the same architecture (e.g. a run's "
+                        "best.weights.h5 at another input size: progressive resizing)")
     t.add_argument("--run-dir", default=None, help="checkpoints (default runs/classifier/VERSION)")
     t.add_argument("--resume", action="store_true", help="continue from RUN_DIR/last.keras")
     t.add_argument("--version", default=None, help="registry version name (default: arch-date)")
@@ -94,7 +97,8 @@ def _train(args: argparse.Namespace) -> int:
         lr_schedule=args.lr_schedule, warmup_epochs=args.warmup_epochs, patience=args.patience,
         val_fraction=args.val_fraction, seed=args.seed, max_minutes=args.max_minutes,
         max_images=args.max_images, class_weighting=not args.no_class_weights,
-        threads=args.threads, workers=args.workers, run_dir=args.run_dir, resume=args.resume,
+        threads=args.threads, workers=args.workers, init_from=args.init_from,
+        run_dir=args.run_dir, resume=args.resume,
         version=args.version, activate=args.activate, publish=not args.no_publish,
         command="python -m core " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
     try:

@@ -62,6 +62,7 @@ class TrainConfig:
     bn_momentum: float = 0.9
     threads: int | None = None          # intra-op threads (TensorFlow back end)
     workers: int = 1                    # PyDataset augmentation threads
+    init_from: str | None = None        # weights file of the same architecture (any input size)
     run_dir: str | None = None
     resume: bool = False
     version: str | None = None
@@ -267,6 +268,12 @@ def train(cfg: TrainConfig, progress: ProgressCallback = null_progress) -> Train
                                   message=f"nothing to resume in {run_dir}: starting afresh"))
             model = get_builder(cfg.arch)(**dict(network, weights=pretrained_weights)
                                           if cfg.arch != "cnn" else network)
+            if cfg.init_from:
+                if not Path(cfg.init_from).is_file():
+                    raise ValueError(f"--init-from {cfg.init_from!r}: no such weights file.")
+                model.load_weights(cfg.init_from)  # convolutional + GAP: any input size fits
+                progress(Progress(task=TASK, phase="load",
+                                  message=f"initialised from {cfg.init_from}"))
             model.compile(optimizer=keras.optimizers.Adam(cfg.lr), loss=loss,
                           metrics=["accuracy"])
     cw = class_weights(y_tr, num_classes) if cfg.class_weighting else None
@@ -369,6 +376,8 @@ def _describe(cfg: TrainConfig, pretrained: bool) -> str:
         return f"sequential CNN baseline, {cfg.input_size}² grayscale input, trained from scratch"
     bn = "batch-normalised VGG16 (vgg16_bn layout)" if cfg.arch == "vgg16_bn" else "VGG16"
     start = "fine-tuned from ImageNet weights" if pretrained else "trained from scratch"
+    if cfg.init_from and not pretrained:
+        start += f" (no ImageNet; continued from {Path(cfg.init_from).name} at this input size)"
     return f"{bn}, width multiplier {cfg.width:g}, {cfg.input_size}² input, {start}"
 
 
