@@ -15,8 +15,10 @@ from __future__ import annotations
 import streamlit as st
 
 from ui import auth
+from ui.style import apply_style
 
 st.set_page_config(page_title="MedScan", page_icon=":material/radiology:", layout="wide")
+apply_style()
 
 user = auth.current_user()
 if user is None:

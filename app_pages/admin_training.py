@@ -70,8 +70,10 @@ with st.expander("Start a training run", expanded=True, icon=":material/play_arr
 
 
 def _job_panel(job) -> None:
-    status_icon = {"running": "🔄", "queued": "⏳", "succeeded": "✅", "failed": "❌",
-                   "cancelled": "⏹"}.get(job.status, "")
+    status_icon = {"running": ":material/autorenew:", "queued": ":material/schedule:",
+                   "succeeded": ":green[:material/check_circle:]",
+                   "failed": ":red[:material/error:]",
+                   "cancelled": ":material/cancel:"}.get(job.status, "")
     head = f"{status_icon} Job {job.id} · {job.kind} · {job.status}"
     with st.container(border=True):
         c1, c2 = st.columns([4, 1], vertical_alignment="center")

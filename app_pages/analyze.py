@@ -45,12 +45,11 @@ if clf is None:
 cam_classes = clf.classes
 with col_cam:
     st.subheader("Grad-CAM")
-    c1, c2 = st.columns(2)
-    method = c1.segmented_control("Method", ["gradcam", "gradcam++"], default="gradcam",
+    method = st.segmented_control("Method", ["gradcam", "gradcam++"], default="gradcam",
                                   required=True, key="cam_method",
                                   format_func={"gradcam": "Grad-CAM",
                                                "gradcam++": "Grad-CAM++"}.get)
-    target = c2.selectbox("Explain class", ["predicted class", *cam_classes], key="cam_class")
+    target = st.selectbox("Explain class", ["predicted class", *cam_classes], key="cam_class")
 
 with st.spinner("Running the classifier and Grad-CAM…", show_time=True):
     pred, heatmap = cached.explain(picked.key, clf.version, cached.weights_key(), None, method,
@@ -63,10 +62,10 @@ record_prediction_once(user, picked, pred, calibrated=bool(clf.card.get("calibra
 with col_cam:
     from core.classifier.gradcam import hot_region_bbox, overlay_heatmap
 
-    c1, c2 = st.columns([2, 1], vertical_alignment="bottom")
-    alpha = c1.slider("Overlay opacity", 0.0, 1.0, 0.4, 0.05, key="cam_opacity")
-    show_box = c2.toggle("Box", key="cam_box", help="Outline the hottest region (≥ 50 % of the "
-                         "map's maximum).")
+    alpha = st.slider("Overlay opacity", 0.0, 1.0, 0.4, 0.05, key="cam_opacity")
+    show_box = st.toggle("Box around the hottest region", key="cam_box",
+                         help="Outline the connected region where the map is at least 50 % of "
+                         "its maximum.")
     overlay = overlay_heatmap(to_rgb(shown.to_uint8()), heatmap, alpha)
     if show_box:
         overlay = draw_box(overlay, hot_region_bbox(heatmap, threshold=0.5))

@@ -43,7 +43,8 @@ c_prev, c_label, c_next, c_jump = st.columns([1, 3, 1, 2], vertical_alignment="c
 if c_prev.button("◀ Previous", key="study_prev", disabled=pos == 0):
     st.session_state[pos_key] = pos - 1
     st.rerun()
-c_label.markdown(f"### {item.label}" + ("  ✅" if item.rated else ""))
+c_label.markdown(f"### {item.label}" + (" :green[:material/check_circle:]" if item.rated
+                                        else ""))
 if c_next.button("Next ▶", key="study_next", disabled=pos == len(queue) - 1):
     st.session_state[pos_key] = pos + 1
     st.rerun()

@@ -44,7 +44,7 @@ with tab_side:
     for m in methods:
         panels[METHOD_LABELS.get(m, m)] = to_rgb(result.outputs[m])
     st.caption("Drag a rectangle on any panel to zoom; all panels follow (double-click resets).")
-    st.plotly_chart(plots.image_panels(panels), key="sr_panels",
+    st.plotly_chart(plots.image_panels(panels), key="sr_panels", theme=None,
                     config={"displaylogo": False, "scrollZoom": True})
 with tab_slider:
     c1, _ = st.columns([1, 2])
@@ -53,7 +53,8 @@ with tab_slider:
     st.plotly_chart(plots.split_compare(lr_big, to_rgb(result.outputs[right]),
                                         left_name="low-res input",
                                         right_name=METHOD_LABELS.get(right, right)),
-                    key="sr_split", config={"displaylogo": False, "scrollZoom": True})
+                    key="sr_split", theme=None,
+                    config={"displaylogo": False, "scrollZoom": True})
 with tab_diff:
     maps, ref = difference_maps(result)
     if maps:
@@ -62,7 +63,7 @@ with tab_diff:
                              format_func=lambda m: METHOD_LABELS.get(m, m), key="sr_diff_method")
         st.plotly_chart(plots.difference_map(maps[which],
                                              title=f"|{METHOD_LABELS.get(which, which)} − {ref}|"),
-                        key="sr_diff")
+                        key="sr_diff", theme=None)
     else:
         st.info("Choose a learned method to see what it changed compared with bicubic.")
 st.subheader("PSNR / SSIM")
@@ -75,7 +76,7 @@ if result.metrics:
         hide_index=True, key="sr_metrics_table")
     c_table.caption(f"Against the original scan; {result.scale}-pixel border excluded. "
                     "Higher is better for both.")
-    c_chart.plotly_chart(plots.metrics_bars(result.metrics), key="sr_metrics_chart",
+    c_chart.plotly_chart(plots.metrics_bars(result.metrics, METHOD_LABELS), key="sr_metrics_chart",
                          config={"displayModeBar": False})
 if result.metrics_note:
     st.info(result.metrics_note)

@@ -14,6 +14,10 @@ LOW_CONFIDENCE = 0.60
 #: Images whose shorter side is below this many pixels are flagged as too small to judge.
 TINY_IMAGE_PX = 64
 _RECORDED = "_recorded"
+#: Used when a model card does not name the modality / body part of its training data. The
+#: classifier this app ships is trained on brain MRI (the Brain Tumor MRI dataset); the cards
+#: written by ``core.classifier.train`` do not carry these fields yet.
+FALLBACK_EXPECTED = {"modality": ["mr"], "body_part": ["brain", "head"]}
 
 
 def _norm(value) -> str:
@@ -25,7 +29,7 @@ def _expected(card: dict, key: str) -> list[str]:
     data = card.get("data") if isinstance(card.get("data"), dict) else {}
     value = data.get(key, card.get(key))
     if value is None:
-        return []
+        return FALLBACK_EXPECTED.get(key, [])
     return [_norm(v) for v in (value if isinstance(value, list) else [value])]
 
 

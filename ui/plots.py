@@ -28,7 +28,8 @@ def _square_axes(fig: go.Figure, n: int) -> None:
     for i in range(1, n + 1):
         suffix = "" if i == 1 else str(i)
         fig.layout[f"yaxis{suffix}"].update(scaleanchor=f"x{suffix}", autorange="reversed",
-                                            showticklabels=False, showgrid=False, zeroline=False)
+                                            showticklabels=False, showgrid=False, zeroline=False,
+                                            constrain="domain", constraintoward="top")
         fig.layout[f"xaxis{suffix}"].update(showticklabels=False, showgrid=False, zeroline=False,
                                             constrain="domain")
     fig.update_xaxes(matches="x")
@@ -54,18 +55,22 @@ def probability_bar(probabilities: Mapping[str, float], predicted: str,
     return fig
 
 
-def image_panels(images: Mapping[str, np.ndarray], *, height: int = 460) -> go.Figure:
-    """Images side by side on linked axes: zoom or pan one panel and the others follow, so the
-    same region is compared. All images must have the same height and width."""
+def image_panels(images: Mapping[str, np.ndarray], *, cols: int = 3,
+                 panel_px: int = 300) -> go.Figure:
+    """Images in a grid (``cols`` per row) on linked axes: zoom or pan one panel and the others
+    follow, so the same region is compared. All images must have the same height and width."""
     names = list(images)
-    fig = make_subplots(rows=1, cols=len(names), subplot_titles=names,
-                        horizontal_spacing=0.01)
-    for i, name in enumerate(names, start=1):
+    cols = min(cols, len(names))
+    rows = -(-len(names) // cols)
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=names, horizontal_spacing=0.01,
+                        vertical_spacing=0.06)
+    for i, name in enumerate(names):
         fig.add_trace(go.Image(source=_data_uri(images[name]), name=name,
                                hovertemplate="x %{x}, y %{y}<extra>" + name + "</extra>"),
-                      row=1, col=i)
+                      row=i // cols + 1, col=i % cols + 1)
     _square_axes(fig, len(names))
-    fig.update_layout(height=height, margin=dict(l=0, r=0, t=30, b=0), dragmode="zoom")
+    fig.update_layout(height=rows * (panel_px + 30), margin=dict(l=0, r=0, t=30, b=0),
+                      dragmode="zoom")
     return fig
 
 
@@ -103,7 +108,8 @@ def split_compare(left: np.ndarray, right: np.ndarray, *, left_name: str, right_
         shapes=divider(cuts[start]), height=height, margin=dict(l=0, r=0, t=30, b=10),
         sliders=[dict(active=start, steps=steps_spec, pad=dict(t=30),
                       currentvalue=dict(prefix=f"◀ {left_name} | {right_name} ▶   split at "))],
-        yaxis=dict(scaleanchor="x", autorange="reversed", showticklabels=False, showgrid=False),
+        yaxis=dict(scaleanchor="x", autorange="reversed", showticklabels=False, showgrid=False,
+                   constrain="domain", constraintoward="top"),
         xaxis=dict(showticklabels=False, showgrid=False, constrain="domain"),
         annotations=[dict(x=0, y=1.0, xref="paper", yref="paper", text=left_name, showarrow=False,
                           xanchor="left", yanchor="bottom"),
@@ -122,20 +128,23 @@ def difference_map(diff: np.ndarray, *, title: str, height: int = 460) -> go.Fig
                                colorbar=dict(title="|diff|"),
                                hovertemplate="x %{x}, y %{y}: %{z:.3f}<extra></extra>"))
     fig.update_layout(title=title, height=height, margin=dict(l=0, r=0, t=40, b=0),
-                      yaxis=dict(scaleanchor="x", autorange="reversed", showticklabels=False),
+                      yaxis=dict(scaleanchor="x", autorange="reversed", showticklabels=False,
+                                 constrain="domain", constraintoward="top"),
                       xaxis=dict(showticklabels=False, constrain="domain"))
     return fig
 
 
-def metrics_bars(metrics: Mapping[str, Mapping[str, float]]) -> go.Figure:
+def metrics_bars(metrics: Mapping[str, Mapping[str, float]],
+                 labels: Mapping[str, str] | None = None) -> go.Figure:
     """PSNR (dB) and SSIM per method, two panels."""
     methods = list(metrics)
+    names = [(labels or {}).get(m, m) for m in methods]
     fig = make_subplots(rows=1, cols=2, subplot_titles=("PSNR (dB, higher is better)",
                                                         "SSIM (higher is better)"))
     for col, key, fmt in ((1, "psnr", "{:.2f}"), (2, "ssim", "{:.3f}")):
         vals = [float(metrics[m][key]) for m in methods]
         shown = [v if np.isfinite(v) else None for v in vals]
-        fig.add_trace(go.Bar(x=methods, y=shown, marker_color=_ACCENT, showlegend=False,
+        fig.add_trace(go.Bar(x=names, y=shown, marker_color=_ACCENT, showlegend=False,
                              text=[fmt.format(v) if np.isfinite(v) else "∞" for v in vals],
                              textposition="outside", cliponaxis=False), row=1, col=col)
     fig.update_yaxes(range=[0, 1.05], row=1, col=2)

@@ -121,9 +121,9 @@ def window_ui(scan, key: str):
     help_text = ("CT presets are in Hounsfield units; on MR the values are signal "
                  "intensities, so use File default, min-max or Manual." if is_dicom else
                  "Windowing applies to DICOM only.")
-    c1, c2, c3 = st.columns([2, 1, 1])
-    preset = c1.selectbox("Window", options, key=f"{key}_preset", disabled=not is_dicom,
+    preset = st.selectbox("Window", options, key=f"{key}_preset", disabled=not is_dicom,
                           help=help_text)
+    c2, c3 = st.columns(2)
     manual = is_dicom and preset == MANUAL
     centre0, width0 = scan.window or (0.5, 1.0)
     centre = c2.number_input("Centre", value=float(centre0), key=f"{key}_centre",
