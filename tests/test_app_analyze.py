@@ -134,3 +134,49 @@ def test_warnings_and_unreadable_files(app_env, explain_calls):
     assert "Colour image" in warnings and "Tiny image" in warnings
     # Window controls are greyed out for non-DICOM files.
     assert at.selectbox(key="analyze_window_preset").disabled
+
+
+def _testdata(name: str) -> bytes:
+    from pathlib import Path
+
+    from pydicom.data import get_testdata_file
+
+    return Path(get_testdata_file(name)).read_bytes()
+
+
+def test_zip_series_window_presets_and_frames(app_env, explain_calls):
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("series/IM0001", _testdata("CT_small.dcm"))
+        z.writestr("series/IM0002", _testdata("MR_small.dcm"))
+    at = logged_in("radiologist", app_env["ids"]).run()
+    at.file_uploader(key="scan").upload("series.zip", buf.getvalue(), "application/zip").run()
+    assert not at.exception
+    pick = at.selectbox(key="analyze_pick")
+    assert len(pick.options) == 2 and "IM0001" in pick.options[0]
+    # CT: window presets in HU and a manual window; the other modality is flagged.
+    assert any("Different modality: this scan is CT" in w.value for w in at.warning)
+    at.selectbox(key="analyze_window_preset").set_value("bone").run()
+    assert "preset bone" in at.image[0].captions[0]
+    at.selectbox(key="analyze_window_preset").set_value("Manual").run()
+    assert not at.number_input(key="analyze_window_centre").disabled
+    at.number_input(key="analyze_window_centre").set_value(40.0)
+    at.number_input(key="analyze_window_width").set_value(400.0).run()
+    assert not at.exception and "manual" in at.image[0].captions[0]
+    calls = len(explain_calls)
+    assert calls == 1   # windowing never re-runs the model
+    # A multi-frame MR: a frame slider; each frame is its own (cached) prediction.
+    at.file_uploader(key="scan").set_value(("emri_small", _testdata("emri_small.dcm"),
+                                            "application/octet-stream")).run()
+    at.selectbox(key="analyze_pick").set_value(0).run()
+    assert "emri_small" in at.selectbox(key="analyze_pick").options[0]
+    frame = at.slider(key="analyze_frame")
+    assert frame.max == 10
+    frame.set_value(5).run()
+    assert not at.exception
+    # The model card's caveats and credits are one click away.
+    text = " ".join(m.value for m in at.markdown)
+    assert "Caveats" in text and "Tiny test model" in text and "Credits" in text
