@@ -20,7 +20,7 @@ from ui.style import apply_style
 st.set_page_config(page_title="MedScan", page_icon=":material/radiology:", layout="wide")
 apply_style()
 
-user = auth.current_user()
+user = auth.refresh_user()
 if user is None:
     st.navigation([st.Page(auth.login_page, title="Log in", icon=":material/login:",
                            url_path="login", default=True)], position="hidden").run()

@@ -82,3 +82,22 @@ def test_admin_sees_admin_pages(app_env):
     assert at.title[0].value == "Users"
     users = at.dataframe[0].value
     assert set(users["user"]) == {"admin", "reader"}
+
+
+def test_deactivated_user_is_logged_out_and_role_changes_apply(app_env):
+    from core.db import init_db, session_scope
+    from core.db.auth import set_active, set_role
+
+    at = logged_in("radiologist", app_env["ids"]).run()
+    assert at.title[0].value == "Analyze"
+    engine = init_db(app_env["MEDSCAN_DATABASE_URL"])
+    with session_scope(engine) as s:
+        set_role(s, "reader", "admin")
+    at.run()
+    assert at.session_state["user"]["role"] == "admin"
+    at.switch_page("app_pages/admin_users.py").run()
+    assert at.title[0].value == "Users"
+    with session_scope(engine) as s:
+        set_active(s, "reader", False)
+    at.run()
+    assert "user" not in at.session_state and at.title[0].value == "MedScan"

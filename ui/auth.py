@@ -11,8 +11,8 @@ import streamlit as st
 
 from ui.resources import db
 
-__all__ = ["ROLES", "USER_KEY", "current_user", "login_page", "require_role", "logout",
-           "sidebar_user_ui"]
+__all__ = ["ROLES", "USER_KEY", "current_user", "refresh_user", "login_page", "require_role",
+           "logout", "sidebar_user_ui"]
 
 ROLES = ("radiologist", "admin")
 USER_KEY = "user"
@@ -20,6 +20,24 @@ USER_KEY = "user"
 
 def current_user() -> dict | None:
     return st.session_state.get(USER_KEY)
+
+
+def refresh_user() -> dict | None:
+    """Re-read the logged-in account (one query per run): a user an admin deactivated is logged
+    out at once, a changed role applies at once."""
+    from core.db.auth import get_user
+
+    user = current_user()
+    if user is None:
+        return None
+    with db() as session:
+        fresh = get_user(session, user["id"])
+    if fresh is None or not fresh.active:
+        logout()
+        return None
+    if fresh.role != user["role"]:
+        st.session_state[USER_KEY] = user = _as_session_user(fresh)
+    return user
 
 
 def _as_session_user(user) -> dict:
@@ -39,6 +57,7 @@ def _first_admin_ui() -> None:
     st.title("Welcome to MedScan")
     st.info("No accounts exist yet. Create the first administrator account; it can then add "
             "radiologists on the Users page. There is no default password.")
+    st.caption("On the server you can instead run `python -m core users add NAME --role admin`.")
     with st.form("first_admin_form"):
         name = st.text_input("Administrator user name", key="first_admin_name")
         pw = st.text_input(f"Password (at least {MIN_PASSWORD_LENGTH} characters)",
