@@ -180,3 +180,16 @@ def test_zip_series_window_presets_and_frames(app_env, explain_calls):
     # The model card's caveats and credits are one click away.
     text = " ".join(m.value for m in at.markdown)
     assert "Caveats" in text and "Tiny test model" in text and "Credits" in text
+
+
+def test_without_any_model_the_pages_still_work(app_env, tmp_path, monkeypatch):
+    monkeypatch.setenv("MEDSCAN_WEIGHTS_DIR", str(tmp_path / "no-weights"))
+    st.cache_data.clear()
+    at = logged_in("radiologist", app_env["ids"]).run()
+    at.file_uploader(key="scan").upload("MR_small", mr_dicom_bytes()).run()
+    assert not at.exception
+    assert any("No classifier model is active" in w.value for w in at.warning)
+    assert at.image  # the scan is still shown
+    at.switch_page("app_pages/super_resolution.py").run()
+    assert not at.exception
+    assert list(at.dataframe[0].value["method"]) == ["Bicubic"]

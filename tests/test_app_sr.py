@@ -84,3 +84,16 @@ def test_sr_rating_lands_in_database(app_env, compare_calls):
         rows = my_ratings(s, app_env["ids"]["reader"])
     assert [(r.method, r.model_version, r.image_quality, r.diagnostic_usefulness)
             for r in rows] == [("esrgan", "esrgan-test", 3, 4)]
+
+
+def test_large_enhance_asks_first(app_env, compare_calls):
+    at = logged_in("radiologist", app_env["ids"]).run()
+    at.switch_page("app_pages/super_resolution.py").run()
+    at.file_uploader(key="scan").upload("big.png", brain_png_bytes(300), "image/png").run()
+    n = len(compare_calls)
+    at.segmented_control(key="sr_mode").set_value("enhance").run()
+    assert any("can take a minute" in w.value for w in at.warning)
+    assert len(compare_calls) == n
+    at.button(key="sr_confirm").click().run()
+    assert not at.exception and len(compare_calls) == n + 1
+    assert at.get("plotly_chart")

@@ -23,6 +23,9 @@ MODE_HELP = {
 }
 SCALES = (2, 4)
 SMALLEST_INPUT_PX = 16
+#: Enhance mode runs the learned models on the full scan; above this many input pixels (256²)
+#: that takes tens of seconds per model on a CPU, so the page asks before starting.
+ENHANCE_CONFIRM_PIXELS = 256 * 256
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,17 @@ def run_comparison(picked, settings: SRSettings):
         st.error(f"The scan ({w}×{h}) is too small to shrink ×{settings.scale} and still "
                  "compare; use Enhance mode or a smaller scale.")
         return None
+    learned = [m for m in settings.methods if m != "bicubic"]
+    if settings.mode == "enhance" and learned and h * w > ENHANCE_CONFIRM_PIXELS:
+        confirmed: set = st.session_state.setdefault("_sr_confirmed", set())
+        tag = (picked.key, settings)
+        if tag not in confirmed:
+            st.warning(f"Enhance ×{settings.scale} makes a {w * settings.scale}×"
+                       f"{h * settings.scale} image from this {w}×{h} scan; on a CPU the learned "
+                       "models can take a minute or more each.", icon=":material/timer:")
+            if not st.button("Run super-resolution", key="sr_confirm", type="primary"):
+                return None
+            confirmed.add(tag)
     try:
         with st.spinner(f"Super-resolving ×{settings.scale} with "
                         f"{', '.join(METHOD_LABELS.get(m, m) for m in settings.methods)}…",
