@@ -108,3 +108,21 @@ def test_perceptual_auto_fails_clearly_without_features(tmp_weights, monkeypatch
     with pytest.raises(MedScanError, match="--perceptual none"):
         build_perceptual("auto")
     assert build_perceptual("none")[0] is None
+
+
+def test_perceptual_from_project_classifier(tmp_weights):
+    vgg16 = pytest.importorskip("core.models.vgg16")
+    from core.sr.perceptual import build_perceptual
+
+    clf = vgg16.build_classifier_bn(num_classes=2, input_shape=(32, 32, 3), width=0.0625)
+    registry.save_version("classifier", clf, {
+        "architecture": "vgg16_bn", "network": {"num_classes": 2, "input_shape": [32, 32, 3],
+                                                "width": 0.0625},
+        "classes": ["a", "b"], "input_size": [32, 32],
+        "preprocessing": {"normalise": "vgg16", "channels": 3}}, version="c1", activate=True)
+    feats, info = build_perceptual("auto", channels=1)
+    assert info["kind"] == "classifier" and info["classifier_version"] == "c1"
+    assert info["layer"] == "block5_conv3"
+    out = feats(np.zeros((1, 64, 48, 1), np.float32))
+    assert tuple(out.shape) == (1, 4, 3, 32)
+    assert float(np.min(out)) < 0  # before the ReLU

@@ -11,7 +11,9 @@ Sources, in the order ``"auto"`` tries them:
 3. ``"none"`` only when asked for explicitly: no perceptual term.
 
 Extractors take ``(N, H, W, C)`` images in [0, 1] (C = 1 or 3; grayscale is repeated to RGB)
-and apply the caffe-style VGG preprocessing (BGR, ImageNet mean subtracted on a 0–255 scale).
+and apply the input normalisation the network was trained with (VGG19: caffe-style BGR with the
+ImageNet mean subtracted on a 0–255 scale; the classifier: what its card's ``preprocessing``
+says).
 """
 from __future__ import annotations
 
@@ -32,7 +34,8 @@ def _keras_cache_file() -> Path:
     return home / "models" / VGG19_NOTOP_FILE
 
 
-def _preprocess(x):
+def _caffe(x):
+    """[0, 1] gray/RGB → BGR on 0–255 minus the ImageNet mean (Keras VGG ``preprocess_input``)."""
     import keras
 
     ops = keras.ops
@@ -42,9 +45,19 @@ def _preprocess(x):
     return x - ops.reshape(ops.convert_to_tensor(CAFFE_MEAN_BGR, dtype=x.dtype), (1, 1, 1, 3))
 
 
-def _truncate(base, target: str | None, channels: int):
+def _unit(channels: int):
+    """[0, 1] kept, channels repeated to what the network expects."""
+    import keras
+
+    def fn(x):
+        return keras.ops.repeat(x, channels, axis=-1) if x.shape[-1] != channels else x
+    return fn
+
+
+def _truncate(base, target: str | None, channels: int, normalise: str = "vgg16"):
     """Re-apply ``base``'s layers to a size-free input up to ``target`` (default: the last
-    Conv2D), returning pre-activation features."""
+    Conv2D), returning pre-activation features. ``normalise``: ``"vgg16"`` (caffe-style) or
+    ``"unit"`` ([0, 1]), the input convention ``base`` was trained with."""
     import keras
     from keras import layers
 
@@ -55,7 +68,12 @@ def _truncate(base, target: str | None, channels: int):
     if target not in [lyr.name for lyr in base.layers]:
         raise MedScanError(f"Layer {target!r} not in {base.name!r}; conv layers: {', '.join(convs)}.")
     inp = keras.Input((None, None, channels), name="image01")
-    x = layers.Lambda(_preprocess, name="caffe_preprocess")(inp)
+    if normalise == "vgg16":
+        x = layers.Lambda(_caffe, name="caffe_preprocess")(inp)
+    elif normalise == "unit":
+        x = layers.Lambda(_unit(int(base.inputs[0].shape[-1])), name="unit_preprocess")(inp)
+    else:
+        raise MedScanError(f"Unknown input normalisation {normalise!r} for perceptual features.")
     seq = [lyr for lyr in base.layers if not isinstance(lyr, layers.InputLayer)]
     for i, lyr in enumerate(seq):
         if isinstance(lyr, (layers.Flatten, layers.Dense, layers.GlobalAveragePooling2D,
@@ -112,8 +130,11 @@ def build_perceptual(spec: str = "auto", layer: str | None = None, *, channels: 
                 raise MedScanError(f"No usable classifier for perceptual features: {err}") from None
             tried.append(f"project classifier: {err}")
         else:
-            model, target = _truncate(base, layer, channels)
-            return model, {"kind": "classifier", "layer": target, "preactivation": True,
+            prep = card.get("preprocessing") or {}
+            normalise = prep.get("normalise", "vgg16") if isinstance(prep, dict) else "vgg16"
+            model, target = _truncate(base, layer, channels, normalise)
+            return model, {"kind": "classifier", "normalise": normalise, "layer": target,
+                           "preactivation": True,
                            "classifier_version": card["version"],
                            "architecture": card["architecture"],
                            "note": "project's own brain-MRI classifier (no ImageNet VGG19 here)"}

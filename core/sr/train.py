@@ -258,8 +258,12 @@ def train_sr(cfg: SRTrainConfig, progress: ProgressCallback | None = None) -> Tr
         from core import registry
         from core.sr.models import slot_name
 
+        from core.models import build_model
+
         version = cfg.version or registry.new_version_name(f"{method}_x{cfg.scale}-")
-        registry.save_version("sr", model, card, version=version, activate=cfg.activate,
+        clean = build_model(card)  # uncompiled copy: the weights file carries no optimizer state
+        clean.set_weights(model.get_weights())
+        registry.save_version("sr", clean, card, version=version, activate=cfg.activate,
                               slot=slot_name(method, cfg.scale))
     progress(Progress(task="sr", phase="done", epoch=state["epoch"], epochs=state["epoch"],
                       message=f"published sr/{version}" if version else "not published",
