@@ -9,7 +9,7 @@ from ui import auth, cached, plots, resources
 from ui.analysis import LOW_CONFIDENCE, input_warnings, model_card_ui, record_prediction_once
 from ui.images import draw_box, png_bytes, to_rgb
 from ui.rating import rating_form_ui
-from ui.scan_ui import frame_ui, pick_scan_ui, upload_ui, window_ui
+from ui.scan_ui import all_scans_ui, frame_ui, pick_scan_ui, upload_ui, window_ui
 
 user = auth.require_role()
 st.title("Analyze")
@@ -92,6 +92,26 @@ with col_pred:
 with st.expander("Scan metadata (identifiers masked)", icon=":material/badge:"):
     st.dataframe({"field": list(scan.metadata), "value": list(scan.metadata.values())},
                  hide_index=True, key="metadata_table")
+
+batch = all_scans_ui(show_errors=False)
+if len(batch) > 1:
+    with st.expander(f"All {len(batch)} uploaded scans", icon=":material/table_rows:"):
+        if st.button("Classify all", key="classify_all") or st.session_state.get("_batch_done"):
+            st.session_state["_batch_done"] = True
+            bar = st.progress(0.0, text="Classifying…")
+            rows = []
+            for i, p in enumerate(batch, 1):
+                pr, _ = cached.explain(p.key, clf.version, cached.weights_key(), None, "gradcam",
+                                       _pixels=p.scan.pixels)
+                rows.append({"scan": p.name, "format": p.scan.source_format,
+                             "predicted": pr.label, "probability": round(pr.confidence, 3),
+                             "low confidence": pr.confidence < LOW_CONFIDENCE,
+                             "warnings": len(input_warnings(p.scan, clf.card))})
+                bar.progress(i / len(batch), text=f"Classified {i} of {len(batch)}")
+            bar.empty()
+            st.dataframe(rows, hide_index=True, key="batch_table")
+        else:
+            st.caption("Runs the classifier on every uploaded scan (results are cached).")
 
 rating_form_ui(reader_id=user["id"], scan_sha256=scan.sha256, method="original",
                model_version=clf.version, key="analyze_rating",

@@ -168,6 +168,10 @@ def test_zip_series_window_presets_and_frames(app_env, explain_calls):
     assert not at.exception and "manual" in at.image[0].captions[0]
     calls = len(explain_calls)
     assert calls == 1   # windowing never re-runs the model
+    at.button(key="classify_all").click().run()      # batch table over both zip members
+    batch = at.dataframe[-1].value
+    assert list(batch["scan"]) == ["series/IM0001", "series/IM0002"]
+    assert len(explain_calls) == 2
     # A multi-frame MR: a frame slider; each frame is its own (cached) prediction.
     at.file_uploader(key="scan").set_value(("emri_small", _testdata("emri_small.dcm"),
                                             "application/octet-stream")).run()

@@ -87,10 +87,10 @@ def pick_scan_ui(key: str) -> Picked | None:
     return Picked(scan=scan, key=f"{sha}:{member}", upload_sha=sha, name=name, data=data)
 
 
-def all_scans_ui() -> list[Picked]:
-    """Every readable scan uploaded in this session (errors shown)."""
+def all_scans_ui(*, show_errors: bool = True) -> list[Picked]:
+    """Every readable scan uploaded in this session (errors shown unless told not to)."""
     scans, errors = _entries()
-    for name, message in errors:
+    for name, message in errors if show_errors else []:
         st.error(f"**{name}**: {message}", icon=":material/error:")
     kept = st.session_state.get(UPLOADS_KEY, {})
     return [Picked(scan=scan, key=f"{sha}:{member}", upload_sha=sha, name=name,
