@@ -35,8 +35,8 @@ def build_tiny_weights(root: Path) -> Path:
         "caveats": ["Tiny test model: its predictions mean nothing."],
         "credits": ["Test fixture built in tests/app_env.py"],
     }, version="clf-test", activate=True, weights_dir=root)
-    rrdb = {"scale": 4, "num_feat": 8, "num_block": 1, "num_grow_ch": 4}
-    srcnn = {"scale": 4, "n1": 8, "n2": 4}
+    rrdb = {"scale": 4, "num_feat": 8, "num_block": 1, "num_grow_ch": 4, "global_residual": True}
+    srcnn = {"scale": 4, "n1": 8, "n2": 4, "global_residual": True}
     registry.save_version("sr", build_srcnn(**srcnn), {
         "architecture": "srcnn", "network": srcnn, "scale": 4, "method": "srcnn"},
         version="srcnn-test", activate=True, slot="srcnn_x4", weights_dir=root)
