@@ -92,10 +92,11 @@ def _job_panel(job) -> None:
         st.progress(min(max(job.fraction, 0.0), 1.0), text=text or job.status)
         with db() as session:
             history = job_history(session, job.id)
-        points = [{"step": i + 1, "loss": h.loss, **h.metrics} for i, h in enumerate(history)
-                  if h.loss is not None]
+        points = [{"epoch": round(max(h.epoch - 1, 0) + (h.step / h.steps if h.steps else 1), 3)
+                   if h.epochs else i + 1, "loss": h.loss, **h.metrics}
+                  for i, h in enumerate(history) if h.loss is not None]
         if points:
-            st.plotly_chart(plots.loss_curve(points, x="step"), key=f"loss_{job.id}",
+            st.plotly_chart(plots.loss_curve(points, x="epoch"), key=f"loss_{job.id}",
                             config={"displayModeBar": False})
         if job.result_version:
             st.success(f"Published version {job.result_version}. Compare and activate it on "

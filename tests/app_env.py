@@ -113,7 +113,7 @@ def app_env(tmp_path, tiny_weights, monkeypatch) -> dict:
     return {**env, "ids": ids}
 
 
-def logged_in(role: str, ids: dict) -> "AppTest":  # noqa: F821
+def logged_in(role: str, ids: dict):
     """An AppTest of app.py with ``admin`` or ``reader`` already logged in (session state set
     exactly as the login form sets it)."""
     from streamlit.testing.v1 import AppTest

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import streamlit as st
 
-from app_env import (CLASSES, brain_png_bytes, logged_in, mr_dicom_bytes,  # noqa: F401
+from app_env import (CLASSES, logged_in, mr_dicom_bytes,  # noqa: F401
                      app_env, tiny_weights)
 
 

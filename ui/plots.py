@@ -17,6 +17,9 @@ _ACCENT = "#1f6f8b"
 _MUTED = "#9fb3c2"
 _WARN = "#c0392b"
 _IMAGE_CONFIG = {"displaylogo": False, "scrollZoom": True}
+# black (no difference) → red → yellow → white (largest), like a "hot" map on a dark screen
+_DIFF_SCALE = [[0.0, "#000000"], [0.35, "#7a0c02"], [0.65, "#e8590c"], [0.85, "#ffd43b"],
+               [1.0, "#ffffff"]]
 
 
 def _data_uri(image: np.ndarray) -> str:
@@ -123,7 +126,7 @@ def difference_map(diff: np.ndarray, *, title: str, height: int = 460) -> go.Fig
     d = np.asarray(diff, dtype=np.float32)
     if d.ndim == 3:
         d = d.mean(axis=2)
-    fig = go.Figure(go.Heatmap(z=d, colorscale="Inferno", zmin=0,
+    fig = go.Figure(go.Heatmap(z=d, colorscale=_DIFF_SCALE, zmin=0,
                                zmax=float(max(np.percentile(d, 99.5), 1e-6)),
                                colorbar=dict(title="|diff|"),
                                hovertemplate="x %{x}, y %{y}: %{z:.3f}<extra></extra>"))
@@ -161,8 +164,9 @@ def loss_curve(points: Sequence[Mapping[str, float]], *, x: str = "epoch") -> go
         for k in keys:
             fig.add_trace(go.Scatter(x=xs, y=[p.get(k) for p in points], mode="lines+markers",
                                      name=k))
-    fig.update_layout(height=320, margin=dict(l=10, r=10, t=30, b=10), xaxis_title=x,
-                      legend=dict(orientation="h", y=1.12))
+    fig.update_layout(height=340, margin=dict(l=10, r=10, t=10, b=10), xaxis_title=x,
+                      yaxis=dict(rangemode="tozero"),
+                      legend=dict(orientation="h", yanchor="top", y=-0.22))
     return fig
 
 
