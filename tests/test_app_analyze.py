@@ -37,7 +37,15 @@ def _analyze_with_dicom(app_env):
     return at
 
 
-def test_dicom_prediction_gradcam_and_no_second_inference(app_env, explain_calls):
+def test_dicom_prediction_gradcam_and_no_second_inference(app_env, explain_calls, monkeypatch):
+    import core.imaging
+    from ui.cached import read_upload
+
+    decoded: list = []
+    original_load = core.imaging.load_uploads
+    monkeypatch.setattr(core.imaging, "load_uploads",
+                        lambda name, data: decoded.append(name) or original_load(name, data))
+    read_upload.clear()
     at = _analyze_with_dicom(app_env)
     assert not at.error
     metric = at.metric[0]
@@ -59,6 +67,7 @@ def test_dicom_prediction_gradcam_and_no_second_inference(app_env, explain_calls
     at.run()
     assert not at.exception
     assert len(explain_calls) == 1, explain_calls
+    assert decoded == ["MR_small"]             # decoded once, not on every rerun
     # A second browser session with the same upload hits the cache too.
     other = _analyze_with_dicom(app_env)
     assert other.metric[0].value == metric.value

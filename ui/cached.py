@@ -4,6 +4,11 @@ a rerun — a slider moved, a page switched back to — never decodes or runs a 
 
 The model version and weights folder are part of every key: publishing a new model version
 gives new results instead of stale ones.
+
+Decoded scans use ``st.cache_resource`` instead: ``st.cache_data`` hands out a fresh unpickled
+copy on every call, and the pages read every kept upload on every rerun, so a zipped CT series
+(hundreds of slices) would be copied on each slider move. A ``Scan`` is immutable (frozen
+dataclass, read-only arrays), so sharing one object is safe; the key is still the hash.
 """
 from __future__ import annotations
 
@@ -16,7 +21,7 @@ from ui import resources
 __all__ = ["read_upload", "load_frame", "explain", "sr_compare"]
 
 
-@st.cache_data(show_spinner="Reading the upload…", max_entries=64)
+@st.cache_resource(show_spinner="Reading the upload…", max_entries=64, ttl=3600)
 def read_upload(sha: str, name: str, _data: bytes) -> list:
     """Every scan in one uploaded file (a zip of a DICOM series gives several); see
     ``core.imaging.load_uploads``. Unreadable members come back as errors, not exceptions."""
@@ -25,7 +30,7 @@ def read_upload(sha: str, name: str, _data: bytes) -> list:
     return load_uploads(name, _data)
 
 
-@st.cache_data(show_spinner="Decoding the frame…", max_entries=64)
+@st.cache_resource(show_spinner="Decoding the frame…", max_entries=64, ttl=3600)
 def load_frame(sha: str, name: str, frame: int, _data: bytes):
     """One frame of a multi-frame file (the default frame comes with :func:`read_upload`)."""
     from core.imaging import load_scan
