@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
                 break
         page.wait_for_timeout(6000)
         page.get_by_role("heading", name="Training runs").scroll_into_view_if_needed()
-        page.mouse.wheel(0, 250)
+        page.mouse.wheel(0, 520)
         _shot(page, args.out, "10_admin_training")
 
         open_page(page, "Model versions")
