@@ -13,7 +13,7 @@ import streamlit as st
 
 from core import config, registry
 
-__all__ = ["engine", "db", "active_classifier_version", "classifier", "sr_model"]
+__all__ = ["engine", "db", "device", "active_classifier_version", "classifier", "sr_model"]
 
 
 @st.cache_resource(show_spinner="Opening the database…")
@@ -38,6 +38,14 @@ def db():
         yield session
 
 
+@st.cache_resource(show_spinner=False)
+def device():
+    """Pick GPU or CPU once per server (GPU memory growth on; no mixed precision for inference)."""
+    from core.device import configure_device
+
+    return configure_device(mixed_precision=False)
+
+
 def active_classifier_version() -> str | None:
     return registry.active_version("classifier")
 
@@ -46,6 +54,7 @@ def active_classifier_version() -> str | None:
 def _classifier(version: str, weights_dir: str):
     from core.classifier import Classifier
 
+    device()
     return Classifier.load(version, weights_dir=weights_dir)
 
 
@@ -65,6 +74,7 @@ def classifier(version: str | None = None):
 def _sr_model(method: str, scale: int, version: str, weights_dir: str):
     from core.sr.models import load_sr_model
 
+    device()
     return load_sr_model(method, scale, version=version, weights_dir=weights_dir)
 
 
