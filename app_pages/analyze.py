@@ -78,7 +78,9 @@ with col_cam:
 with col_pred:
     st.subheader("Prediction")
     st.metric("Predicted class", pred.label, f"{pred.confidence:.1%} calibrated probability",
-              delta_color="off")
+              delta_color="off", delta_arrow="off",
+              help="Temperature-scaled softmax probability of the top class (model card: "
+                   "calibration).")
     if pred.confidence < LOW_CONFIDENCE:
         st.warning(f"Low confidence: the top class has {pred.confidence:.0%} probability "
                    f"(below {LOW_CONFIDENCE:.0%}). Do not rely on this prediction.",
