@@ -14,6 +14,7 @@ from. Both weight lists stay cached as numpy arrays, so a new alpha costs one ``
 """
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -146,6 +147,9 @@ class InterpolatedSR(KerasSR):
         self.psnr_version = psnr_version
         interpolate_weights(psnr_weights, self.gan_weights, 1.0)  # checks shapes now
         self.alpha = 1.0
+        # The app shares one cached instance between sessions: blend + predict under a lock so
+        # that a concurrent request with another alpha never sees half-swapped weights.
+        self._lock = threading.Lock()
 
     def set_alpha(self, alpha: float) -> None:
         alpha = float(alpha)
@@ -154,8 +158,9 @@ class InterpolatedSR(KerasSR):
             self.alpha = alpha
 
     def upscale(self, image: np.ndarray, *, alpha: float = 1.0, **kw) -> np.ndarray:
-        self.set_alpha(alpha)
-        return super().upscale(image, **kw)
+        with self._lock:
+            self.set_alpha(alpha)
+            return super().upscale(image, **kw)
 
 
 def load_sr_model(method: str, scale: int, version: str | None = None, *,
