@@ -362,7 +362,12 @@ def train(cfg: TrainConfig, progress: ProgressCallback = null_progress) -> Train
     (run_dir / "card_draft.json").write_text(json.dumps(card, indent=2))
     path = None
     if cfg.publish:
-        path = registry.save_version(TASK, model, card, version=version, activate=cfg.activate,
+        # publish an uncompiled copy: the weights file then holds no optimizer state (1/3 size)
+        from core.models import build_model
+
+        export = build_model(card)
+        export.set_weights(model.get_weights())
+        path = registry.save_version(TASK, export, card, version=version, activate=cfg.activate,
                                      weights_dir=cfg.weights_dir)
     progress(Progress(task=TASK, phase="done", epoch=state["epoch"], epochs=cfg.epochs,
                       metrics={"val_accuracy": after["accuracy"], "val_macro_f1": after["macro_f1"],
