@@ -31,7 +31,7 @@ def build_tiny_weights(root: Path) -> Path:
         "preprocessing": preprocessing_config("vgg16", 3, 32),
         "calibration": {"temperature": 1.5}, "pretrained": False,
         "data": {"modality": "MR", "body_part": "brain", "description": "test fixture"},
-        "metrics": {"accuracy": 0.5, "macro_f1": 0.4},
+        "metrics": {"validation": {"accuracy": 0.5, "macro_f1": 0.4, "n": 8}},
         "caveats": ["Tiny test model: its predictions mean nothing."],
         "credits": ["Test fixture built in tests/app_env.py"],
     }, version="clf-test", activate=True, weights_dir=root)

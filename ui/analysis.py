@@ -65,15 +65,31 @@ def model_card_ui(clf) -> None:
         caveats = card.get("caveats") or []
         if caveats:
             st.markdown("**Caveats**\n" + "\n".join(f"- {c}" for c in caveats))
+        if card.get("description"):
+            st.markdown(f"**Model** {card['description']}")
         metrics = card.get("metrics") or {}
-        flat = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
-        if flat:
-            st.markdown("**Test metrics** " + " · ".join(f"{k} {v:.3g}" for k, v in flat.items()))
+        for split in ("test", "validation"):
+            m = metrics.get(split)
+            if isinstance(m, dict) and isinstance(m.get("accuracy"), (int, float)):
+                parts = [f"accuracy {m['accuracy']:.1%}"]
+                if isinstance(m.get("macro_f1"), (int, float)):
+                    parts.append(f"macro-F1 {m['macro_f1']:.3f}")
+                ece = m.get("ece_calibrated", m.get("ece"))
+                if isinstance(ece, (int, float)):
+                    parts.append(f"calibration error (ECE) {ece:.3f}")
+                n = f" (n = {m['n']})" if m.get("n") else ""
+                st.markdown(f"**{split.capitalize()} metrics{n}** " + " · ".join(parts))
+                recall = {c: v.get("recall") for c, v in (m.get("per_class") or {}).items()
+                          if isinstance(v, dict)}
+                if recall:
+                    st.caption("Recall per class: " + ", ".join(
+                        f"{c} {r:.0%}" for c, r in recall.items() if r is not None))
+                break
         data = card.get("data")
-        if isinstance(data, dict) and data:
-            desc = data.get("description") or data.get("name") or data.get("path")
-            if desc:
-                st.markdown(f"**Training data** {desc}")
+        counts = data.get("counts") if isinstance(data, dict) else None
+        if isinstance(counts, dict) and counts:
+            st.markdown(f"**Training data** {sum(counts.values())} images: " + ", ".join(
+                f"{c} {n}" for c, n in counts.items()))
         credits = card.get("credits")
         if credits:
             lines = credits if isinstance(credits, list) else [credits]

@@ -5,7 +5,7 @@ from collections.abc import Mapping
 
 __all__ = ["flat_metrics", "classifier_rows", "sr_rows", "slot_of"]
 
-CLASSIFIER_METRICS = ("accuracy", "macro_f1", "ece_calibrated")
+CLASSIFIER_METRICS = ("accuracy", "macro_f1", "ece_calibrated")  # test split, else validation
 
 
 def flat_metrics(metrics: Mapping, prefix: str = "") -> dict[str, float]:
@@ -30,7 +30,10 @@ def classifier_rows(cards: list[dict], active: str | None) -> tuple[list[dict], 
                "pretrained": bool(c.get("pretrained")),
                "temperature": (c.get("calibration") or {}).get("temperature")}
         for short in CLASSIFIER_METRICS:
-            value = next((v for k, v in flat.items() if k.split(".")[-1] == short), None)
+            # held-out test metrics when the card has them, else validation
+            value = flat.get(f"test.{short}", flat.get(f"validation.{short}"))
+            if value is None:
+                value = next((v for k, v in flat.items() if k.split(".")[-1] == short), None)
             row[short] = None if value is None else round(value, 4)
             if value is not None and short not in names:
                 names.append(short)

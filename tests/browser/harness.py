@@ -39,6 +39,8 @@ def app_server(weights: Path | None = None, *, startup_timeout: float = 90):
     try:
         if weights is None:
             weights = app_env.build_tiny_weights(tmp / "weights")
+        else:  # a copy: training from the app must not publish into the caller's registry
+            weights = Path(shutil.copytree(weights, tmp / "weights"))
         env = dict(os.environ) | app_env.set_env(tmp, weights)
         app_env.make_db(env["MEDSCAN_DATABASE_URL"])
         port = _free_port()
