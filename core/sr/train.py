@@ -185,6 +185,13 @@ def _load_optimizer(opt, variables, path: Path) -> None:
         var.assign(arr)
 
 
+def _command_line() -> str:
+    argv = list(sys.argv)
+    if argv and argv[0].endswith("__main__.py"):
+        argv[0:1] = ["python", "-m", "core"]
+    return " ".join(shlex.quote(a) for a in argv)
+
+
 def _run_dir(cfg: SRTrainConfig) -> Path:
     from core.config import REPO_ROOT
 
@@ -236,7 +243,7 @@ def train_sr(cfg: SRTrainConfig, progress: ProgressCallback | None = None) -> Tr
                         "noise_sigma_max": cfg.noise_sigma_max},
         "training": {"config": asdict(cfg), "steps_done": state["step"],
                      "elapsed_minutes": round(clock.elapsed / 60, 1), "device": device.label,
-                     "command": " ".join(shlex.quote(a) for a in sys.argv)},
+                     "command": _command_line()},
         "credits": CREDITS,
         "caveats": ["Trained on brain MRI (T1 contrast-enhanced) slices only; other anatomy or "
                     "contrasts may be reconstructed less faithfully.",
