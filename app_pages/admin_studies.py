@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from core.errors import MedScanError
+from core.sr import available_methods
 from ui import auth
 from ui.analysis import record_scan_once
 from ui.resources import db
@@ -33,13 +34,15 @@ with tab_new:
         labels = {p.key: p.name for p in scans}
         chosen = st.multiselect("Scans", list(labels), default=list(labels),
                                 format_func=labels.get, key="study_scans")
-        views = st.multiselect("Views to rate", list(VIEWS), default=["original", "bicubic",
-                                                                      "esrgan"],
-                               format_func=lambda v: VIEWS[v], key="study_views")
         c1, c2, c3 = st.columns([3, 1, 1], vertical_alignment="bottom")
         name = c1.text_input("Study name", key="study_name")
         scale = c2.selectbox("SR scale", [4, 2], key="study_scale")
         blinded = c3.checkbox("Blinded", value=True, key="study_blinded")
+        offered = ["original", "bicubic"] + [m for m, v in available_methods(scale).items()
+                                             if v and m in VIEWS]
+        learned = [m for m in ("esrgan", "rrdb_psnr", "srcnn") if m in offered][:1]
+        views = st.multiselect("Views to rate", offered, default=["original", "bicubic", *learned],
+                               format_func=lambda v: VIEWS[v], key="study_views")
         if st.button("Create study", type="primary", key="study_create",
                      disabled=not (chosen and views and name.strip())):
             picked = [p for p in scans if p.key in chosen]

@@ -77,7 +77,8 @@ with col_cam:
 
 with col_pred:
     st.subheader("Prediction")
-    st.metric("Predicted class", pred.label, f"{pred.confidence:.1%} calibrated probability",
+    st.metric("Predicted class", pred.label,
+              f"{plots.percent(pred.confidence)} calibrated probability",
               delta_color="off", delta_arrow="off",
               help="Temperature-scaled softmax probability of the top class (model card: "
                    "calibration).")

@@ -88,8 +88,14 @@ def main(argv: list[str] | None = None) -> int:
         open_page(page, "My ratings")
         _shot(page, args.out, "08_my_ratings")
 
+        # A fresh session, so the study holds just the two brain MRIs.
+        page.get_by_role("button", name="Log out").click()
+        login(page, url, "admin", PASSWORDS["admin"])
         open_page(page, "Reader studies")
-        page.get_by_label("Study name").fill("Pilot: ESRGAN vs bicubic")
+        page.set_input_files('[data-testid="stFileUploader"] input[type="file"]',
+                             [str(MRI), str(HR)])
+        wait_idle(page)
+        page.get_by_label("Study name").fill("Pilot: super-resolution vs bicubic")
         page.get_by_label("Study name").press("Enter")
         wait_idle(page)
         page.get_by_role("button", name="Create study").click()

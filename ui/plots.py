@@ -10,7 +10,7 @@ from plotly.subplots import make_subplots
 
 from ui.images import png_bytes, to_rgb
 
-__all__ = ["probability_bar", "image_panels", "split_compare", "difference_map", "metrics_bars",
+__all__ = ["percent", "probability_bar", "image_panels", "split_compare", "difference_map", "metrics_bars",
            "loss_curve", "version_metrics"]
 
 _ACCENT = "#1f6f8b"
@@ -39,6 +39,15 @@ def _square_axes(fig: go.Figure, n: int) -> None:
     fig.update_yaxes(matches="y")
 
 
+def percent(p: float) -> str:
+    """A probability as a percentage that never claims certainty: 0.9996 -> '>99.9%'."""
+    if p >= 0.9995:
+        return ">99.9%"
+    if 0 < p < 0.0005:
+        return "<0.1%"
+    return f"{p:.1%}"
+
+
 def probability_bar(probabilities: Mapping[str, float], predicted: str,
                     low_confidence: float) -> go.Figure:
     """Horizontal bars, one per class (every class, highest first); the predicted class in colour,
@@ -48,11 +57,12 @@ def probability_bar(probabilities: Mapping[str, float], predicted: str,
     values = [float(v) for _, v in items]
     colours = [_ACCENT if k == predicted else _MUTED for k in names]
     fig = go.Figure(go.Bar(x=values, y=names, orientation="h", marker_color=colours,
-                           text=[f"{v:.1%}" for v in values], textposition="outside",
+                           text=[percent(v) for v in values], textposition="outside",
                            cliponaxis=False, hovertemplate="%{y}: %{x:.1%}<extra></extra>"))
     fig.add_vline(x=low_confidence, line_dash="dash", line_color=_WARN,
                   annotation_text="low-confidence threshold", annotation_position="top")
-    fig.update_layout(xaxis=dict(range=[0, 1.12], tickformat=".0%", title="calibrated probability"),
+    fig.update_layout(xaxis=dict(range=[0, 1.32], tickformat=".0%", tickvals=[0, 0.5, 1],
+                                 title="calibrated probability"),
                       height=70 + 42 * len(names), margin=dict(l=10, r=10, t=30, b=40),
                       showlegend=False)
     return fig

@@ -7,8 +7,9 @@ from ui.sr import METHOD_LABELS
 
 __all__ = ["VIEWS", "build_study_images"]
 
-VIEWS = {"original": "Original scan", **{m: f"{METHOD_LABELS[m]} (restored from ×-shrunk)"
-                                         for m in ("bicubic", "srcnn", "rrdb_psnr", "esrgan")}}
+VIEWS = {"original": "Original scan",
+         **{m: f"{METHOD_LABELS[m]} (restored from the shrunk scan)"
+            for m in ("bicubic", "srcnn", "rrdb_psnr", "esrgan")}}
 
 
 def build_study_images(picked: list, views: list[str], scale: int,
