@@ -60,9 +60,9 @@ def model_card_ui(clf) -> None:
     card = clf.card
     with st.popover("About this model", icon=":material/info:"):
         st.markdown(f"**Version** {clf.version} · classes: {', '.join(clf.classes)}")
-        if getattr(clf, "notice", None):
-            st.info(clf.notice)
         caveats = card.get("caveats") or []
+        if getattr(clf, "notice", None) and clf.notice not in caveats:
+            st.info(clf.notice)
         if caveats:
             st.markdown("**Caveats**\n" + "\n".join(f"- {c}" for c in caveats))
         if card.get("description"):

@@ -28,7 +28,10 @@ def classifier_rows(cards: list[dict], active: str | None) -> tuple[list[dict], 
                "created": str(c.get("created_at", ""))[:16].replace("T", " "),
                "architecture": c.get("architecture"), "input": c.get("input_size"),
                "pretrained": bool(c.get("pretrained")),
-               "temperature": (c.get("calibration") or {}).get("temperature")}
+               "temperature": (c.get("calibration") or {}).get("temperature"),
+               "metrics from": ("test" if any(k.startswith("test.") for k in flat) else
+                                "validation" if any(k.startswith("validation.") for k in flat)
+                                else "")}
         for short in CLASSIFIER_METRICS:
             # held-out test metrics when the card has them, else validation
             value = flat.get(f"test.{short}", flat.get(f"validation.{short}"))
