@@ -1,7 +1,6 @@
 """Super-resolution page helpers: the settings widgets, the cached comparison and its record."""
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 
 import streamlit as st
@@ -35,13 +34,6 @@ class SRSettings:
     mode: str
     alpha: float
     versions: tuple[tuple[str, str | None], ...]
-
-
-@st.cache_resource
-def _model_lock() -> threading.Lock:
-    """ESRGAN's network interpolation sets weights on the shared cached model; one comparison at
-    a time keeps two users' alphas from mixing."""
-    return threading.Lock()
 
 
 def sr_methods_ui(scan) -> SRSettings:
@@ -95,7 +87,7 @@ def run_comparison(picked, settings: SRSettings):
     try:
         with st.spinner(f"Super-resolving ×{settings.scale} with "
                         f"{', '.join(METHOD_LABELS.get(m, m) for m in settings.methods)}…",
-                        show_time=True), _model_lock():
+                        show_time=True):
             return cached.sr_compare(picked.key, settings.scale, settings.mode, settings.methods,
                                      settings.alpha, settings.versions, cached.weights_key(),
                                      _pixels=picked.scan.pixels)
