@@ -18,6 +18,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+# Eager on purpose: the submodules ``compare`` and ``degrade`` share their names with the
+# functions re-exported here, so the function binding must happen at package import. They are
+# light (numpy, Pillow); scikit-image and TensorFlow are imported on first use.
 from core.sr.compare import SRComparison, compare
 from core.sr.degrade import bicubic_upscale, degrade
 from core.sr.models import SR_METHODS, load_sr_model, slot_name

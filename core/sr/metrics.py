@@ -14,7 +14,6 @@ Contract (the BasicSR ``metrics/psnr_ssim.py`` conventions):
 from __future__ import annotations
 
 import numpy as np
-from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 __all__ = ["psnr", "ssim", "diff_map", "DATA_RANGE"]
 
@@ -38,6 +37,8 @@ def _prepare(reference: np.ndarray, output: np.ndarray, crop_border: int):
 
 def psnr(reference: np.ndarray, output: np.ndarray, *, crop_border: int = 0) -> float:
     """Peak signal-to-noise ratio in dB (``skimage.metrics.peak_signal_noise_ratio``)."""
+    from skimage.metrics import peak_signal_noise_ratio  # lazy: keeps CLI start-up fast
+
     ref, out = _prepare(reference, output, crop_border)
     if np.array_equal(ref, out):
         return float("inf")
@@ -46,6 +47,8 @@ def psnr(reference: np.ndarray, output: np.ndarray, *, crop_border: int = 0) -> 
 
 def ssim(reference: np.ndarray, output: np.ndarray, *, crop_border: int = 0) -> float:
     """Structural similarity (``skimage.metrics.structural_similarity``), Gaussian-weighted."""
+    from skimage.metrics import structural_similarity
+
     ref, out = _prepare(reference, output, crop_border)
     if np.array_equal(ref, out):
         return 1.0
