@@ -151,3 +151,18 @@ def test_pretrained_resolution(tmp_path, monkeypatch):
     assert resolve_pretrained("imagenet") == (str(tmp_path / "models" / IMAGENET_NOTOP_FILE), None)
     with pytest.raises(ValueError, match="nope.h5"):
         resolve_pretrained(str(tmp_path / "nope.h5"))
+
+
+def test_near_duplicates_are_found():
+    from core.classifier.dedup import calibration_subset, min_hamming, phashes
+
+    rng = np.random.default_rng(0)
+    base = [cv2.GaussianBlur(rng.integers(0, 255, (64, 64)).astype(np.uint8), (0, 0), 3)
+            for _ in range(6)]
+    train = np.stack(base[:3])
+    near = np.clip(train[0].astype(int) + rng.integers(-3, 4, (64, 64)), 0, 255).astype(np.uint8)
+    val = np.stack([near, *base[3:]])
+    d = min_hamming(phashes(val), phashes(train))
+    assert d[0] <= 4 and (d[1:] > 10).all()
+    assert calibration_subset(train, val, min_keep=1).tolist() == [1, 2, 3]
+    assert calibration_subset(train, val, min_keep=10).tolist() == [0, 1, 2, 3]

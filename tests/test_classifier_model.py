@@ -129,6 +129,24 @@ def test_bad_card_is_named(weights, tmp_path):
         Classifier.load("tiny", weights_dir=root)
 
 
+def test_recalibrate_rewrites_card(trained, data_dir, tmp_path, capsys):
+    import shutil
+
+    root = tmp_path / "w"
+    shutil.copytree(trained[1], root)
+    from core.classifier.train import recalibrate
+
+    entry = recalibrate(str(data_dir / "brain-mri"), "tiny", weights_dir=str(root))
+    card = registry.load_card("classifier", "tiny", weights_dir=root)
+    assert card["calibration"] == entry and entry["temperature"] > 0
+    assert entry["n_validation"] == 8 and "previous_temperature" in entry
+    other = tmp_path / "other"
+    shutil.copytree(data_dir / "brain-mri", other)
+    next((other / "glioma").iterdir()).unlink()
+    with pytest.raises(ValueError, match="fingerprint"):
+        recalibrate(str(other), "tiny", weights_dir=str(root))
+
+
 def test_cli_json_shapes(weights, data_dir, tmp_path, capsys):
     assert main(["evaluate", "classifier", "--data", str(data_dir / "brain-mri"), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)

@@ -66,6 +66,15 @@ def register(cmds) -> None:
     add_progress_args(e)
     e.set_defaults(func=_evaluate)
 
+    c = cmds.sub.add_parser("calibrate", help="refit a model's temperature").add_subparsers(
+        dest="model_kind", metavar="MODEL", required=True)
+    c = c.add_parser("classifier", help="refit the classifier's temperature on its own "
+                                        "validation split (near duplicates of training excluded)")
+    c.add_argument("--data", required=True, help="the training folder the model was trained on")
+    c.add_argument("--model", default=None, metavar="VERSION", help="default: the active version")
+    add_progress_args(c)
+    c.set_defaults(func=_calibrate)
+
     p = cmds.sub.add_parser("predict", help="classify scans (calibrated confidence)")
     p.add_argument("files", nargs="+", metavar="FILE")
     p.add_argument("--model", default=None, metavar="VERSION")
@@ -110,6 +119,18 @@ def _train(args: argparse.Namespace) -> int:
     print(json.dumps({"version": result.version, "path": str(result.path) if result.path else None,
                       "run_dir": str(result.run_dir), "validation": val,
                       "temperature": result.card["calibration"]["temperature"]}))
+    return 0
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    from core.classifier.train import recalibrate
+
+    try:
+        entry = recalibrate(args.data, args.model, progress=progress_from_args(args))
+    except (ValueError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(json.dumps(entry))
     return 0
 
 

@@ -27,8 +27,8 @@ import numpy as np
 
 from core.progress import Progress, ProgressCallback, null_progress
 
-__all__ = ["TrainConfig", "TrainResult", "train", "resolve_pretrained", "SCRATCH_NOTICE",
-           "IMAGENET_NOTOP_FILE"]
+__all__ = ["TrainConfig", "TrainResult", "train", "recalibrate", "resolve_pretrained",
+           "SCRATCH_NOTICE", "IMAGENET_NOTOP_FILE"]
 
 SCRATCH_NOTICE = "trained from scratch, no ImageNet weights"
 IMAGENET_NOTOP_FILE = "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"
@@ -203,6 +203,7 @@ def train(cfg: TrainConfig, progress: ProgressCallback = null_progress) -> Train
 
     from core import registry
     from core.classifier.calibration import fit_temperature, softmax
+    from core.classifier.dedup import calibration_subset
     from core.classifier.data import (ImageFolderSequence, class_weights, fingerprint,
                                       list_image_folder, load_images, stratified_split)
     from core.classifier.metrics import classification_report
@@ -318,7 +319,8 @@ def train(cfg: TrainConfig, progress: ProgressCallback = null_progress) -> Train
     progress(Progress(task=TASK, phase="calibrate", epoch=state["epoch"], epochs=cfg.epochs,
                       message="fitting temperature on the validation split"))
     logits = _logits(model, val_seq)
-    temperature = fit_temperature(logits, y_va)
+    cal_idx = calibration_subset(x_tr, x_va)
+    temperature = fit_temperature(logits[cal_idx], y_va[cal_idx])
     before = classification_report(softmax(logits), y_va, data.classes)
     after = classification_report(softmax(logits, temperature), y_va, data.classes)
     minutes = (time.monotonic() - t_start) / 60
@@ -332,8 +334,7 @@ def train(cfg: TrainConfig, progress: ProgressCallback = null_progress) -> Train
         "input_size": int(cfg.input_size),
         "preprocessing": prep,
         "gradcam_layer": gradcam_layer,
-        "calibration": {"temperature": temperature, "method": "temperature scaling "
-                        "(Guo et al. 2017), NLL on the validation split", "n": int(len(y_va))},
+        "calibration": _calibration_entry(temperature, len(cal_idx), len(y_va)),
         "pretrained": bool(two_phase),
         "pretrained_source": (cfg.pretrained if two_phase else None),
         "notice": notice,
@@ -374,6 +375,64 @@ def train(cfg: TrainConfig, progress: ProgressCallback = null_progress) -> Train
                                "temperature": temperature},
                       message=f"saved {path}" if path else "not published"))
     return TrainResult(version if path else None, path, card, run_dir, state["history"])
+
+
+def _calibration_entry(temperature: float, n_used: int, n_val: int) -> dict:
+    from core.classifier.dedup import DEDUP_MAX_BITS
+
+    return {"temperature": float(temperature),
+            "method": "temperature scaling (Guo et al. 2017): NLL on the validation images that "
+                      "have no near duplicate in the training split (DCT pHash distance > "
+                      f"{DEDUP_MAX_BITS} of 64 bits); near duplicates are confidently right and "
+                      "would bias T low",
+            "n": int(n_used), "n_validation": int(n_val), "dedup_max_bits": DEDUP_MAX_BITS}
+
+
+def recalibrate(data: str, version: str | None = None, *, weights_dir: str | None = None,
+                progress: ProgressCallback = null_progress) -> dict:
+    """Refit the temperature of a registry version on its own validation split (rebuilt from
+    the card's seed and fraction; the folder must match the card's data fingerprint) and
+    rewrite its card atomically. Returns the new ``calibration`` entry."""
+    import tempfile
+
+    from core import registry
+    from core.classifier.calibration import fit_temperature
+    from core.classifier.data import fingerprint, list_image_folder, load_images, stratified_split
+    from core.classifier.dedup import calibration_subset
+    from core.classifier.inference import Classifier
+    from core.classifier.preprocess import normalise
+
+    clf = Classifier.load(version, weights_dir=weights_dir)
+    card = clf.card
+    folder = list_image_folder(data, clf.classes)
+    expected = (card.get("data") or {}).get("fingerprint")
+    if expected and fingerprint(folder) != expected:
+        raise ValueError(f"{data} is not the training data of {clf.version} "
+                         f"(fingerprint differs from the card's).")
+    tcfg = (card.get("training") or {}).get("config") or {}
+    seed, frac = int(tcfg.get("seed", 42)), float(tcfg.get("val_fraction", 0.15))
+    idx_all = np.arange(len(folder.files))
+    if tcfg.get("max_images") and tcfg["max_images"] < len(idx_all):
+        idx_all, _ = stratified_split(folder.labels, 1 - tcfg["max_images"] / len(idx_all), seed + 1)
+    tr_rel, va_rel = stratified_split(folder.labels[idx_all], frac, seed)
+    tr, va = idx_all[tr_rel], idx_all[va_rel]
+    progress(Progress(task=TASK, phase="calibrate", message=f"{len(va)} validation images"))
+    x_tr = load_images([folder.files[i] for i in tr], clf.preprocessing)
+    x_va = load_images([folder.files[i] for i in va], clf.preprocessing)
+    logits = clf.logits_batch(normalise(x_va, clf.preprocessing["normalise"],
+                                        int(clf.preprocessing.get("channels", 3))))
+    cal_idx = calibration_subset(x_tr, x_va)
+    entry = _calibration_entry(fit_temperature(logits[cal_idx], folder.labels[va][cal_idx]),
+                               len(cal_idx), len(va))
+    entry["previous_temperature"] = clf.temperature
+    card = dict(card, calibration=entry)
+    registry.validate_card(card, task=TASK)
+    target = registry.version_dir(TASK, clf.version, weights_dir=weights_dir)
+    fd, tmp = tempfile.mkstemp(dir=target, prefix=".card-")
+    with os.fdopen(fd, "w") as fh:
+        fh.write(json.dumps(card, indent=2) + "\n")
+    os.replace(tmp, target / registry.CARD_FILE)
+    return entry
 
 
 def _describe(cfg: TrainConfig, pretrained: bool) -> str:
