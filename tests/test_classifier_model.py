@@ -51,6 +51,7 @@ def test_training_writes_checkpoints_card_and_progress(trained):
     assert card["preprocessing"]["head_crop"] is True
     assert card["calibration"]["temperature"] > 0
     assert card["data"]["fingerprint"].startswith("sha256:")
+    assert card["data"]["modality"] == "MR" and card["data"]["body_part"] == ["BRAIN", "HEAD"]
     assert len(card["training"]["history"]) == 2
     phases = {e.phase for e in events}
     assert {"load", "train", "calibrate", "done"} <= phases

@@ -14,10 +14,6 @@ LOW_CONFIDENCE = 0.60
 #: Images whose shorter side is below this many pixels are flagged as too small to judge.
 TINY_IMAGE_PX = 64
 _RECORDED = "_recorded"
-#: Used when a model card does not name the modality / body part of its training data. The
-#: classifier this app ships is trained on brain MRI (the Brain Tumor MRI dataset); the cards
-#: written by ``core.classifier.train`` do not carry these fields yet.
-FALLBACK_EXPECTED = {"modality": ["mr"], "body_part": ["brain", "head"]}
 
 
 def _norm(value) -> str:
@@ -25,11 +21,14 @@ def _norm(value) -> str:
 
 
 def _expected(card: dict, key: str) -> list[str]:
-    """The model card's expected modality / body part (``data.<key>`` or top-level ``<key>``)."""
+    """The model card's expected modality / body part (``data.<key>`` or top-level ``<key>``).
+
+    A card that names neither gives no expectation, hence no warning: guessing one would flag
+    every scan for a model trained on other anatomy."""
     data = card.get("data") if isinstance(card.get("data"), dict) else {}
     value = data.get(key, card.get(key))
     if value is None:
-        return FALLBACK_EXPECTED.get(key, [])
+        return []
     return [_norm(v) for v in (value if isinstance(value, list) else [value])]
 
 

@@ -39,6 +39,12 @@ def register(cmds) -> None:
     t.add_argument("--max-minutes", type=float, default=None,
                    help="stop after the epoch that would pass this wall-clock budget")
     t.add_argument("--max-images", type=int, default=None, help="stratified subsample")
+    t.add_argument("--modality", default="MR",
+                   help="DICOM modality of the training data, recorded in the model card; the "
+                        "app warns when a scan's modality differs (default MR; 'none' to omit)")
+    t.add_argument("--body-part", default="BRAIN,HEAD",
+                   help="comma-separated DICOM body-part values matching the training data "
+                        "(default BRAIN,HEAD; 'none' to omit)")
     t.add_argument("--no-class-weights", action="store_true")
     t.add_argument("--threads", type=int, default=None, help="intra-op CPU threads")
     t.add_argument("--workers", type=int, default=1, help="augmentation threads")
@@ -105,7 +111,11 @@ def _train(args: argparse.Namespace) -> int:
         frozen_epochs=args.frozen_epochs, batch_size=args.batch_size, lr=args.lr,
         lr_schedule=args.lr_schedule, warmup_epochs=args.warmup_epochs, patience=args.patience,
         val_fraction=args.val_fraction, seed=args.seed, max_minutes=args.max_minutes,
-        max_images=args.max_images, class_weighting=not args.no_class_weights,
+        max_images=args.max_images,
+        modality=None if args.modality.lower() == "none" else args.modality.upper(),
+        body_part=(None if args.body_part.lower() == "none"
+                   else tuple(p.strip().upper() for p in args.body_part.split(",") if p.strip())),
+        class_weighting=not args.no_class_weights,
         threads=args.threads, workers=args.workers, init_from=args.init_from,
         run_dir=args.run_dir, resume=args.resume,
         version=args.version, activate=args.activate, publish=not args.no_publish,

@@ -57,6 +57,8 @@ class TrainConfig:
     seed: int = 42
     max_minutes: float | None = None
     max_images: int | None = None       # stratified subsample, for quick experiments
+    modality: str | None = "MR"         # DICOM (0008,0060) of the training data; the app warns on others
+    body_part: tuple[str, ...] | None = ("BRAIN", "HEAD")  # (0018,0015) values that match it
     class_weighting: bool = True
     label_smoothing: float = 0.0
     bn_momentum: float = 0.9
@@ -340,6 +342,8 @@ def train(cfg: TrainConfig, progress: ProgressCallback = null_progress) -> Train
         "notice": notice,
         "description": _describe(cfg, two_phase),
         "data": {"path": str(Path(cfg.data).resolve()), "fingerprint": fingerprint(data),
+                 "modality": cfg.modality,
+                 "body_part": list(cfg.body_part) if cfg.body_part else None,
                  "counts": data.counts(),
                  "train_counts": {c: int((y_tr == i).sum()) for i, c in enumerate(data.classes)},
                  "val_counts": {c: int((y_va == i).sum()) for i, c in enumerate(data.classes)},
