@@ -108,6 +108,10 @@ def save_version(task: str, model, card: dict, *, version: str | None = None,
         (tmp / CARD_FILE).write_text(json.dumps(card, indent=2, sort_keys=False) + "\n")
         for name, src in (extra_files or {}).items():
             shutil.copy2(src, tmp / name)
+        # mkdtemp creates 0700; a published version must be readable by the app's user too.
+        os.chmod(tmp, 0o755)
+        for f in tmp.iterdir():
+            os.chmod(f, 0o644)
         os.replace(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -180,6 +184,7 @@ def activate(task: str, version: str, *, slot: str | None = None,
     fd, tmp = tempfile.mkstemp(prefix=".ACTIVE-", dir=folder)
     with os.fdopen(fd, "w") as fh:
         fh.write(version + "\n")
+    os.chmod(tmp, 0o644)  # mkstemp creates 0600
     os.replace(tmp, folder / _pointer_name(slot))
 
 

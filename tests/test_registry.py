@@ -116,3 +116,11 @@ def test_slots_hold_separate_active_versions(tmp_weights, tiny_builder):
         registry.delete_version("sr", "a")
     with pytest.raises(ModelNotFoundError, match="for esrgan_x4"):
         registry.load_model("sr", slot="esrgan_x4")
+
+
+def test_published_files_are_world_readable(tmp_weights, tiny_builder):
+    path = registry.save_version("classifier", tiny_builder(3), _card(), version="v1",
+                                 activate=True)
+    assert path.stat().st_mode & 0o777 == 0o755
+    assert all(f.stat().st_mode & 0o777 == 0o644 for f in path.iterdir())
+    assert (tmp_weights / "classifier" / "ACTIVE").stat().st_mode & 0o777 == 0o644
