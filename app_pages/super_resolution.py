@@ -68,10 +68,11 @@ with tab_diff:
         st.info("Choose a learned method to see what it changed compared with bicubic.")
 st.subheader("PSNR / SSIM")
 if result.metrics:
-    c_table, c_chart = st.columns([2, 3], vertical_alignment="center")
+    c_table, c_chart = st.columns([1, 1], vertical_alignment="center")
     c_table.dataframe(
-        [{"method": METHOD_LABELS.get(m, m), "PSNR (dB)": round(v["psnr"], 2),
-          "SSIM": round(v["ssim"], 4), "model version": result.versions.get(m) or "—"}
+        [{"method": METHOD_LABELS.get(m, m) + (f" (α {settings.alpha:.2f})" if m == "esrgan" else ""),
+          "PSNR (dB)": round(v["psnr"], 2), "SSIM": round(v["ssim"], 4),
+          "model version": result.versions.get(m) or "—"}
          for m, v in result.metrics.items()],
         hide_index=True, key="sr_metrics_table")
     c_table.caption(f"Against the original scan; {result.scale}-pixel border excluded. "

@@ -34,7 +34,7 @@ def _sr_page(app_env):
 def test_psnr_ssim_table_chart_and_cached_rerun(app_env, compare_calls):
     at = _sr_page(app_env)
     table = at.dataframe[0].value
-    assert list(table["method"]) == ["Bicubic", "RRDB (PSNR)", "ESRGAN"]
+    assert list(table["method"]) == ["Bicubic", "RRDB (PSNR)", "ESRGAN (α 0.80)"]
     assert (table["PSNR (dB)"] > 5).all() and table["SSIM"].between(-1, 1).all()
     assert list(table["model version"]) == ["—", "rrdb-test", "esrgan-test"]
     assert len(at.get("plotly_chart")) >= 4  # metrics bars, panels, split slider, diff map
@@ -46,7 +46,8 @@ def test_psnr_ssim_table_chart_and_cached_rerun(app_env, compare_calls):
     # Adding SRCNN and moving alpha are new computations; going back is cached.
     at.multiselect(key="sr_methods").select("srcnn").run()
     assert len(compare_calls) == 2
-    assert list(at.dataframe[0].value["method"]) == ["Bicubic", "SRCNN", "RRDB (PSNR)", "ESRGAN"]
+    assert list(at.dataframe[0].value["method"]) == ["Bicubic", "SRCNN", "RRDB (PSNR)",
+                                                     "ESRGAN (α 0.80)"]
     at.multiselect(key="sr_methods").unselect("srcnn").run()
     assert len(compare_calls) == 2
     assert not at.exception
