@@ -6,19 +6,14 @@ import hashlib
 import cv2
 import numpy as np
 
+from core.imaging.export import png_bytes, to_uint8
+
 __all__ = ["sha256_hex", "to_uint8", "to_rgb", "png_bytes", "draw_box", "fit_to"]
 
 
 def sha256_hex(data: bytes) -> str:
     """The upload's content hash: the key every cached result is stored under."""
     return hashlib.sha256(data).hexdigest()
-
-
-def to_uint8(image: np.ndarray) -> np.ndarray:
-    """float in [0, 1] (or uint8) -> uint8, same layout."""
-    if image.dtype == np.uint8:
-        return image
-    return (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
 def to_rgb(image: np.ndarray) -> np.ndarray:
@@ -29,17 +24,6 @@ def to_rgb(image: np.ndarray) -> np.ndarray:
     if img.ndim == 2:
         img = np.repeat(img[..., None], 3, axis=2)
     return img
-
-
-def png_bytes(image: np.ndarray) -> bytes:
-    """PNG file bytes of an RGB or grey image (cv2 wants BGR, so channels are swapped)."""
-    img = to_uint8(image)
-    if img.ndim == 3 and img.shape[2] == 3:
-        img = cv2.cvtColor(img, cv2.COLOR_RGB2BGR)
-    ok, buf = cv2.imencode(".png", img)
-    if not ok:  # pragma: no cover - cv2 only fails on invalid shapes
-        raise ValueError("could not encode PNG")
-    return buf.tobytes()
 
 
 def draw_box(rgb: np.ndarray, box: tuple[int, int, int, int] | None,

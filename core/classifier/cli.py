@@ -219,20 +219,18 @@ def _gradcam(args: argparse.Namespace) -> int:
     from core.classifier.gradcam import hot_region_bbox, overlay_heatmap
     from core.classifier.inference import Classifier
     from core.classifier.preprocess import to_gray_uint8
+    from core.imaging.export import to_uint8, write_png
 
     clf = Classifier.load(args.model)
     pixels = _load_pixels(args.file)
     pred, heatmap = clf.explain(pixels, args.class_name, method=args.method)
-    base = (np.clip(pixels, 0, 1) * 255 + 0.5).astype(np.uint8) if pixels.ndim == 3 \
-        else to_gray_uint8(pixels)
+    base = to_uint8(pixels) if pixels.ndim == 3 else to_gray_uint8(pixels)
     overlay = overlay_heatmap(base, heatmap, alpha=args.alpha)
     box = hot_region_bbox(heatmap)
     if box is not None:
         cv2.rectangle(overlay, box[:2], (box[2] - 1, box[3] - 1), (0, 255, 0), 2)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(args.out), cv2.cvtColor(overlay, cv2.COLOR_RGB2BGR)):
-        print(f"error: could not write {args.out}", file=sys.stderr)
-        return 2
+    write_png(args.out, overlay)
     if args.heatmap:
         np.save(args.heatmap, heatmap.astype(np.float32))
     info = {"file": args.file, "label": pred.label, "confidence": pred.confidence,

@@ -14,10 +14,11 @@ bad_frame, bad_window, zip_error, not_found, not_a_file, not_readable).
 from __future__ import annotations
 
 from core.errors import ScanError
+from core.imaging.export import png_bytes, to_uint8, write_png
 from core.imaging.load import load_scan
 from core.imaging.scan import VOLUME_MAX_VOXELS, Scan
 from core.imaging.windowing import MIN_MAX, WINDOW_PRESETS, apply_window, parse_window
 from core.imaging.zipped import Upload, load_uploads
 
-__all__ = ["load_scan", "Scan", "ScanError", "WINDOW_PRESETS", "MIN_MAX", "apply_window",
+__all__ = ["load_scan", "to_uint8", "png_bytes", "write_png", "Scan", "ScanError", "WINDOW_PRESETS", "MIN_MAX", "apply_window",
            "parse_window", "load_uploads", "Upload", "VOLUME_MAX_VOXELS"]

@@ -99,17 +99,11 @@ def _inspect(args: argparse.Namespace) -> int:
 
 
 def _convert(args: argparse.Namespace) -> int:
-    from PIL import Image
-
-    from core.errors import ScanError
+    from core.imaging.export import write_png
 
     scan = _load(args)
     out = Path(args.out)
-    try:
-        Image.fromarray(scan.to_uint8()).save(out, format="PNG")
-    except OSError as err:
-        raise ScanError(f"Cannot write {out}: {err.strerror or err}.", code="write_error") \
-            from None
+    write_png(out, scan.to_uint8())
     print(f"wrote {out} ({scan.pixels.shape[1]} × {scan.pixels.shape[0]}, "
           f"{'RGB' if scan.is_color else 'grayscale'}, window {scan.metadata['Window']})")
     return 0

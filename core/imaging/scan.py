@@ -64,7 +64,9 @@ class Scan:
     def to_uint8(self) -> np.ndarray:
         """The displayed image as uint8 (round(pixels × 255)): what the app shows and
         ``python -m core convert`` writes."""
-        return np.rint(self.pixels * 255.0).astype(np.uint8)
+        from core.imaging.export import to_uint8
+
+        return to_uint8(self.pixels)
 
     def stats(self) -> dict[str, object]:
         """Pixel statistics of the displayed image (for ``inspect``)."""

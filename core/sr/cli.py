@@ -4,9 +4,7 @@ TensorFlow is imported inside the handlers only, so ``--help`` stays fast.
 """
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 
 from core.progress import add_progress_args, progress_from_args
 
@@ -170,7 +168,6 @@ def _evaluate(args) -> int:
 def _super_resolve(args) -> int:
     import time
 
-    import numpy as np
 
     from core.imaging import load_scan
     from core.sr import available_methods
@@ -191,14 +188,9 @@ def _super_resolve(args) -> int:
     t = time.perf_counter()
     out = model.upscale(scan.pixels, tile=args.tile, alpha=args.alpha)
     seconds = time.perf_counter() - t
-    import cv2
+    from core.imaging.export import write_png
 
-    img = np.round(np.clip(out, 0, 1) * 255).astype(np.uint8)
-    if img.ndim == 3:
-        img = img[..., ::-1]
-    if not cv2.imwrite(args.out, img):
-        print(f"error: could not write {args.out}", file=sys.stderr)
-        return 2
+    write_png(args.out, out)
     print(json.dumps({"out": args.out, "method": model.method, "version": model.version,
                       "input": list(scan.pixels.shape), "output": list(out.shape),
                       "seconds": round(seconds, 3)}))
