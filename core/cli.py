@@ -12,13 +12,14 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import shlex
 import sys
 from dataclasses import dataclass
 
 from core import __version__
 from core.errors import MedScanError
 
-__all__ = ["Commands", "build_parser", "main"]
+__all__ = ["Commands", "build_parser", "main", "command_line"]
 
 # Packages that contribute commands, in help order.
 _COMMAND_MODULES = ("core.imaging.cli", "core.classifier.cli", "core.sr.cli", "core.db.cli",
@@ -52,6 +53,14 @@ def build_parser() -> argparse.ArgumentParser:
             raise
         module.register(cmds)
     return parser
+
+
+def command_line() -> str:
+    """This process's command as a user would retype it (recorded in model cards)."""
+    argv = list(sys.argv)
+    if argv and argv[0].endswith("__main__.py"):
+        argv[0:1] = ["python", "-m", "core"]
+    return " ".join(shlex.quote(a) for a in argv)
 
 
 def main(argv: list[str] | None = None) -> int:

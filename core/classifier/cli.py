@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
 import sys
 from pathlib import Path
 
+from core.cli import command_line
 from core.progress import add_progress_args, progress_from_args
 
 __all__ = ["register"]
@@ -119,7 +119,7 @@ def _train(args: argparse.Namespace) -> int:
         threads=args.threads, workers=args.workers, init_from=args.init_from,
         run_dir=args.run_dir, resume=args.resume,
         version=args.version, activate=args.activate, publish=not args.no_publish,
-        command="python -m core " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
+        command=command_line())
     try:
         result = train(cfg, progress_from_args(args))
     except (ValueError, FileNotFoundError) as err:
@@ -161,7 +161,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         from core.classifier.evaluate import record_metrics
 
         record_metrics(clf.version, args.record, report,
-                       command="python -m core " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
+                       command=command_line())
     if args.json:
         print(json.dumps(report))
     else:

@@ -18,11 +18,12 @@ import keras
 import numpy as np
 
 from core.classifier.preprocess import crop_resize, head_bbox, normalise, to_gray_uint8
+from core.imaging.export import IMAGE_SUFFIXES
 
 __all__ = ["IMAGE_EXTENSIONS", "FolderData", "list_image_folder", "stratified_split",
            "fingerprint", "load_images", "class_weights", "augment", "ImageFolderSequence"]
 
-IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"}
+IMAGE_EXTENSIONS = frozenset(IMAGE_SUFFIXES)
 
 
 @dataclass

@@ -11,7 +11,11 @@ import numpy as np
 
 from core.errors import ScanError
 
-__all__ = ["to_uint8", "png_bytes", "write_png"]
+__all__ = ["IMAGE_SUFFIXES", "to_uint8", "png_bytes", "write_png"]
+
+#: File suffixes of plain image files in training / evaluation folders (DICOM folders are
+#: loaded through :func:`core.imaging.load_scan` instead).
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 
 
 def to_uint8(image: np.ndarray) -> np.ndarray:

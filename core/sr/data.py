@@ -14,12 +14,13 @@ from pathlib import Path
 import numpy as np
 
 from core.errors import MedScanError
+from core.imaging.export import IMAGE_SUFFIXES
 from core.sr.degrade import crop_to_multiple, degrade
 
 __all__ = ["IMAGE_EXTS", "CONTENT_THRESHOLD", "list_images", "load_image", "load_folder",
            "folder_fingerprint", "PatchSampler", "DegradationConfig"]
 
-IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+IMAGE_EXTS = IMAGE_SUFFIXES
 # Intensity (on [0, 1]) above which a pixel counts as tissue rather than background air.
 CONTENT_THRESHOLD = 0.04
 # Give up looking for a patch with content after this many random tries (then accept any).

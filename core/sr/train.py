@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import json
 import math
-import shlex
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from core.cli import command_line
 from core.errors import MedScanError
 from core.progress import Progress, ProgressCallback, null_progress
 from core.sr.data import DegradationConfig, PatchSampler, folder_fingerprint, load_folder
@@ -185,13 +184,6 @@ def _load_optimizer(opt, variables, path: Path) -> None:
         var.assign(arr)
 
 
-def _command_line() -> str:
-    argv = list(sys.argv)
-    if argv and argv[0].endswith("__main__.py"):
-        argv[0:1] = ["python", "-m", "core"]
-    return " ".join(shlex.quote(a) for a in argv)
-
-
 def _run_dir(cfg: SRTrainConfig) -> Path:
     from core.config import REPO_ROOT
 
@@ -243,7 +235,7 @@ def train_sr(cfg: SRTrainConfig, progress: ProgressCallback | None = None) -> Tr
                         "noise_sigma_max": cfg.noise_sigma_max},
         "training": {"config": asdict(cfg), "steps_done": state["step"],
                      "elapsed_minutes": round(clock.elapsed / 60, 1), "device": device.label,
-                     "command": _command_line()},
+                     "command": command_line()},
         "credits": CREDITS,
         "caveats": ["Trained on brain MRI (T1 contrast-enhanced) slices only; other anatomy or "
                     "contrasts may be reconstructed less faithfully.",
@@ -263,9 +255,8 @@ def train_sr(cfg: SRTrainConfig, progress: ProgressCallback | None = None) -> Tr
     version = None
     if cfg.publish:
         from core import registry
-        from core.sr.models import slot_name
-
         from core.models import build_model
+        from core.sr.models import slot_name
 
         version = cfg.version or registry.new_version_name(f"{method}_x{cfg.scale}-")
         clean = build_model(card)  # uncompiled copy: the weights file carries no optimizer state
