@@ -7,7 +7,7 @@ import pytest
 from argon2 import PasswordHasher
 from sqlalchemy import select
 
-from core.db import dispose_engines, init_db, session_scope
+from core.db import init_db, session_scope
 from core.db import auth
 from core.db import models as m
 from core.db.audit import recent_audit
@@ -16,14 +16,8 @@ PW = "correct horse battery"
 
 
 @pytest.fixture()
-def engine(tmp_path, monkeypatch):
-    monkeypatch.setenv("MEDSCAN_DATA_DIR", str(tmp_path))
-    # cheap argon2 parameters keep the tests fast; production uses the library defaults
-    monkeypatch.setattr(auth, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024,
-                                                        parallelism=1))
-    monkeypatch.setattr(auth, "_dummy_hash", None)
-    yield init_db(f"sqlite:///{tmp_path / 'medscan.db'}")
-    dispose_engines()
+def engine(sqlite_url):
+    return init_db(sqlite_url)
 
 
 def test_hash_is_argon2id_and_round_trips(engine):

@@ -8,23 +8,16 @@ import subprocess
 import sys
 
 import pytest
-from argon2 import PasswordHasher
 
 from core.cli import main
-from core.db import auth, dispose_engines, init_db, session_scope
+from core.db import auth, init_db, session_scope
 
 PW = "a long password 1"
 
 
 @pytest.fixture()
-def url(tmp_path, monkeypatch):
-    monkeypatch.setenv("MEDSCAN_DATA_DIR", str(tmp_path))
-    url = f"sqlite:///{tmp_path / 'medscan.db'}"
-    monkeypatch.setenv("MEDSCAN_DATABASE_URL", url)
-    monkeypatch.setattr(auth, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024,
-                                                        parallelism=1))
-    yield url
-    dispose_engines()
+def url(sqlite_url):
+    return sqlite_url
 
 
 def _stdin(monkeypatch, text: str) -> None:

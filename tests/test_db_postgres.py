@@ -8,7 +8,6 @@ import os
 import sys
 
 import pytest
-from argon2 import PasswordHasher
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
@@ -19,13 +18,11 @@ PW = "a long password 1"
 
 
 @pytest.fixture()
-def engine(tmp_path, monkeypatch):
-    from core.db import auth, dispose_engines, get_engine, init_db
+def engine(tmp_path, monkeypatch, fast_hasher):
+    from core.db import dispose_engines, get_engine, init_db
     from core.db.models import Base
 
     monkeypatch.setenv("MEDSCAN_DATA_DIR", str(tmp_path))
-    monkeypatch.setattr(auth, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024,
-                                                        parallelism=1))
     eng = get_engine(URL)
     with eng.begin() as conn:
         Base.metadata.drop_all(conn)

@@ -7,7 +7,6 @@ import io
 import math
 
 import pytest
-from argon2 import PasswordHasher
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
@@ -27,11 +26,8 @@ PHI = {"PatientName": "DOE^JANE", "patient_id": "123-45-678", "StudyDate": "2024
 
 
 @pytest.fixture()
-def env(tmp_path, monkeypatch):
-    monkeypatch.setenv("MEDSCAN_DATA_DIR", str(tmp_path))
-    monkeypatch.setattr(auth, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024,
-                                                        parallelism=1))
-    engine = init_db(f"sqlite:///{tmp_path / 'medscan.db'}")
+def env(sqlite_url):
+    engine = init_db(sqlite_url)
     with session_scope(engine) as s:
         ids = {name: auth.create_user(s, name, "a long password 1", "radiologist").id
                for name in ("ann", "ben")}

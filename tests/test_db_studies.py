@@ -6,7 +6,6 @@ import struct
 import zlib
 
 import pytest
-from argon2 import PasswordHasher
 
 from core.db import auth, dispose_engines, init_db, session_scope
 from core.db.errors import StudyError
@@ -31,11 +30,8 @@ def png(width: int = 2, height: int = 2, depth: int = 8, value: int = 0) -> byte
 
 
 @pytest.fixture()
-def env(tmp_path, monkeypatch):
-    monkeypatch.setenv("MEDSCAN_DATA_DIR", str(tmp_path))
-    monkeypatch.setattr(auth, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024,
-                                                        parallelism=1))
-    engine = init_db(f"sqlite:///{tmp_path / 'medscan.db'}")
+def env(sqlite_url):
+    engine = init_db(sqlite_url)
     with session_scope(engine) as s:
         ids = {n: auth.create_user(s, n, "a long password 1", "admin" if n == "boss" else
                                    "radiologist").id for n in ("boss", "r1", "r2")}
