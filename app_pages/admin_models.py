@@ -6,7 +6,7 @@ import streamlit as st
 from core import registry
 from core.errors import MedScanError
 from ui import auth, plots
-from ui.models import classifier_rows, slot_of, sr_rows
+from ui.models import classifier_rows, headline_metrics, slot_of, sr_rows
 
 admin = auth.require_role("admin")
 st.title("Model versions")
@@ -46,9 +46,26 @@ with tab_clf:
         if metric_names:
             st.plotly_chart(plots.version_metrics(rows, metric_names), key="clf_version_chart")
         _activate_ui("classifier", [c["version"] for c in cards], active, "clf")
+        chosen = next((c for c in cards if c["version"] == st.session_state.get("clf_pick")),
+                      next((c for c in cards if c["version"] == active), cards[0]))
+        head = headline_metrics(chosen)
+        if head and (head[1].get("reliability") or head[1].get("confusion_matrix")):
+            split, m = head
+            st.subheader(f"{chosen['version']}: {split} set (n = {m.get('n', '?')})")
+            c1, c2 = st.columns(2)
+            if m.get("reliability"):
+                ci = m.get("ece_ci95")
+                ece = m.get("ece_calibrated", m.get("ece"))
+                c1.plotly_chart(plots.reliability_diagram(
+                    m["reliability"], title=f"Calibration · ECE {ece:.3f}" + (
+                        f" (95% CI {ci[0]:.3f}–{ci[1]:.3f})" if isinstance(ci, list) else "")),
+                    key="clf_reliability")
+            if m.get("confusion_matrix"):
+                c2.plotly_chart(plots.confusion_heatmap(m["confusion_matrix"],
+                                                        m.get("classes") or chosen["classes"],
+                                                        title="Confusion matrix"),
+                                key="clf_confusion")
         with st.expander("Caveats of the selected version"):
-            chosen = next(c for c in cards if c["version"] == st.session_state.get(
-                "clf_pick", cards[0]["version"]))
             for line in chosen.get("caveats") or ["(none listed)"]:
                 st.markdown(f"- {line}")
 with tab_sr:

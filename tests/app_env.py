@@ -31,7 +31,16 @@ def build_tiny_weights(root: Path) -> Path:
         "preprocessing": preprocessing_config("vgg16", 3, 32),
         "calibration": {"temperature": 1.5}, "pretrained": False,
         "data": {"modality": "MR", "body_part": "brain", "description": "test fixture"},
-        "metrics": {"validation": {"accuracy": 0.5, "macro_f1": 0.4, "n": 8}},
+        "metrics": {"validation": {"accuracy": 0.5, "macro_f1": 0.4, "n": 8},
+                    "test": {"accuracy": 0.625, "macro_f1": 0.6, "ece": 0.2,
+                             "ece_ci95": [0.1, 0.35], "n": 8, "classes": CLASSES,
+                             "confusion_matrix": [[2, 0, 0, 0], [1, 1, 0, 0], [0, 0, 1, 1],
+                                                  [1, 0, 0, 1]],
+                             "reliability": [
+                                 {"lo": 0.4, "hi": 0.4667, "count": 4, "confidence": 0.45,
+                                  "accuracy": 0.5},
+                                 {"lo": 0.9333, "hi": 1.0, "count": 4, "confidence": 0.95,
+                                  "accuracy": 0.75}]}},
         "caveats": ["Tiny test model: its predictions mean nothing."],
         "credits": ["Test fixture built in tests/app_env.py"],
     }, version="clf-test", activate=True, weights_dir=root)

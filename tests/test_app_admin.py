@@ -27,8 +27,14 @@ def test_model_versions_compare_and_activate(app_env, tiny_weights):
     table = at.dataframe[0].value
     assert set(table["version"]) == {"clf-test", "clf-test-2"}
     assert at.get("plotly_chart")
+    # the active version's test-set calibration and confusion matrix
+    charts = {c.proto.id: c for c in at.get("plotly_chart")}
+    assert any("clf_reliability" in k for k in charts) and any("clf_confusion" in k for k in charts)
+    assert any("clf-test: test set (n = 8)" in s.value for s in at.subheader)
     try:
         at.selectbox(key="clf_pick").set_value("clf-test-2").run()
+        # clf-test-2 has validation metrics without bins: no calibration chart for it
+        assert not any("clf_reliability" in c.proto.id for c in at.get("plotly_chart"))
         at.button(key="clf_activate").click().run()
         assert not at.exception
         assert registry.active_version("classifier", weights_dir=tiny_weights) == "clf-test-2"

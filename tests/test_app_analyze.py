@@ -57,6 +57,12 @@ def test_dicom_prediction_gradcam_and_no_second_inference(app_env, explain_calls
     assert any(c.startswith("Grad-CAM for") for c in captions), captions
     assert any("MR_small" in c for c in captions)
     assert len(explain_calls) == 1
+    # The model card popover: test metrics with the ECE interval and how far to trust a
+    # percentage, in words and as a reliability diagram.
+    text = " ".join(m.value for m in at.markdown)
+    assert "Test metrics (n = 8)" in text and "95% interval 0.100–0.350" in text
+    assert "When it said 90% or more, it was right in 3 of 4 images (75%)." in text
+    assert any("model_card_reliability" in c.proto.id for c in charts)
     # The tiny untrained model is unsure: the clinician is warned.
     assert any("Low confidence" in w.value for w in at.warning)
     # Moving the opacity slider, toggling the box, changing the window, plain reruns:

@@ -90,6 +90,41 @@ def test_metrics_known_values():
     assert expected_calibration_error(np.eye(3)[y], y) == pytest.approx(0.0)
 
 
+def test_reliability_bins_nll_brier_and_ece_interval():
+    from core.classifier.metrics import (brier_score, ece_confidence_interval,
+                                         negative_log_likelihood, reliability_bins)
+
+    y = np.array([0, 0, 1, 1, 2, 2])
+    probs = np.eye(3)[np.array([0, 1, 1, 1, 2, 0])] * 0.9 + 0.1 / 3
+    bins = reliability_bins(probs, y)
+    assert len(bins) == 1 and bins[0]["count"] == 6            # all at confidence 0.9333
+    assert bins[0]["lo"] < 0.9333 <= bins[0]["hi"]
+    assert bins[0]["accuracy"] == pytest.approx(4 / 6)
+    assert bins[0]["confidence"] == pytest.approx(0.9 + 0.1 / 3)
+    assert negative_log_likelihood(probs, y) == pytest.approx(
+        -(4 * np.log(0.9 + 0.1 / 3) + 2 * np.log(0.1 / 3)) / 6)
+    assert brier_score(np.eye(3)[y], y) == 0.0 and brier_score(probs, y) > 0.3
+
+    rng = np.random.default_rng(1)
+    n, k = 400, 4
+    yy = rng.integers(0, k, n)
+    logits = rng.normal(size=(n, k))
+    logits[np.arange(n), yy] += 2.0
+    pr = softmax(logits * 3.0)                                  # over-confident
+    bins = reliability_bins(pr, yy)
+    assert sum(b["count"] for b in bins) == n
+    ece = expected_calibration_error(pr, yy)
+    assert sum(b["count"] * abs(b["accuracy"] - b["confidence"]) for b in bins) / n == \
+        pytest.approx(ece)
+    lo, hi = ece_confidence_interval(pr, yy, n_boot=300)
+    assert lo < ece < hi and hi - lo < 0.2
+    lo2, hi2 = ece_confidence_interval(pr[:60], yy[:60], n_boot=300)
+    assert hi2 - lo2 > hi - lo                                  # fewer images, wider interval
+    r = classification_report(pr, yy, list("abcd"), ci=True)
+    assert r["ece_ci95"] == [pytest.approx(v, abs=0.02) for v in ece_confidence_interval(pr, yy)]
+    assert r["nll"] > 0 and len(r["reliability"]) == len(bins)
+
+
 def test_temperature_scaling_lowers_ece_of_overconfident_model():
     rng = np.random.default_rng(0)
     n, k = 2000, 4
@@ -166,3 +201,23 @@ def test_near_duplicates_are_found():
     assert d[0] <= 4 and (d[1:] > 10).all()
     assert calibration_subset(train, val, min_keep=1).tolist() == [1, 2, 3]
     assert calibration_subset(train, val, min_keep=10).tolist() == [0, 1, 2, 3]
+
+
+def test_confidence_statement_and_calibration_figures():
+    from ui.models import confidence_statement, headline_metrics
+    from ui.plots import confusion_heatmap, reliability_diagram
+
+    bins = [{"lo": 0.6, "hi": 0.667, "count": 5, "confidence": 0.63, "accuracy": 0.6},
+            {"lo": 0.9, "hi": 0.933, "count": 10, "confidence": 0.92, "accuracy": 0.9},
+            {"lo": 0.933, "hi": 1.0, "count": 30, "confidence": 0.99, "accuracy": 0.9}]
+    assert confidence_statement(bins) == ("When it said 90% or more, it was right in 36 of 40 "
+                                          "images (90%).")
+    assert confidence_statement(bins[:1]) is None
+    assert headline_metrics({"metrics": {"validation": {"accuracy": 0.9},
+                                         "test": {"accuracy": 0.8}}})[0] == "test"
+    assert headline_metrics({"metrics": {"validation": {"accuracy": 0.9}}})[0] == "validation"
+    assert headline_metrics({}) is None
+    fig = reliability_diagram(bins)
+    assert list(fig.data[0].y) == [0.6, 0.9, 0.9] and list(fig.data[0].customdata[1]) == [10, 0.92]
+    heat = confusion_heatmap([[3, 1], [0, 4]], ["a", "b"])
+    assert heat.data[0].z.tolist() == [[0.75, 0.25], [0.0, 1.0]]

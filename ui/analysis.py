@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
+from ui import plots
+from ui.models import confidence_statement, headline_metrics
 from ui.resources import db
 
 __all__ = ["LOW_CONFIDENCE", "TINY_IMAGE_PX", "input_warnings", "model_card_ui",
@@ -66,24 +68,30 @@ def model_card_ui(clf) -> None:
             st.markdown("**Caveats**\n" + "\n".join(f"- {c}" for c in caveats))
         if card.get("description"):
             st.markdown(f"**Model** {card['description']}")
-        metrics = card.get("metrics") or {}
-        for split in ("test", "validation"):
-            m = metrics.get(split)
-            if isinstance(m, dict) and isinstance(m.get("accuracy"), (int, float)):
-                parts = [f"accuracy {m['accuracy']:.1%}"]
-                if isinstance(m.get("macro_f1"), (int, float)):
-                    parts.append(f"macro-F1 {m['macro_f1']:.3f}")
-                ece = m.get("ece_calibrated", m.get("ece"))
-                if isinstance(ece, (int, float)):
-                    parts.append(f"calibration error (ECE) {ece:.3f}")
-                n = f" (n = {m['n']})" if m.get("n") else ""
-                st.markdown(f"**{split.capitalize()} metrics{n}** " + " · ".join(parts))
-                recall = {c: v.get("recall") for c, v in (m.get("per_class") or {}).items()
-                          if isinstance(v, dict)}
-                if recall:
-                    st.caption("Recall per class: " + ", ".join(
-                        f"{c} {r:.0%}" for c, r in recall.items() if r is not None))
-                break
+        head = headline_metrics(card)
+        if head:
+            split, m = head
+            parts = [f"accuracy {m['accuracy']:.1%}"]
+            if isinstance(m.get("macro_f1"), (int, float)):
+                parts.append(f"macro-F1 {m['macro_f1']:.3f}")
+            ece = m.get("ece_calibrated", m.get("ece"))
+            if isinstance(ece, (int, float)):
+                ci = m.get("ece_ci95")
+                parts.append(f"calibration error (ECE) {ece:.3f}" + (
+                    f" (95% interval {ci[0]:.3f}–{ci[1]:.3f})" if isinstance(ci, list) else ""))
+            n = f" (n = {m['n']})" if m.get("n") else ""
+            st.markdown(f"**{split.capitalize()} metrics{n}** " + " · ".join(parts))
+            recall = {c: v.get("recall") for c, v in (m.get("per_class") or {}).items()
+                      if isinstance(v, dict)}
+            if recall:
+                st.caption("Recall per class: " + ", ".join(
+                    f"{c} {r:.0%}" for c, r in recall.items() if r is not None))
+            if m.get("reliability"):
+                said = confidence_statement(m["reliability"])
+                if said:
+                    st.markdown(f"**How far to trust the percentage** On the {split} set: {said}")
+                st.plotly_chart(plots.reliability_diagram(m["reliability"], height=300),
+                                key="model_card_reliability", config={"displaylogo": False})
         data = card.get("data")
         counts = data.get("counts") if isinstance(data, dict) else None
         if isinstance(counts, dict) and counts:

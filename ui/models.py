@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-__all__ = ["flat_metrics", "classifier_rows", "sr_rows", "slot_of"]
+__all__ = ["flat_metrics", "classifier_rows", "sr_rows", "slot_of", "headline_metrics",
+           "confidence_statement"]
 
 CLASSIFIER_METRICS = ("accuracy", "macro_f1", "ece_calibrated")  # test split, else validation
 
@@ -62,3 +63,25 @@ def sr_rows(cards: list[dict], active: str | None) -> tuple[list[dict], list[str
                      "PSNR (dB)": own.get("psnr"), "SSIM": own.get("ssim"),
                      "bicubic PSNR": base.get("psnr"), "bicubic SSIM": base.get("ssim")})
     return rows, ["PSNR (dB)", "SSIM"]
+
+
+def headline_metrics(card: Mapping) -> tuple[str, dict] | None:
+    """``(split, metrics)`` of the card's held-out test metrics, else its validation metrics."""
+    metrics = card.get("metrics") or {}
+    for split in ("test", "validation"):
+        m = metrics.get(split)
+        if isinstance(m, Mapping) and isinstance(m.get("accuracy"), (int, float)):
+            return split, dict(m)
+    return None
+
+
+def confidence_statement(bins, threshold: float = 0.9) -> str | None:
+    """Plain words from reliability bins: how often the model was right when it was at least
+    ``threshold`` confident (bins whose lower edge reaches the threshold)."""
+    high = [b for b in bins or [] if b.get("count") and b["lo"] >= threshold - 1e-9]
+    n = sum(int(b["count"]) for b in high)
+    if not n:
+        return None
+    right = round(sum(b["count"] * b["accuracy"] for b in high))
+    return (f"When it said {threshold:.0%} or more, it was right in {right} of {n} images "
+            f"({right / n:.0%}).")

@@ -11,7 +11,7 @@ from plotly.subplots import make_subplots
 from ui.images import png_bytes, to_rgb
 
 __all__ = ["percent", "probability_bar", "image_panels", "split_compare", "difference_map", "metrics_bars",
-           "loss_curve", "version_metrics"]
+           "loss_curve", "version_metrics", "reliability_diagram", "confusion_heatmap"]
 
 _ACCENT = "#1f6f8b"
 _MUTED = "#9fb3c2"
@@ -188,4 +188,54 @@ def version_metrics(rows: Sequence[Mapping[str, object]], metric_names: Sequence
                              y=[row.get(m) for m in metric_names]))
     fig.update_layout(barmode="group", height=340, margin=dict(l=10, r=10, t=30, b=10),
                       legend=dict(orientation="h", y=1.15))
+    return fig
+
+
+def reliability_diagram(bins: Sequence[Mapping[str, float]], *, title: str = "",
+                        height: int = 340) -> go.Figure:
+    """Accuracy against mean confidence per confidence bin (bar width = the bin, hover gives the
+    image count), with the diagonal a perfectly calibrated model would follow and the gap shaded:
+    bars below the diagonal mean over-confidence."""
+    bins = [b for b in bins if b.get("count")]
+    mids = [(b["lo"] + b["hi"]) / 2 for b in bins]
+    widths = [(b["hi"] - b["lo"]) * 0.92 for b in bins]
+    fig = go.Figure()
+    fig.add_trace(go.Bar(x=mids, y=[b["accuracy"] for b in bins], width=widths,
+                         marker_color=_ACCENT, name="accuracy",
+                         customdata=[[b["count"], b["confidence"]] for b in bins],
+                         hovertemplate=("confidence %{customdata[1]:.1%}: right in %{y:.1%} "
+                                        "of %{customdata[0]} images<extra></extra>")))
+    fig.add_trace(go.Scatter(x=[b["confidence"] for b in bins], y=[b["confidence"] for b in bins],
+                             mode="markers", marker=dict(color=_WARN, symbol="line-ew-open",
+                                                         size=14, line_width=2),
+                             name="mean confidence", hoverinfo="skip"))
+    fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="perfect calibration",
+                             line=dict(color="#666", dash="dash"), hoverinfo="skip"))
+    for mid, b in zip(mids, bins):
+        fig.add_annotation(x=mid, y=b["accuracy"], text=str(b["count"]), showarrow=False,
+                           yshift=9, font=dict(size=10, color="#555"))
+    fig.update_layout(title=dict(text=title, x=0, font_size=14) if title else None,
+                      height=height, margin=dict(l=10, r=10, t=40 if title else 10, b=10),
+                      xaxis=dict(range=[0, 1.02], tickformat=".0%", title="model confidence"),
+                      yaxis=dict(range=[0, 1.08], tickformat=".0%", title="share correct"),
+                      bargap=0, legend=dict(orientation="h", yanchor="top", y=-0.22))
+    return fig
+
+
+def confusion_heatmap(matrix: Sequence[Sequence[int]], classes: Sequence[str], *,
+                      title: str = "", height: int = 340) -> go.Figure:
+    """Counts with rows = true class and columns = predicted class; colour by the share of the
+    true class's images so that each row reads as recall."""
+    cm = np.asarray(matrix, dtype=float)
+    share = cm / np.maximum(cm.sum(1, keepdims=True), 1)
+    fig = go.Figure(go.Heatmap(z=share, x=list(classes), y=list(classes), zmin=0, zmax=1,
+                               colorscale="Blues", showscale=False,
+                               text=cm.astype(int), texttemplate="%{text}",
+                               customdata=share,
+                               hovertemplate=("true %{y}, predicted %{x}: %{text} images "
+                                              "(%{customdata:.0%} of %{y})<extra></extra>")))
+    fig.update_layout(title=dict(text=title, x=0, font_size=14) if title else None,
+                      height=height, margin=dict(l=10, r=10, t=40 if title else 10, b=10),
+                      xaxis=dict(title="predicted", side="bottom"),
+                      yaxis=dict(title="true", autorange="reversed"))
     return fig

@@ -25,8 +25,8 @@ __all__ = ["evaluate_folder", "record_metrics"]
 
 def evaluate_folder(clf, data: str | Path, *, calibrated: bool = True, gradcam_mass: bool = False,
                     batch_size: int = 32, progress: ProgressCallback | None = None) -> dict:
-    """Report with keys accuracy, macro_f1, ece (calibrated unless told not to),
-    ece_uncalibrated, classes, per_class, confusion_matrix, n, model, temperature and, with
+    """Report with keys accuracy, macro_f1, ece (calibrated unless told not to), ece_ci95
+    (bootstrap), nll, brier, reliability (confidence bins), ece_uncalibrated, classes, per_class, confusion_matrix, n, model, temperature and, with
     ``gradcam_mass``, gradcam_outside_head (mean) and gradcam_outside_head_p90."""
     folder = list_image_folder(data, clf.classes)
     xs, masses = [], []
@@ -41,7 +41,7 @@ def evaluate_folder(clf, data: str | Path, *, calibrated: bool = True, gradcam_m
                               steps=len(folder.files)))
     logits = clf.logits_batch(np.stack(xs), batch_size)
     report = classification_report(softmax(logits, clf.temperature if calibrated else 1.0),
-                                   folder.labels, clf.classes)
+                                   folder.labels, clf.classes, ci=True)
     report["ece_uncalibrated"] = classification_report(softmax(logits), folder.labels,
                                                        clf.classes)["ece"]
     report["ece_calibrated"] = classification_report(softmax(logits, clf.temperature),

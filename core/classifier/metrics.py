@@ -8,7 +8,8 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["confusion_matrix", "per_class_report", "macro_f1", "accuracy",
-           "expected_calibration_error", "classification_report", "ECE_BINS"]
+           "expected_calibration_error", "reliability_bins", "ece_confidence_interval",
+           "negative_log_likelihood", "brier_score", "classification_report", "ECE_BINS"]
 
 ECE_BINS = 15  # Guo et al. 2017 use 15 equal-width confidence bins
 
@@ -51,30 +52,83 @@ def macro_f1(cm: np.ndarray) -> float:
     return float(np.mean([v["f1"] for v in per_class_report(cm, [str(i) for i in range(k)]).values()]))
 
 
-def expected_calibration_error(probs, y_true, n_bins: int = ECE_BINS) -> float:
-    """ECE (Naeini et al. 2015; Guo et al. 2017): sum over equal-width confidence bins of
-    |accuracy - mean confidence| weighted by the bin's share of samples. In [0, 1]."""
+def _conf_correct(probs, y_true) -> tuple[np.ndarray, np.ndarray]:
     probs = np.asarray(probs, np.float64)
     y_true = np.asarray(y_true, np.int64)
     if probs.ndim != 2 or len(probs) != len(y_true):
         raise ValueError(f"probs {probs.shape} must be (N, K) with N = len(y_true) {len(y_true)}.")
+    return probs.max(1), (probs.argmax(1) == y_true).astype(np.float64)
+
+
+def _bin_index(conf: np.ndarray, n_bins: int) -> np.ndarray:
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    return np.clip(np.digitize(conf, edges[1:-1], right=True), 0, n_bins - 1)
+
+
+def _ece(conf: np.ndarray, correct: np.ndarray, n_bins: int) -> float:
+    if not len(conf):
+        return 0.0
+    bins = _bin_index(conf, n_bins)
+    count = np.bincount(bins, minlength=n_bins)
+    gap = np.abs(np.bincount(bins, correct, n_bins) - np.bincount(bins, conf, n_bins))
+    return float(gap.sum() / len(conf)) if count.any() else 0.0
+
+
+def expected_calibration_error(probs, y_true, n_bins: int = ECE_BINS) -> float:
+    """ECE (Naeini et al. 2015; Guo et al. 2017): sum over equal-width confidence bins of
+    |accuracy - mean confidence| weighted by the bin's share of samples. In [0, 1]."""
+    return _ece(*_conf_correct(probs, y_true), n_bins)
+
+
+def reliability_bins(probs, y_true, n_bins: int = ECE_BINS) -> list[dict]:
+    """The reliability diagram behind the ECE: one dict per non-empty equal-width confidence bin
+    with ``lo``, ``hi``, ``count``, ``confidence`` (mean top-class probability) and ``accuracy``."""
+    conf, correct = _conf_correct(probs, y_true)
+    bins, edges = _bin_index(conf, n_bins), np.linspace(0.0, 1.0, n_bins + 1)
+    return [{"lo": float(edges[b]), "hi": float(edges[b + 1]), "count": int((bins == b).sum()),
+             "confidence": float(conf[bins == b].mean()),
+             "accuracy": float(correct[bins == b].mean())}
+            for b in range(n_bins) if (bins == b).any()]
+
+
+def ece_confidence_interval(probs, y_true, *, level: float = 0.95, n_boot: int = 2000,
+                            seed: int = 0, n_bins: int = ECE_BINS) -> tuple[float, float]:
+    """Percentile bootstrap interval of the ECE (images resampled with replacement). On a test
+    set of a few hundred images it is wide: report it next to the point value."""
+    conf, correct = _conf_correct(probs, y_true)
+    if not len(conf):
+        return 0.0, 0.0
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(conf), size=(n_boot, len(conf)))
+    eces = np.array([_ece(conf[i], correct[i], n_bins) for i in idx])
+    a = (1.0 - level) / 2.0
+    return float(np.quantile(eces, a)), float(np.quantile(eces, 1.0 - a))
+
+
+def negative_log_likelihood(probs, y_true) -> float:
+    """Mean −log p(true class), probabilities clipped at 1e-12."""
+    probs = np.asarray(probs, np.float64)
+    y_true = np.asarray(y_true, np.int64)
     if not len(y_true):
         return 0.0
-    conf = probs.max(1)
-    correct = (probs.argmax(1) == y_true).astype(np.float64)
-    edges = np.linspace(0.0, 1.0, n_bins + 1)
-    bins = np.clip(np.digitize(conf, edges[1:-1], right=True), 0, n_bins - 1)
-    ece = 0.0
-    for b in range(n_bins):
-        sel = bins == b
-        if sel.any():
-            ece += sel.mean() * abs(correct[sel].mean() - conf[sel].mean())
-    return float(ece)
+    return float(-np.log(np.clip(probs[np.arange(len(y_true)), y_true], 1e-12, 1.0)).mean())
 
 
-def classification_report(probs, y_true, classes: list[str]) -> dict:
+def brier_score(probs, y_true) -> float:
+    """Mean over images of the squared distance between the probability row and the one-hot
+    truth (multi-class Brier score, in [0, 2])."""
+    probs = np.asarray(probs, np.float64)
+    y_true = np.asarray(y_true, np.int64)
+    if not len(y_true):
+        return 0.0
+    onehot = np.eye(probs.shape[1])[y_true]
+    return float(((probs - onehot) ** 2).sum(1).mean())
+
+
+def classification_report(probs, y_true, classes: list[str], *, ci: bool = False) -> dict:
     """The JSON the ``evaluate`` command prints: accuracy, macro_f1, ece, classes, per_class,
-    confusion_matrix (rows true, columns predicted), n."""
+    confusion_matrix (rows true, columns predicted), n, nll, brier, reliability (bins) and,
+    with ``ci``, ece_ci95 (bootstrap)."""
     probs = np.asarray(probs)
     y_pred = probs.argmax(1)
     cm = confusion_matrix(y_true, y_pred, len(classes))
@@ -86,4 +140,7 @@ def classification_report(probs, y_true, classes: list[str]) -> dict:
         "per_class": per_class_report(cm, list(classes)),
         "confusion_matrix": cm.tolist(),
         "n": int(len(y_true)),
-    }
+        "nll": negative_log_likelihood(probs, y_true),
+        "brier": brier_score(probs, y_true),
+        "reliability": reliability_bins(probs, y_true),
+    } | ({"ece_ci95": list(ece_confidence_interval(probs, y_true))} if ci else {})
