@@ -105,7 +105,7 @@ def main() -> int:
             else:
                 rows.append(json.loads(res.stdout.strip().splitlines()[-1]))
             print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
-    print(f"| input | tiling | s / image | output MP/s | model RSS MB | peak RSS MB |")
+    print("| input | tiling | s / image | output MP/s | model RSS MB | peak RSS MB |")
     print("| --- | --- | --- | --- | --- | --- |")
     for r in rows:
         tiling = f"tile {r['tile']}, overlap 16" if r["tile"] else "untiled"

@@ -88,7 +88,7 @@ def load_uploads(name: str, data: bytes, **kwargs: object) -> list[Upload]:
             with archive.open(info) as member:
                 content = member.read(budget + 1)
         except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError,
-                RuntimeError) as err:  # RuntimeError: encrypted member
+                RuntimeError):  # RuntimeError: encrypted member
             results.append(Upload(info.filename, ScanError(
                 f"{info.filename} could not be extracted from the zip (damaged or encrypted).",
                 code="zip_error")))
