@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -154,6 +155,9 @@ def test_cli_json_shapes(weights, data_dir, tmp_path, capsys):
     assert {"accuracy", "macro_f1", "ece", "classes", "per_class", "confusion_matrix"} <= set(report)
     assert set(report["per_class"]["glioma"]) == {"precision", "recall", "f1", "support"}
     assert np.array(report["confusion_matrix"]).sum() == 32
+    lo, hi = report["ece_ci95"]
+    assert lo <= hi and sum(b["count"] for b in report["reliability"]) == 32
+    assert report["nll"] > 0 and 0 <= report["brier"] <= 2
     assert main(["evaluate", "classifier", "--data", str(data_dir / "brain-mri"), "--json",
                  "--record", "fixtures", "--gradcam-mass"]) == 0
     recorded = registry.load_card("classifier")["metrics"]["fixtures"]
@@ -190,3 +194,22 @@ def test_pretrained_start_runs_two_phases(data_dir, tmp_path):
     assert result.card["pretrained"] is True and result.card["notice"] is None
     assert [e.phase for e in events if e.message == "epoch end"] == ["frozen", "finetune"]
     assert len(result.history) == 2
+
+
+def test_compare_versions_on_clean_validation(weights, data_dir, tmp_path, capsys):
+    import importlib.util
+    import shutil
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "compare_classifiers_val.py"
+    spec = importlib.util.spec_from_file_location("compare_val", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert mod.main(["--data", str(data_dir / "brain-mri"), "tiny"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["n_validation"] == 8 and 1 <= out["n_clean"] <= 8
+    assert out["tiny"]["n"] == out["n_clean"] and out["tiny"]["nll"] > 0
+    other = tmp_path / "other"
+    shutil.copytree(data_dir / "brain-mri", other)
+    next((other / "glioma").iterdir()).unlink()
+    with pytest.raises(SystemExit, match="not the training data"):
+        mod.main(["--data", str(other), "tiny"])

@@ -1,0 +1,69 @@
+"""Compare classifier versions on their clean validation images, without touching the test set.
+
+Rebuilds the validation split from the cards (all versions must share data, seed and fraction),
+keeps the validation images with no near duplicate in the training split (the same subset the
+temperature is fitted on), and prints accuracy, macro-F1, calibrated NLL, Brier and ECE per
+version as one JSON object. Used to decide which version to publish before the test set is run.
+
+    python scripts/compare_classifiers_val.py --data ../shared/datasets/brain-mri/train V1 V2 ...
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data", required=True, help="the training folder the versions share")
+    ap.add_argument("versions", nargs="+")
+    args = ap.parse_args(argv)
+
+    from core.classifier.calibration import softmax
+    from core.classifier.data import fingerprint, list_image_folder, load_images, stratified_split
+    from core.classifier.dedup import calibration_subset
+    from core.classifier.inference import Classifier
+    from core.classifier.metrics import classification_report
+    from core.classifier.preprocess import normalise
+
+    clfs = [Classifier.load(v) for v in args.versions]
+    splits = {json.dumps({k: ((c.card.get("training") or {}).get("config") or {}).get(k)
+                          for k in ("seed", "val_fraction", "max_images")}) for c in clfs}
+    if len(splits) != 1:
+        raise SystemExit(f"versions use different splits: {splits}")
+    cfg = json.loads(splits.pop())
+    folder = list_image_folder(args.data, clfs[0].classes)
+    if any((c.card.get("data") or {}).get("fingerprint") not in (None, fingerprint(folder))
+           for c in clfs):
+        raise SystemExit(f"{args.data} is not the training data of every version")
+    if cfg.get("max_images"):
+        raise SystemExit("versions trained on a subsample are not supported here")
+    tr, va = stratified_split(folder.labels, float(cfg["val_fraction"] or 0.15),
+                              int(cfg["seed"] or 42))
+    # one subset for all versions (hashed at the first version's preprocessing)
+    pre0 = clfs[0].preprocessing
+    keep = calibration_subset(load_images([folder.files[i] for i in tr], pre0),
+                              load_images([folder.files[i] for i in va], pre0))
+    out = {"n_validation": int(len(va)), "n_clean": int(len(keep))}
+    for clf in clfs:
+        pre = clf.preprocessing
+        x_va = load_images([folder.files[i] for i in va], pre)
+        logits = clf.logits_batch(normalise(x_va[keep], pre["normalise"],
+                                            int(pre.get("channels", 3))))
+        y = folder.labels[va][keep]
+        rep = classification_report(softmax(logits, clf.temperature), y, clf.classes, ci=True)
+        out[clf.version] = {k: rep[k] for k in ("accuracy", "macro_f1", "nll", "brier", "ece",
+                                                "ece_ci95", "n")}
+        out[clf.version]["temperature"] = clf.temperature
+    print(json.dumps(out, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
