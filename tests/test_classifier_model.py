@@ -140,6 +140,7 @@ def test_recalibrate_rewrites_card(trained, data_dir, tmp_path, capsys):
 
     entry = recalibrate(str(data_dir / "brain-mri"), "tiny", weights_dir=str(root))
     card = registry.load_card("classifier", "tiny", weights_dir=root)
+    assert entry.pop("version") == "tiny"
     assert card["calibration"] == entry and entry["temperature"] > 0
     assert entry["n_validation"] == 8 and "previous_temperature" in entry
     other = tmp_path / "other"
@@ -213,3 +214,49 @@ def test_compare_versions_on_clean_validation(weights, data_dir, tmp_path, capsy
     next((other / "glioma").iterdir()).unlink()
     with pytest.raises(SystemExit, match="not the training data"):
         mod.main(["--data", str(other), "tiny"])
+
+
+def test_flip_averaged_version(trained, data_dir, tmp_path, capsys, monkeypatch):
+    import shutil
+
+    from core.classifier.train import recalibrate
+
+    root = tmp_path / "w"
+    shutil.copytree(trained[1], root)
+    with pytest.raises(ValueError, match="new version"):
+        recalibrate(str(data_dir / "brain-mri"), "tiny", tta="hflip", weights_dir=str(root))
+    entry = recalibrate(str(data_dir / "brain-mri"), "tiny", tta="hflip", new_version="tiny-flip",
+                        weights_dir=str(root))
+    assert entry["version"] == "tiny-flip" and entry["temperature"] > 0
+    base = Classifier.load("tiny", weights_dir=root)
+    flip = Classifier.load("tiny-flip", weights_dir=root)
+    card = flip.card
+    assert flip.tta == "hflip" and base.tta is None
+    assert card["derived_from"] == "tiny" and card["calibration"] == {
+        k: v for k, v in entry.items() if k != "version"}
+    assert "test" not in card["metrics"] and card["metrics"]["validation_clean"]["n"] == 8
+    assert registry.active_version("classifier", weights_dir=root) == "tiny"   # not activated
+
+    img = _scan(data_dir)
+    x, _ = base.prepare(img)
+    xs = np.stack([x, x[:, ::-1]])
+    lb, lf = base.logits_batch(xs), flip.logits_batch(xs)
+    np.testing.assert_allclose(lf[0], (lb[0] + lb[1]) / 2, atol=1e-5)
+    np.testing.assert_allclose(lf[0], lf[1], atol=1e-5)         # mirror-invariant
+    # Grad-CAM: the unflipped image's map, the flip-averaged prediction, one batched pass
+    pred, heat = flip.explain(img, "glioma")
+    _, heat_base = base.explain(img, "glioma")
+    np.testing.assert_allclose(heat, heat_base, atol=1e-5)
+    p = flip.predict(img)
+    assert pred.probabilities == pytest.approx(p.probabilities, abs=1e-5)
+    assert flip.explain(img)[0].label == p.label
+
+    # the CLI; an in-place recalibration keeps the version's averaging
+    monkeypatch.setenv("MEDSCAN_WEIGHTS_DIR", str(root))
+    assert main(["calibrate", "classifier", "--data", str(data_dir / "brain-mri"),
+                 "--model", "tiny-flip"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["version"] == "tiny-flip"
+    assert Classifier.load("tiny-flip", weights_dir=root).tta == "hflip"
+    assert main(["calibrate", "classifier", "--data", str(data_dir / "brain-mri"),
+                 "--model", "tiny", "--tta", "hflip"]) == 2
+    assert "new version" in capsys.readouterr().err

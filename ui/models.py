@@ -29,6 +29,7 @@ def classifier_rows(cards: list[dict], active: str | None) -> tuple[list[dict], 
                "created": str(c.get("created_at", ""))[:16].replace("T", " "),
                "architecture": c.get("architecture"), "input": c.get("input_size"),
                "pretrained": bool(c.get("pretrained")),
+               "flip-averaged": bool((c.get("preprocessing") or {}).get("tta")),
                "temperature": (c.get("calibration") or {}).get("temperature"),
                "metrics from": ("test" if any(k.startswith("test.") for k in flat) else
                                 "validation" if any(k.startswith("validation.") for k in flat)

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from core.cli import command_line
+from core.errors import MedScanError
 from core.progress import add_progress_args, progress_from_args
 
 __all__ = ["register"]
@@ -78,6 +79,12 @@ def register(cmds) -> None:
                                         "validation split (near duplicates of training excluded)")
     c.add_argument("--data", required=True, help="the training folder the model was trained on")
     c.add_argument("--model", default=None, metavar="VERSION", help="default: the active version")
+    c.add_argument("--tta", default=None, choices=["none", "hflip"],
+                   help="test-time averaging of the new version (needs --as): hflip = mean "
+                        "logits of the scan and its left-right mirror")
+    c.add_argument("--as", dest="new_version", default=None, metavar="NEW_VERSION",
+                   help="publish the result as a new version (same weights) instead of "
+                        "rewriting the model's card")
     add_progress_args(c)
     c.set_defaults(func=_calibrate)
 
@@ -136,8 +143,10 @@ def _calibrate(args: argparse.Namespace) -> int:
     from core.classifier.train import recalibrate
 
     try:
-        entry = recalibrate(args.data, args.model, progress=progress_from_args(args))
-    except (ValueError, FileNotFoundError) as err:
+        entry = recalibrate(args.data, args.model, tta={None: "same", "none": None}.get(
+                            args.tta, args.tta), new_version=args.new_version,
+                            progress=progress_from_args(args))
+    except (ValueError, FileNotFoundError, MedScanError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(json.dumps(entry))

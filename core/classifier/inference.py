@@ -5,6 +5,11 @@ is ``softmax(logits / T)`` with the card's temperature (Guo et al. 2017). ``expl
 gradient sub-model (input -> [last conv activations, logits]) once under a gradient tape and
 returns both the prediction and the Grad-CAM map (Selvaraju et al. 2017) of the requested class,
 or of the predicted class when none is given.
+
+Test-time flip averaging: when the card's preprocessing has ``"tta": "hflip"``, the logits are
+the mean of the scan's and its left-right mirror's (brain MRI has no preferred side for these
+classes); the temperature of such a version is fitted on those averaged logits. Grad-CAM comes
+from the unflipped image in the same batched forward pass.
 """
 from __future__ import annotations
 
@@ -18,7 +23,9 @@ from core.classifier.gradcam import METHODS, cam_from_gradients, place_in_scan
 from core.classifier.preprocess import HeadBox, preprocess
 from core.errors import ModelCardError
 
-__all__ = ["Prediction", "Classifier", "gradcam_layer_for", "SCRATCH_NOTICE"]
+__all__ = ["Prediction", "Classifier", "gradcam_layer_for", "SCRATCH_NOTICE", "TTA_MODES"]
+
+TTA_MODES = (None, "hflip")
 
 SCRATCH_NOTICE = "trained from scratch, no ImageNet weights"
 
@@ -62,6 +69,10 @@ class Classifier:
             raise ModelCardError(f"Model card {self.version}: temperature must be > 0.")
         self.preprocessing: dict = dict(card["preprocessing"])
         self.preprocessing.setdefault("size", [card["input_size"]] * 2)
+        self.tta: str | None = self.preprocessing.get("tta")
+        if self.tta not in TTA_MODES:
+            raise ModelCardError(f"Model card {self.version}: unknown preprocessing.tta "
+                                 f"{self.tta!r}; expected one of {TTA_MODES}.")
         pre = card.get("pretrained")
         self.pretrained = bool(pre) if not isinstance(pre, str) else True
         self.notice: str | None = card.get("notice") or (None if self.pretrained else SCRATCH_NOTICE)
@@ -112,12 +123,19 @@ class Classifier:
         return self._forward_fn(np.asarray(x, np.float32))
 
     def logits_batch(self, x: np.ndarray, batch_size: int = 32) -> np.ndarray:
-        """Preprocessed batch (N, S, S, C) -> logits (N, K) float64."""
+        """Preprocessed batch (N, S, S, C) -> logits (N, K) float64 (flip-averaged when the card
+        asks for it)."""
         import keras
 
-        out = [keras.ops.convert_to_numpy(self._forward(x[i:i + batch_size]))
-               for i in range(0, len(x), batch_size)]
-        return np.concatenate(out).astype(np.float64) if out else np.zeros((0, len(self.classes)))
+        def run(chunk: np.ndarray) -> np.ndarray:
+            if self.tta != "hflip":
+                return keras.ops.convert_to_numpy(self._forward(chunk)).astype(np.float64)
+            both = keras.ops.convert_to_numpy(self._forward(
+                np.concatenate([chunk, chunk[:, :, ::-1]]))).astype(np.float64)
+            return (both[:len(chunk)] + both[len(chunk):]) / 2
+
+        out = [run(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]
+        return np.concatenate(out) if out else np.zeros((0, len(self.classes)))
 
     def predict_proba(self, x: np.ndarray, *, calibrated: bool = True) -> np.ndarray:
         """Preprocessed batch -> probabilities (N, K), temperature-scaled unless told not to."""
@@ -143,17 +161,21 @@ class Classifier:
 
             @tf.function(reduce_retracing=True)
             def fn(x, idx):
+                # x: the image, plus its mirror when flip-averaging; the class score (and so
+                # the map) is the unflipped image's, the returned logits are the batch mean
                 with tf.GradientTape() as tape:
                     acts, logits = grad_model(x, training=False)
                     acts = tf.cast(acts, tf.float32)
                     logits = tf.cast(logits, tf.float32)
-                    target = tf.where(idx < 0, tf.argmax(logits[0], output_type=tf.int32), idx)
+                    mean = tf.reduce_mean(logits, axis=0)
+                    target = tf.where(idx < 0, tf.argmax(mean, output_type=tf.int32), idx)
                     score = tf.gather(logits[0], target)
                 grads = tape.gradient(score, acts)
-                return acts[0], grads[0], logits[0]
+                return acts[0], grads[0], mean
 
             self._explain_fn = fn
-        acts, grads, logits = self._explain_fn(tf.convert_to_tensor(x[None], tf.float32),
+        batch = x[None] if self.tta != "hflip" else np.stack([x, x[:, ::-1]])
+        acts, grads, logits = self._explain_fn(tf.convert_to_tensor(batch, tf.float32),
                                                tf.constant(class_index, tf.int32))
         return acts.numpy(), grads.numpy(), logits.numpy().astype(np.float64)
 

@@ -393,21 +393,34 @@ def _calibration_entry(temperature: float, n_used: int, n_val: int) -> dict:
 
 
 def recalibrate(data: str, version: str | None = None, *, weights_dir: str | None = None,
+                tta: str | None = "same", new_version: str | None = None,
                 progress: ProgressCallback = null_progress) -> dict:
     """Refit the temperature of a registry version on its own validation split (rebuilt from
-    the card's seed and fraction; the folder must match the card's data fingerprint) and
-    rewrite its card atomically. Returns the new ``calibration`` entry."""
+    the card's seed and fraction; the folder must match the card's data fingerprint).
+
+    Without ``new_version`` the version's card is rewritten atomically (same predictions,
+    new confidence). With ``new_version`` a new version is published instead, with the same
+    weights, ``preprocessing.tta`` set to ``tta`` (``"hflip"``: flip-averaged logits, None: off,
+    ``"same"``: as the source version) and the temperature fitted for it; its card records where it came from. Returns the new
+    ``calibration`` entry (with ``version``: the version written)."""
     import tempfile
 
     from core import registry
-    from core.classifier.calibration import fit_temperature
+    from core.classifier.calibration import fit_temperature, softmax
     from core.classifier.data import fingerprint, list_image_folder, load_images, stratified_split
     from core.classifier.dedup import calibration_subset
-    from core.classifier.inference import Classifier
+    from core.classifier.inference import TTA_MODES, Classifier
+    from core.classifier.metrics import classification_report
     from core.classifier.preprocess import normalise
 
+    if tta != "same" and tta not in TTA_MODES:
+        raise ValueError(f"tta must be one of {TTA_MODES}, got {tta!r}.")
     clf = Classifier.load(version, weights_dir=weights_dir)
     card = clf.card
+    tta = clf.tta if tta == "same" else tta
+    if new_version is None and tta != clf.tta:
+        raise ValueError("Changing test-time averaging changes the predictions: publish it as "
+                         "a new version (new_version / --as NEW_VERSION).")
     folder = list_image_folder(data, clf.classes)
     expected = (card.get("data") or {}).get("fingerprint")
     if expected and fingerprint(folder) != expected:
@@ -423,20 +436,45 @@ def recalibrate(data: str, version: str | None = None, *, weights_dir: str | Non
     progress(Progress(task=TASK, phase="calibrate", message=f"{len(va)} validation images"))
     x_tr = load_images([folder.files[i] for i in tr], clf.preprocessing)
     x_va = load_images([folder.files[i] for i in va], clf.preprocessing)
-    logits = clf.logits_batch(normalise(x_va, clf.preprocessing["normalise"],
-                                        int(clf.preprocessing.get("channels", 3))))
+    preprocessing = dict(card["preprocessing"])
+    preprocessing.pop("tta", None)
+    if tta:
+        preprocessing["tta"] = tta
+    target_clf = clf if new_version is None else Classifier(
+        clf.model, dict(card, preprocessing=preprocessing))
+    logits = target_clf.logits_batch(normalise(x_va, clf.preprocessing["normalise"],
+                                               int(clf.preprocessing.get("channels", 3))))
     cal_idx = calibration_subset(x_tr, x_va)
-    entry = _calibration_entry(fit_temperature(logits[cal_idx], folder.labels[va][cal_idx]),
-                               len(cal_idx), len(va))
+    y_cal = folder.labels[va][cal_idx]
+    entry = _calibration_entry(fit_temperature(logits[cal_idx], y_cal), len(cal_idx), len(va))
     entry["previous_temperature"] = clf.temperature
-    card = dict(card, calibration=entry)
-    registry.validate_card(card, task=TASK)
-    target = registry.version_dir(TASK, clf.version, weights_dir=weights_dir)
-    fd, tmp = tempfile.mkstemp(dir=target, prefix=".card-")
-    with os.fdopen(fd, "w") as fh:
-        fh.write(json.dumps(card, indent=2) + "\n")
-    os.replace(tmp, target / registry.CARD_FILE)
-    return entry
+    if new_version is None:
+        card = dict(card, calibration=entry)
+        registry.validate_card(card, task=TASK)
+        target = registry.version_dir(TASK, clf.version, weights_dir=weights_dir)
+        fd, tmp = tempfile.mkstemp(dir=target, prefix=".card-")
+        with os.fdopen(fd, "w") as fh:
+            fh.write(json.dumps(card, indent=2) + "\n")
+        os.replace(tmp, target / registry.CARD_FILE)
+        return dict(entry, version=clf.version)
+
+    clean = classification_report(softmax(logits[cal_idx], entry["temperature"]), y_cal,
+                                  clf.classes)
+    from core.cli import command_line
+
+    derived = {k: v for k, v in card.items() if k not in ("version", "created_at", "metrics")}
+    derived.update(
+        preprocessing=preprocessing, calibration=entry, derived_from=clf.version,
+        derivation={"from": clf.version, "change": f"test-time averaging: {tta or 'none'}; "
+                    "weights unchanged; temperature refitted", "command": command_line()},
+        description=(card.get("description", "") + (
+            "; predictions average the scan and its left-right mirror" if tta == "hflip" else "")),
+        metrics={"validation_clean": {k: clean[k] for k in (
+            "accuracy", "macro_f1", "ece", "nll", "brier", "n")} | {
+            "note": "validation images with no near duplicate in the training split (the "
+                    "temperature was fitted on them, so this ECE is optimistic)"}})
+    registry.save_version(TASK, clf.model, derived, version=new_version, weights_dir=weights_dir)
+    return dict(entry, version=new_version)
 
 
 def _describe(cfg: TrainConfig, pretrained: bool) -> str:
