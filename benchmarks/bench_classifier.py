@@ -3,7 +3,8 @@
     python benchmarks/bench_classifier.py [--model VERSION] [--data DIR] [--n 20] [--json]
 
 Uses the active classifier (or ``--model``) and scans from ``--data`` (default: the test
-fixtures). Prints medians in milliseconds: bare forward (preprocessed input, no gradients),
+fixtures). Prints medians in milliseconds: bare forward (one preprocessed image, no gradients,
+no flip averaging),
 ``Classifier.predict`` (preprocessing + forward + calibration), ``Classifier.explain`` (one
 forward + backward pass + Grad-CAM at the scan's size), the ratio explain / bare forward, and the
 process's peak resident memory (``ru_maxrss``) before and after.
@@ -64,16 +65,20 @@ def main(argv: list[str] | None = None) -> int:
     scans = [_read_gray(f).astype("float32") / 255 for f in files[::step][:args.n]]
     rss_loaded = _rss_mb()
     xs = [clf.prepare(s)[0][None] for s in scans]
+    # the bare forward pass: one image, no flip averaging even when the version uses it
+    def forward(x):
+        return keras.ops.convert_to_numpy(clf._forward(x))
+
     # warm-up (graph tracing) outside the timings
-    clf.logits_batch(xs[0])
+    forward(xs[0])
     clf.predict(scans[0])
     clf.explain(scans[0])
-    fwd = _median_ms(clf.logits_batch, xs, args.repeat)
+    fwd = _median_ms(forward, xs, args.repeat)
     pred = _median_ms(clf.predict, scans, args.repeat)
     expl = _median_ms(clf.explain, scans, args.repeat)
     out = {
         "model": clf.version, "architecture": clf.card["architecture"],
-        "input_size": clf.card["input_size"], "scan_size": list(scans[0].shape),
+        "input_size": clf.card["input_size"], "tta": clf.tta, "scan_size": list(scans[0].shape),
         "images": len(scans), "repeat": args.repeat, "backend": keras.backend.backend(),
         "forward_ms": round(fwd, 2), "predict_ms": round(pred, 2),
         "predict_gradcam_ms": round(expl, 2), "ratio_gradcam_vs_forward": round(expl / fwd, 2),
@@ -86,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(f"model {out['model']} ({out['architecture']}, {out['input_size']}² input, scans "
               f"{out['scan_size'][0]}×{out['scan_size'][1]}, {out['backend']}, "
+              f"{'flip-averaged, ' if clf.tta else ''}"
               f"{out['images']} images × {args.repeat})")
         print(f"  bare forward        {fwd:8.2f} ms")
         print(f"  predict (calibrated){pred:8.2f} ms   ratio {pred / fwd:5.2f}×")
