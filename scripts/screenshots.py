@@ -58,6 +58,10 @@ def main(argv: list[str] | None = None) -> int:
         page.get_by_role("button", name="About this model").click()
         page.get_by_text("Caveats").first.wait_for()
         _shot(page, args.out, "02b_analyze_model_card")
+        page.get_by_text("How far to trust").first.hover()   # scroll inside the popover
+        page.mouse.wheel(0, 600)
+        page.wait_for_timeout(800)
+        _shot(page, args.out, "02c_analyze_model_card_calibration")
         page.keyboard.press("Escape")
         choose_radio(page, "Image quality", "4 · good")
         choose_radio(page, "Diagnostic usefulness", "4 · good")
@@ -128,6 +132,10 @@ def main(argv: list[str] | None = None) -> int:
 
         open_page(page, "Model versions")
         _shot(page, args.out, "11_admin_models")
+        page.get_by_text("Confusion matrix").first.scroll_into_view_if_needed()
+        page.mouse.wheel(0, 300)
+        page.wait_for_timeout(800)
+        _shot(page, args.out, "11b_admin_models_calibration")
         open_page(page, "Users")
         _shot(page, args.out, "12_admin_users")
         open_page(page, "Export ratings")
