@@ -81,6 +81,29 @@ def test_cr_monochrome1_15_bit_is_inverted_after_windowing():
     assert scan.modality == "CR" and scan.body_part == "CHEST"
 
 
+@pytest.mark.parametrize("photometric, shape, inverted", [
+    ("MONOCHROME2", "INVERSE", True),     # C.11.6: output after inversion is in P-values
+    ("MONOCHROME2", "IDENTITY", False),
+    ("MONOCHROME2", None, False),
+    ("MONOCHROME1", "INVERSE", True),     # DX pairs INVERSE with MONOCHROME1: one inversion
+    ("MONOCHROME1", None, True),
+])
+def test_presentation_lut_shape(photometric, shape, inverted):
+    ds = pydicom.dcmread(path("MR_small.dcm"))
+    ds.PhotometricInterpretation = photometric
+    if shape:
+        ds.PresentationLUTShape = shape
+    buf = io.BytesIO()
+    ds.save_as(buf)
+    scan = load_scan(buf.getvalue())
+    windowed = linear(905, 600, 1600)            # the raw value at [0, 0], the file's window
+    assert scan.pixels[0, 0] == pytest.approx(1 - windowed if inverted else windowed, abs=1e-5)
+    # a manual window keeps the polarity
+    again = apply_window(scan, (900.0, 400.0))
+    manual = linear(905, 900, 400)
+    assert again.pixels[0, 0] == pytest.approx(1 - manual if inverted else manual, abs=1e-5)
+
+
 @pytest.mark.parametrize("compressed, reference", [
     ("RG1_J2KR.dcm", "RG1_UNCR.dcm"),                         # JPEG 2000 lossless, CR 15-bit
     ("MR_small_jp2klossless.dcm", "MR_small.dcm"),            # JPEG 2000 lossless

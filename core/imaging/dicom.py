@@ -2,7 +2,8 @@
 
 Order (PS3.4 N.2): decode (with YBR_FULL / YBR_FULL_422 → RGB done by pydicom) → modality LUT
 or (0028,1053) Rescale Slope / (0028,1052) Rescale Intercept → (0028,3010) VOI LUT Sequence or
-(0028,1050) Window Center / (0028,1051) Window Width (or an override) → MONOCHROME1 inversion.
+(0028,1050) Window Center / (0028,1051) Window Width (or an override) → MONOCHROME1 inversion
+(or Presentation LUT Shape INVERSE on MONOCHROME2).
 PALETTE COLOR goes through :func:`pydicom.pixels.apply_color_lut`. Enhanced multi-frame files
 take rescale and window from the Shared / Per-frame Functional Groups when the top level lacks
 them.
@@ -323,6 +324,16 @@ def _decode(ds: Dataset, index: int | None) -> np.ndarray:
                         code="corrupt_pixels") from err
 
 
+def _inverted(ds: Dataset, photometric: str) -> bool:
+    """Whether low values display white: MONOCHROME1, or (2050,0020) Presentation LUT Shape
+    INVERSE on a MONOCHROME2 image (PS3.3 C.11.6: "output after inversion is in P-Values";
+    some mammography and secondary-capture exports use it). For MONOCHROME1, INVERSE is the
+    same inversion that the photometric interpretation already asks for (PS3.3 C.8.11.6.1:
+    DX pairs INVERSE with MONOCHROME1), not a second one."""
+    shape = str(ds.get("PresentationLUTShape") or "").strip().upper()
+    return photometric == "MONOCHROME1" or (photometric == "MONOCHROME2" and shape == "INVERSE")
+
+
 def load_dicom(data: bytes, *, frame: int | None, window: WindowSpec, sha256: str,
                filename: str | None) -> Scan:
     """Decode DICOM ``data`` into a :class:`Scan` (see the module docstring for the order)."""
@@ -380,7 +391,7 @@ def load_dicom(data: bytes, *, frame: int | None, window: WindowSpec, sha256: st
             raise ScanError("The modality lookup table (rescale) in this DICOM file is "
                             "invalid.", code="corrupt_pixels") from err
         display = Display(values=values, frame_index=index, has_volume=keep_volume,
-                          invert=photometric == "MONOCHROME1", voi=_voi_view(ds, ts),
+                          invert=_inverted(ds, photometric), voi=_voi_view(ds, ts),
                           file_window=_file_window(ds, index))
     del raw
     pixels, volume, win, source = render(display, window)
