@@ -11,6 +11,7 @@ from core.db import init_db, session_scope
 from core.db import auth
 from core.db import models as m
 from core.db.audit import recent_audit
+from core.db.errors import NotFound
 
 PW = "correct horse battery"
 
@@ -142,3 +143,151 @@ def test_no_password_in_audit(engine):
         auth.set_password(s, "kim", "another good password")
         events = recent_audit(s, 50)
     assert all(PW not in str(e.detail) and "wrong" not in str(e.detail) for e in events)
+
+
+# --- single sign-on (OIDC) e-mails -----------------------------------------------------------
+
+@pytest.mark.parametrize("raw, expected", [
+    ("alice@example.org", "alice@example.org"),
+    ("  Alice.Smith@Hospital.Example.ORG ", "alice.smith@hospital.example.org"),
+    ("a+tag@sub.example.co.uk", "a+tag@sub.example.co.uk"),
+    ("x@y.z", "x@y.z"),
+    ("alice@example.org\n", "alice@example.org"),
+    ("o'brien@example.org", "o'brien@example.org"),
+    ("a" * 64 + "@" + "b" * 185 + ".org", "a" * 64 + "@" + "b" * 185 + ".org"),  # 254 chars
+])
+def test_normalize_email_accepts(raw, expected):
+    assert auth.normalize_email(raw) == expected
+
+
+@pytest.mark.parametrize("raw, fragment", [
+    ("", "empty"),
+    ("   ", "empty"),
+    (None, "empty"),
+    ("alice", "look like"),
+    ("alice@localhost", "look like"),
+    ("@example.org", "look like"),
+    ("alice@", "look like"),
+    ("alice@@example.org", "look like"),
+    ("a@b@example.org", "look like"),
+    ("alice smith@example.org", "look like"),
+    ("alice@exa mple.org", "look like"),
+    ("alice@example.", "look like"),
+    ("alice@.example.org", "look like"),
+    ("alice@example..org", "look like"),
+    ("alice\t@example.org", "look like"),
+    ("a" * 64 + "@" + "b" * 186 + ".org", "at most 254"),   # 255 chars
+])
+def test_normalize_email_rejects(raw, fragment):
+    with pytest.raises(auth.PolicyError, match=fragment) as err:
+        auth.normalize_email(raw)
+    assert isinstance(err.value, ValueError)
+
+
+def test_create_user_with_sso_email(engine):
+    with session_scope(engine) as s:
+        user = auth.create_user(s, "lena", PW, "radiologist", sso_email=" Lena@Hospital.ORG ")
+        plain = auth.create_user(s, "lars", PW)
+        blank = auth.create_user(s, "lou", PW, sso_email="")
+    assert user.sso_email == "lena@hospital.org"
+    assert plain.sso_email is None and blank.sso_email is None
+    with session_scope(engine) as s:
+        assert s.get(m.User, user.id).sso_email == "lena@hospital.org"
+        assert auth.get_user(s, user.id).sso_email == "lena@hospital.org"
+        add = recent_audit(s, 10, action="user_add")
+    assert {e.detail["username"]: e.detail.get("sso_email") for e in add} == {
+        "lena": "lena@hospital.org", "lars": None, "lou": None}
+
+
+def test_create_user_refuses_bad_or_duplicate_sso_email(engine):
+    with session_scope(engine) as s:
+        auth.create_user(s, "mia", PW, sso_email="mia@hospital.org")
+    with session_scope(engine) as s:
+        with pytest.raises(auth.UserExists, match="mia@hospital.org"):
+            auth.create_user(s, "mia2", PW, sso_email="MIA@Hospital.org")
+        with pytest.raises(auth.PolicyError, match="E-mail"):
+            auth.create_user(s, "mia3", PW, sso_email="not an e-mail")
+        with pytest.raises(auth.UserExists, match="named 'mia'"):  # username checked first
+            auth.create_user(s, "mia", PW, sso_email="other@hospital.org")
+    with session_scope(engine) as s:
+        assert [u.username for u in auth.list_users(s)] == ["mia"]
+
+
+def test_set_and_clear_sso_email(engine):
+    with session_scope(engine) as s:
+        admin = auth.create_user(s, "nora", PW, "admin")
+        auth.create_user(s, "omar", PW)
+        auth.create_user(s, "pia", PW, sso_email="pia@hospital.org")
+    with session_scope(engine) as s:
+        view = auth.set_sso_email(s, "OMAR", "Omar@Hospital.org", by_user_id=admin.id)
+        assert view.sso_email == "omar@hospital.org" and view.username == "omar"
+        # setting one's own e-mail again (any case) is not a duplicate
+        assert auth.set_sso_email(s, "omar", "OMAR@hospital.org").sso_email == \
+            "omar@hospital.org"
+        with pytest.raises(auth.UserExists, match="pia@hospital.org"):
+            auth.set_sso_email(s, "omar", "PIA@hospital.org")
+        with pytest.raises(auth.PolicyError):
+            auth.set_sso_email(s, "omar", "omar at hospital")
+        with pytest.raises(NotFound):
+            auth.set_sso_email(s, "nobody", "x@hospital.org")
+    with session_scope(engine) as s:
+        assert s.scalar(select(m.User.sso_email).where(m.User.username == "omar")) == \
+            "omar@hospital.org"
+        assert auth.set_sso_email(s, "omar", None, by_user_id=admin.id).sso_email is None
+        assert auth.set_sso_email(s, "pia", "").sso_email is None
+        # the freed address can be given to someone else
+        assert auth.set_sso_email(s, "omar", "pia@hospital.org").sso_email == "pia@hospital.org"
+        events = recent_audit(s, 20, action="user_sso_email")
+    assert [(e.detail["username"], e.detail["sso_email"]) for e in reversed(events)] == [
+        ("omar", "omar@hospital.org"), ("omar", "omar@hospital.org"), ("omar", None),
+        ("pia", None), ("omar", "pia@hospital.org")]
+    assert events[-1].user_id == admin.id and events[-1].username == "nora"
+
+
+def test_authenticate_sso_ok_is_case_insensitive_and_leaves_password_state(engine):
+    with session_scope(engine) as s:
+        user = auth.create_user(s, "quinn", PW, sso_email="quinn@hospital.org")
+    t0 = m.utcnow()
+    for _ in range(auth.MAX_FAILURES):  # lock the password login
+        with session_scope(engine) as s:
+            auth.authenticate(s, "quinn", "wrong password!", now=t0)
+    now = t0 + timedelta(seconds=5)
+    with session_scope(engine) as s:
+        view = auth.authenticate_sso(s, "  Quinn@HOSPITAL.org", email_verified=True, now=now)
+        assert view is not None and view.id == user.id and view.username == "quinn"
+        assert view.last_login_at == now and view.sso_email == "quinn@hospital.org"
+    with session_scope(engine) as s:
+        row = s.get(m.User, user.id)
+        assert row.last_login_at == now
+        assert row.failed_logins == auth.MAX_FAILURES and row.locked_until is not None
+        ok = recent_audit(s, 5, action="login_sso_ok")
+        assert auth.authenticate_sso(s, "quinn@hospital.org") is not None  # no claim: accepted
+    assert len(ok) == 1 and ok[0].user_id == user.id
+    assert ok[0].detail == {"sso_email": "quinn@hospital.org"}
+
+
+@pytest.mark.parametrize("email, verified, reason", [
+    ("nobody@hospital.org", True, "unknown_identity"),
+    ("ruth@hospital.org", False, "unverified_email"),
+    ("ruth@hospital.org", "false", "unverified_email"),   # some providers send strings
+    ("sam@hospital.org", True, "inactive"),
+    (None, True, "no_email"),
+    ("", None, "no_email"),
+    ("not-an-email", True, "no_email"),
+    ("x" * 300 + "@hospital.org", True, "no_email"),
+])
+def test_authenticate_sso_refusals(engine, email, verified, reason):
+    with session_scope(engine) as s:
+        auth.create_user(s, "admin1", PW, "admin")
+        ruth = auth.create_user(s, "ruth", PW, sso_email="ruth@hospital.org")
+        sam = auth.create_user(s, "sam", PW, sso_email="sam@hospital.org")
+        auth.set_active(s, "sam", False)
+    with session_scope(engine) as s:
+        assert auth.authenticate_sso(s, email, email_verified=verified) is None
+    with session_scope(engine) as s:
+        failed = recent_audit(s, 5, action="login_sso_failed")
+        assert not recent_audit(s, 5, action="login_sso_ok")
+        assert s.scalar(select(m.User.last_login_at).where(m.User.id == ruth.id)) is None
+    assert len(failed) == 1 and failed[0].detail["reason"] == reason
+    expected_user = {"ruth@hospital.org": ruth.id, "sam@hospital.org": sam.id}
+    assert failed[0].user_id == (expected_user.get(email) if isinstance(email, str) else None)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import getpass
 import io
+import json
 import subprocess
 import sys
 
@@ -73,7 +74,9 @@ def test_no_password_option_on_the_command_line(url):
 def test_db_upgrade_check_and_ratings_export(url, tmp_path, capsys):
     assert main(["db", "upgrade"]) == 0
     assert main(["db", "check"]) == 0
-    assert "revision 0001" in capsys.readouterr().out
+    from core.db.migrate import head_revision
+
+    assert f"revision {head_revision()}" in capsys.readouterr().out
     out = tmp_path / "ratings.csv"
     assert main(["ratings", "export", "--out", str(out)]) == 0
     with open(out, newline="") as fh:
@@ -90,3 +93,62 @@ def test_module_entry_point_users_add_via_stdin(url, tmp_path):
                           text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "added admin eve" in proc.stdout
+
+
+def test_users_sso_email_add_set_clear_and_list(url, monkeypatch, capsys):
+    _stdin(monkeypatch, PW + "\n")
+    assert main(["users", "add", "tara", "--role", "admin", "--password-stdin",
+                 "--sso-email", " Tara@Hospital.ORG "]) == 0
+    _stdin(monkeypatch, PW + "\n")
+    assert main(["users", "add", "uwe", "--password-stdin"]) == 0
+    out = capsys.readouterr().out
+    assert "added admin tara (SSO e-mail tara@hospital.org)" in out
+    assert "added radiologist uwe\n" in out
+
+    assert main(["users", "set-sso-email", "UWE", "Uwe@Hospital.org"]) == 0
+    assert "SSO e-mail of uwe: uwe@hospital.org" in capsys.readouterr().out
+    assert main(["users", "list"]) == 0
+    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()}
+    assert "tara@hospital.org" in lines["tara"] and "uwe@hospital.org" in lines["uwe"]
+    assert main(["users", "list", "--json"]) == 0
+    listed = {u["username"]: u["sso_email"] for u in json.loads(capsys.readouterr().out)}
+    assert listed == {"tara": "tara@hospital.org", "uwe": "uwe@hospital.org"}
+
+    assert main(["users", "set-sso-email", "uwe", "--clear"]) == 0
+    assert "SSO e-mail of uwe cleared" in capsys.readouterr().out
+    with session_scope(init_db(url)) as s:
+        assert {u.username: u.sso_email for u in auth.list_users(s)} == {
+            "tara": "tara@hospital.org", "uwe": None}
+        assert auth.authenticate_sso(s, "TARA@hospital.org", email_verified=True).username \
+            == "tara"
+    assert main(["users", "list"]) == 0
+    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()}
+    assert "@" not in lines["uwe"]
+
+
+def test_users_sso_email_errors(url, monkeypatch, capsys):
+    _stdin(monkeypatch, PW + "\n")
+    assert main(["users", "add", "vera", "--password-stdin", "--sso-email", "v@h.org"]) == 0
+    _stdin(monkeypatch, PW + "\n")
+    assert main(["users", "add", "walt", "--password-stdin", "--sso-email", "V@H.org"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "v@h.org" in err and "already" in err
+    _stdin(monkeypatch, PW + "\n")
+    assert main(["users", "add", "walt", "--password-stdin", "--sso-email", "walt"]) == 2
+    assert capsys.readouterr().err.startswith("error: E-mail address must look like")
+    _stdin(monkeypatch, PW + "\n")
+    assert main(["users", "add", "walt", "--password-stdin"]) == 0
+    assert main(["users", "set-sso-email", "walt", "v@h.org"]) == 2
+    assert "already belongs to user 'vera'" in capsys.readouterr().err
+    assert main(["users", "set-sso-email", "walt", "no email"]) == 2
+    assert "error: E-mail" in capsys.readouterr().err
+    assert main(["users", "set-sso-email", "nobody", "n@h.org"]) == 2
+    assert "error: No user named 'nobody'" in capsys.readouterr().err
+    for argv in (["users", "set-sso-email", "walt"],                         # neither
+                 ["users", "set-sso-email", "walt", "w@h.org", "--clear"]):  # both
+        with pytest.raises(SystemExit) as exit_:
+            main(argv)
+        assert exit_.value.code == 2
+    with session_scope(init_db(url)) as s:
+        assert {u.username: u.sso_email for u in auth.list_users(s)} == {
+            "vera": "v@h.org", "walt": None}

@@ -85,3 +85,86 @@ def test_migrations_render_for_postgresql(capsys):
     ddl = capsys.readouterr().out
     assert "CREATE TABLE ratings" in ddl and "BYTEA" in ddl and "SERIAL" in ddl
     assert "CHECK (image_quality BETWEEN 1 AND 5)" in ddl
+
+
+def test_upgrade_from_0001_keeps_users_and_their_rows(url):
+    """A database made at revision 0001 (before ``users.sso_email``) with a user, a scan, a
+    rating and an audit row upgrades to head through the app's engine (SQLite foreign keys ON):
+    nothing is lost or cascaded away, and the user has no SSO e-mail."""
+    from alembic import command
+
+    from core.db.migrate import alembic_config
+
+    engine = get_engine(url)
+    cfg = alembic_config(engine)
+    with engine.connect() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0001")
+        conn.commit()
+    assert current_revision(engine) == "0001"
+    assert "sso_email" not in {c["name"] for c in inspect(engine).get_columns("users")}
+    with engine.begin() as conn:
+        conn.execute(text(
+            "INSERT INTO users (id, username, role, password_hash, active, failed_logins, "
+            "created_at) VALUES (7, 'olduser', 'radiologist', 'x', 1, 0, '2026-01-01')"))
+        conn.execute(text(
+            "INSERT INTO scans (id, sha256, summary, source_format, shape, uploaded_by, "
+            "created_at) VALUES (1, :sha, '{}', 'png', '[]', 7, '2026-01-01')"),
+            {"sha": "a" * 64})
+        conn.execute(text(
+            "INSERT INTO ratings (reader_id, scan_id, method, model_version, study_key, "
+            "image_quality, diagnostic_usefulness, created_at, updated_at) "
+            "VALUES (7, 1, 'original', '', 0, 4, 5, '2026-01-01', '2026-01-01')"))
+        conn.execute(text("INSERT INTO audit_log (at, user_id, action, detail) "
+                          "VALUES ('2026-01-01', 7, 'login_ok', '{}')"))
+
+    upgrade_to_head(engine, force=True)
+    assert current_revision(engine) == head_revision()
+    assert schema_diff(engine) == []
+    with session_scope(engine) as s:
+        user = s.get(m.User, 7)
+        assert user.username == "olduser" and user.sso_email is None
+        assert s.query(m.Rating).one().reader_id == 7
+        assert s.query(m.Scan).one().uploaded_by == 7
+        assert s.query(m.AuditLog).one().user_id == 7
+    with engine.connect() as conn:
+        assert conn.execute(text("PRAGMA foreign_key_check")).fetchall() == []
+
+
+def test_sso_email_is_unique_in_the_database(url):
+    engine = init_db(url)
+    with pytest.raises(IntegrityError):
+        with session_scope(engine) as s:
+            for name in ("u1", "u2"):
+                s.add(m.User(username=name, role="radiologist", password_hash="x",
+                             sso_email="same@example.org"))
+    with session_scope(engine) as s:  # many users without SSO are fine (NULLs are distinct)
+        for name in ("u1", "u2"):
+            s.add(m.User(username=name, role="radiologist", password_hash="x"))
+
+
+def test_downgrade_0002_drops_sso_email_and_keeps_users(url):
+    from alembic import command
+
+    from core.db.migrate import alembic_config
+
+    engine = init_db(url)
+    with session_scope(engine) as s:
+        user = m.User(username="keep", role="admin", password_hash="x",
+                      sso_email="keep@example.org")
+        scan = m.Scan(sha256="b" * 64, source_format="png", uploaded_by=None)
+        s.add_all([user, scan])
+        s.flush()
+        s.add(m.Rating(reader_id=user.id, scan_id=scan.id, method="original",
+                       image_quality=3, diagnostic_usefulness=3))
+    cfg = alembic_config(engine)
+    with engine.connect() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0001")
+        conn.commit()
+    assert "sso_email" not in {c["name"] for c in inspect(engine).get_columns("users")}
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT username FROM users")).scalars().all() == ["keep"]
+        assert conn.execute(text("SELECT count(*) FROM ratings")).scalar() == 1  # no cascade
+    upgrade_to_head(engine, force=True)
+    assert schema_diff(engine) == []

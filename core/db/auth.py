@@ -5,6 +5,11 @@ re-hashed on the next successful login when those parameters change. After
 ``MAX_FAILURES`` consecutive failed logins an account is locked for 1, 2, 4 … minutes (capped
 at ``MAX_LOCK_MINUTES``); an admin can unlock it. Unknown usernames cost the same as known ones
 (a dummy hash is verified).
+
+Single sign-on (OIDC): an admin links an account to the e-mail of the user's identity at the
+hospital's provider (``users.sso_email``, lower-cased, unique); :func:`authenticate_sso` maps
+a signed-in identity to that account. SSO never creates accounts and leaves the password state
+(hash, failed logins, lock) alone.
 """
 from __future__ import annotations
 
@@ -26,13 +31,17 @@ __all__ = ["AuthError", "LockedOut", "PolicyError", "UserExists", "PermissionDen
            "SetupDone", "ROLES", "MIN_PASSWORD_LENGTH", "MAX_FAILURES", "normalize_username",
            "check_password_policy", "create_user", "authenticate", "needs_first_admin",
            "create_first_admin", "require_role", "get_user", "list_users", "set_password",
-           "set_active", "set_role", "unlock_user", "to_view"]
+           "set_active", "set_role", "unlock_user", "to_view", "MAX_EMAIL_LENGTH",
+           "normalize_email", "set_sso_email", "authenticate_sso"]
 
 MIN_PASSWORD_LENGTH = 10
 MAX_PASSWORD_LENGTH = 1024          # argon2 handles more; this bounds the work per attempt
 MAX_FAILURES = 5                    # failed logins before the first lock
 MAX_LOCK_MINUTES = 60
 _USERNAME = re.compile(r"[a-z0-9][a-z0-9._-]{1,31}")
+MAX_EMAIL_LENGTH = 254
+# Deliberately simple: local@domain, a dot inside the domain, no spaces or control characters.
+_EMAIL = re.compile(r"[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f.]+(?:\.[^@\s\x00-\x1f\x7f.]+)+")
 
 _hasher = PasswordHasher()
 _dummy_hash: str | None = None
@@ -48,7 +57,7 @@ def _dummy() -> str:
 def to_view(user: User) -> UserView:
     return UserView(id=user.id, username=user.username, role=user.role, active=user.active,
                     created_at=user.created_at, last_login_at=user.last_login_at,
-                    locked_until=user.locked_until)
+                    locked_until=user.locked_until, sso_email=user.sso_email)
 
 
 def normalize_username(username: str) -> str:
@@ -58,6 +67,29 @@ def normalize_username(username: str) -> str:
         raise PolicyError("Username must be 2–32 characters: letters, digits, '.', '_' or '-', "
                           "starting with a letter or digit.")
     return name
+
+
+def normalize_email(email: str) -> str:
+    """Strip and lower-case an SSO e-mail; raise :class:`PolicyError` unless it looks like
+    ``local@domain.tld`` (no spaces, at most 254 characters)."""
+    value = (email if isinstance(email, str) else "").strip().lower()
+    if not value:
+        raise PolicyError("E-mail address is empty.")
+    if len(value) > MAX_EMAIL_LENGTH:
+        raise PolicyError(f"E-mail address must be at most {MAX_EMAIL_LENGTH} characters long.")
+    if not _EMAIL.fullmatch(value):
+        raise PolicyError("E-mail address must look like name@example.org (one '@', a dot in "
+                          "the domain, no spaces).")
+    return value
+
+
+def _check_sso_email_free(session: Session, email: str, *, except_id: int | None = None) -> None:
+    q = select(User.username).where(User.sso_email == email)
+    if except_id is not None:
+        q = q.where(User.id != except_id)
+    owner = session.scalar(q)
+    if owner is not None:
+        raise UserExists(f"The SSO e-mail {email!r} already belongs to user {owner!r}.")
 
 
 def check_password_policy(password: str, username: str) -> None:
@@ -94,19 +126,26 @@ def _require(session: Session, username: str) -> User:
 
 
 def create_user(session: Session, username: str, password: str, role: str = "radiologist",
-                *, by_user_id: int | None = None) -> UserView:
-    """Add an active user. Raises :class:`PolicyError` or :class:`UserExists`."""
+                *, by_user_id: int | None = None, sso_email: str | None = None) -> UserView:
+    """Add an active user, optionally linked to an SSO e-mail (``None`` or ``""``: no SSO).
+
+    Raises :class:`PolicyError` or :class:`UserExists` (username or SSO e-mail taken).
+    """
     name = normalize_username(username)
     _check_role(role)
     check_password_policy(password, name)
+    email = normalize_email(sso_email) if sso_email not in (None, "") else None
     if session.scalar(select(User.id).where(User.username == name)) is not None:
         raise UserExists(f"A user named {name!r} already exists.")
+    if email is not None:
+        _check_sso_email_free(session, email)
     user = User(username=name, role=role, password_hash=_hasher.hash(password), active=True,
-                failed_logins=0)
+                failed_logins=0, sso_email=email)
     session.add(user)
     session.flush()
+    extra = {"sso_email": email} if email is not None else {}
     audit(session, by_user_id if by_user_id is not None else user.id, "user_add",
-          username=name, role=role)
+          username=name, role=role, **extra)
     return to_view(user)
 
 
@@ -169,6 +208,38 @@ def authenticate(session: Session, username: str, password: str, *,
     return to_view(user)
 
 
+def authenticate_sso(session: Session, email: str | None, *, email_verified: bool | None = None,
+                     now: datetime | None = None) -> UserView | None:
+    """The active user whose ``sso_email`` is ``email`` (the identity the OIDC provider
+    vouched for), else ``None``; never raises for a missing or malformed e-mail.
+
+    Refused, with a ``login_sso_failed`` audit row whose ``reason`` is ``no_email`` (missing or
+    malformed e-mail), ``unverified_email`` (``email_verified`` is ``False``; ``None`` means the
+    provider sent no such claim and is accepted), ``unknown_identity`` (no account linked to it)
+    or ``inactive``. On success sets ``last_login_at`` and audits ``login_sso_ok``; the password
+    lock and failure count are left as they are. ``now`` (aware UTC) is for tests.
+    """
+    now = now or utcnow()
+    try:
+        address = normalize_email(email)  # type: ignore[arg-type]
+    except PolicyError:
+        audit(session, None, "login_sso_failed", reason="no_email")
+        return None
+    user = session.scalar(select(User).where(User.sso_email == address))
+    unverified = email_verified is False or (isinstance(email_verified, str)
+                                             and email_verified.strip().lower() == "false")
+    if unverified or user is None or not user.active:
+        reason = ("unverified_email" if unverified else
+                  "unknown_identity" if user is None else "inactive")
+        audit(session, user.id if user else None, "login_sso_failed", reason=reason,
+              sso_email=address)
+        return None
+    user.last_login_at = now
+    audit(session, user.id, "login_sso_ok", sso_email=address)
+    session.flush()
+    return to_view(user)
+
+
 def require_role(user: UserView | User | None, *roles: str) -> None:
     """Raise :class:`PermissionDenied` unless ``user`` is active and has one of ``roles``.
 
@@ -225,6 +296,23 @@ def set_role(session: Session, username: str, role: str, *,
         raise AuthError("Cannot demote the last active admin.")
     user.role = role
     audit(session, by_user_id, "user_update", username=user.username, change="role", role=role)
+    session.flush()
+    return to_view(user)
+
+
+def set_sso_email(session: Session, username: str, email: str | None, *,
+                  by_user_id: int | None = None) -> UserView:
+    """Link a user to an SSO e-mail, or unlink (``None`` or ``""``).
+
+    Raises :class:`NotFound`, :class:`PolicyError` (malformed e-mail) or :class:`UserExists`
+    (another user has that e-mail).
+    """
+    user = _require(session, username)
+    address = normalize_email(email) if email not in (None, "") else None
+    if address is not None:
+        _check_sso_email_free(session, address, except_id=user.id)
+    user.sso_email = address
+    audit(session, by_user_id, "user_sso_email", username=user.username, sso_email=address)
     session.flush()
     return to_view(user)
 

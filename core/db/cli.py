@@ -21,6 +21,8 @@ def register(cmds) -> None:
     add.add_argument("--role", choices=["radiologist", "admin"], default="radiologist")
     add.add_argument("--password-stdin", action="store_true",
                      help="read the password from the first line of stdin")
+    add.add_argument("--sso-email", metavar="EMAIL",
+                     help="e-mail of the user's single sign-on (OIDC) identity")
     add.set_defaults(func=_users_add)
     ls = us.add_parser("list", help="list users")
     ls.add_argument("--json", action="store_true")
@@ -29,6 +31,14 @@ def register(cmds) -> None:
     pw.add_argument("name")
     pw.add_argument("--password-stdin", action="store_true")
     pw.set_defaults(func=_users_set_password)
+    sso = us.add_parser("set-sso-email",
+                        help="link a user to a single sign-on (OIDC) e-mail, or --clear it")
+    sso.add_argument("name")
+    which = sso.add_mutually_exclusive_group(required=True)
+    which.add_argument("email", nargs="?", metavar="EMAIL",
+                       help="the identity's e-mail (stored lower-cased)")
+    which.add_argument("--clear", action="store_true", help="remove the user's SSO e-mail")
+    sso.set_defaults(func=_users_set_sso_email)
     for action, help_ in (("deactivate", "stop a user from logging in (ratings are kept)"),
                           ("activate", "allow a deactivated user to log in again"),
                           ("unlock", "clear a lock after too many failed logins")):
@@ -85,8 +95,9 @@ def _users_add(args: argparse.Namespace) -> int:
     engine = _engine()
     password = _read_password(args, f"Password for {args.name}: ")
     with session_scope(engine) as s:
-        user = auth.create_user(s, args.name, password, args.role)
-    print(f"added {user.role} {user.username}")
+        user = auth.create_user(s, args.name, password, args.role, sso_email=args.sso_email)
+    print(f"added {user.role} {user.username}"
+          + (f" (SSO e-mail {user.sso_email})" if user.sso_email else ""))
     return 0
 
 
@@ -98,12 +109,14 @@ def _users_list(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([{"username": u.username, "role": u.role, "active": u.active,
                            "created_at": u.created_at.isoformat(),
-                           "locked_until": u.locked_until and u.locked_until.isoformat()}
+                           "locked_until": u.locked_until and u.locked_until.isoformat(),
+                           "sso_email": u.sso_email}
                           for u in users], indent=2))
         return 0
     for u in users:
         flags = ("" if u.active else " (inactive)") + (" (locked)" if u.locked_until else "")
-        print(f"{u.username:<32} {u.role:<12} {u.created_at:%Y-%m-%d}{flags}")
+        print(f"{u.username:<32} {u.role:<12} {u.created_at:%Y-%m-%d} "
+              f"{u.sso_email or '-':<40}{flags}".rstrip())
     if not users:
         print("(no users; add the first admin with: python -m core users add NAME --role admin)")
     return 0
@@ -117,6 +130,16 @@ def _users_set_password(args: argparse.Namespace) -> int:
     with session_scope(engine) as s:
         user = auth.set_password(s, args.name, password)
     print(f"password set for {user.username}")
+    return 0
+
+
+def _users_set_sso_email(args: argparse.Namespace) -> int:
+    from core.db import auth, session_scope
+
+    with session_scope(_engine()) as s:
+        user = auth.set_sso_email(s, args.name, None if args.clear else args.email)
+    print(f"SSO e-mail of {user.username}: {user.sso_email}" if user.sso_email
+          else f"SSO e-mail of {user.username} cleared")
     return 0
 
 

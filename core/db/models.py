@@ -66,6 +66,12 @@ class User(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     username: Mapped[str] = mapped_column(String(32), unique=True)
+    # Lower-cased e-mail of the user's single sign-on (OIDC) identity; NULL = no SSO. Unique
+    # through a unique *index* (ix_users_sso_email), not a table constraint: SQLite can add an
+    # index to an existing table, but a constraint only by rebuilding ``users``, and dropping the
+    # old table would fire the ON DELETE CASCADE / SET NULL of every table referencing it.
+    sso_email: Mapped[str | None] = mapped_column(String(254), unique=True, index=True,
+                                                  nullable=True)
     role: Mapped[str] = mapped_column(String(16))
     password_hash: Mapped[str] = mapped_column(String(255))
     active: Mapped[bool] = mapped_column(Boolean, default=True)

@@ -20,6 +20,7 @@ class UserView:
     created_at: datetime
     last_login_at: datetime | None = None
     locked_until: datetime | None = None
+    sso_email: str | None = None    # lower-cased SSO (OIDC) e-mail; None = no SSO
 
     @property
     def is_admin(self) -> bool:
