@@ -1,4 +1,5 @@
-"""Users (admin): add accounts, change roles and passwords, deactivate, unlock; recent audit."""
+"""Users (admin): add accounts, change roles, passwords and single sign-on e-mails, deactivate,
+unlock; recent audit."""
 from __future__ import annotations
 
 import streamlit as st
@@ -11,12 +12,13 @@ st.title("Users")
 
 from core.db.audit import recent_audit  # noqa: E402
 from core.db.auth import (MIN_PASSWORD_LENGTH, ROLES, AuthError, create_user,  # noqa: E402
-                          list_users, set_active, set_password, set_role, unlock_user)
+                          list_users, set_active, set_password, set_role, set_sso_email,
+                          unlock_user)
 
 with db() as session:
     users = list_users(session)
 st.dataframe(
-    [{"user": u.username, "role": u.role, "active": u.active,
+    [{"user": u.username, "role": u.role, "active": u.active, "SSO e-mail": u.sso_email or "",
       "locked until (UTC)": u.locked_until.strftime("%Y-%m-%d %H:%M") if u.locked_until else "",
       "last login (UTC)": u.last_login_at.strftime("%Y-%m-%d %H:%M") if u.last_login_at else "",
       "created (UTC)": u.created_at.strftime("%Y-%m-%d")} for u in users],
@@ -30,10 +32,16 @@ with col_add, st.form("add_user_form", clear_on_submit=True):
     role = st.selectbox("Role", ROLES, key="new_user_role")
     pw = st.text_input(f"Initial password (at least {MIN_PASSWORD_LENGTH} characters)",
                        type="password", key="new_user_password")
+    email = st.text_input("Single sign-on e-mail (optional)", key="new_user_sso",
+                          help="The e-mail the hospital's identity provider reports for this "
+                               "person; lets them sign in with single sign-on." + (
+                                   "" if auth.sso_enabled() else " Single sign-on is not "
+                                   "configured on this server (see the README)."))
     if st.form_submit_button("Add user", type="primary", key="new_user_submit"):
         try:
             with db() as session:
-                create_user(session, name, pw, role, by_user_id=admin["id"])
+                create_user(session, name, pw, role, by_user_id=admin["id"],
+                            sso_email=email.strip() or None)
             st.success(f"Added {name} ({role}). Give them the password over a safe channel.")
         except AuthError as err:
             st.error(str(err))
@@ -43,8 +51,8 @@ with col_edit:
     names = [u.username for u in users]
     target = st.selectbox("User", names, key="edit_user")
     current = next(u for u in users if u.username == target)
-    action = st.radio("Change", ["Role", "Password", "Activate / deactivate", "Unlock"],
-                      horizontal=True, key="edit_action")
+    action = st.radio("Change", ["Role", "Password", "SSO e-mail", "Activate / deactivate",
+                                 "Unlock"], horizontal=True, key="edit_action")
     try:
         if action == "Role":
             new_role = st.selectbox("New role", ROLES, index=ROLES.index(current.role),
@@ -59,6 +67,14 @@ with col_edit:
                 with db() as session:
                     set_password(session, target, new_pw, by_user_id=admin["id"])
                 st.success("Password changed (and any lock cleared).")
+        elif action == "SSO e-mail":
+            new_email = st.text_input("Single sign-on e-mail (empty: none)",
+                                      value=current.sso_email or "", key="edit_sso")
+            if st.button("Set SSO e-mail", key="edit_sso_submit"):
+                with db() as session:
+                    set_sso_email(session, target, new_email.strip() or None,
+                                  by_user_id=admin["id"])
+                st.rerun()
         elif action == "Activate / deactivate":
             label = "Deactivate" if current.active else "Activate"
             st.caption("Deactivated users cannot log in; their ratings are kept.")

@@ -101,3 +101,111 @@ def test_deactivated_user_is_logged_out_and_role_changes_apply(app_env):
         set_active(s, "reader", False)
     at.run()
     assert "user" not in at.session_state and at.title[0].value == "MedScan"
+
+
+# ---- single sign-on (st.login / OIDC), with the identity seeded through AppTest.user ----------
+SSO_SECRETS = {"redirect_uri": "http://localhost:8501/oauth2callback",
+               "cookie_secret": "test-cookie-secret-0123456789", "client_id": "medscan",
+               "client_secret": "medscan-secret",
+               "server_metadata_url": "http://127.0.0.1:9/.well-known/openid-configuration"}
+
+
+def _sso_app(identity: dict | None) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.secrets["auth"] = dict(SSO_SECRETS)
+    at.user = identity if identity is not None else {"is_logged_in": False}
+    return at
+
+
+def _button_keys(at: AppTest) -> set:
+    return {b.key for b in at.button}
+
+
+def _set_sso(app_env, username: str, email: str | None) -> None:
+    from core.db import init_db, session_scope
+    from core.db.auth import set_sso_email
+
+    with session_scope(init_db(app_env["MEDSCAN_DATABASE_URL"])) as s:
+        set_sso_email(s, username, email)
+
+
+def test_login_page_offers_sso_only_when_configured(app_env):
+    plain = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    assert "sso_login" not in _button_keys(plain)
+    at = _sso_app(None).run()
+    assert not at.exception and at.title[0].value == "MedScan"
+    assert "sso_login" in _button_keys(at) and "user" not in at.session_state
+    _login(at, "reader", PASSWORDS["reader"])           # passwords still work beside SSO
+    assert at.session_state["user"]["via"] == "password"
+
+
+def test_sso_identity_logs_into_its_account_and_out_again(app_env):
+    from core.db import init_db, session_scope
+    from core.db.audit import recent_audit
+
+    _set_sso(app_env, "reader", "Reader@Hospital.example.org")
+    at = _sso_app({"is_logged_in": True, "email": "reader@hospital.example.org",
+                   "email_verified": True, "name": "Dr Reader"}).run()
+    assert not at.exception
+    assert at.title[0].value == "Analyze"
+    assert at.session_state["user"] == {"id": app_env["ids"]["reader"], "name": "reader",
+                                        "role": "radiologist", "via": "sso"}
+    at.run()                                             # one sign-in, not one per rerun
+    with session_scope(init_db(app_env["MEDSCAN_DATABASE_URL"])) as s:
+        actions = [e.action for e in recent_audit(s, limit=20)]
+    assert actions.count("login_sso_ok") == 1
+    at.sidebar.button(key="logout_button").click().run()
+    assert not at.exception
+    assert at.user.get("is_logged_in") is False          # st.logout() ended the identity
+    assert "user" not in at.session_state and at.title[0].value == "MedScan"
+
+
+def test_sso_identity_without_account_is_refused(app_env):
+    at = _sso_app({"is_logged_in": True, "email": "stranger@hospital.example.org"}).run()
+    assert not at.exception and at.title[0].value == "MedScan"
+    assert "user" not in at.session_state
+    assert "stranger@hospital.example.org" in at.error[0].value
+    assert "sso_logout" in _button_keys(at) and "sso_login" not in _button_keys(at)
+    at.button(key="sso_logout").click().run()
+    assert at.user.get("is_logged_in") is False
+    at.run()                              # the browser follows st.logout()'s redirect
+    assert "sso_login" in _button_keys(at) and not at.error
+    # an unverified e-mail is refused even when an account has it
+    _set_sso(app_env, "reader", "reader@hospital.example.org")
+    unverified = _sso_app({"is_logged_in": True, "email": "reader@hospital.example.org",
+                           "email_verified": False}).run()
+    assert "user" not in unverified.session_state and unverified.error
+
+
+def test_deactivating_an_sso_user_ends_the_identity_session(app_env):
+    from core.db import init_db, session_scope
+    from core.db.auth import set_active
+
+    _set_sso(app_env, "reader", "reader@hospital.example.org")
+    at = _sso_app({"is_logged_in": True, "email": "reader@hospital.example.org"}).run()
+    assert at.session_state["user"]["via"] == "sso"
+    with session_scope(init_db(app_env["MEDSCAN_DATABASE_URL"])) as s:
+        set_active(s, "reader", False)
+    at.run()
+    assert "user" not in at.session_state and at.title[0].value == "MedScan"
+    assert at.user.get("is_logged_in") is False
+
+
+def test_admin_sets_a_users_sso_email(app_env):
+    from core.db import init_db, session_scope
+    from core.db.auth import list_users
+
+    at = logged_in("admin", app_env["ids"]).run()
+    at.switch_page("app_pages/admin_users.py").run()
+    at.selectbox(key="edit_user").set_value("reader").run()
+    at.radio(key="edit_action").set_value("SSO e-mail").run()
+    at.text_input(key="edit_sso").input("Reader@Hospital.example.org")
+    at.button(key="edit_sso_submit").click().run()
+    assert not at.exception and not at.error
+    with session_scope(init_db(app_env["MEDSCAN_DATABASE_URL"])) as s:
+        emails = {u.username: u.sso_email for u in list_users(s)}
+    assert emails == {"admin": None, "reader": "reader@hospital.example.org"}
+    assert "reader@hospital.example.org" in list(at.dataframe[0].value["SSO e-mail"])
+    at.text_input(key="edit_sso").input("not an e-mail")
+    at.button(key="edit_sso_submit").click().run()
+    assert at.error                                      # the policy message, no traceback

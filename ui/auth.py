@@ -1,9 +1,16 @@
 """Login, first-admin set-up, log out and role checks.
 
 The logged-in user lives in ``st.session_state["user"]`` as a plain dict
-``{"id", "name", "role"}``: one per browser session (each tab's websocket session), gone on log
-out. Passwords, hashing and failed-login throttling are ``core.db.auth``'s job; this module only
-draws the forms and shows its messages.
+``{"id", "name", "role", "via"}``: one per browser session (each tab's websocket session), gone
+on log out. Passwords, hashing and failed-login throttling are ``core.db.auth``'s job; this
+module only draws the forms and shows its messages.
+
+Single sign-on: when ``.streamlit/secrets.toml`` has an ``[auth]`` section (Streamlit's OIDC
+settings), the login page also offers "Sign in with single sign-on" (``st.login``). The
+identity's e-mail must be the SSO e-mail an admin gave a local account (Users page or
+``python -m core users set-sso-email``); the role comes from that account. Streamlit keeps the
+identity in a signed, HTTP-only cookie, so an SSO user stays logged in across page reloads and
+new tabs until "Log out" (which also ends the identity-provider session when it supports it).
 """
 from __future__ import annotations
 
@@ -12,10 +19,40 @@ import streamlit as st
 from ui.resources import db
 
 __all__ = ["ROLES", "USER_KEY", "current_user", "refresh_user", "login_page", "require_role",
-           "logout", "sidebar_user_ui"]
+           "logout", "sidebar_user_ui", "sso_enabled"]
 
 ROLES = ("radiologist", "admin")
 USER_KEY = "user"
+_SSO_REFUSED = "sso_refused"   # the identity that signed in but has no (active) account
+
+
+def sso_enabled() -> bool:
+    """True when the server's secrets configure Streamlit's OIDC login (an ``[auth]`` section)."""
+    try:
+        return "auth" in st.secrets
+    except Exception:  # no secrets file at all (FileNotFoundError / StreamlitSecretNotFoundError)
+        return False
+
+
+def _sso_signed_in() -> bool:
+    return sso_enabled() and bool(st.user.get("is_logged_in"))
+
+
+def _sso_account() -> dict | None:
+    """The local account of the signed-in SSO identity (audited), else None; a refused
+    identity is remembered for the login page's message."""
+    from core.db.auth import authenticate_sso
+
+    email = st.user.get("email")
+    verified = st.user.get("email_verified")
+    with db() as session:
+        user = authenticate_sso(session, email if isinstance(email, str) else None,
+                                email_verified=verified if isinstance(verified, bool) else None)
+    if user is None:
+        st.session_state[_SSO_REFUSED] = str(email or "an identity without an e-mail address")
+        return None
+    st.session_state.pop(_SSO_REFUSED, None)
+    return _as_session_user(user, via="sso")
 
 
 def current_user() -> dict | None:
@@ -29,19 +66,24 @@ def refresh_user() -> dict | None:
 
     user = current_user()
     if user is None:
-        return None
+        if not _sso_signed_in() or _SSO_REFUSED in st.session_state:
+            return None
+        user = _sso_account()
+        if user is None:
+            return None
+        st.session_state[USER_KEY] = user
     with db() as session:
         fresh = get_user(session, user["id"])
     if fresh is None or not fresh.active:
         logout()
         return None
     if fresh.role != user["role"]:
-        st.session_state[USER_KEY] = user = _as_session_user(fresh)
+        st.session_state[USER_KEY] = user = _as_session_user(fresh, via=user.get("via"))
     return user
 
 
-def _as_session_user(user) -> dict:
-    return {"id": int(user.id), "name": str(user.username), "role": str(user.role)}
+def _as_session_user(user, via: str | None = "password") -> dict:
+    return {"id": int(user.id), "name": str(user.username), "role": str(user.role), "via": via}
 
 
 def _audit(action: str, user: dict | None, **detail) -> None:
@@ -86,6 +128,21 @@ def _login_ui() -> None:
     st.title("MedScan")
     st.caption("Scan analysis, explanation and super-resolution for radiologists. "
                "Research software: not a medical device.")
+    if sso_enabled():
+        refused = st.session_state.get(_SSO_REFUSED)
+        if refused and _sso_signed_in():
+            st.error(f"You signed in as **{refused}**, but no active MedScan account has that "
+                     "single sign-on e-mail. Ask an administrator to add it on the Users page.",
+                     icon=":material/person_off:")
+            if st.button("Sign out of single sign-on", key="sso_logout"):
+                st.session_state.pop(_SSO_REFUSED, None)
+                st.logout()
+        else:
+            st.session_state.pop(_SSO_REFUSED, None)
+            if st.button("Sign in with single sign-on", key="sso_login", type="primary",
+                         icon=":material/badge:", width="stretch"):
+                st.login()
+        st.caption("or with a MedScan user name and password:")
     with st.form("login_form"):
         name = st.text_input("User name", key="login_name")
         pw = st.text_input("Password", type="password", key="login_password")
@@ -126,6 +183,8 @@ def logout() -> None:
     # Forget everything this browser session held (uploads, selections), not the shared caches.
     for key in list(st.session_state.keys()):
         del st.session_state[key]
+    if _sso_signed_in():
+        st.logout()   # clears the identity cookie (and the provider's session if it can)
 
 
 def require_role(*roles: str) -> dict:

@@ -1,6 +1,7 @@
 """Audit log: who did what, when. Details are scrubbed of anything that looks like PHI.
 
-Actions used by the app: ``login_ok``, ``login_failed``, ``login_locked``, ``logout``, ``upload``,
+Actions used by the app: ``login_ok``, ``login_failed``, ``login_locked``, ``login_sso_ok``,
+``login_sso_failed``, ``user_sso_email``, ``logout``, ``upload``,
 ``predict``, ``super_resolve``, ``rate``, ``study_create``, ``train_start``, ``train_cancel``,
 ``model_activate``, ``user_add``, ``user_update``. ``core.db`` functions write their own rows
 (login, upload, predict, rate, user_add, train_start...); pages add ``logout`` and

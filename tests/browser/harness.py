@@ -29,8 +29,10 @@ def _free_port() -> int:
 
 
 @contextmanager
-def app_server(weights: Path | None = None, *, startup_timeout: float = 90):
-    """Yield ``(url, env)`` of a running app; users ``admin`` / ``reader`` exist (see app_env)."""
+def app_server(weights: Path | None = None, *, startup_timeout: float = 90, secrets=None):
+    """Yield ``(url, env)`` of a running app; users ``admin`` / ``reader`` exist (see app_env).
+    ``secrets``: a function of the app's URL returning the text of a ``secrets.toml`` for the
+    server (e.g. single sign-on settings); none by default."""
     sys.path.insert(0, str(REPO / "tests"))
     import app_env
 
@@ -44,14 +46,17 @@ def app_server(weights: Path | None = None, *, startup_timeout: float = 90):
         env = dict(os.environ) | app_env.set_env(tmp, weights)
         app_env.make_db(env["MEDSCAN_DATABASE_URL"])
         port = _free_port()
+        url = f"http://127.0.0.1:{port}"
+        secrets_file = tmp / "secrets.toml"   # also keeps the repo's own secrets out of tests
+        secrets_file.write_text(secrets(url) if secrets else "")
+        extra = ["--secrets.files", str(secrets_file)]
         log = open(tmp / "streamlit.log", "wb")
         proc = subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", str(REPO / "app.py"),
              "--server.port", str(port), "--server.address", "127.0.0.1",
              "--server.headless", "true", "--server.fileWatcherType", "none",
-             "--browser.gatherUsageStats", "false"],
+             "--browser.gatherUsageStats", "false", *extra],
             cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + startup_timeout
         while True:
             try:
