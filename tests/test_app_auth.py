@@ -175,6 +175,9 @@ def test_sso_identity_without_account_is_refused(app_env):
     unverified = _sso_app({"is_logged_in": True, "email": "reader@hospital.example.org",
                            "email_verified": False}).run()
     assert "user" not in unverified.session_state and unverified.error
+    as_text = _sso_app({"is_logged_in": True, "email": "reader@hospital.example.org",
+                        "email_verified": "false"}).run()
+    assert "user" not in as_text.session_state and as_text.error
 
 
 def test_deactivating_an_sso_user_ends_the_identity_session(app_env):

@@ -47,7 +47,9 @@ def _sso_account() -> dict | None:
     verified = st.user.get("email_verified")
     with db() as session:
         user = authenticate_sso(session, email if isinstance(email, str) else None,
-                                email_verified=verified if isinstance(verified, bool) else None)
+                                # some providers send the claim as the string "false"
+                                email_verified=verified if isinstance(verified, (bool, str))
+                                else None)
     if user is None:
         st.session_state[_SSO_REFUSED] = str(email or "an identity without an e-mail address")
         return None
