@@ -199,7 +199,7 @@ def test_zip_series_window_presets_and_frames(app_env, explain_calls):
     # The model card's caveats and credits are one click away.
     text = " ".join(m.value for m in at.markdown)
     assert "Caveats" in text and "Tiny test model" in text and "Credits" in text
-    assert "Validation metrics" in text
+    assert "Test metrics (n = 8)" in text      # held-out test metrics preferred over validation
 
 
 def test_without_any_model_the_pages_still_work(app_env, tmp_path, monkeypatch):
