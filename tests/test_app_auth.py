@@ -157,7 +157,9 @@ def test_sso_identity_logs_into_its_account_and_out_again(app_env):
     at.sidebar.button(key="logout_button").click().run()
     assert not at.exception
     assert at.user.get("is_logged_in") is False          # st.logout() ended the identity
-    assert "user" not in at.session_state and at.title[0].value == "MedScan"
+    assert "user" not in at.session_state
+    at.run()                              # the browser follows st.logout()'s redirect
+    assert at.title[0].value == "MedScan" and "sso_login" in _button_keys(at)
 
 
 def test_sso_identity_without_account_is_refused(app_env):

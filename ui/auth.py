@@ -139,6 +139,7 @@ def _login_ui() -> None:
             if st.button("Sign out of single sign-on", key="sso_logout"):
                 st.session_state.pop(_SSO_REFUSED, None)
                 st.logout()
+                st.stop()     # the browser follows the redirect
         else:
             st.session_state.pop(_SSO_REFUSED, None)
             if st.button("Sign in with single sign-on", key="sso_login", type="primary",
@@ -178,7 +179,10 @@ def login_page() -> None:
             _login_ui()
 
 
-def logout() -> None:
+def logout() -> bool:
+    """Forget the logged-in user; also end the single sign-on identity when there is one
+    (returns True then: the browser is being redirected, so callers must not ``st.rerun()``,
+    which could drop that redirect)."""
     user = st.session_state.pop(USER_KEY, None)
     if user:
         _audit("logout", user)
@@ -187,6 +191,8 @@ def logout() -> None:
         del st.session_state[key]
     if _sso_signed_in():
         st.logout()   # clears the identity cookie (and the provider's session if it can)
+        return True
+    return False
 
 
 def require_role(*roles: str) -> dict:
@@ -207,5 +213,6 @@ def sidebar_user_ui(user: dict) -> None:
     with st.sidebar:
         st.caption(f"Logged in as **{user['name']}** ({user['role']})")
         if st.button("Log out", key="logout_button", icon=":material/logout:"):
-            logout()
+            if logout():
+                st.stop()     # let st.logout()'s redirect reach the browser
             st.rerun()
