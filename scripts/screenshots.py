@@ -140,6 +140,16 @@ def main(argv: list[str] | None = None) -> int:
         _shot(page, args.out, "12_admin_users")
         open_page(page, "Export ratings")
         _shot(page, args.out, "13_admin_export")
+    # The login page of a server with single sign-on configured (the provider is not contacted
+    # until the button is pressed).
+    sso = ('[auth]\nredirect_uri = "{url}/oauth2callback"\ncookie_secret = "screenshot-only"\n'
+           'client_id = "medscan"\nclient_secret = "x"\nserver_metadata_url = '
+           '"https://login.hospital.example/.well-known/openid-configuration"\n')
+    with app_server(args.weights, secrets=lambda url: sso.format(url=url)) as (url, env), \
+            browser_page() as page:
+        page.goto(url)
+        page.get_by_role("button", name="Sign in with single sign-on").wait_for()
+        _shot(page, args.out, "01b_login_sso")
     shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
