@@ -30,6 +30,7 @@ from core.errors import ModelCardError, ModelNotFoundError
 
 __all__ = [
     "TASKS", "CARD_FILE", "WEIGHTS_FILE", "validate_card", "new_version_name", "save_version",
+    "replace_card",
     "list_versions", "load_card", "active_slots", "version_dir", "active_version", "activate", "load_model",
     "delete_version",
 ]
@@ -119,6 +120,26 @@ def save_version(task: str, model, card: dict, *, version: str | None = None,
     if activate:
         globals()["activate"](task, version, slot=slot, weights_dir=weights_dir)
     return final
+
+
+def replace_card(task: str, version: str, card: dict, *,
+                 weights_dir: Path | str | None = None) -> Path:
+    """Validate ``card`` and swap it in for ``version``'s card atomically (temp file, then
+    rename), readable by the app's user like a freshly saved version (0644)."""
+    validate_card(card, task=task)
+    folder = version_dir(task, version, weights_dir=weights_dir)
+    if not folder.is_dir():
+        raise ModelNotFoundError(f"No version {task}/{version} in {folder.parent}.")
+    fd, tmp = tempfile.mkstemp(prefix=".card-", dir=folder)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(json.dumps(card, indent=2) + "\n")
+        os.chmod(tmp, 0o644)   # mkstemp creates 0600
+        os.replace(tmp, folder / CARD_FILE)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return folder / CARD_FILE
 
 
 def load_card(task: str, version: str | None = None, *, slot: str | None = None,

@@ -124,3 +124,15 @@ def test_published_files_are_world_readable(tmp_weights, tiny_builder):
     assert path.stat().st_mode & 0o777 == 0o755
     assert all(f.stat().st_mode & 0o777 == 0o644 for f in path.iterdir())
     assert (tmp_weights / "classifier" / "ACTIVE").stat().st_mode & 0o777 == 0o644
+
+
+def test_replaced_card_stays_world_readable_and_valid(tmp_weights, tiny_builder):
+    path = registry.save_version("classifier", tiny_builder(3), _card(), version="v1")
+    card = registry.load_card("classifier", "v1")
+    registry.replace_card("classifier", "v1", dict(card, metrics={"test": {"accuracy": 0.5}}))
+    assert registry.load_card("classifier", "v1")["metrics"]["test"]["accuracy"] == 0.5
+    assert (path / registry.CARD_FILE).stat().st_mode & 0o777 == 0o644
+    assert [f.name for f in path.iterdir() if f.name.startswith(".")] == []   # no temp left
+    with pytest.raises(ModelCardError):
+        registry.replace_card("classifier", "v1", {"task": "classifier"})      # invalid: refused
+    assert registry.load_card("classifier", "v1")["metrics"]["test"]["accuracy"] == 0.5

@@ -6,9 +6,6 @@ measures the Grad-CAM mass outside the head: per image, the share of the predict
 """
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +23,8 @@ __all__ = ["evaluate_folder", "record_metrics"]
 def evaluate_folder(clf, data: str | Path, *, calibrated: bool = True, gradcam_mass: bool = False,
                     batch_size: int = 32, progress: ProgressCallback | None = None) -> dict:
     """Report with keys accuracy, macro_f1, ece (calibrated unless told not to), ece_ci95
-    (bootstrap), nll, brier, reliability (confidence bins), ece_uncalibrated, classes, per_class, confusion_matrix, n, model, temperature and, with
+    (bootstrap), nll, brier, reliability (confidence bins), ece_uncalibrated, classes,
+    per_class, confusion_matrix, n, model, temperature and, with
     ``gradcam_mass``, gradcam_outside_head (mean) and gradcam_outside_head_p90."""
     folder = list_image_folder(data, clf.classes)
     xs, masses = [], []
@@ -68,10 +66,4 @@ def record_metrics(version: str, name: str, report: dict, *, command: str | None
     if "data" in entry:
         entry["data_fingerprint"] = fingerprint(list_image_folder(entry["data"], card["classes"]))
     card.setdefault("metrics", {})[name] = entry
-    registry.validate_card(card, task="classifier")
-    folder = registry.version_dir("classifier", version, weights_dir=weights_dir)
-    fd, tmp = tempfile.mkstemp(prefix=".card-", dir=folder)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(json.dumps(card, indent=2) + "\n")
-    os.replace(tmp, folder / registry.CARD_FILE)
-    return folder / registry.CARD_FILE
+    return registry.replace_card("classifier", version, card, weights_dir=weights_dir)

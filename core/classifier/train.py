@@ -401,10 +401,9 @@ def recalibrate(data: str, version: str | None = None, *, weights_dir: str | Non
     Without ``new_version`` the version's card is rewritten atomically (same predictions,
     new confidence). With ``new_version`` a new version is published instead, with the same
     weights, ``preprocessing.tta`` set to ``tta`` (``"hflip"``: flip-averaged logits, None: off,
-    ``"same"``: as the source version) and the temperature fitted for it; its card records where it came from. Returns the new
-    ``calibration`` entry (with ``version``: the version written)."""
-    import tempfile
-
+    ``"same"``: as the source version) and the temperature fitted for it; its card records where
+    it came from. Returns the new ``calibration`` entry (with ``version``: the version written).
+    """
     from core import registry
     from core.classifier.calibration import fit_temperature, softmax
     from core.classifier.data import fingerprint, list_image_folder, load_images, stratified_split
@@ -449,13 +448,8 @@ def recalibrate(data: str, version: str | None = None, *, weights_dir: str | Non
     entry = _calibration_entry(fit_temperature(logits[cal_idx], y_cal), len(cal_idx), len(va))
     entry["previous_temperature"] = clf.temperature
     if new_version is None:
-        card = dict(card, calibration=entry)
-        registry.validate_card(card, task=TASK)
-        target = registry.version_dir(TASK, clf.version, weights_dir=weights_dir)
-        fd, tmp = tempfile.mkstemp(dir=target, prefix=".card-")
-        with os.fdopen(fd, "w") as fh:
-            fh.write(json.dumps(card, indent=2) + "\n")
-        os.replace(tmp, target / registry.CARD_FILE)
+        registry.replace_card(TASK, clf.version, dict(card, calibration=entry),
+                              weights_dir=weights_dir)
         return dict(entry, version=clf.version)
 
     clean = classification_report(softmax(logits[cal_idx], entry["temperature"]), y_cal,
