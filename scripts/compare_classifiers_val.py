@@ -26,26 +26,22 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     from core.classifier.calibration import softmax
-    from core.classifier.data import fingerprint, list_image_folder, load_images, stratified_split
+    from core.classifier.data import card_split, list_image_folder, load_images
     from core.classifier.dedup import calibration_subset
     from core.classifier.inference import Classifier
     from core.classifier.metrics import classification_report
     from core.classifier.preprocess import normalise
 
     clfs = [Classifier.load(v) for v in args.versions]
-    splits = {json.dumps({k: ((c.card.get("training") or {}).get("config") or {}).get(k)
-                          for k in ("seed", "val_fraction", "max_images")}) for c in clfs}
-    if len(splits) != 1:
-        raise SystemExit(f"versions use different splits: {splits}")
-    cfg = json.loads(splits.pop())
     folder = list_image_folder(args.data, clfs[0].classes)
-    if any((c.card.get("data") or {}).get("fingerprint") not in (None, fingerprint(folder))
-           for c in clfs):
-        raise SystemExit(f"{args.data} is not the training data of every version")
-    if cfg.get("max_images"):
-        raise SystemExit("versions trained on a subsample are not supported here")
-    tr, va = stratified_split(folder.labels, float(cfg["val_fraction"] or 0.15),
-                              int(cfg["seed"] or 42))
+    try:
+        splits = [card_split(folder, c.card, args.data) for c in clfs]
+    except ValueError as err:
+        raise SystemExit(str(err)) from None
+    tr, va = splits[0]
+    if any(not (np.array_equal(t, tr) and np.array_equal(v, va)) for t, v in splits[1:]):
+        raise SystemExit("the versions were trained on different splits (seed, fraction or "
+                         "subsample differ): their validation images are not comparable")
     # one subset for all versions (hashed at the first version's preprocessing)
     pre0 = clfs[0].preprocessing
     keep = calibration_subset(load_images([folder.files[i] for i in tr], pre0),

@@ -21,7 +21,7 @@ from core.classifier.preprocess import crop_resize, head_bbox, normalise, to_gra
 from core.imaging.export import IMAGE_SUFFIXES
 
 __all__ = ["IMAGE_EXTENSIONS", "FolderData", "list_image_folder", "stratified_split",
-           "fingerprint", "load_images", "class_weights", "augment", "ImageFolderSequence"]
+           "training_split", "card_split", "fingerprint", "load_images", "class_weights", "augment", "ImageFolderSequence"]
 
 IMAGE_EXTENSIONS = frozenset(IMAGE_SUFFIXES)
 
@@ -72,6 +72,30 @@ def stratified_split(labels: np.ndarray, val_fraction: float, seed: int
         val.extend(idx[:n_val])
         train.extend(idx[n_val:])
     return np.sort(np.array(train, dtype=np.int64)), np.sort(np.array(val, dtype=np.int64))
+
+
+def training_split(labels: np.ndarray, val_fraction: float, seed: int,
+                   max_images: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The (train, val) indices a training run uses: an optional stratified subsample of
+    ``max_images`` (seed + 1), then :func:`stratified_split` of it (seed)."""
+    idx_all = np.arange(len(labels))
+    if max_images and max_images < len(idx_all):
+        idx_all, _ = stratified_split(labels, 1 - max_images / len(idx_all), seed + 1)
+    tr_rel, va_rel = stratified_split(labels[idx_all], val_fraction, seed)
+    return idx_all[tr_rel], idx_all[va_rel]
+
+
+def card_split(data: FolderData, card: dict, where: str | Path = "this folder"
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """A registry version's own (train, val) split of ``data``, rebuilt from its card's training
+    config; ``ValueError`` when ``data`` is not the folder it was trained on (fingerprint)."""
+    expected = (card.get("data") or {}).get("fingerprint")
+    if expected and fingerprint(data) != expected:
+        raise ValueError(f"{where} is not the training data of {card.get('version')} "
+                         f"(fingerprint differs from the card's).")
+    cfg = (card.get("training") or {}).get("config") or {}
+    return training_split(data.labels, float(cfg.get("val_fraction", 0.15)),
+                          int(cfg.get("seed", 42)), cfg.get("max_images"))
 
 
 def fingerprint(data: FolderData) -> str:

@@ -207,7 +207,7 @@ def train(cfg: TrainConfig, progress: ProgressCallback = null_progress) -> Train
     from core.classifier.calibration import fit_temperature, softmax
     from core.classifier.dedup import calibration_subset
     from core.classifier.data import (ImageFolderSequence, class_weights, fingerprint,
-                                      list_image_folder, load_images, stratified_split)
+                                      list_image_folder, load_images, training_split)
     from core.classifier.metrics import classification_report
     from core.config import REPO_ROOT
     from core.device import configure_device, distribution_strategy
@@ -222,11 +222,7 @@ def train(cfg: TrainConfig, progress: ProgressCallback = null_progress) -> Train
     run_dir.mkdir(parents=True, exist_ok=True)
 
     data = list_image_folder(cfg.data)
-    idx_all = np.arange(len(data.files))
-    if cfg.max_images and cfg.max_images < len(idx_all):
-        idx_all, _ = stratified_split(data.labels, 1 - cfg.max_images / len(idx_all), cfg.seed + 1)
-    tr_rel, va_rel = stratified_split(data.labels[idx_all], cfg.val_fraction, cfg.seed)
-    tr_idx, va_idx = idx_all[tr_rel], idx_all[va_rel]
+    tr_idx, va_idx = training_split(data.labels, cfg.val_fraction, cfg.seed, cfg.max_images)
     num_classes = len(data.classes)
     network, prep, gradcam_layer = _network(cfg, num_classes)
     progress(Progress(task=TASK, phase="load", message=(
@@ -406,7 +402,7 @@ def recalibrate(data: str, version: str | None = None, *, weights_dir: str | Non
     """
     from core import registry
     from core.classifier.calibration import fit_temperature, softmax
-    from core.classifier.data import fingerprint, list_image_folder, load_images, stratified_split
+    from core.classifier.data import card_split, list_image_folder, load_images
     from core.classifier.dedup import calibration_subset
     from core.classifier.inference import TTA_MODES, Classifier
     from core.classifier.metrics import classification_report
@@ -421,17 +417,7 @@ def recalibrate(data: str, version: str | None = None, *, weights_dir: str | Non
         raise ValueError("Changing test-time averaging changes the predictions: publish it as "
                          "a new version (new_version / --as NEW_VERSION).")
     folder = list_image_folder(data, clf.classes)
-    expected = (card.get("data") or {}).get("fingerprint")
-    if expected and fingerprint(folder) != expected:
-        raise ValueError(f"{data} is not the training data of {clf.version} "
-                         f"(fingerprint differs from the card's).")
-    tcfg = (card.get("training") or {}).get("config") or {}
-    seed, frac = int(tcfg.get("seed", 42)), float(tcfg.get("val_fraction", 0.15))
-    idx_all = np.arange(len(folder.files))
-    if tcfg.get("max_images") and tcfg["max_images"] < len(idx_all):
-        idx_all, _ = stratified_split(folder.labels, 1 - tcfg["max_images"] / len(idx_all), seed + 1)
-    tr_rel, va_rel = stratified_split(folder.labels[idx_all], frac, seed)
-    tr, va = idx_all[tr_rel], idx_all[va_rel]
+    tr, va = card_split(folder, card, data)
     progress(Progress(task=TASK, phase="calibrate", message=f"{len(va)} validation images"))
     x_tr = load_images([folder.files[i] for i in tr], clf.preprocessing)
     x_va = load_images([folder.files[i] for i in va], clf.preprocessing)
