@@ -69,9 +69,9 @@ def _ece(conf: np.ndarray, correct: np.ndarray, n_bins: int) -> float:
     if not len(conf):
         return 0.0
     bins = _bin_index(conf, n_bins)
-    count = np.bincount(bins, minlength=n_bins)
+    # per bin |sum(correct) - sum(confidence)|, i.e. count × |accuracy - mean confidence|
     gap = np.abs(np.bincount(bins, correct, n_bins) - np.bincount(bins, conf, n_bins))
-    return float(gap.sum() / len(conf)) if count.any() else 0.0
+    return float(gap.sum() / len(conf))
 
 
 def expected_calibration_error(probs, y_true, n_bins: int = ECE_BINS) -> float:
