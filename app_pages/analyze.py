@@ -9,17 +9,14 @@ from ui import auth, cached, plots, resources
 from ui.analysis import LOW_CONFIDENCE, input_warnings, model_card_ui, record_prediction_once
 from ui.images import draw_box, png_bytes, to_rgb
 from ui.rating import rating_form_ui
-from ui.scan_ui import all_scans_ui, frame_ui, pick_scan_ui, upload_ui, window_ui
+from ui.scan_ui import all_scans_ui, scan_or_stop_ui, window_ui
 
 user = auth.require_role()
 st.title("Analyze")
 
-upload_ui("scan")
-picked = pick_scan_ui("analyze_pick")
-if picked is None:
-    st.info("Upload a scan to see the predicted class, its calibrated probabilities and the "
-            "Grad-CAM explanation.", icon=":material/upload_file:")
-    st.stop()
+picked = scan_or_stop_ui("analyze_pick", "analyze_frame",
+                         "Upload a scan to see the predicted class, its calibrated "
+                         "probabilities and the Grad-CAM explanation.")
 
 try:
     clf = resources.classifier()
@@ -27,7 +24,6 @@ except MedScanError as err:
     clf = None
     st.warning(str(err), icon=":material/warning:")
 
-picked = frame_ui(picked, "analyze_frame")
 scan = picked.scan
 col_img, col_cam, col_pred = st.columns([1, 1, 1], gap="medium")
 

@@ -7,20 +7,16 @@ from ui import auth, plots
 from ui.analysis import record_scan_once
 from ui.images import fit_to, png_bytes, to_rgb
 from ui.rating import rating_form_ui
-from ui.scan_ui import frame_ui, pick_scan_ui, upload_ui
+from ui.scan_ui import scan_or_stop_ui
 from ui.sr import (METHOD_LABELS, MODE_HELP, difference_maps, record_sr_once, run_comparison,
                    sr_methods_ui)
 
 user = auth.require_role()
 st.title("Super-resolution")
 
-upload_ui("scan")
-picked = pick_scan_ui("sr_pick")
-if picked is None:
-    st.info("Upload a scan (or pick one uploaded on the Analyze page) to compare "
-            "super-resolution methods.", icon=":material/upload_file:")
-    st.stop()
-picked = frame_ui(picked, "sr_frame")
+picked = scan_or_stop_ui("sr_pick", "sr_frame",
+                         "Upload a scan (or pick one uploaded on the Analyze page) to compare "
+                         "super-resolution methods.")
 record_scan_once(user, picked)
 
 settings = sr_methods_ui(picked.scan)

@@ -15,7 +15,7 @@ from core.errors import ScanError
 from ui import cached
 from ui.images import sha256_hex
 
-__all__ = ["UPLOAD_HELP", "Picked", "upload_ui", "pick_scan_ui", "all_scans_ui", "window_ui",
+__all__ = ["UPLOAD_HELP", "Picked", "upload_ui", "pick_scan_ui", "scan_or_stop_ui", "all_scans_ui", "window_ui",
            "frame_ui"]
 
 UPLOADS_KEY = "uploads"
@@ -85,6 +85,17 @@ def pick_scan_ui(key: str) -> Picked | None:
     sha, name, member, scan = scans[idx]
     data = st.session_state[UPLOADS_KEY][sha][1]
     return Picked(scan=scan, key=f"{sha}:{member}", upload_sha=sha, name=name, data=data)
+
+
+def scan_or_stop_ui(pick_key: str, frame_key: str, empty_message: str) -> Picked:
+    """A page's start: the uploader, the scan picker and the frame slider; with no readable
+    scan, ``empty_message`` and the page stops."""
+    upload_ui("scan")
+    picked = pick_scan_ui(pick_key)
+    if picked is None:
+        st.info(empty_message, icon=":material/upload_file:")
+        st.stop()
+    return frame_ui(picked, frame_key)
 
 
 def all_scans_ui(*, show_errors: bool = True) -> list[Picked]:
