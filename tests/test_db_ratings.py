@@ -177,3 +177,46 @@ def test_audit_rows_without_phi(env):
     detail = events[0].detail
     assert detail["patient_name"] == MASK and detail["nested"]["ok"] == [1, 2]
     assert len(detail["note"]) <= 201 and events[0].username == "ann"
+
+
+def _first_rating_race(url: str, reader: int, n: int) -> list[BaseException]:
+    """``n`` threads, each with its own connection, submit the same first rating at once."""
+    import threading
+
+    from core.db import get_engine
+
+    engine = get_engine(url)
+    barrier = threading.Barrier(n)
+    errors: list[BaseException] = []
+
+    def submit(i: int) -> None:
+        barrier.wait()
+        try:
+            with session_scope(engine) as s:
+                _rate(s, reader, sha=SHA2, method="original", version=None, iq=1 + i % 5,
+                      du=3, comment=f"tab {i}")
+        except BaseException as err:  # noqa: BLE001 - collected and asserted below
+            errors.append(err)
+
+    threads = [threading.Thread(target=submit, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return errors
+
+
+@pytest.mark.parametrize("attempt", range(5))
+def test_simultaneous_first_ratings_keep_one_row_and_raise_nothing(env, sqlite_url, attempt):
+    """Two tabs or a double click submit the same first rating at once: before the atomic
+    upsert, the loser of read-then-insert raised IntegrityError (issue 15 item 4)."""
+    engine, ids = env
+    errors = _first_rating_race(sqlite_url, ids["ann"], 16)
+    assert errors == []
+    with session_scope(engine) as s:
+        rows = s.scalars(select(m.Rating).where(m.Rating.reader_id == ids["ann"])).all()
+        audits = s.scalar(select(func.count()).select_from(m.AuditLog)
+                          .where(m.AuditLog.action == "rate"))
+    assert len(rows) == 1
+    assert rows[0].comment.startswith("tab ") and 1 <= rows[0].image_quality <= 5
+    assert audits == 16                      # every submission was saved (the last one wins)

@@ -16,7 +16,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-__all__ = ["get_engine", "session_scope", "dispose_engines", "BUSY_TIMEOUT_S"]
+__all__ = ["get_engine", "session_scope", "dispose_engines", "upsert_insert", "BUSY_TIMEOUT_S"]
 
 BUSY_TIMEOUT_S = 30  # how long a writer waits for SQLite's write lock before "database is locked"
 
@@ -86,3 +86,17 @@ def session_scope(engine: Engine | None = None) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+def upsert_insert(session: Session):
+    """The dialect's ``insert`` construct that has ``on_conflict_do_update`` /
+    ``on_conflict_do_nothing`` (SQLite 3.24+ and PostgreSQL 9.5+ both speak ``INSERT ... ON
+    CONFLICT``), for atomic upserts instead of read-then-insert."""
+    name = session.get_bind().dialect.name
+    if name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    elif name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        raise NotImplementedError(f"no atomic upsert for the {name!r} database dialect")
+    return insert

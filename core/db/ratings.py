@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core.db.audit import audit
+from core.db.engine import upsert_insert
 from core.db.errors import RatingError
 from core.db.models import Rating, Scan, Study, User, utcnow
 from core.db.records import _scan, check_sha256
@@ -55,6 +56,9 @@ def _view(r: Rating, sha: str) -> RatingView:
                       created_at=r.created_at, updated_at=r.updated_at)
 
 
+RATING_KEY = ("reader_id", "scan_id", "method", "model_version", "study_key")  # the unique key
+
+
 def _key_filter(reader_id: int, scan_id: int, method: str, model_version: str | None,
                 study_id: int | None):
     return (Rating.reader_id == reader_id, Rating.scan_id == scan_id, Rating.method == method,
@@ -70,18 +74,20 @@ def save_rating(session: Session, *, reader_id: int, scan_sha256: str, method: s
     method = _method(method)
     comment = (comment or "").strip()[:MAX_COMMENT] or None
     scan = _scan(session, scan_sha256)
-    row = session.scalar(select(Rating).where(
-        *_key_filter(reader_id, scan.id, method, model_version, study_id)))
-    if row is None:
-        row = Rating(reader_id=reader_id, scan_id=scan.id, method=method,
-                     model_version=model_version or "", study_id=study_id,
-                     study_key=study_id or 0, image_quality=iq, diagnostic_usefulness=du,
-                     comment=comment)
-        session.add(row)
-    else:
-        row.image_quality, row.diagnostic_usefulness, row.comment = iq, du, comment
-        row.updated_at = utcnow()
-    session.flush()
+    now = utcnow()
+    # One atomic statement (INSERT ... ON CONFLICT DO UPDATE), not read-then-insert: two first
+    # submissions at once (two tabs, a double click) would otherwise both find no row and the
+    # second INSERT would hit the unique key. The last submission wins; created_at stays.
+    insert = upsert_insert(session)(Rating).values(
+        reader_id=reader_id, scan_id=scan.id, method=method, model_version=model_version or "",
+        study_id=study_id, study_key=study_id or 0, image_quality=iq, diagnostic_usefulness=du,
+        comment=comment, created_at=now, updated_at=now)
+    rating_id = session.scalar(insert.on_conflict_do_update(
+        index_elements=list(RATING_KEY),
+        set_={"image_quality": iq, "diagnostic_usefulness": du, "comment": comment,
+              "updated_at": now}).returning(Rating.id))
+    row = session.scalars(select(Rating).where(Rating.id == rating_id)
+                          .execution_options(populate_existing=True)).one()
     audit(session, reader_id, "rate", scan=scan.sha256, method=method,
           model_version=model_version, study_id=study_id)
     return _view(row, scan.sha256)
