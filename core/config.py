@@ -6,13 +6,17 @@
 | MEDSCAN_DATA_DIR       | <repo>/data (database, training runs)|
 | MEDSCAN_DATABASE_URL   | sqlite:///<data dir>/medscan.db      |
 | MEDSCAN_MAX_PIXELS     | 100_000_000 (decompression-bomb cap) |
+| MEDSCAN_REGISTRY_DIR   | <data dir>/weights (versions trained in the app, the app's active pointers) |
+| MEDSCAN_EVAL_DIR       | unset: fixed evaluation set (image folder) for candidates vs the active version |
+| MEDSCAN_JOB_HEARTBEAT_MIN | 10 (a job on another host with no progress this long is presumed dead) |
 """
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-__all__ = ["REPO_ROOT", "weights_dir", "data_dir", "database_url", "max_pixels"]
+__all__ = ["REPO_ROOT", "weights_dir", "data_dir", "database_url", "max_pixels", "registry_dir",
+           "eval_dir", "job_heartbeat_s"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -25,6 +29,25 @@ def data_dir() -> Path:
     path = Path(os.environ.get("MEDSCAN_DATA_DIR", REPO_ROOT / "data"))
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def registry_dir() -> Path:
+    """Writable model registry: versions trained in the app and the app's active pointers.
+    The shipped ``weights_dir()`` is read-only when it holds a ``READ_ONLY`` marker
+    (``core.registry``)."""
+    return Path(os.environ.get("MEDSCAN_REGISTRY_DIR") or data_dir() / "weights")
+
+
+def eval_dir() -> Path | None:
+    """The fixed evaluation set candidates and the active version are compared on (unset: none;
+    the Training page then offers the active version's recorded test folder)."""
+    value = os.environ.get("MEDSCAN_EVAL_DIR", "").strip()
+    return Path(value).expanduser() if value else None
+
+
+def job_heartbeat_s() -> float:
+    """Seconds without a progress write after which a job on another host counts as dead."""
+    return float(os.environ.get("MEDSCAN_JOB_HEARTBEAT_MIN", 10)) * 60
 
 
 def database_url() -> str:

@@ -13,6 +13,17 @@ classifier → ``classes``, ``input_size``, ``preprocessing``; sr → ``scale``.
 recommended: ``calibration`` ({"temperature": T}), ``pretrained`` (bool / description),
 ``data`` (path, fingerprint, counts), ``training`` (config and command), ``metrics``,
 ``caveats`` (list of str), ``credits``.
+
+**Shipped and trained versions.** A weights root holding a ``READ_ONLY`` marker file (the
+repository's ``weights/``) is *shipped*: nothing is ever written there by default. The registry
+then reads two roots, the writable one first: ``config.registry_dir()``
+(``$MEDSCAN_DATA_DIR/weights``: versions trained in the app, the app's ``ACTIVE`` pointers and
+their history) and the shipped one. New versions are *candidates* until activated; activation
+and :func:`rollback` are recorded in ``<task>/HISTORY.jsonl`` and, through
+:func:`activate_audited` / :func:`rollback`, in the audit log. Evaluations of versions on a
+fixed evaluation set are kept beside them (:func:`record_evaluation`, keyed by the set's
+fingerprint), never in a shipped card. A root without the marker is one plain read-write
+registry, as before (tests, developer tools).
 """
 from __future__ import annotations
 
@@ -32,7 +43,9 @@ __all__ = [
     "TASKS", "CARD_FILE", "WEIGHTS_FILE", "validate_card", "new_version_name", "save_version",
     "replace_card",
     "list_versions", "load_card", "active_slots", "version_dir", "active_version", "activate", "load_model",
-    "delete_version",
+    "delete_version", "READ_ONLY_MARKER", "is_read_only", "roots", "location", "version_status",
+    "version_rows", "history", "previous_version", "activate_audited", "rollback",
+    "record_evaluation", "evaluations", "compare_on_eval_set", "MIN_EVAL_IMAGES",
 ]
 
 TASKS = ("classifier", "sr")
@@ -41,10 +54,54 @@ WEIGHTS_FILE = "model.weights.h5"
 _REQUIRED = ("task", "version", "architecture", "network", "created_at")
 _REQUIRED_BY_TASK = {"classifier": ("classes", "input_size", "preprocessing"), "sr": ("scale",)}
 _VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+READ_ONLY_MARKER = "READ_ONLY"   # in a weights root: shipped versions, never written by default
+HISTORY_FILE = "HISTORY.jsonl"
+_EVAL_DIR = ".evaluations"
+MIN_EVAL_IMAGES = 100            # fewer images than this: activation warns loudly
+_COMPARE = ("accuracy", "macro_f1", "ece", "nll", "brier")   # higher is better: first two
+_HIGHER_BETTER = {"accuracy", "macro_f1"}
 
 
 def _root(weights_dir: Path | str | None) -> Path:
     return Path(weights_dir) if weights_dir is not None else _default_weights_dir()
+
+
+def is_read_only(weights_dir: Path | str | None = None) -> bool:
+    """Whether the (shipped) weights root is marked read-only."""
+    return (_root(weights_dir) / READ_ONLY_MARKER).is_file()
+
+
+def roots(weights_dir: Path | str | None = None) -> list[tuple[Path, bool]]:
+    """``(root, writable)`` in lookup order: the data-dir registry, then a read-only shipped
+    root; just ``[(root, True)]`` for a root without the marker."""
+    base = _root(weights_dir)
+    if not (base / READ_ONLY_MARKER).is_file():
+        return [(base, True)]
+    from core.config import registry_dir
+
+    local = registry_dir()
+    if local.resolve() == base.resolve():
+        return [(base, False)]
+    return [(local, True), (base, False)]
+
+
+def _write_root(weights_dir: Path | str | None) -> Path:
+    for root, writable in roots(weights_dir):
+        if writable:
+            return root
+    raise ModelCardError(f"{_root(weights_dir)} is read-only (shipped versions) and no writable "
+                         "registry is configured (MEDSCAN_REGISTRY_DIR).")
+
+
+def location(task: str, version: str, *, weights_dir: Path | str | None = None
+             ) -> tuple[Path, bool] | None:
+    """``(version folder, writable)`` of an existing version, else ``None``."""
+    _check_task(task)
+    _check_version(version)
+    for root, writable in roots(weights_dir):
+        if (root / task / version).is_dir():
+            return root / task / version, writable
+    return None
 
 
 def _check_task(task: str) -> None:
@@ -86,22 +143,24 @@ def new_version_name(prefix: str = "v") -> str:
 
 
 def version_dir(task: str, version: str, *, weights_dir: Path | str | None = None) -> Path:
-    _check_task(task)
-    _check_version(version)
-    return _root(weights_dir) / task / version
+    """The folder of ``version`` wherever it lives; for a new one, where it would be written."""
+    found = location(task, version, weights_dir=weights_dir)
+    return found[0] if found else _write_root(weights_dir) / task / version
 
 
 def save_version(task: str, model, card: dict, *, version: str | None = None,
                  activate: bool = False, slot: str | None = None, weights_dir: Path | str | None = None,
                  extra_files: dict[str, Path] | None = None) -> Path:
-    """Write weights + card into a new version folder (atomically: temp dir, then rename)."""
+    """Write weights + card into a new version folder (atomically: temp dir, then rename), in
+    the writable registry (never a read-only shipped root). Not activated unless asked: a
+    new version is a candidate."""
     version = version or card.get("version") or new_version_name()
     card = dict(card, task=task, version=version)
     card.setdefault("created_at", _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
     validate_card(card, task=task)
-    final = version_dir(task, version, weights_dir=weights_dir)
-    if final.exists():
+    if location(task, version, weights_dir=weights_dir) is not None:
         raise ModelCardError(f"Version {task}/{version} already exists.")
+    final = _write_root(weights_dir) / task / version
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{version}-", dir=final.parent))
     try:
@@ -125,11 +184,14 @@ def save_version(task: str, model, card: dict, *, version: str | None = None,
 def replace_card(task: str, version: str, card: dict, *,
                  weights_dir: Path | str | None = None) -> Path:
     """Validate ``card`` and swap it in for ``version``'s card atomically (temp file, then
-    rename), readable by the app's user like a freshly saved version (0644)."""
+    rename), readable by the app's user like a freshly saved version (0644). A developer's
+    tool (``evaluate --record``, ``calibrate``): it edits the card where the version lives,
+    a shipped one included; the app never calls it."""
     validate_card(card, task=task)
-    folder = version_dir(task, version, weights_dir=weights_dir)
-    if not folder.is_dir():
-        raise ModelNotFoundError(f"No version {task}/{version} in {folder.parent}.")
+    found = location(task, version, weights_dir=weights_dir)
+    if found is None:
+        raise ModelNotFoundError(f"No version {task}/{version} in {_root(weights_dir) / task}.")
+    folder = found[0]
     fd, tmp = tempfile.mkstemp(prefix=".card-", dir=folder)
     try:
         with os.fdopen(fd, "w") as fh:
@@ -166,14 +228,20 @@ def load_card(task: str, version: str | None = None, *, slot: str | None = None,
 
 
 def list_versions(task: str, *, weights_dir: Path | str | None = None) -> list[dict]:
-    """Cards of every valid version of ``task``, newest first; broken folders are skipped."""
-    root = _root(weights_dir) / task
-    cards = []
-    if root.is_dir():
+    """Cards of every valid version of ``task`` in every root, newest first; broken folders
+    are skipped."""
+    _check_task(task)
+    cards, seen = [], set()
+    for base, _ in roots(weights_dir):
+        root = base / task
+        if not root.is_dir():
+            continue
         for d in root.iterdir():
-            if d.is_dir() and not d.name.startswith(".") and (d / CARD_FILE).is_file():
+            if (d.is_dir() and not d.name.startswith(".") and d.name not in seen
+                    and (d / CARD_FILE).is_file()):
                 try:
                     cards.append(load_card(task, d.name, weights_dir=weights_dir))
+                    seen.add(d.name)
                 except ModelCardError:
                     continue
     return sorted(cards, key=lambda c: c.get("created_at", ""), reverse=True)
@@ -188,42 +256,228 @@ def _pointer_name(slot: str | None) -> str:
 
 def active_version(task: str, *, slot: str | None = None,
                    weights_dir: Path | str | None = None) -> str | None:
+    """The active version of ``slot``: the writable registry's pointer, else the shipped one."""
     _check_task(task)
-    pointer = _root(weights_dir) / task / _pointer_name(slot)
-    if not pointer.is_file():
-        return None
-    name = pointer.read_text().strip()
-    return name or None
+    for root, _ in roots(weights_dir):
+        pointer = root / task / _pointer_name(slot)
+        if pointer.is_file():
+            name = pointer.read_text().strip()
+            if name:
+                return name
+    return None
 
 
 def activate(task: str, version: str, *, slot: str | None = None,
-             weights_dir: Path | str | None = None) -> None:
-    """Make ``version`` the active one of ``slot``; atomic, so readers never see a half-written
-    pointer."""
+             weights_dir: Path | str | None = None, user: str | None = None,
+             action: str = "activate") -> str | None:
+    """Make ``version`` the active one of ``slot`` (pointer in the writable registry; atomic,
+    so readers never see a half-written pointer) and append it to the task's history.
+    Returns the previously active version. See :func:`activate_audited` for the app's path."""
     load_card(task, version, weights_dir=weights_dir)  # validates that it exists and is sound
-    folder = _root(weights_dir) / task
+    previous = active_version(task, slot=slot, weights_dir=weights_dir)
+    folder = _write_root(weights_dir) / task
+    folder.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".ACTIVE-", dir=folder)
     with os.fdopen(fd, "w") as fh:
         fh.write(version + "\n")
     os.chmod(tmp, 0o644)  # mkstemp creates 0600
     os.replace(tmp, folder / _pointer_name(slot))
+    entry = {"at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+             "action": action, "slot": slot, "version": version, "previous": previous,
+             "user": user}
+    with open(folder / HISTORY_FILE, "a") as fh:
+        fh.write(json.dumps(entry) + "\n")
+    return previous
+
+
+def history(task: str, *, slot: str | None = None,
+            weights_dir: Path | str | None = None) -> list[dict]:
+    """Activations of ``slot`` in the writable registry, oldest first."""
+    path = _write_root(weights_dir) / task / HISTORY_FILE
+    out = []
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            try:
+                entry = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if entry.get("slot") == slot:
+                out.append(entry)
+    return out
+
+
+def previous_version(task: str, *, slot: str | None = None,
+                     weights_dir: Path | str | None = None) -> str | None:
+    """The version a rollback would re-activate: the one active before the current one."""
+    current = active_version(task, slot=slot, weights_dir=weights_dir)
+    for entry in reversed(history(task, slot=slot, weights_dir=weights_dir)):
+        if entry.get("version") == current:
+            prev = entry.get("previous")
+            return prev if prev and prev != current else None
+    return None
+
+
+def activate_audited(session, task: str, version: str, *, user_id: int | None,
+                     slot: str | None = None, weights_dir: Path | str | None = None,
+                     user: str | None = None, **details) -> str | None:
+    """:func:`activate` and an audit-log row ``model_activate`` (task, version, slot, previous
+    and ``details``, e.g. metric deltas). Returns the previous version."""
+    from core.db.audit import audit
+
+    previous = activate(task, version, slot=slot, weights_dir=weights_dir, user=user)
+    audit(session, user_id, "model_activate", task=task, version=version, slot=slot,
+          previous=previous, **details)
+    return previous
+
+
+def rollback(session, task: str, *, user_id: int | None, slot: str | None = None,
+             weights_dir: Path | str | None = None, user: str | None = None) -> tuple[str, str]:
+    """Re-activate the previously active version, audited as ``model_rollback``. Returns
+    ``(now active, rolled back from)``; ``ModelNotFoundError`` when there is nothing to roll
+    back to."""
+    from core.db.audit import audit
+
+    target = previous_version(task, slot=slot, weights_dir=weights_dir)
+    current = active_version(task, slot=slot, weights_dir=weights_dir)
+    if target is None:
+        raise ModelNotFoundError(f"Nothing to roll back to: no earlier active {task} version "
+                                 "is recorded.")
+    activate(task, target, slot=slot, weights_dir=weights_dir, user=user, action="rollback")
+    audit(session, user_id, "model_rollback", task=task, version=target, slot=slot,
+          previous=current)
+    return target, current
 
 
 def active_slots(task: str, *, weights_dir: Path | str | None = None) -> dict[str, str]:
-    """Every slot's active version: ``{"default" | slot: version}``."""
-    folder = _root(weights_dir) / task
-    out = {}
-    for p in sorted(folder.glob("ACTIVE*")) if folder.is_dir() else []:
-        slot = "default" if p.name == "ACTIVE" else p.name[len("ACTIVE."):]
-        if p.read_text().strip():
-            out[slot] = p.read_text().strip()
+    """Every slot's active version: ``{"default" | slot: version}`` (writable registry first)."""
+    out: dict[str, str] = {}
+    for root, _ in roots(weights_dir):
+        folder = root / task
+        for p in sorted(folder.glob("ACTIVE*")) if folder.is_dir() else []:
+            slot = "default" if p.name == "ACTIVE" else p.name[len("ACTIVE."):]
+            if p.read_text().strip():
+                out.setdefault(slot, p.read_text().strip())
     return out
+
+
+def version_status(task: str, version: str, *, weights_dir: Path | str | None = None) -> str:
+    """``active`` (in any slot), else ``shipped`` (read-only root) or ``candidate``."""
+    if version in active_slots(task, weights_dir=weights_dir).values():
+        return "active"
+    found = location(task, version, weights_dir=weights_dir)
+    return "shipped" if found is not None and not found[1] else "candidate"
+
+
+def version_rows(task: str, *, weights_dir: Path | str | None = None) -> list[dict]:
+    """``{"version", "status", "where", "created_at", "architecture"}`` per version, newest
+    first (``python -m core models list`` and the Model versions page)."""
+    rows = []
+    for card in list_versions(task, weights_dir=weights_dir):
+        found = location(task, card["version"], weights_dir=weights_dir)
+        rows.append({"version": card["version"],
+                     "status": version_status(task, card["version"], weights_dir=weights_dir),
+                     "where": ("shipped (read-only)" if found and not found[1] else
+                               "app registry" if len(roots(weights_dir)) > 1 else "registry"),
+                     "created_at": card.get("created_at", ""),
+                     "architecture": card.get("architecture")})
+    return rows
 
 
 def delete_version(task: str, version: str, *, weights_dir: Path | str | None = None) -> None:
     if version in active_slots(task, weights_dir=weights_dir).values():
         raise ModelCardError(f"{task}/{version} is active; activate another version first.")
-    shutil.rmtree(version_dir(task, version, weights_dir=weights_dir))
+    found = location(task, version, weights_dir=weights_dir)
+    if found is None:
+        raise ModelNotFoundError(f"No version {task}/{version}.")
+    if not found[1]:
+        raise ModelCardError(f"{task}/{version} is a shipped version (read-only).")
+    shutil.rmtree(found[0])
+
+
+# ------------------------------------------------------------------ evaluation-set figures
+
+
+def _fp_key(fingerprint: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]", "", fingerprint.split(":")[-1])[:16] or "unknown"
+
+
+def record_evaluation(task: str, version: str, report: dict, *,
+                      weights_dir: Path | str | None = None) -> Path:
+    """Keep ``report`` (needs ``data_fingerprint`` and ``n``; ``data`` recommended) as the
+    figures of ``version`` on that evaluation set, in the writable registry (so shipped
+    versions can be evaluated too). Replaces an earlier report on the same set."""
+    load_card(task, version, weights_dir=weights_dir)
+    if not report.get("data_fingerprint") or not isinstance(report.get("n"), int):
+        raise ModelCardError("An evaluation report needs 'data_fingerprint' and 'n'.")
+    entry = dict(report, version=version, recorded_at=_dt.datetime.now(
+        _dt.timezone.utc).isoformat(timespec="seconds"))
+    folder = _write_root(weights_dir) / task / _EVAL_DIR / version
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{_fp_key(report['data_fingerprint'])}.json"
+    fd, tmp = tempfile.mkstemp(prefix=".eval-", dir=folder)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(json.dumps(entry, indent=1) + "\n")
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+    return path
+
+
+def evaluations(task: str, version: str | None = None, *,
+                weights_dir: Path | str | None = None) -> list[dict]:
+    """Recorded evaluation-set reports (of ``version``, or all), newest first."""
+    folder = _write_root(weights_dir) / task / _EVAL_DIR
+    out = []
+    for path in sorted(folder.glob(f"{version or '*'}/*.json")) if folder.is_dir() else []:
+        try:
+            out.append(json.loads(path.read_text()))
+        except (OSError, json.JSONDecodeError):
+            continue
+    return sorted(out, key=lambda r: r.get("recorded_at", ""), reverse=True)
+
+
+def compare_on_eval_set(task: str, candidate: str, reference: str | None, *,
+                        weights_dir: Path | str | None = None) -> dict:
+    """What activating ``candidate`` instead of ``reference`` changes, on the newest evaluation
+    set both were evaluated on. Returns ``{"candidate", "reference", "set": {data,
+    fingerprint, n} | None, "rows": [{metric, reference, candidate, delta, better}],
+    "warnings": [...], "worse": bool}``; warnings say when there is no common set, when it has
+    fewer than :data:`MIN_EVAL_IMAGES` images and which metrics got worse."""
+    mine = evaluations(task, candidate, weights_dir=weights_dir)
+    theirs = {r["data_fingerprint"]: r for r in evaluations(task, reference, weights_dir=weights_dir)
+              } if reference else {}
+    out = {"candidate": candidate, "reference": reference, "set": None, "rows": [],
+           "warnings": [], "worse": False}
+    if reference is None or reference == candidate:
+        return out
+    common = next((r for r in mine if r["data_fingerprint"] in theirs), None)
+    if common is None:
+        out["warnings"].append(
+            f"{candidate} and {reference} have not been evaluated on the same evaluation set: "
+            "there is nothing to compare. Evaluate both first (python -m core models evaluate).")
+        out["worse"] = True
+        return out
+    ref = theirs[common["data_fingerprint"]]
+    out["set"] = {"data": common.get("data"), "fingerprint": common["data_fingerprint"],
+                  "n": common["n"]}
+    for metric in _COMPARE:
+        a, b = ref.get(metric), common.get(metric)
+        if not isinstance(a, (int, float)) or not isinstance(b, (int, float)):
+            continue
+        delta = b - a
+        better = delta > 0 if metric in _HIGHER_BETTER else delta < 0
+        out["rows"].append({"metric": metric, "reference": a, "candidate": b, "delta": delta,
+                            "better": bool(better) if abs(delta) > 1e-12 else None})
+    worse = [r["metric"] for r in out["rows"]
+             if r["metric"] in _HIGHER_BETTER and r["better"] is False]
+    if worse:
+        out["worse"] = True
+        out["warnings"].append(f"{candidate} is WORSE than {reference} on "
+                               f"{', '.join(worse)} (same {common['n']} images).")
+    if common["n"] < MIN_EVAL_IMAGES:
+        out["worse"] = True
+        out["warnings"].append(f"Evaluated on only {common['n']} images (fewer than "
+                               f"{MIN_EVAL_IMAGES}): the difference may be noise.")
+    return out
 
 
 def load_model(task: str, version: str | None = None, *, slot: str | None = None,

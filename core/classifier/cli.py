@@ -57,6 +57,9 @@ def register(cmds) -> None:
     t.add_argument("--version", default=None, help="registry version name (default: arch-date)")
     t.add_argument("--activate", action="store_true", help="make the new version active")
     t.add_argument("--no-publish", action="store_true", help="train only; no registry version")
+    t.add_argument("--eval-data", default=None, metavar="DIR",
+                   help="fixed evaluation set: the new version and the active one are evaluated "
+                        "on it after training (default $MEDSCAN_EVAL_DIR)")
     add_progress_args(t)
     t.set_defaults(func=_train)
 
@@ -73,9 +76,11 @@ def register(cmds) -> None:
     add_progress_args(e)
     e.set_defaults(func=_evaluate)
 
-    c = cmds.sub.add_parser("calibrate", help="refit a model's temperature").add_subparsers(
-        dest="model_kind", metavar="MODEL", required=True)
-    c = c.add_parser("classifier", help="refit the classifier's temperature on its own "
+    cal = cmds.sub.add_parser("calibrate", help="refit a model's temperature or OOD "
+                              "threshold").add_subparsers(dest="model_kind", metavar="MODEL",
+                                                          required=True)
+    _register_ood(cmds, cal)
+    c = cal.add_parser("classifier", help="refit the classifier's temperature on its own "
                                         "validation split (near duplicates of training excluded)")
     c.add_argument("--data", required=True, help="the training folder the model was trained on")
     c.add_argument("--model", default=None, metavar="VERSION", help="default: the active version")
@@ -108,6 +113,78 @@ def register(cmds) -> None:
     g.set_defaults(func=_gradcam)
 
 
+def _register_ood(cmds, cal) -> None:
+    """``calibrate ood`` (fit a version's out-of-distribution statistics and threshold) and
+    ``evaluate ood`` (AUROC, FPR at 95% TPR, flagged fractions on two folders)."""
+    o = cal.add_parser("ood", help="fit the classifier's out-of-distribution detector "
+                                   "(Mahalanobis on its features) and record it in the card",
+                       description="Class means and a shared Ledoit-Wolf covariance of the "
+                                   "version's training-split features; threshold = a percentile "
+                                   "of its validation scores. Writes ood.npz next to the weights "
+                                   "and the card's 'ood' section.")
+    o.add_argument("--data", required=True, help="the training folder the model was trained on")
+    o.add_argument("--model", default=None, metavar="VERSION", help="default: the active version")
+    o.add_argument("--percentile", type=float, default=None,
+                   help="threshold percentile of in-distribution validation scores (default 95: "
+                        "about 5%% of in-distribution scans flagged)")
+    add_progress_args(o)
+    o.set_defaults(func=_calibrate_ood)
+
+    e = cmds.evaluate.add_parser("ood", help="out-of-distribution detection: AUROC, FPR at 95% "
+                                             "TPR, flagged fractions")
+    e.add_argument("--in", dest="in_dir", required=True, metavar="DIR",
+                   help="in-distribution scans (any layout, e.g. the test folder)")
+    e.add_argument("--out", dest="out_dir", required=True, metavar="DIR",
+                   help="out-of-distribution scans, one subfolder per kind "
+                        "(scripts/make_ood_set.py)")
+    e.add_argument("--model", default=None, metavar="VERSION", help="default: the active version")
+    e.add_argument("--batch-size", type=int, default=32)
+    e.add_argument("--json", action="store_true", help="print one JSON object")
+    e.add_argument("--record", action="store_true",
+                   help="also store the report in the card as ood.evaluation")
+    add_progress_args(e)
+    e.set_defaults(func=_evaluate_ood)
+
+
+def _calibrate_ood(args: argparse.Namespace) -> int:
+    from core.classifier.evaluate import fit_ood
+
+    try:
+        section = fit_ood(args.data, args.model, percentile=args.percentile,
+                          command=command_line(), progress=progress_from_args(args))
+    except (ValueError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(json.dumps(section))
+    return 0
+
+
+def _evaluate_ood(args: argparse.Namespace) -> int:
+    from core.classifier.evaluate import evaluate_ood, record_ood_evaluation
+    from core.classifier.inference import Classifier
+
+    clf = Classifier.load(args.model)
+    try:
+        report = evaluate_ood(clf, args.in_dir, args.out_dir, batch_size=args.batch_size,
+                              progress=progress_from_args(args) if not args.json else None)
+        if args.record:
+            record_ood_evaluation(clf.version, report, command=command_line())
+    except (ValueError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(report))
+        return 0
+    f = lambda d: f"{d['count']}/{d['n']} ({d['fraction']:.1%})"  # noqa: E731
+    print(f"model {clf.version}: OOD AUROC {report['auroc']:.4f}  FPR at 95% TPR "
+          f"{report['fpr_at_95_tpr']:.4f}  threshold {report['threshold']:.2f}")
+    print(f"  flagged: in-distribution {f(report['in_flagged'])}, out-of-distribution "
+          f"{f(report['out_flagged'])}")
+    for kind, d in report["out_flagged_by_kind"].items():
+        print(f"    {kind:<16} {f(d)}")
+    return 0
+
+
 def _train(args: argparse.Namespace) -> int:
     from core.classifier.train import TrainConfig, train
 
@@ -126,7 +203,7 @@ def _train(args: argparse.Namespace) -> int:
         threads=args.threads, workers=args.workers, init_from=args.init_from,
         run_dir=args.run_dir, resume=args.resume,
         version=args.version, activate=args.activate, publish=not args.no_publish,
-        command=command_line())
+        eval_data=args.eval_data, command=command_line())
     try:
         result = train(cfg, progress_from_args(args))
     except (ValueError, FileNotFoundError) as err:
@@ -207,7 +284,7 @@ def _predict(args: argparse.Namespace) -> int:
             status = 2
             continue
         out.append({"file": f, "label": pred.label, "confidence": pred.confidence,
-                    "probabilities": pred.probabilities})
+                    "probabilities": pred.probabilities, **pred.ood_fields()})
     if args.json:
         print(json.dumps(out, indent=None))
     else:
@@ -215,7 +292,9 @@ def _predict(args: argparse.Namespace) -> int:
             if "error" in r:
                 print(f"{r['file']}: error: {r['error']}")
             else:
-                print(f"{r['file']}: {r['label']} ({r['confidence']:.1%})")
+                print(f"{r['file']}: {r['label']} ({r['confidence']:.1%}); "
+                      + ("OUT OF DISTRIBUTION: " + r["ood_reason"] if r["out_of_distribution"]
+                         else r["ood_status"]))
         if clf.notice:
             print(f"note: model {clf.version} {clf.notice}")
     return status

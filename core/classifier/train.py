@@ -28,12 +28,23 @@ import numpy as np
 from core.progress import Progress, ProgressCallback, null_progress
 
 __all__ = ["TrainConfig", "TrainResult", "train", "recalibrate", "resolve_pretrained",
-           "SCRATCH_NOTICE", "IMAGENET_NOTOP_FILE"]
+           "SCRATCH_NOTICE", "IMAGENET_NOTOP_FILE", "ARCHITECTURES", "RECIPE_FIELDS",
+           "recipe_from_card", "evaluate_versions"]
 
 SCRATCH_NOTICE = "trained from scratch, no ImageNet weights"
 IMAGENET_NOTOP_FILE = "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"
 _FINETUNE_BLOCKS = ("block4", "block5")
 TASK = "classifier"
+# architecture -> what it is (CLI choices and the Training page's selector come from here)
+ARCHITECTURES = {
+    "vgg16_bn": "batch-normalised VGG16 (learns from scratch; the shipped recipe)",
+    "vgg16": "plain VGG16 (stays at chance from scratch: needs --pretrained imagenet)",
+    "cnn": "small sequential CNN baseline (grayscale)",
+}
+# training-config fields a new run copies from the active version's card (the shipped recipe)
+RECIPE_FIELDS = ("arch", "input_size", "width", "dropout", "epochs", "batch_size", "lr",
+                 "lr_schedule", "warmup_epochs", "patience", "val_fraction", "seed",
+                 "label_smoothing", "bn_momentum")
 
 
 @dataclass
@@ -71,6 +82,7 @@ class TrainConfig:
     activate: bool = False
     publish: bool = True                # save a registry version at the end
     weights_dir: str | None = None
+    eval_data: str | None = None        # fixed evaluation set (default $MEDSCAN_EVAL_DIR)
     command: str | None = None          # recorded in the card
 
 
@@ -209,7 +221,7 @@ def train(cfg: TrainConfig, progress: ProgressCallback = null_progress) -> Train
     from core.classifier.data import (ImageFolderSequence, class_weights, fingerprint,
                                       list_image_folder, load_images, training_split)
     from core.classifier.metrics import classification_report
-    from core.config import REPO_ROOT
+    from core.config import REPO_ROOT, eval_dir
     from core.device import configure_device, distribution_strategy
     from core.keras_progress import KerasProgress
     from core.models import get_builder
@@ -370,11 +382,58 @@ def train(cfg: TrainConfig, progress: ProgressCallback = null_progress) -> Train
         export.set_weights(model.get_weights())
         path = registry.save_version(TASK, export, card, version=version, activate=cfg.activate,
                                      weights_dir=cfg.weights_dir)
+    eval_data = cfg.eval_data or (str(eval_dir()) if eval_dir() else None)
+    if path is not None and eval_data:
+        active = registry.active_version(TASK, weights_dir=cfg.weights_dir)
+        evaluate_versions([version] + ([active] if active and active != version else []),
+                          eval_data, weights_dir=cfg.weights_dir, progress=progress)
     progress(Progress(task=TASK, phase="done", epoch=state["epoch"], epochs=cfg.epochs,
                       metrics={"val_accuracy": after["accuracy"], "val_macro_f1": after["macro_f1"],
                                "temperature": temperature},
-                      message=f"saved {path}" if path else "not published"))
+                      message=(f"version={version} saved {path}" if path else "not published")))
     return TrainResult(version if path else None, path, card, run_dir, state["history"])
+
+
+def recipe_from_card(card: dict | None) -> dict:
+    """The training settings (:data:`RECIPE_FIELDS`) of a version's card: its recorded training
+    config, with architecture, width and input size taken from the model itself; the
+    :class:`TrainConfig` defaults fill what the card lacks. Not copied: data, init_from,
+    run_dir, version (a run from the app starts from scratch on its own folder)."""
+    recipe = {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.name in RECIPE_FIELDS}
+    if not card:
+        return recipe
+    recorded = ((card.get("training") or {}).get("config") or {})
+    recipe.update({k: v for k, v in recorded.items() if k in RECIPE_FIELDS and v is not None})
+    net = card.get("network") or {}
+    recipe["arch"] = card.get("architecture", recipe["arch"])
+    recipe["input_size"] = int(card.get("input_size", recipe["input_size"]))
+    if "width" in net:
+        recipe["width"] = float(net["width"])
+    if "dropout" in net:
+        recipe["dropout"] = float(net["dropout"])
+    return recipe
+
+
+def evaluate_versions(versions, data: str | Path, *, weights_dir: str | None = None,
+                      progress: ProgressCallback = null_progress) -> list[dict]:
+    """Evaluate each version on the image folder ``data`` (the fixed evaluation set; the same
+    files for all) and record the report beside it (``registry.record_evaluation``) with the
+    set's fingerprint. Returns the reports in order."""
+    from core import registry
+    from core.classifier.data import fingerprint, list_image_folder
+    from core.classifier.evaluate import evaluate_folder
+    from core.classifier.inference import Classifier
+
+    out = []
+    for v in versions:
+        clf = Classifier.load(v, weights_dir=weights_dir)
+        progress(Progress(task=TASK, phase="evaluate", message=f"{v} on the evaluation set {data}"))
+        report = evaluate_folder(clf, data, progress=progress)
+        report.update(data=str(Path(data).resolve()), version=clf.version,
+                      data_fingerprint=fingerprint(list_image_folder(data, clf.classes)))
+        registry.record_evaluation(TASK, clf.version, report, weights_dir=weights_dir)
+        out.append(report)
+    return out
 
 
 def _calibration_entry(temperature: float, n_used: int, n_val: int) -> dict:
