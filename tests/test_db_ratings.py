@@ -220,3 +220,116 @@ def test_simultaneous_first_ratings_keep_one_row_and_raise_nothing(env, sqlite_u
     assert len(rows) == 1
     assert rows[0].comment.startswith("tab ") and 1 <= rows[0].image_quality <= 5
     assert audits == 16                      # every submission was saved (the last one wins)
+
+
+# ---- issue 14 items 3 and 7: which image a rating belongs to ---------------------------------
+PNG = b"\x89PNG\r\n\x1a\n" + b"thumbnail"
+
+
+def test_rating_view_and_scan_name_reach_my_ratings_and_the_export(env):
+    from core.db.records import label_scan
+
+    engine, ids = env
+    with session_scope(engine) as s:
+        label_scan(s, SHA, display_name="head_***.dcm", thumbnail=PNG)
+        label_scan(s, SHA, display_name="renamed.dcm", thumbnail=PNG + b"2")  # first one stays
+        _rate(s, ids["ann"], iq=2, du=3, scale=4, mode="simulate", alpha=0.8, frame=2)
+        _rate(s, ids["ann"], sha=SHA2, method="bicubic", version=None, scale=2,
+              mode="enhance")
+    with session_scope(engine) as s:
+        mine = {r.scan_sha256: r for r in my_ratings(s, ids["ann"])}
+        rows = {r["scan_sha256"]: r for r in export_ratings(s)}
+        parsed = list(csv.DictReader(io.StringIO(export_ratings_csv(s))))
+        assert get_scan(s, SHA).display_name == "head_***.dcm"
+    r = mine[SHA]
+    assert (r.scan_name, r.thumbnail, r.frame, r.scale, r.mode, r.alpha) == (
+        "head_***.dcm", PNG, 2, 4, "simulate", 0.8)
+    assert r.view == "esrgan ×4 simulate α 0.80, model v1, frame 3"
+    assert mine[SHA2].scan_name is None and mine[SHA2].view == "bicubic ×2 enhance"
+    assert rows[SHA]["file_name"] == "head_***.dcm" and rows[SHA]["frame"] == 3
+    assert rows[SHA]["view"] == r.view and rows[SHA]["alpha"] == 0.8
+    first = next(p for p in parsed if p["scan_sha256"] == SHA)
+    assert (first["file_name"], first["scale"], first["mode"], first["frame"]) == (
+        "head_***.dcm", "4", "simulate", "3")
+    assert "thumbnail" not in first          # the CSV carries names, not pixels
+
+
+def test_rating_another_view_of_the_same_method_replaces_it(env):
+    """The unique key stays (reader, scan, method, model version, study): a second view of the
+    same method updates the row and records the new view (see models.Rating)."""
+    engine, ids = env
+    with session_scope(engine) as s:
+        first = _rate(s, ids["ann"], alpha=0.8, scale=4)
+        second = _rate(s, ids["ann"], alpha=0.5, scale=4, iq=5)
+        assert second.id == first.id and (second.alpha, second.image_quality) == (0.5, 5)
+        assert s.scalar(select(func.count()).select_from(m.Rating)) == 1
+
+
+@pytest.mark.parametrize("bad", [{"frame": -1}, {"scale": 0}, {"mode": "DROP TABLE"},
+                                 {"frame": True}])
+def test_invalid_view_is_rejected(env, bad):
+    engine, ids = env
+    with session_scope(engine) as s, pytest.raises(RatingError):
+        _rate(s, ids["ann"], **bad)
+
+
+def test_label_scan_rejects_non_png_and_unknown_scans(env):
+    from core.db.records import label_scan
+
+    engine, _ = env
+    with session_scope(engine) as s:
+        with pytest.raises(ValueError, match="PNG"):
+            label_scan(s, SHA, thumbnail=b"GIF89a")
+        with pytest.raises(NotFound):
+            label_scan(s, "0" * 64, display_name="x.png")
+
+
+def test_upgrade_0003_to_0004_keeps_ratings(tmp_path, fast_hasher):
+    """A database at revision 0003 with a user, a scan and a rating upgrades to 0004 through the
+    app's engine (SQLite foreign keys ON): the rating survives, its view and the scan's name are
+    NULL, and the columns are usable. Down and up again keeps it too."""
+    from alembic import command
+    from sqlalchemy import inspect, text
+
+    from core.db import get_engine, upgrade_to_head
+    from core.db.migrate import alembic_config, schema_diff
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = get_engine(url)
+    cfg = alembic_config(engine)
+
+    def migrate(fn, rev):
+        with engine.connect() as conn:
+            cfg.attributes["connection"] = conn
+            fn(cfg, rev)
+            conn.commit()
+
+    migrate(command.upgrade, "0003")
+    assert "display_name" not in {c["name"] for c in inspect(engine).get_columns("scans")}
+    with engine.begin() as conn:
+        assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
+        conn.execute(text(
+            "INSERT INTO users (id, username, role, password_hash, active, failed_logins, "
+            "created_at) VALUES (7, 'olduser', 'radiologist', 'x', 1, 0, '2026-01-01')"))
+        conn.execute(text(
+            "INSERT INTO scans (id, sha256, summary, source_format, shape, uploaded_by, "
+            "created_at) VALUES (1, :sha, '{}', 'png', '[]', 7, '2026-01-01')"), {"sha": SHA})
+        conn.execute(text(
+            "INSERT INTO ratings (reader_id, scan_id, method, model_version, study_key, "
+            "image_quality, diagnostic_usefulness, comment, created_at, updated_at) "
+            "VALUES (7, 1, 'esrgan', 'v1', 0, 4, 5, 'kept', '2026-01-01', '2026-01-01')"))
+    upgrade_to_head(engine, force=True)
+    assert schema_diff(engine) == []
+    with session_scope(engine) as s:
+        (old,) = my_ratings(s, 7)
+        assert (old.comment, old.image_quality, old.scale, old.alpha, old.scan_name) == (
+            "kept", 4, None, None, None)
+        assert old.view == "esrgan, model v1"
+        again = _rate(s, 7, iq=2, scale=4, alpha=0.8)
+        assert again.id == old.id and again.alpha == 0.8
+    migrate(command.downgrade, "0003")
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT image_quality FROM ratings")).scalars().all() == [2]
+    upgrade_to_head(engine, force=True)
+    with session_scope(engine) as s:
+        assert len(my_ratings(s, 7)) == 1

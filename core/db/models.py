@@ -95,6 +95,11 @@ class Scan(Base):
     uploaded_by: Mapped[int | None] = mapped_column(
         ForeignKey("users.id", ondelete="SET NULL"), index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # What a person recognises the scan by (My ratings, the export): the file name it was first
+    # uploaded under, already PHI-masked by the app, and a ≤128 px PNG of the displayed image
+    # (pixels only, no header). NULL for scans recorded before revision 0004.
+    display_name: Mapped[str | None] = mapped_column(String(255))
+    thumbnail: Mapped[bytes | None] = mapped_column(LargeBinary)
 
 
 class Prediction(Base):
@@ -155,6 +160,16 @@ class Rating(Base):
     comment: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    # The view the scores were given on (revision 0004; NULL = not applicable or not recorded):
+    # the frame of a multi-frame file, the SR scale factor and mode ("simulate" | "enhance")
+    # and ESRGAN's interpolation weight α. Not part of the unique key above (SQLite cannot
+    # change a table constraint without rebuilding ``ratings``), so a reader's rating of one
+    # (scan, method, model version) is replaced when they rate another view of it; the form
+    # says so first (ui.rating).
+    frame: Mapped[int | None] = mapped_column(Integer)
+    scale: Mapped[int | None] = mapped_column(Integer)
+    mode: Mapped[str | None] = mapped_column(String(16))
+    alpha: Mapped[float | None] = mapped_column(Float)
 
 
 class Study(Base):

@@ -3,7 +3,9 @@
 Readers only ever get their own rows back (``my_ratings``, ``get_my_rating``); all readers' rows
 leave only through the admin functions ``export_ratings`` / ``export_ratings_csv`` /
 ``rating_summary`` (the page must gate them with ``require_role(user, "admin")``). Scans are
-identified by hash only.
+identified by hash and by the PHI-masked display name and thumbnail the app gave them
+(``records.label_scan``); a rating records the view it was given on (frame, SR scale and mode,
+ESRGAN α).
 """
 from __future__ import annotations
 
@@ -30,9 +32,12 @@ __all__ = ["METHODS", "save_rating", "my_ratings", "get_my_rating", "export_rati
 METHODS = ("original", "gradcam", "bicubic", "rrdb_psnr", "esrgan")
 _METHOD = re.compile(r"[a-z][a-z0-9_.-]{0,31}")
 MAX_COMMENT = 2000
-EXPORT_COLUMNS = ("rating_id", "reader", "scan_sha256", "method", "model_version", "study_id",
-                  "study", "image_quality", "diagnostic_usefulness", "comment", "created_at",
-                  "updated_at")
+#: ``file_name`` is the scan's PHI-masked display name; ``view`` says what was rated in words and
+#: ``frame`` (1-based, as the app shows it), ``scale``, ``mode``, ``alpha`` are its parts (empty
+#: where not applicable or for ratings made before they were recorded).
+EXPORT_COLUMNS = ("rating_id", "reader", "scan_sha256", "file_name", "method", "model_version",
+                  "view", "frame", "scale", "mode", "alpha", "study_id", "study", "image_quality",
+                  "diagnostic_usefulness", "comment", "created_at", "updated_at")
 
 
 def _score(name: str, value: Any) -> int:
@@ -48,12 +53,29 @@ def _method(method: str) -> str:
     return method
 
 
-def _view(r: Rating, sha: str) -> RatingView:
+def _view(r: Rating, sha: str, scan_name: str | None = None,
+          thumbnail: bytes | None = None) -> RatingView:
     return RatingView(id=r.id, reader_id=r.reader_id, scan_sha256=sha, method=r.method,
                       model_version=r.model_version or None, study_id=r.study_id,
                       image_quality=r.image_quality,
                       diagnostic_usefulness=r.diagnostic_usefulness, comment=r.comment,
-                      created_at=r.created_at, updated_at=r.updated_at)
+                      created_at=r.created_at, updated_at=r.updated_at, frame=r.frame,
+                      scale=r.scale, mode=r.mode, alpha=r.alpha, scan_name=scan_name,
+                      thumbnail=thumbnail)
+
+
+def _view_fields(frame: int | None, scale: int | None, mode: str | None,
+                 alpha: float | None) -> dict[str, Any]:
+    if frame is not None and (isinstance(frame, bool) or int(frame) < 0):
+        raise RatingError(f"Invalid frame {frame!r}.")
+    if scale is not None and (isinstance(scale, bool) or int(scale) < 1):
+        raise RatingError(f"Invalid scale {scale!r}.")
+    if mode is not None and not _METHOD.fullmatch(str(mode)[:16]):
+        raise RatingError(f"Invalid mode {mode!r}.")
+    return {"frame": None if frame is None else int(frame),
+            "scale": None if scale is None else int(scale),
+            "mode": None if mode is None else str(mode)[:16],
+            "alpha": None if alpha is None else round(float(alpha), 4)}
 
 
 RATING_KEY = ("reader_id", "scan_id", "method", "model_version", "study_key")  # the unique key
@@ -67,8 +89,15 @@ def _key_filter(reader_id: int, scan_id: int, method: str, model_version: str | 
 
 def save_rating(session: Session, *, reader_id: int, scan_sha256: str, method: str,
                 model_version: str | None, image_quality: int, diagnostic_usefulness: int,
-                comment: str | None = None, study_id: int | None = None) -> RatingView:
-    """Insert the reader's rating of this view, or update their earlier one (upsert)."""
+                comment: str | None = None, study_id: int | None = None,
+                frame: int | None = None, scale: int | None = None, mode: str | None = None,
+                alpha: float | None = None) -> RatingView:
+    """Insert the reader's rating of this view, or update their earlier one (upsert).
+
+    ``frame`` / ``scale`` / ``mode`` / ``alpha`` record the view the scores were given on; they
+    are not part of the unique key, so rating another view of the same (scan, method, model
+    version) replaces the earlier rating and its view (see ``models.Rating``)."""
+    view = _view_fields(frame, scale, mode, alpha)
     iq = _score("image_quality", image_quality)
     du = _score("diagnostic_usefulness", diagnostic_usefulness)
     method = _method(method)
@@ -81,11 +110,11 @@ def save_rating(session: Session, *, reader_id: int, scan_sha256: str, method: s
     insert = upsert_insert(session)(Rating).values(
         reader_id=reader_id, scan_id=scan.id, method=method, model_version=model_version or "",
         study_id=study_id, study_key=study_id or 0, image_quality=iq, diagnostic_usefulness=du,
-        comment=comment, created_at=now, updated_at=now)
+        comment=comment, created_at=now, updated_at=now, **view)
     rating_id = session.scalar(insert.on_conflict_do_update(
         index_elements=list(RATING_KEY),
         set_={"image_quality": iq, "diagnostic_usefulness": du, "comment": comment,
-              "updated_at": now}).returning(Rating.id))
+              "updated_at": now, **view}).returning(Rating.id))
     row = session.scalars(select(Rating).where(Rating.id == rating_id)
                           .execution_options(populate_existing=True)).one()
     audit(session, reader_id, "rate", scan=scan.sha256, method=method,
@@ -107,25 +136,33 @@ def get_my_rating(session: Session, *, reader_id: int, scan_sha256: str, method:
 
 
 def my_ratings(session: Session, reader_id: int) -> list[RatingView]:
-    """All of this reader's ratings, newest first. Never other readers' rows."""
-    rows = session.execute(select(Rating, Scan.sha256).join(Scan, Scan.id == Rating.scan_id)
+    """All of this reader's ratings, newest first, with each scan's display name and thumbnail.
+    Never other readers' rows."""
+    rows = session.execute(select(Rating, Scan.sha256, Scan.display_name, Scan.thumbnail)
+                           .join(Scan, Scan.id == Rating.scan_id)
                            .where(Rating.reader_id == reader_id)
                            .order_by(Rating.updated_at.desc(), Rating.id.desc()))
-    return [_view(r, sha) for r, sha in rows]
+    return [_view(r, sha, name, thumb) for r, sha, name, thumb in rows]
 
 
 def export_ratings(session: Session) -> list[dict[str, Any]]:
     """Admin only: every rating as a flat dict (``EXPORT_COLUMNS``), times in ISO 8601 UTC."""
     rows = session.execute(
-        select(Rating, Scan.sha256, User.username, Study.name)
+        select(Rating, Scan.sha256, Scan.display_name, User.username, Study.name)
         .join(Scan, Scan.id == Rating.scan_id).join(User, User.id == Rating.reader_id)
         .outerjoin(Study, Study.id == Rating.study_id).order_by(Rating.id))
-    return [{"rating_id": r.id, "reader": reader, "scan_sha256": sha, "method": r.method,
-             "model_version": r.model_version or None, "study_id": r.study_id,
-             "study": study, "image_quality": r.image_quality,
-             "diagnostic_usefulness": r.diagnostic_usefulness, "comment": r.comment,
-             "created_at": r.created_at.isoformat(), "updated_at": r.updated_at.isoformat()}
-            for r, sha, reader, study in rows]
+    out = []
+    for r, sha, name, reader, study in rows:
+        v = _view(r, sha, name)
+        out.append({"rating_id": r.id, "reader": reader, "scan_sha256": sha, "file_name": name,
+                    "method": r.method, "model_version": r.model_version or None,
+                    "view": v.view, "frame": None if r.frame is None else r.frame + 1,
+                    "scale": r.scale, "mode": r.mode, "alpha": r.alpha,
+                    "study_id": r.study_id, "study": study, "image_quality": r.image_quality,
+                    "diagnostic_usefulness": r.diagnostic_usefulness, "comment": r.comment,
+                    "created_at": r.created_at.isoformat(),
+                    "updated_at": r.updated_at.isoformat()})
+    return out
 
 
 def _cell(value: Any) -> Any:

@@ -17,10 +17,14 @@ from core.db.errors import NotFound
 from core.db.models import Prediction, Scan, SRResult
 from core.db.views import PredictionView, ScanView, SRResultView
 
-__all__ = ["record_scan", "record_prediction", "record_sr_result", "get_scan", "scan_id_for",
-           "scan_predictions", "scan_sr_results", "check_sha256"]
+__all__ = ["record_scan", "label_scan", "record_prediction", "record_sr_result", "get_scan",
+           "scan_id_for", "scan_predictions", "scan_sr_results", "check_sha256"]
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+_PNG = b"\x89PNG\r\n\x1a\n"
+MAX_DISPLAY_NAME = 255
+#: A 128 px PNG of a scan is a few kB to ~40 kB; anything far larger is not a thumbnail.
+MAX_THUMBNAIL_BYTES = 256 * 1024
 
 
 def check_sha256(sha256: str) -> str:
@@ -34,7 +38,8 @@ def _scan_view(s: Scan) -> ScanView:
     return ScanView(id=s.id, sha256=s.sha256, summary=dict(s.summary or {}),
                     source_format=s.source_format, modality=s.modality,
                     shape=tuple(s.shape or ()), uploaded_by=s.uploaded_by,
-                    created_at=s.created_at)
+                    created_at=s.created_at, display_name=s.display_name,
+                    thumbnail=s.thumbnail)
 
 
 def _scan(session: Session, sha256: str) -> Scan:
@@ -50,9 +55,11 @@ def scan_id_for(session: Session, sha256: str) -> int:
 
 
 def record_scan(session: Session, sha256: str, summary: dict[str, Any], source_format: str,
-                modality: str | None, shape: Sequence[int], user_id: int | None) -> ScanView:
+                modality: str | None, shape: Sequence[int], user_id: int | None, *,
+                display_name: str | None = None, thumbnail: bytes | None = None) -> ScanView:
     """Store a scan once per content hash (later calls return the first row) and audit the
-    upload. ``summary`` must be the masked summary; PHI-looking keys are masked anyway."""
+    upload. ``summary`` must be the masked summary; PHI-looking keys are masked anyway.
+    ``display_name`` / ``thumbnail``: see :func:`label_scan`."""
     sha = check_sha256(sha256)
     scan = session.scalar(select(Scan).where(Scan.sha256 == sha))
     if scan is None:
@@ -62,8 +69,30 @@ def record_scan(session: Session, sha256: str, summary: dict[str, Any], source_f
                     shape=[int(n) for n in shape], uploaded_by=user_id)
         session.add(scan)
         session.flush()
+    _label(scan, display_name, thumbnail)
     audit(session, user_id, "upload", scan=sha, format=scan.source_format,
           modality=scan.modality)
+    return _scan_view(scan)
+
+
+def _label(scan: Scan, display_name: str | None, thumbnail: bytes | None) -> None:
+    if display_name and not scan.display_name:
+        scan.display_name = str(display_name)[:MAX_DISPLAY_NAME]
+    if thumbnail and not scan.thumbnail:
+        if len(thumbnail) > MAX_THUMBNAIL_BYTES or not thumbnail.startswith(_PNG):
+            raise ValueError(f"a thumbnail is a PNG of at most {MAX_THUMBNAIL_BYTES} bytes")
+        scan.thumbnail = bytes(thumbnail)
+
+
+def label_scan(session: Session, sha256: str, *, display_name: str | None = None,
+               thumbnail: bytes | None = None) -> ScanView:
+    """Give a recorded scan the name and thumbnail people recognise it by, where it has none
+    yet (the first upload's name stays, so earlier ratings keep theirs). ``display_name`` must
+    already be PHI-masked (the app masks upload names); ``thumbnail`` is a small PNG of the
+    displayed pixels (no DICOM header). No audit row: this is not an upload."""
+    scan = _scan(session, sha256)
+    _label(scan, display_name, thumbnail)
+    session.flush()
     return _scan_view(scan)
 
 

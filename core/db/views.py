@@ -7,8 +7,8 @@ from datetime import datetime
 from typing import Any
 
 __all__ = ["UserView", "ScanView", "PredictionView", "SRResultView", "RatingView",
-           "StudyView", "StudyItemView", "StudyProgress", "AuditView", "JobView",
-           "ProgressPoint"]
+           "describe_view", "StudyView", "StudyItemView", "StudyProgress", "AuditView",
+           "JobView", "ProgressPoint"]
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,8 @@ class ScanView:
     shape: tuple[int, ...]
     uploaded_by: int | None
     created_at: datetime
+    display_name: str | None = None     # PHI-masked file name; None before revision 0004
+    thumbnail: bytes | None = None      # ≤128 px PNG of the displayed image
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,30 @@ class RatingView:
     comment: str | None
     created_at: datetime
     updated_at: datetime
+    # The view rated (None: not applicable, or rated before revision 0004 recorded it)
+    frame: int | None = None            # 0-based frame of a multi-frame file
+    scale: int | None = None            # super-resolution factor
+    mode: str | None = None             # "simulate" | "enhance"
+    alpha: float | None = None          # ESRGAN interpolation weight
+    scan_name: str | None = None        # the scan's display name (PHI-masked file name)
+    thumbnail: bytes | None = None      # the scan's ≤128 px PNG (only where asked for)
+
+    @property
+    def view(self) -> str:
+        """What was rated, in words: ``"esrgan ×4 simulate α 0.80, model v1, frame 3"``."""
+        return describe_view(self.method, model_version=self.model_version, frame=self.frame,
+                             scale=self.scale, mode=self.mode, alpha=self.alpha)
+
+
+def describe_view(method: str, *, model_version: str | None = None, frame: int | None = None,
+                  scale: int | None = None, mode: str | None = None,
+                  alpha: float | None = None) -> str:
+    """One line naming a rated view (the same words on My ratings and in the export)."""
+    head = " ".join([method, *([f"×{scale}"] if scale else []), *([mode] if mode else []),
+                     *([f"α {alpha:.2f}"] if alpha is not None else [])])
+    tail = ([f"model {model_version}"] if model_version else []) + (
+        [f"frame {frame + 1}"] if frame is not None else [])
+    return ", ".join([head, *tail])
 
 
 @dataclass(frozen=True)
