@@ -1,12 +1,19 @@
 """Upload, choose and window a scan: the widgets the Analyze and Super-resolution pages share.
 
 Uploaded files are kept in this browser session (``st.session_state["uploads"]``: sha256 →
-(name, bytes), the newest few), so a scan uploaded on one page can be picked on the other.
-Decoding is cached by the bytes' hash (:mod:`ui.cached`).
+(name, bytes), the newest few, in upload order), so a scan uploaded on one page can be picked on
+the other. Decoding is cached by the bytes' hash (:mod:`ui.cached`).
+
+One scan is selected across the app (``st.session_state["selected_scan"]``: the scan's key,
+``"<sha256>:<member>"``): a new upload selects the first file of its batch, the picker on either
+page changes it, and each page's picker shows it. The frame of a multi-frame file belongs to its
+scan (``st.session_state["scan_frames"]``). Pages put :func:`scan_header_ui` ("Scan: name ·
+format · W×H") above their results, so results always sit under the name of their scan.
 """
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass
 
 import streamlit as st
@@ -15,10 +22,14 @@ from core.errors import ScanError
 from ui import cached
 from ui.images import sha256_hex
 
-__all__ = ["UPLOAD_HELP", "Picked", "upload_ui", "pick_scan_ui", "scan_or_stop_ui", "all_scans_ui", "window_ui",
-           "frame_ui"]
+__all__ = ["UPLOAD_HELP", "Picked", "upload_ui", "pick_scan_ui", "scan_or_stop_ui",
+           "all_scans_ui", "window_ui", "frame_ui", "select_scan", "scan_header_ui", "scan_label",
+           "SELECTED_KEY"]
 
 UPLOADS_KEY = "uploads"
+SELECTED_KEY = "selected_scan"      # the scan shown on every page: "<sha256>:<member>"
+FRAMES_KEY = "scan_frames"          # scan key → chosen frame (0-based) of a multi-frame file
+_SEEN_FILES = "_upload_file_ids"    # uploader file ids already kept (reruns add nothing)
 MAX_KEPT_UPLOADS = 12
 UPLOAD_HELP = ("PNG, JPEG, TIFF or DICOM (with or without a file extension; compressed and "
                "multi-frame included), or a .zip of a DICOM series. Several files at once are "
@@ -40,22 +51,53 @@ class Picked:
 
 
 def upload_ui(key: str = "scan") -> None:
-    """The file uploader; new files are remembered for this browser session."""
+    """The file uploader. Files new to this browser session are kept, and the first file of a
+    new batch (in the order uploaded) becomes the selected scan on every page."""
     files = st.file_uploader("Upload scans", accept_multiple_files=True, key=key, help=UPLOAD_HELP)
     kept: dict = st.session_state.setdefault(UPLOADS_KEY, {})
+    seen: set = st.session_state.setdefault(_SEEN_FILES, set())
+    new: list[str] = []
     for f in files or []:
+        if f.file_id in seen:
+            continue                        # kept on the run it arrived; reruns change nothing
+        seen.add(f.file_id)
         data = f.getvalue()
         sha = sha256_hex(data)
         kept.pop(sha, None)
         kept[sha] = (f.name, data)          # newest last
+        new.append(sha)
     while len(kept) > MAX_KEPT_UPLOADS:
         kept.pop(next(iter(kept)))
+    first_new = next((sha for sha in new if sha in kept), None)
+    if first_new is not None:
+        select_scan(f"{first_new}:0")
+
+
+def select_scan(key: str) -> None:
+    """Make the scan ``key`` (``"<sha256>:<member>"``) the one every page shows."""
+    st.session_state[SELECTED_KEY] = key
+
+
+def _on_pick(widget_key: str) -> None:
+    select_scan(st.session_state[widget_key])
+
+
+def _selected(keys: list[str]) -> str:
+    """The selected scan among ``keys`` (upload order); when it is gone, another scan of the same
+    upload (a zip whose first member is unreadable), else the newest upload's first scan."""
+    chosen = st.session_state.get(SELECTED_KEY)
+    if chosen in keys:
+        return chosen
+    sha = str(chosen or "").split(":")[0]
+    same = [k for k in keys if k.split(":")[0] == sha]
+    newest = keys[-1].split(":")[0]
+    return same[0] if same else next(k for k in keys if k.split(":")[0] == newest)
 
 
 def _entries() -> tuple[list[tuple[str, str, int, object]], list[tuple[str, str]]]:
-    """All readable scans of every kept upload, newest upload first, and the errors."""
+    """All readable scans of every kept upload in upload order, and the errors."""
     scans, errors = [], []
-    for sha, (name, data) in reversed(list(st.session_state.get(UPLOADS_KEY, {}).items())):
+    for sha, (name, data) in list(st.session_state.get(UPLOADS_KEY, {}).items()):
         try:
             results = cached.read_upload(sha, name, _data=data)
         except ScanError as err:
@@ -70,32 +112,59 @@ def _entries() -> tuple[list[tuple[str, str, int, object]], list[tuple[str, str]
 
 
 def pick_scan_ui(key: str) -> Picked | None:
-    """Errors for unreadable files, a selector when there is more than one scan; the choice."""
+    """Errors for unreadable files, a selector when there is more than one scan (showing the
+    app-wide selection; choosing here changes it on every page); the selected scan."""
     scans, errors = _entries()
     for name, message in errors:
         st.error(f"**{name}**: {message}", icon=":material/error:")
     if not scans:
         return None
-    labels = [f"{name}  ·  {scan.source_format.upper()}  ·  {scan.pixels.shape[1]}×"
-              f"{scan.pixels.shape[0]}" for _, name, _, scan in scans]
-    idx = 0
+    by_key = {f"{sha}:{member}": (sha, name, member, scan) for sha, name, member, scan in scans}
+    chosen = _selected(list(by_key))
+    select_scan(chosen)
     if len(scans) > 1:
-        idx = st.selectbox(f"Scan ({len(scans)} loaded)", range(len(scans)),
-                           format_func=labels.__getitem__, key=key)
-    sha, name, member, scan = scans[idx]
+        labels = {k: scan_label(name, scan) for k, (_, name, _, scan) in by_key.items()}
+        st.session_state[key] = chosen      # the picker shows the selection, whichever page set it
+        st.selectbox(f"Scan ({len(scans)} uploaded in this session)", list(by_key),
+                     format_func=labels.__getitem__, key=key, on_change=_on_pick, args=(key,))
+    sha, name, member, scan = by_key[chosen]
     data = st.session_state[UPLOADS_KEY][sha][1]
-    return Picked(scan=scan, key=f"{sha}:{member}", upload_sha=sha, name=name, data=data)
+    return Picked(scan=scan, key=chosen, upload_sha=sha, name=name, data=data)
+
+
+def scan_label(name: str, scan) -> str:
+    """``name · FORMAT · W×H``: how a scan is named in the picker, headers and rating titles."""
+    h, w = scan.pixels.shape[:2]
+    return f"{name}  ·  {scan.source_format.upper()}  ·  {w}×{h}"
+
+
+def _md(text: str) -> str:
+    """``text`` shown literally in Markdown (file names may hold * _ [ ] $ …)."""
+    return re.sub(r"([\\`*_{}\[\]()<>#+!|~$-])", r"\\\1", text)
+
+
+def scan_header_ui(picked: Picked) -> None:
+    """"Scan: name · format · W×H" (and the frame) above a page's results: what follows
+    belongs to this scan."""
+    scan = picked.scan
+    text = scan_label(picked.name, scan)
+    if scan.n_frames > 1:
+        text += f"  ·  frame {scan.frame_index + 1} of {scan.n_frames}"
+    with st.container(key="scan_header"):
+        st.markdown(f"**Scan:** {_md(text)}")
 
 
 def scan_or_stop_ui(pick_key: str, frame_key: str, empty_message: str) -> Picked:
-    """A page's start: the uploader, the scan picker and the frame slider; with no readable
-    scan, ``empty_message`` and the page stops."""
+    """A page's start: the uploader, the scan picker, the frame slider and the scan's header;
+    with no readable scan, ``empty_message`` and the page stops."""
     upload_ui("scan")
     picked = pick_scan_ui(pick_key)
     if picked is None:
         st.info(empty_message, icon=":material/upload_file:")
         st.stop()
-    return frame_ui(picked, frame_key)
+    picked = frame_ui(picked, frame_key)
+    scan_header_ui(picked)
+    return picked
 
 
 def all_scans_ui(*, show_errors: bool = True) -> list[Picked]:
@@ -108,14 +177,21 @@ def all_scans_ui(*, show_errors: bool = True) -> list[Picked]:
                    data=kept[sha][1]) for sha, name, member, scan in scans]
 
 
+def _on_frame(widget_key: str, scan_key: str) -> None:
+    st.session_state.setdefault(FRAMES_KEY, {})[scan_key] = st.session_state[widget_key] - 1
+
+
 def frame_ui(picked: Picked, key: str) -> Picked:
     """A frame slider for multi-frame files; returns the picked scan at that frame (decoded
-    once per frame, cached by the upload's hash)."""
+    once per frame, cached by the upload's hash). The frame belongs to the scan: another scan
+    starts at its own default frame, and coming back finds the frame chosen before."""
     scan = picked.scan
     if scan.n_frames <= 1 or picked.name != st.session_state[UPLOADS_KEY][picked.upload_sha][0]:
         return picked  # single frame, or a member of a zip (each member is one image)
-    frame = st.slider(f"Frame (of {scan.n_frames})", 1, scan.n_frames, scan.frame_index + 1,
-                      key=key) - 1
+    frames: dict = st.session_state.setdefault(FRAMES_KEY, {})
+    st.session_state[key] = frames.get(picked.key, scan.frame_index) + 1
+    frame = st.slider(f"Frame (of {scan.n_frames})", 1, scan.n_frames, key=key,
+                      on_change=_on_frame, args=(key, picked.key)) - 1
     if frame == scan.frame_index:
         return picked
     new = cached.load_frame(picked.upload_sha, picked.name, frame, _data=picked.data)
