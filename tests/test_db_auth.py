@@ -291,3 +291,61 @@ def test_authenticate_sso_refusals(engine, email, verified, reason):
     assert len(failed) == 1 and failed[0].detail["reason"] == reason
     expected_user = {"ruth@hospital.org": ruth.id, "sam@hospital.org": sam.id}
     assert failed[0].user_id == (expected_user.get(email) if isinstance(email, str) else None)
+
+
+def _fail_n(engine, name, n, now):
+    for _ in range(n):
+        with session_scope(engine) as s:
+            assert auth.authenticate(s, name, "wrong password!", now=now) is None
+
+
+@pytest.mark.parametrize("name", ["ghost", "Not A Valid Name!", "inactive1"])
+def test_unknown_and_inactive_names_lock_exactly_like_accounts(engine, name):
+    """Issue 15 item 7: after 5 failures a real name answered "Too many failed logins" while an
+    unknown one kept answering "wrong password", which told an attacker which accounts exist."""
+    with session_scope(engine) as s:
+        auth.create_user(s, "real1", PW)
+        auth.create_user(s, "inactive1", PW)
+        auth.set_active(s, "inactive1", False)
+    t0 = m.utcnow()
+    _fail_n(engine, "real1", auth.MAX_FAILURES, t0)
+    _fail_n(engine, name, auth.MAX_FAILURES, t0)
+    answers = []
+    for who in ("real1", name):
+        with pytest.raises(auth.LockedOut) as err:
+            with session_scope(engine) as s:
+                auth.authenticate(s, who, PW, now=t0 + timedelta(seconds=30))
+        answers.append((str(err.value), err.value.until))
+    assert answers[0] == answers[1]
+    assert answers[0][0].startswith("Too many failed logins")
+    # the lock runs out and grows the same way
+    t1 = t0 + timedelta(minutes=2)
+    for who in ("real1", name):
+        with session_scope(engine) as s:
+            assert auth.authenticate(s, who, "wrong password!", now=t1) is None
+    with session_scope(engine) as s:
+        lock = s.scalar(select(m.LoginThrottle.locked_until))
+        assert lock == t1 + timedelta(minutes=2)
+        assert s.scalar(select(m.User.locked_until).where(m.User.username == "real1")) == lock
+        # no user row was made for the unknown name, and its name is not stored readable
+        assert {u.username for u in s.scalars(select(m.User))} == {"real1", "inactive1"}
+        assert name.lower() not in s.scalar(select(m.LoginThrottle.name_hash))
+
+
+def test_unknown_name_throttle_is_case_insensitive_and_forgotten_after_a_day(engine):
+    t0 = m.utcnow()
+    _fail_n(engine, "Ghost", 3, t0)
+    _fail_n(engine, " ghost ", 2, t0)
+    with pytest.raises(auth.LockedOut):
+        with session_scope(engine) as s:
+            auth.authenticate(s, "GHOST", PW, now=t0)
+    # a day later the stale row is pruned when another name fails
+    _fail_n(engine, "other", 1, t0 + auth.THROTTLE_FORGET + timedelta(minutes=1))
+    with session_scope(engine) as s:
+        assert s.query(m.LoginThrottle).count() == 1
+
+
+def test_first_admin_counts_as_logged_in(engine):
+    with session_scope(engine) as s:
+        admin = auth.create_first_admin(s, "root", PW)
+    assert admin.last_login_at is not None

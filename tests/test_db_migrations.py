@@ -168,3 +168,36 @@ def test_downgrade_0002_drops_sso_email_and_keeps_users(url):
         assert conn.execute(text("SELECT count(*) FROM ratings")).scalar() == 1  # no cascade
     upgrade_to_head(engine, force=True)
     assert schema_diff(engine) == []
+
+
+def test_0003_adds_session_tables_and_downgrade_keeps_users_and_ratings(url):
+    """0003 only creates ``login_sessions`` and ``login_throttle``; going down to 0002 and up
+    again never touches users or their ratings (no SQLite table rebuild)."""
+    from alembic import command
+
+    from core.db.migrate import alembic_config
+
+    engine = init_db(url)
+    with session_scope(engine) as s:
+        user = m.User(username="keep3", role="admin", password_hash="x")
+        scan = m.Scan(sha256="c" * 64, source_format="png", uploaded_by=None)
+        s.add_all([user, scan])
+        s.flush()
+        s.add(m.Rating(reader_id=user.id, scan_id=scan.id, method="original",
+                       image_quality=3, diagnostic_usefulness=3))
+        s.add(m.LoginSession(user_id=user.id, token_hash="d" * 64,
+                             expires_at=m.utcnow()))
+    assert {"login_sessions", "login_throttle"} <= set(inspect(engine).get_table_names())
+    cfg = alembic_config(engine)
+    with engine.connect() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0002")
+        conn.commit()
+    tables = set(inspect(engine).get_table_names())
+    assert "login_sessions" not in tables and "login_throttle" not in tables
+    upgrade_to_head(engine, force=True)
+    assert schema_diff(engine) == []
+    with session_scope(engine) as s:
+        assert s.query(m.User).one().username == "keep3"
+        assert s.query(m.Rating).count() == 1
+        assert s.query(m.LoginSession).count() == 0

@@ -4,7 +4,10 @@ Passwords are hashed with argon2-cffi's ``PasswordHasher`` (argon2id, RFC 9106 p
 re-hashed on the next successful login when those parameters change. After
 ``MAX_FAILURES`` consecutive failed logins an account is locked for 1, 2, 4 … minutes (capped
 at ``MAX_LOCK_MINUTES``); an admin can unlock it. Unknown usernames cost the same as known ones
-(a dummy hash is verified).
+(a dummy hash is verified), and they are throttled exactly like accounts (table
+``login_throttle``, keyed by the SHA-256 of the normalised name; inactive accounts count there
+too), so neither the answer nor the lock reveals which names exist. A new password or a
+deactivation ends the user's login sessions (``core.db.sessions``).
 
 Single sign-on (OIDC): an admin links an account to the e-mail of the user's identity at the
 hospital's provider (``users.sso_email``, lower-cased, unique); :func:`authenticate_sso` maps
@@ -13,18 +16,21 @@ a signed-in identity to that account. SSO never creates accounts and leaves the 
 """
 from __future__ import annotations
 
+import hashlib
 import re
 from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from core.db.audit import audit
 from core.db.errors import (AuthError, LockedOut, NotFound, PermissionDenied, PolicyError,
                             SetupDone, UserExists)
-from core.db.models import ROLES, User, utcnow
+from core.db.engine import upsert_insert
+from core.db.models import ROLES, LoginThrottle, User, utcnow
+from core.db.sessions import end_user_sessions
 from core.db.views import UserView
 
 __all__ = ["AuthError", "LockedOut", "PolicyError", "UserExists", "PermissionDenied",
@@ -161,11 +167,45 @@ def create_first_admin(session: Session, username: str, password: str) -> UserVi
     view = create_user(session, username, password, "admin")
     if session.scalar(select(func.count()).select_from(User)) != 1:  # lost a race
         raise SetupDone("The first admin already exists; ask an admin for an account.")
-    return view
+    user = session.get(User, view.id)
+    user.last_login_at = utcnow()      # creating the account logs them in
+    audit(session, user.id, "login_ok", via="first_admin")
+    session.flush()
+    return to_view(user)
 
 
 def _lock_minutes(failures: int) -> int:
     return min(2 ** max(failures - MAX_FAILURES, 0), MAX_LOCK_MINUTES)
+
+
+THROTTLE_FORGET = timedelta(days=1)   # unknown names untried this long start again from zero
+
+
+def _name_hash(username: str) -> str:
+    try:
+        name = normalize_username(username)
+    except PolicyError:
+        name = (username or "").strip().lower()
+    return hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _unknown_name_failed(session: Session, key: str, now: datetime) -> int:
+    """Count one failure for a name that is no active account (atomic upsert); lock it like an
+    account after ``MAX_FAILURES``. Returns the failure count."""
+    if session.get(LoginThrottle, key) is None:   # occasional clean-up before a new row
+        session.execute(delete(LoginThrottle).where(LoginThrottle.updated_at
+                                                    < now - THROTTLE_FORGET))
+    insert = upsert_insert(session)(LoginThrottle).values(name_hash=key, failures=1,
+                                                         updated_at=now)
+    failures = session.scalar(insert.on_conflict_do_update(
+        index_elements=["name_hash"],
+        set_={"failures": LoginThrottle.failures + 1, "updated_at": now})
+        .returning(LoginThrottle.failures))
+    row = session.get(LoginThrottle, key, populate_existing=True)
+    if failures >= MAX_FAILURES:
+        row.locked_until = now + timedelta(minutes=_lock_minutes(failures))
+    session.flush()
+    return failures
 
 
 def authenticate(session: Session, username: str, password: str, *,
@@ -178,12 +218,22 @@ def authenticate(session: Session, username: str, password: str, *,
     now = now or utcnow()
     user = _find(session, username)
     if user is None or not user.active:
+        # Same answers, same lock schedule as a real account (issue 15 item 7).
+        key = _name_hash(username)
+        throttle = session.get(LoginThrottle, key)
+        if throttle is not None and throttle.locked_until is not None \
+                and now < throttle.locked_until:
+            audit(session, user.id if user else None, "login_locked",
+                  reason="inactive" if user else "unknown_user")
+            session.commit()
+            raise LockedOut(throttle.locked_until)
         try:
             _hasher.verify(_dummy(), password or "")
         except VerificationError:
             pass
+        failures = _unknown_name_failed(session, key, now)
         audit(session, user.id if user else None, "login_failed",
-              reason="inactive" if user else "unknown_user")
+              reason="inactive" if user else "unknown_user", failures=failures)
         return None
     if user.locked_until is not None and now < user.locked_until:
         audit(session, user.id, "login_locked")
@@ -268,6 +318,7 @@ def set_password(session: Session, username: str, password: str, *,
     user.password_hash = _hasher.hash(password)
     user.failed_logins, user.locked_until = 0, None
     audit(session, by_user_id, "user_update", username=user.username, change="password")
+    end_user_sessions(session, user.id, reason="password", by_user_id=by_user_id)
     session.flush()
     return to_view(user)
 
@@ -284,6 +335,8 @@ def set_active(session: Session, username: str, active: bool, *,
     user.active = active
     audit(session, by_user_id, "user_update", username=user.username,
           change="activate" if active else "deactivate")
+    if not active:
+        end_user_sessions(session, user.id, reason="deactivated", by_user_id=by_user_id)
     session.flush()
     return to_view(user)
 

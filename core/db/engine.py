@@ -7,6 +7,7 @@ SQLAlchemy URL (e.g. ``postgresql+psycopg://user:pw@host/medscan``) is used as i
 """
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,11 +15,31 @@ from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DatabaseError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-__all__ = ["get_engine", "session_scope", "dispose_engines", "upsert_insert", "BUSY_TIMEOUT_S"]
+from core.db.errors import StorageError
+
+__all__ = ["get_engine", "session_scope", "dispose_engines", "upsert_insert", "storage_error",
+           "BUSY_TIMEOUT_S"]
 
 BUSY_TIMEOUT_S = 30  # how long a writer waits for SQLite's write lock before "database is locked"
+_log = logging.getLogger("core.db")
+
+# Driver messages (SQLite's and PostgreSQL's) → the reason shown to the user, first match wins.
+_REASONS = (
+    ("readonly", "the database is read-only"),
+    ("read-only", "the database is read-only"),
+    ("disk is full", "the server's disk is full"),
+    ("no space left", "the server's disk is full"),
+    ("could not extend file", "the server's disk is full"),
+    ("disk i/o error", "the disk could not be written (full, removed or failing)"),
+    ("database is locked", f"the database stayed busy for more than {BUSY_TIMEOUT_S} seconds"),
+    ("unable to open database", "the database file could not be opened"),
+    ("malformed", "the database file is damaged"),
+    ("not a database", "the database file is damaged"),
+    ("connection", "the database server could not be reached"),
+)
 
 _engines: dict[str, Engine] = {}
 _lock = threading.Lock()
@@ -75,17 +96,45 @@ def session_scope(engine: Engine | None = None) -> Iterator[Session]:
     """A session that commits on success and rolls back on error.
 
     Objects are not expired on commit, but prefer the dataclass views the API functions return.
+
+    A database that refuses the work (read-only, full disk, I/O error, busy for too long,
+    server gone: SQLAlchemy's ``OperationalError`` / ``DatabaseError``, but not an
+    ``IntegrityError``, which is a bug or a rule broken) raises :class:`StorageError`, whose
+    message says in words that nothing was saved; the cause is logged (driver message only,
+    never the statement's parameters).
     """
     factory = sessionmaker(bind=engine or get_engine(), expire_on_commit=False)
     session = factory()
     try:
         yield session
         session.commit()
+    except DatabaseError as err:
+        _rollback(session)
+        if isinstance(err, IntegrityError):
+            raise
+        raise storage_error(err) from err
     except BaseException:
-        session.rollback()
+        _rollback(session)
         raise
     finally:
         session.close()
+
+
+def _rollback(session: Session) -> None:
+    try:
+        session.rollback()
+    except DatabaseError:  # the connection itself is broken; closing the session is enough
+        _log.warning("rollback failed after a database error", exc_info=False)
+
+
+def storage_error(err: DatabaseError) -> StorageError:
+    """The :class:`StorageError` for a driver error, logged with the driver's own message."""
+    orig = getattr(err, "orig", None) or err
+    text = str(orig.args[0] if getattr(orig, "args", None) else orig)
+    reason = next((words for needle, words in _REASONS if needle in text.lower()),
+                  "the database refused the change")
+    _log.error("database error (%s): %s", type(orig).__name__, text.splitlines()[0][:300])
+    return StorageError(reason)
 
 
 def upsert_insert(session: Session):

@@ -6,7 +6,7 @@ from datetime import datetime
 from core.errors import MedScanError
 
 __all__ = ["DBError", "NotFound", "AuthError", "PolicyError", "UserExists", "LockedOut",
-           "PermissionDenied", "SetupDone", "RatingError", "StudyError", "JobError"]
+           "PermissionDenied", "SetupDone", "RatingError", "StudyError", "JobError", "StorageError"]
 
 
 class DBError(MedScanError):
@@ -56,3 +56,14 @@ class StudyError(DBError, ValueError):
 
 class JobError(DBError):
     """A training job could not be started or changed."""
+
+
+class StorageError(DBError):
+    """The database refused a read or write (read-only file, full disk, I/O error, locked for
+    too long, server gone). Nothing of the failed transaction was saved; ``reason`` says why in
+    words and the message is meant for the page."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(f"The database could not save this: {reason}. Nothing was saved; "
+                         "ask an administrator to check the server's disk and database.")

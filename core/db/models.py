@@ -16,7 +16,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
 __all__ = ["Base", "UTCDateTime", "utcnow", "User", "Scan", "Prediction", "SRResult", "Rating",
-           "Study", "StudyItem", "StudyImage", "AuditLog", "TrainingJob", "JobProgress",
+           "Study", "StudyItem", "StudyImage", "AuditLog", "TrainingJob", "JobProgress", "LoginSession", "LoginThrottle",
            "ROLES", "JOB_KINDS", "JOB_STATUSES"]
 
 ROLES = ("radiologist", "admin")
@@ -278,3 +278,39 @@ class JobProgress(Base):
     loss: Mapped[float | None] = mapped_column(Float)
     metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     fraction: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class LoginSession(Base):
+    """A password login that survives a page reload (``core.db.sessions``).
+
+    The browser holds a random token in an HTTP-only cookie; only its SHA-256 is stored here.
+    A session starts as a one-time hand-off code (``code_hash``, valid for a minute) that the
+    web server swaps for the token while it sets the cookie. Ended by log out, idle or absolute
+    expiry, deactivation of the user or a new password (``ended_at``, ``end_reason``).
+    """
+
+    __tablename__ = "login_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str | None] = mapped_column(String(64), unique=True, index=True)
+    code_hash: Mapped[str | None] = mapped_column(String(64), unique=True, index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]                              # absolute limit
+    ended_at: Mapped[datetime | None]
+    end_reason: Mapped[str | None] = mapped_column(String(32))
+
+
+class LoginThrottle(Base):
+    """Failed logins for user names that are not an active account, so that they lock exactly
+    like real accounts (the lockout must not reveal which names exist). Keyed by the SHA-256 of
+    the normalised name: a password typed into the name field is not stored readable."""
+
+    __tablename__ = "login_throttle"
+    __table_args__ = (CheckConstraint("failures >= 0", name="failures"),)
+
+    name_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
