@@ -71,7 +71,7 @@ def test_successful_job_reports_progress_and_version(engine, tmp_path):
         history = jobs.job_history(s, job.id)
     assert done.status == "succeeded" and done.result_version == "sr-20261122-0100"
     assert done.fraction == 1.0 and done.finished_at is not None and done.error is None
-    assert done.args == ["--data", "/tmp/x"]
+    assert done.args == ["--data", "/tmp/x", "--run-dir", str(tmp_path / "jobs" / f"{job.id}-run")]
     assert [p.loss for p in history[:3]] == pytest.approx([1.0, 0.5, 1 / 3])
     assert history[2].metrics == {"psnr": 23.0} and history[-1].phase == "done"
     assert "training finished" in jobs.job_log_tail(done)
@@ -81,7 +81,8 @@ def test_crashed_job_is_marked_failed_with_log_tail(engine):
     job = _start(engine, "crash")
     assert _wait_exit(job.id) != 0
     with session_scope(engine) as s:
-        assert jobs.get_job(s, job.id).status == "running"  # nobody told the database
+        # nobody told the database
+        assert jobs.get_job(s, job.id, refresh=False).status == "running"
         changed = jobs.refresh_jobs(s)
     assert [j.id for j in changed] == [job.id]
     failed = changed[0]
@@ -183,7 +184,8 @@ def test_default_command_and_validation(engine, monkeypatch):
         with pytest.raises(JobError, match="job-id"):
             jobs.start_training_job(s, "sr", ["--job-id", "3"], None)
     assert seen["cmd"] == [sys.executable, "-m", "core", "train", "classifier", "--data", "d",
-                           "--epochs", "2", "--job-id", str(job.id)]
+                           "--epochs", "2", "--run-dir", str(jobs.jobs_dir() / f"{job.id}-run"),
+                           "--job-id", str(job.id)]
     assert seen["start_new_session"] is True
     assert seen["env"]["MEDSCAN_DATABASE_URL"] == str(engine.url)
     assert seen["env"]["MEDSCAN_JOB_ID"] == str(job.id)
@@ -199,3 +201,108 @@ def test_default_command_and_validation(engine, monkeypatch):
 ])
 def test_parse_version(message, version):
     assert jobs.parse_version(message) == version
+
+
+# ------------------------------------------------------------ dead workers and resume (issue 15)
+
+
+def test_killed_job_is_marked_failed_by_any_reader(engine, capsys):
+    """SIGKILL leaves the row 'running'; list_jobs (and so the CLI) marks it failed with the
+    reason, without anyone calling refresh_jobs."""
+    job = _start(engine, "sleep")
+    with session_scope(engine) as s:
+        deadline = time.monotonic() + 60
+        while jobs.get_job(s, job.id, refresh=False).progress is None:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+            s.expire_all()
+    os.killpg(job.pid, signal.SIGKILL)
+    _wait_exit(job.id, 20)
+    jobs._children.clear()  # as if another page process had started it: only the pid is known
+    from core.cli import main
+
+    assert main(["jobs", "list"]) == 0
+    out = capsys.readouterr().out
+    assert f"{job.id:>4} sr         failed" in out, out
+    with session_scope(engine) as s:
+        [listed] = jobs.list_jobs(s)
+    assert listed.status == "failed" and listed.finished_at is not None
+    assert listed.error.startswith("no heartbeat for ")
+    assert f"the worker process is gone (pid {job.pid})" in listed.error
+
+
+def test_job_of_another_host_fails_only_when_its_heartbeat_is_stale(engine, monkeypatch):
+    monkeypatch.setenv("MEDSCAN_JOB_HEARTBEAT_MIN", "10")
+    now = m.utcnow()
+    with session_scope(engine) as s:
+        fresh = m.TrainingJob(kind="sr", args=[], status="running", host="gpu-box", pid=1,
+                              updated_at=now - timedelta(minutes=3))
+        stale = m.TrainingJob(kind="sr", args=[], status="running", host="gpu-box", pid=1,
+                              updated_at=now - timedelta(minutes=25))
+        s.add_all([fresh, stale])
+    with session_scope(engine) as s:
+        listed = {j.id: j for j in jobs.list_jobs(s)}
+    assert listed[fresh.id].status == "running"
+    assert listed[stale.id].status == "failed"
+    assert listed[stale.id].error.startswith("no heartbeat for 25 min; the worker process on "
+                                             "host gpu-box is presumed gone")
+
+
+def test_resume_needs_a_finished_job_with_a_checkpoint(engine, tmp_path):
+    run = tmp_path / "run"
+    with session_scope(engine) as s:
+        running = m.TrainingJob(kind="classifier", args=["--run-dir", str(run)],
+                                status="running", host="elsewhere", updated_at=m.utcnow())
+        failed = m.TrainingJob(kind="classifier", args=["--run-dir", str(run)], status="failed")
+        s.add_all([running, failed])
+    with session_scope(engine) as s:
+        with pytest.raises(JobError, match="only a failed or cancelled"):
+            jobs.resume_job(s, running.id, None)
+        assert jobs.checkpoint_of(jobs.get_job(s, failed.id)) is None
+        with pytest.raises(JobError, match="no checkpoint"):
+            jobs.resume_job(s, failed.id, None)
+
+
+def test_resume_continues_a_killed_real_training_run(engine, tmp_path, tmp_weights, data_dir):
+    """A tiny real classifier run is killed after its first checkpoint; resume_job starts a new
+    job with --resume in the same run folder, which trains one more epoch and publishes a
+    candidate (not active)."""
+    import sqlalchemy as sa
+
+    from core import registry
+    from core.config import REPO_ROOT
+
+    env = {"PYTHONPATH": str(REPO_ROOT), "MEDSCAN_FORCE_CPU": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    args = ["--data", str(data_dir / "brain-mri"), "--arch", "cnn", "--input-size", "32",
+            "--epochs", "200", "--patience", "200", "--batch-size", "8", "--val-fraction",
+            "0.25", "--warmup-epochs", "0", "--threads", "1", "--version", "resumed-tiny"]
+    with session_scope(engine) as s:
+        first = jobs.start_training_job(s, "classifier", args, None, env=env)
+    state = jobs.jobs_dir() / f"{first.id}-run" / "state.json"
+    deadline = time.monotonic() + 240
+    while not state.is_file():
+        assert time.monotonic() < deadline, jobs.job_log_tail(first)
+        assert jobs._children[first.id].poll() is None, jobs.job_log_tail(first)
+        time.sleep(0.2)
+    os.killpg(first.pid, signal.SIGKILL)
+    _wait_exit(first.id, 20)
+    import json
+
+    done_epochs = json.loads(state.read_text())["epoch"]
+    assert 1 <= done_epochs < 200
+    with session_scope(engine) as s:
+        killed = jobs.get_job(s, first.id)
+        assert killed.status == "failed" and "worker process is gone" in killed.error
+        assert jobs.checkpoint_of(killed) is not None
+        second = jobs.resume_job(s, first.id, None, env=env,
+                                 overrides=["--epochs", str(done_epochs + 1)])
+    assert second.id != first.id and "--resume" in second.args
+    assert _wait_exit(second.id, 300) == 0, jobs.job_log_tail(second)
+    with session_scope(engine) as s:
+        finished = jobs.get_job(s, second.id)
+        audit_rows = s.scalars(sa.select(m.AuditLog).where(m.AuditLog.action == "train_resume")).all()
+    assert finished.status == "succeeded" and finished.result_version == "resumed-tiny"
+    assert f"after epoch {done_epochs}" in jobs.job_log_tail(second, lines=400)
+    assert json.loads(state.read_text())["epoch"] == done_epochs + 1
+    assert registry.version_status("classifier", "resumed-tiny") == "candidate"
+    assert audit_rows and audit_rows[0].detail["resumed_from"] == first.id

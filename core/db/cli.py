@@ -69,6 +69,10 @@ def register(cmds) -> None:
     jc = js.add_parser("cancel", help="stop a running job")
     jc.add_argument("job_id", type=int)
     jc.set_defaults(func=_jobs_cancel)
+    jr = js.add_parser("resume", help="continue a failed or cancelled job from its checkpoint "
+                                      "(a new job)")
+    jr.add_argument("job_id", type=int)
+    jr.set_defaults(func=_jobs_resume)
 
 
 def _engine():
@@ -216,4 +220,14 @@ def _jobs_cancel(args: argparse.Namespace) -> int:
     with session_scope(_engine()) as s:
         job = cancel_job(s, args.job_id)
     print(f"job {job.id}: {job.status}")
+    return 0
+
+
+def _jobs_resume(args: argparse.Namespace) -> int:
+    from core.db import session_scope
+    from core.db.jobs import resume_job
+
+    with session_scope(_engine()) as s:
+        job = resume_job(s, args.job_id, None)
+    print(f"job {job.id}: {job.status} (resumes job {args.job_id}; log {job.log_path})")
     return 0

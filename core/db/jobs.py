@@ -10,10 +10,19 @@ and ``phase == "done"``.
 
 **Publishing a version:** a trainer ends with ``Progress(phase="done", message=f"version={v}")``;
 that marks the job ``succeeded`` with ``result_version = v`` (``"published sr/<v>"`` and
-``"saved <dir>/<v>"`` are understood too, see :func:`parse_version`). If the process dies instead,
-:func:`refresh_jobs` (call it whenever the admin page polls) notices (``waitpid`` / ``kill(pid,
-0)`` / ``/proc``) and marks the job ``failed`` with the tail of its log, or ``succeeded`` if it
-exited with status 0. :func:`cancel_job` sends SIGTERM to the job's process group.
+``"saved <dir>/<v>"`` are understood too, see :func:`parse_version`).
+
+**Dead workers.** Every reader of the job list (:func:`list_jobs`, :func:`get_job`, so the page
+and ``python -m core jobs list`` alike) first runs :func:`refresh_jobs`: a queued/running job
+whose process is gone on this host (``waitpid`` / ``kill(pid, 0)`` / ``/proc``), or, on another
+host, whose heartbeat (``updated_at``, the last progress write) is older than
+``config.job_heartbeat_s()``, is marked ``failed`` with the reason ("no heartbeat for N min; the
+worker process is gone") and the tail of its log, or ``succeeded`` if it exited with status 0.
+:func:`cancel_job` sends SIGTERM to the job's process group.
+
+**Resume.** Each job gets its own checkpoint folder ``<data dir>/jobs/<N>-run`` (``--run-dir``);
+:func:`checkpoint_of` says whether it holds a checkpoint and :func:`resume_job` starts a new job
+with the same arguments plus ``--resume`` from it.
 """
 from __future__ import annotations
 
@@ -43,7 +52,7 @@ from core.progress import Progress, ProgressCallback
 
 __all__ = ["start_training_job", "progress_callback", "finish_job", "refresh_jobs",
            "cancel_job", "list_jobs", "get_job", "job_history", "job_log_tail", "jobs_dir",
-           "parse_version", "ACTIVE_STATUSES"]
+           "parse_version", "ACTIVE_STATUSES", "checkpoint_of", "resume_job", "heartbeat_age_s"]
 
 ACTIVE_STATUSES = ("queued", "running")
 START_GRACE_S = 60          # a queued job with no pid after this long never started
@@ -114,6 +123,8 @@ def start_training_job(session: Session, kind: str, args: Sequence[str], user_id
     session.add(job)
     session.flush()
     job.log_path = str(jobs_dir() / f"{job.id}.log")
+    if _arg(args, "--run-dir") is None:   # its own checkpoint folder, so it can be resumed
+        job.args = args = [*args, "--run-dir", str(jobs_dir() / f"{job.id}-run")]
     audit(session, user_id, "train_start", job_id=job.id, kind=kind, args=args)
     session.commit()  # the child reads and writes this row
 
@@ -215,6 +226,27 @@ def job_log_tail(job: JobView | TrainingJob | str | Path | None, lines: int = 40
     return "\n".join(text.splitlines()[-lines:])[-max_chars:]
 
 
+def _arg(args: Sequence[str], name: str) -> str | None:
+    """The value of option ``name`` in an argument list (the last one wins, as in argparse)."""
+    value = None
+    for i, a in enumerate(args):
+        if a == name and i + 1 < len(args):
+            value = args[i + 1]
+        elif a.startswith(name + "="):
+            value = a.split("=", 1)[1]
+    return value
+
+
+def heartbeat_age_s(job: JobView | TrainingJob, now=None) -> float:
+    """Seconds since the job's last progress write (or start, or creation)."""
+    last = job.updated_at or job.started_at or job.created_at
+    return ((now or utcnow()) - last).total_seconds()
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
+
+
 def _reap_children() -> None:
     with _children_lock:
         for job_id, proc in list(_children.items()):
@@ -223,17 +255,30 @@ def _reap_children() -> None:
 
 
 def refresh_jobs(session: Session) -> list[JobView]:
-    """Mark queued/running jobs whose process is gone as finished; returns the jobs changed.
+    """Mark queued/running jobs whose worker is gone as finished; returns the jobs changed.
 
-    Only jobs started on this host are checked (a pid means nothing elsewhere).
+    On this host the process itself is checked; a job of another host (a pid means nothing
+    here) is presumed dead when its heartbeat is older than ``config.job_heartbeat_s()``.
     """
+    from core.config import job_heartbeat_s
+
     changed = []
     host = socket.gethostname()
     jobs = session.scalars(select(TrainingJob)
                            .where(TrainingJob.status.in_(ACTIVE_STATUSES))).all()
     now = utcnow()
     for job in jobs:
-        if job.host not in (None, host):
+        age = heartbeat_age_s(job, now)
+        if job.host not in (None, host):   # a pid means nothing here: judge by the heartbeat
+            if age < job_heartbeat_s():
+                continue
+            session.refresh(job)
+            if job.status not in ACTIVE_STATUSES or heartbeat_age_s(job, now) < job_heartbeat_s():
+                continue
+            job.status, job.finished_at = "failed", now
+            job.error = (f"no heartbeat for {_minutes(age)}; the worker process on host "
+                         f"{job.host} is presumed gone.")
+            changed.append(job)
             continue
         if job.pid is None:
             if (now - job.created_at).total_seconds() < START_GRACE_S:
@@ -253,10 +298,11 @@ def refresh_jobs(session: Session) -> list[JobView]:
             job.result_version = job.result_version or _last_version(tail)
         else:
             job.status = "failed"
-            why = ("the process never started" if job.pid is None else
-                   f"the process exited with status {rc}" if rc is not None else
-                   "the process is gone")
-            job.error = f"{why} before reporting a result.\n{tail}".strip()
+            why = ("the worker process never started" if job.pid is None else
+                   f"the worker process is gone (pid {job.pid} exited with status {rc})"
+                   if rc is not None else f"the worker process is gone (pid {job.pid})")
+            job.error = (f"no heartbeat for {_minutes(age)}; {why} before reporting a result."
+                         f"\n{tail}").strip()
         changed.append(job)
     session.flush()
     _reap_children()
@@ -287,17 +333,67 @@ def cancel_job(session: Session, job_id: int, *, by_user_id: int | None = None) 
     return _view(job)
 
 
+def _refresh_quietly(session: Session) -> None:
+    """:func:`refresh_jobs` for readers: a database that cannot be written (read-only, locked)
+    must not stop the list from being shown."""
+    try:
+        if refresh_jobs(session):
+            session.commit()
+    except SQLAlchemyError as err:
+        session.rollback()
+        print(f"warning: could not refresh training jobs: {err}", file=sys.stderr)
+
+
 def list_jobs(session: Session, limit: int = 50, *,
-              status: str | Sequence[str] | None = None) -> list[JobView]:
-    """Newest first."""
+              status: str | Sequence[str] | None = None, refresh: bool = True) -> list[JobView]:
+    """Newest first. Dead workers are detected first (:func:`refresh_jobs`), so no reader
+    shows a killed job as running."""
+    if refresh:
+        _refresh_quietly(session)
     q = select(TrainingJob).order_by(TrainingJob.id.desc()).limit(limit)
     if status is not None:
         q = q.where(TrainingJob.status.in_([status] if isinstance(status, str) else status))
     return [_view(j) for j in session.scalars(q)]
 
 
-def get_job(session: Session, job_id: int) -> JobView:
+def get_job(session: Session, job_id: int, *, refresh: bool = True) -> JobView:
+    if refresh:
+        _refresh_quietly(session)
     return _view(_job(session, job_id))
+
+
+def checkpoint_of(job: JobView | TrainingJob) -> Path | None:
+    """The checkpoint a finished (failed / cancelled) job left in its ``--run-dir``, else
+    ``None``: classifier ``last.keras`` + ``state.json``, super-resolution ``ckpt/state.json``."""
+    run_dir = _arg(list(job.args or []), "--run-dir")
+    if not run_dir:
+        return None
+    run = Path(run_dir)
+    if job.kind == "classifier":
+        ok = (run / "last.keras").is_file() and (run / "state.json").is_file()
+        return run / "last.keras" if ok else None
+    return run / "ckpt" if (run / "ckpt" / "state.json").is_file() else None
+
+
+def resume_job(session: Session, job_id: int, user_id: int | None, *,
+               overrides: Sequence[str] = (), argv: Sequence[str] | None = None,
+               env: Mapping[str, str] | None = None) -> JobView:
+    """Start a new job that continues ``job_id``'s checkpoint: the same arguments (and run
+    folder) plus ``--resume``; ``overrides`` are appended (e.g. ``["--epochs", "12"]``).
+    Only a failed or cancelled job with a checkpoint can be resumed (:class:`JobError`)."""
+    old = _job(session, job_id)
+    if old.status not in ("failed", "cancelled"):
+        raise JobError(f"Job {job_id} is {old.status}: only a failed or cancelled job can be "
+                       "resumed.")
+    if checkpoint_of(old) is None:
+        raise JobError(f"Job {job_id} left no checkpoint to resume from.")
+    args = [a for a in (old.args or []) if a not in ("--resume", "--activate")]
+    job = start_training_job(session, old.kind, [*args, "--resume", *overrides], user_id,
+                             argv=argv, env=env)
+    audit(session, user_id, "train_resume", job_id=job.id, resumed_from=job_id,
+          checkpoint=str(checkpoint_of(old)))
+    session.commit()
+    return job
 
 
 def job_history(session: Session, job_id: int) -> list[ProgressPoint]:
