@@ -29,7 +29,8 @@ from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, Implic
 
 from core.config import max_pixels
 from core.errors import ScanError
-from core.imaging.phi import dicom_summary, format_spacing, format_window
+from core.imaging.phi import (clean_descriptor, dicom_identifiers, dicom_summary,
+                              format_spacing, format_window)
 from core.imaging.scan import VOLUME_MAX_VOXELS, Scan
 from core.imaging.windowing import Display, WindowSpec, render
 
@@ -283,6 +284,34 @@ def _file_window(ds: Dataset, frame: int) -> tuple[float, float, str] | None:
     return center, width, func
 
 
+def _file_windows(ds: Dataset, frame: int) -> tuple[tuple[float, float, str, str], ...]:
+    """Every (0028,1050)/(0028,1051) window pair (multi-valued: PS3.3 C.11.2.1.2) as
+    (centre, width, function, explanation); the (0028,1055) explanation only when it is a
+    clean descriptor (free text, see :func:`core.imaging.phi.clean_descriptor`)."""
+    centers = _get(ds, frame, "FrameVOILUTSequence", "WindowCenter")
+    widths = _get(ds, frame, "FrameVOILUTSequence", "WindowWidth")
+    texts = _get(ds, frame, "FrameVOILUTSequence", "WindowCenterWidthExplanation")
+    func = str(_get(ds, frame, "FrameVOILUTSequence", "VOILUTFunction") or "LINEAR").upper()
+    func = func if func in ("LINEAR", "LINEAR_EXACT", "SIGMOID") else "LINEAR"
+
+    def items(value: Any) -> list[Any]:
+        if value is None or value == "":
+            return []
+        return list(value) if isinstance(value, (list, tuple)) or type(
+            value).__name__ == "MultiValue" else [value]
+
+    ids = dicom_identifiers(ds)
+    explained = [clean_descriptor(t, ids) for t in items(texts)]
+    out = []
+    for i, (c, w) in enumerate(zip(items(centers), items(widths))):
+        center, width = _first(c), _first(w)
+        if center is None or width is None or not width > 0 or not np.isfinite(center + width):
+            continue
+        text = explained[i] if i < len(explained) and explained[i] != "***" else ""
+        out.append((center, width, func, text))
+    return tuple(out)
+
+
 def _voi_view(ds: Dataset, ts: UID) -> Dataset | None:
     seq = ds.get("VOILUTSequence")
     if not seq or "LUTDescriptor" not in seq[0] or "LUTData" not in seq[0]:
@@ -392,7 +421,8 @@ def load_dicom(data: bytes, *, frame: int | None, window: WindowSpec, sha256: st
                             "invalid.", code="corrupt_pixels") from err
         display = Display(values=values, frame_index=index, has_volume=keep_volume,
                           invert=_inverted(ds, photometric), voi=_voi_view(ds, ts),
-                          file_window=_file_window(ds, index))
+                          file_window=_file_window(ds, index),
+                          file_windows=_file_windows(ds, index))
     del raw
     pixels, volume, win, source = render(display, window)
     spacing = _spacing(ds)

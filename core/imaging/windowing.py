@@ -1,4 +1,4 @@
-"""Windowing: presets, parsing of window arguments, and rendering stored values to [0, 1].
+"""Windowing: presets, the windows a scan offers, parsing of window arguments, rendering.
 
 All windows go through pydicom's own VOI functions (:func:`pydicom.pixels.apply_windowing`,
 :func:`pydicom.pixels.apply_voi`) on a tiny synthetic dataset that carries only the
@@ -7,9 +7,12 @@ Function, and a 16-bit unsigned output range, so the output is divided by 65535 
 [0, 1]. The order is the DICOM one: modality LUT / rescale (done by the loader) → VOI LUT or
 window → MONOCHROME1 inversion (``1 - x``, after windowing).
 
-Presets are CT windows in Hounsfield units (centre, width). On other modalities a window
-override still works, in the stored units after the modality LUT (e.g. MR signal), but the
-named presets are meaningless there.
+Presets are CT windows in Hounsfield units (centre, width): meaningful on CT only. Which
+windows make sense depends on the scan, so :func:`window_options` lists them per scan: the
+file's own windows (every (0028,1050)/(0028,1051) pair, with its (0028,1055) explanation) or
+VOI LUT table, the CT presets on CT only, and min–max and percentile windows computed from the
+modality-LUT values (any modality). An explicit window (``apply_window(scan, "brain")``) is
+still applied as asked, in the stored units after the modality LUT.
 """
 from __future__ import annotations
 
@@ -28,10 +31,23 @@ from core.errors import ScanError
 if TYPE_CHECKING:  # pragma: no cover
     from core.imaging.scan import Scan
 
-__all__ = ["WINDOW_PRESETS", "MIN_MAX", "WindowSpec", "parse_window", "apply_window",
-           "window_values"]
+__all__ = ["WINDOW_PRESETS", "MIN_MAX", "MIN_WIDTH", "PERCENTILE_WINDOWS", "WindowSpec",
+           "WindowOption", "parse_window", "apply_window", "window_values", "window_options",
+           "min_max_window", "percentile_window", "is_ct"]
 
 MIN_MAX = "min-max"
+
+#: The narrowest window anything here produces (a constant image's min–max window, e.g. a
+#: DICOM with (0028,1053) Rescale Slope 0); any width > 0 is accepted as an override.
+MIN_WIDTH = 1e-6
+
+#: Percentile windows offered on every greyscale DICOM: (low %, high %) of the modality-LUT
+#: values; robust to a few hot or dead pixels where min–max is not.
+PERCENTILE_WINDOWS: tuple[tuple[float, float], ...] = ((1.0, 99.0), (0.5, 99.5))
+
+# Percentiles are taken on at most this many values (an even stride through the data), so
+# listing the options of a large volume stays fast on every rerun.
+_PERCENTILE_SAMPLE = 1 << 20
 
 #: CT presets in HU as (centre, width); ``"min-max"`` maps to ``None`` (computed from the data).
 WINDOW_PRESETS: dict[str, tuple[float, float] | None] = {
@@ -53,12 +69,34 @@ _OUT_MAX = 65535.0
 
 @dataclass(frozen=True)
 class WindowSpec:
-    """A requested window: ``kind`` is "preset", "manual", "min-max" or "file" (use the file's)."""
+    """A requested window: ``kind`` is "preset", "manual", "min-max", "file" (the file's VOI
+    LUT / first window, or the loader's default), "file window" (one of the file's windows),
+    or "percentile". ``name`` labels the source; ``function`` is the (0028,1056) VOI LUT
+    Function to use (``None``: the file's, as for presets and manual windows)."""
 
     kind: str
     center: float | None = None
     width: float | None = None
     name: str | None = None
+    function: str | None = None
+
+
+@dataclass(frozen=True)
+class WindowOption:
+    """One window a scan offers (see :func:`window_options`).
+
+    ``label`` is unique within the scan and stable across its frames (no numbers that change);
+    ``spec`` is what :func:`apply_window` takes; ``center`` / ``width`` are the values it puts
+    in force (``None`` for a VOI LUT table, which has none); ``explanation`` says in words where
+    it comes from; ``default`` marks the window :func:`~core.imaging.load_scan` applied.
+    """
+
+    label: str
+    spec: WindowSpec
+    center: float | None
+    width: float | None
+    explanation: str = ""
+    default: bool = False
 
 
 def _norm_name(name: str) -> str:
@@ -142,9 +180,24 @@ def voi_lut_values(values: np.ndarray, voi: Dataset) -> np.ndarray:
 
 
 def min_max_window(values: np.ndarray) -> tuple[float, float]:
-    """The LINEAR_EXACT window (centre, width) mapping min → 0 and max → 1."""
+    """The LINEAR_EXACT window (centre, width) mapping min → 0 and max → 1 (width at least
+    :data:`MIN_WIDTH`, so a constant image still has a valid window)."""
     lo, hi = float(np.min(values)), float(np.max(values))
-    return (lo + hi) / 2.0, max(hi - lo, 1e-6)
+    return (lo + hi) / 2.0, max(hi - lo, MIN_WIDTH)
+
+
+def percentile_window(values: np.ndarray, low: float, high: float) -> tuple[float, float]:
+    """The LINEAR_EXACT window (centre, width) mapping the ``low`` and ``high`` percentiles of
+    the finite ``values`` to 0 and 1 (width at least :data:`MIN_WIDTH`). Arrays larger than
+    2**20 values are sampled with an even stride."""
+    flat = np.asarray(values).reshape(-1)
+    if flat.size > _PERCENTILE_SAMPLE:
+        flat = flat[:: -(-flat.size // _PERCENTILE_SAMPLE)]
+    flat = flat[np.isfinite(flat)]
+    if flat.size == 0:
+        return 0.5, 1.0
+    lo, hi = (float(v) for v in np.percentile(flat, [low, high]))
+    return (lo + hi) / 2.0, max(hi - lo, MIN_WIDTH)
 
 
 @dataclass(frozen=True)
@@ -153,8 +206,10 @@ class Display:
 
     ``values`` are float32 modality-LUT values: the chosen frame (H×W[×3]) or, when the volume
     is kept, all frames (N×H×W[×3]). ``file_window`` is the file's (centre, width, function),
-    ``voi`` a stripped dataset with the file's VOI LUT Sequence, ``default`` the window used when
-    the file has none (rasters and colour: the bit-depth range), ``invert`` MONOCHROME1.
+    ``file_windows`` every window pair of the file as (centre, width, function, explanation)
+    (the explanation already checked for identifiers), ``voi`` a stripped dataset with the
+    file's VOI LUT Sequence, ``default`` the window used when the file has none (rasters and
+    colour: the bit-depth range), ``invert`` MONOCHROME1.
     """
 
     values: np.ndarray
@@ -164,6 +219,7 @@ class Display:
     voi: Dataset | None = None
     file_window: tuple[float, float, str] | None = None
     default: tuple[float, float, str] | None = None   # (centre, width, label) LINEAR_EXACT
+    file_windows: tuple[tuple[float, float, str, str], ...] = ()
 
 
 def render(display: Display, spec: WindowSpec
@@ -171,13 +227,18 @@ def render(display: Display, spec: WindowSpec
     """Return (pixels, volume or None, (centre, width) or None, window_source)."""
     values = display.values
     window: tuple[float, float] | None
-    if spec.kind in ("preset", "manual"):
-        assert spec.center is not None and spec.width is not None
+    if spec.center is not None and spec.width is not None:  # preset, manual, file window, ...
         window = (spec.center, spec.width)
-        source = f"preset {spec.name}" if spec.kind == "preset" else "manual"
-        func = display.file_window[2] if display.file_window else "LINEAR"
-        out = window_values(values, spec.center, spec.width,
-                            "LINEAR" if func == "SIGMOID" else func)
+        if spec.kind == "preset":
+            source = f"preset {spec.name}"
+        elif spec.kind == "manual":
+            source = "manual"
+        else:
+            source = spec.name or spec.kind
+        func = spec.function or (display.file_window[2] if display.file_window else "LINEAR")
+        if spec.function is None and func == "SIGMOID":
+            func = "LINEAR"
+        out = window_values(values, spec.center, spec.width, func)
     elif spec.kind == "file" and display.voi is not None:
         window, source = None, "file VOI LUT"
         out = voi_lut_values(values, display.voi)
@@ -202,11 +263,12 @@ def render(display: Display, spec: WindowSpec
     return out, None, window, source
 
 
-def apply_window(scan: Scan, window: str | tuple[float, float] | None) -> Scan:
+def apply_window(scan: Scan, window: str | tuple[float, float] | WindowSpec | None) -> Scan:
     """Return a new :class:`Scan` re-windowed from its stored modality values (no decoding).
 
-    ``window`` is a preset name, ``"min-max"``, ``"C,W"``, ``(C, W)``, or ``None`` for the
-    file's own VOI LUT / window (or the loader's default).
+    ``window`` is a preset name, ``"min-max"``, ``"C,W"``, ``(C, W)``, a :class:`WindowSpec`
+    (e.g. a :class:`WindowOption`'s ``spec``), or ``None`` for the file's own VOI LUT / window
+    (or the loader's default).
     """
     from core.imaging.phi import format_window
 
@@ -216,3 +278,76 @@ def apply_window(scan: Scan, window: str | tuple[float, float] | None) -> Scan:
     metadata["Window"] = format_window(win, source)
     return dataclasses.replace(scan, pixels=pixels, volume=volume, window=win,
                                window_source=source, metadata=metadata)
+
+
+def is_ct(scan: Scan) -> bool:
+    """Whether the CT presets (Hounsfield units) apply: a greyscale DICOM with (0008,0060)
+    Modality CT."""
+    return (scan.source_format == "dicom" and not scan.is_color
+            and str(scan.modality or "").strip().upper() == "CT")
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.6g}"
+
+
+def window_options(scan: Scan) -> list[WindowOption]:
+    """The windows that make sense for ``scan``, the one :func:`~core.imaging.load_scan`
+    applied first (``default=True``).
+
+    Greyscale DICOM: the file's VOI LUT table and every (0028,1050)/(0028,1051) window pair
+    with its (0028,1055) explanation; the CT presets (:data:`WINDOW_PRESETS`, in HU) only when
+    (0008,0060) Modality is CT; min–max and the :data:`PERCENTILE_WINDOWS`, computed from the
+    modality-LUT values (all kept frames, so they do not change with the frame). Rasters and
+    colour images: only the loader's window (their stored values are the display values).
+    """
+    display = scan._display
+    default_label = "File default"
+    if display is None or scan.source_format != "dicom" or scan.is_color:
+        c, w = scan.window if scan.window else (None, None)
+        return [WindowOption(default_label, WindowSpec("file"), c, w,
+                             f"as stored ({scan.window_source})", default=True)]
+    options: list[WindowOption] = []
+    n_file = len(display.file_windows)
+    if display.voi is not None:
+        options.append(WindowOption("File VOI LUT", WindowSpec("file"), None, None,
+                                    "the file's (0028,3010) VOI LUT table", default=True))
+    for i, (c, w, func, text) in enumerate(display.file_windows):
+        label = "File window" + (f" {i + 1} of {n_file}" if n_file > 1 else "")
+        label += f": {text}" if text else ""
+        source = "file window" + (f" {i + 1}" if n_file > 1 else "") + (
+            f" ({text})" if text else "")
+        is_default = display.voi is None and i == 0
+        spec = WindowSpec("file") if is_default else WindowSpec("file window", c, w, source,
+                                                                  func)
+        options.append(WindowOption(label, spec, c, w,
+                                    f"the file's (0028,1050)/(0028,1051) window {i + 1}"
+                                    + (f", explained as “{text}”" if text else "")
+                                    + (f", {func}" if func != "LINEAR" else ""),
+                                    default=is_default))
+    if display.voi is None and not display.file_windows and display.file_window is not None:
+        c, w, func = display.file_window          # a file window kept by an older loader
+        options.append(WindowOption("File window", WindowSpec("file"), c, w,
+                                    "the file's (0028,1050)/(0028,1051) window", default=True))
+    from_file = bool(options)
+    if is_ct(scan):
+        for name, value in WINDOW_PRESETS.items():
+            if value is None:
+                continue
+            options.append(WindowOption(f"CT {name} (C {_fmt(value[0])} / W {_fmt(value[1])})",
+                                        WindowSpec("preset", value[0], value[1], name),
+                                        value[0], value[1],
+                                        f"standard CT {name} window in Hounsfield units"))
+    c, w = min_max_window(display.values)
+    options.append(WindowOption("Min–max", WindowSpec(MIN_MAX, name=MIN_MAX), c, w,
+                                "lowest stored value → black, highest → white",
+                                default=not from_file))
+    for low, high in PERCENTILE_WINDOWS:
+        c, w = (float(f"{v:.6g}") for v in percentile_window(display.values, low, high))
+        name = f"percentile {low:g}–{high:g} %"
+        options.append(WindowOption(f"Percentile {low:g}–{high:g} %",
+                                    WindowSpec("percentile", c, w, name, "LINEAR_EXACT"), c, w,
+                                    f"the lowest {low:g} % of values → black, the highest "
+                                    f"{100 - high:g} % → white (ignores a few extreme pixels)"))
+    options.sort(key=lambda o: not o.default)      # stable: the loader's window first
+    return options

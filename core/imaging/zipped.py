@@ -8,6 +8,7 @@ from typing import NamedTuple
 
 from core.errors import ScanError
 from core.imaging.load import load_scan
+from core.imaging.phi import mask_filename, mask_upload_name
 from core.imaging.scan import Scan
 
 __all__ = ["Upload", "load_uploads", "ZIP_MAX_MEMBERS", "ZIP_MAX_TOTAL_BYTES"]
@@ -89,22 +90,24 @@ def load_uploads(name: str, data: bytes, **kwargs: object) -> list[Upload]:
                 content = member.read(budget + 1)
         except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError,
                 RuntimeError):  # RuntimeError: encrypted member
-            results.append(Upload(info.filename, ScanError(
-                f"{info.filename} could not be extracted from the zip (damaged or encrypted).",
+            shown = mask_filename(info.filename)     # member names may hold PHI (phi.py)
+            results.append(Upload(shown, ScanError(
+                f"{shown} could not be extracted from the zip (damaged or encrypted).",
                 code="zip_error")))
             continue
         total += len(content)
         if total > ZIP_MAX_TOTAL_BYTES:
             raise ScanError(f"The zip expands to more than {ZIP_MAX_TOTAL_BYTES:,} bytes.",
                             code="zip_error")
+        shown = mask_upload_name(info.filename, content)   # PHI in member names (phi.py)
         try:
-            scan = load_scan(content, info.filename, **kwargs)  # type: ignore[arg-type]
+            scan = load_scan(content, shown, **kwargs)  # type: ignore[arg-type]
         except ScanError as err:
             if err.code == "no_pixel_data" and "DICOMDIR" in str(err):  # by content
                 continue
-            results.append(Upload(info.filename, err))
+            results.append(Upload(shown, err))
             continue
-        results.append(Upload(info.filename, scan))
+        results.append(Upload(shown, scan))
     if not results:
         raise ScanError(f"The zip file {name} contains no scans.", code="zip_error")
     return results
