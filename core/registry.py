@@ -410,7 +410,7 @@ def record_evaluation(task: str, version: str, report: dict, *,
     if not report.get("data_fingerprint") or not isinstance(report.get("n"), int):
         raise ModelCardError("An evaluation report needs 'data_fingerprint' and 'n'.")
     entry = dict(report, version=version, recorded_at=_dt.datetime.now(
-        _dt.timezone.utc).isoformat(timespec="seconds"))
+        _dt.timezone.utc).isoformat(timespec="microseconds"))
     folder = _write_root(weights_dir) / task / _EVAL_DIR / version
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{_fp_key(report['data_fingerprint'])}.json"

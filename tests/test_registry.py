@@ -136,3 +136,118 @@ def test_replaced_card_stays_world_readable_and_valid(tmp_weights, tiny_builder)
     with pytest.raises(ModelCardError):
         registry.replace_card("classifier", "v1", {"task": "classifier"})      # invalid: refused
     assert registry.load_card("classifier", "v1")["metrics"]["test"]["accuracy"] == 0.5
+
+
+# ------------------------------------------- shipped (read-only) + data-dir registry (issue 14)
+
+
+def _snapshot(root) -> dict:
+    return {str(p.relative_to(root)): p.stat().st_mtime_ns for p in sorted(root.rglob("*"))}
+
+
+@pytest.fixture()
+def layered(tmp_path, monkeypatch, tiny_builder, sqlite_url):
+    """A shipped root (READ_ONLY marker, one active version) and a data-dir registry."""
+    shipped = tmp_path / "shipped"
+    monkeypatch.setenv("MEDSCAN_WEIGHTS_DIR", str(shipped))
+    registry.save_version("classifier", tiny_builder(3), _card(), version="ship1",
+                          activate=True)
+    (shipped / registry.READ_ONLY_MARKER).write_text("shipped\n")
+    monkeypatch.setenv("MEDSCAN_REGISTRY_DIR", str(tmp_path / "data" / "weights"))
+    return shipped, tmp_path / "data" / "weights"
+
+
+def test_trained_versions_go_to_the_data_registry_as_candidates(layered, tiny_builder):
+    shipped, local = layered
+    before = _snapshot(shipped)
+    path = registry.save_version("classifier", tiny_builder(3), _card(), version="cand1")
+    assert path == local / "classifier" / "cand1"
+    assert registry.active_version("classifier") == "ship1"            # not activated
+    assert {c["version"] for c in registry.list_versions("classifier")} == {"ship1", "cand1"}
+    statuses = {r["version"]: (r["status"], r["where"])
+                for r in registry.version_rows("classifier")}
+    assert statuses == {"ship1": ("active", "shipped (read-only)"),
+                        "cand1": ("candidate", "app registry")}
+    registry.load_model("classifier", "cand1")
+    registry.activate("classifier", "cand1")
+    assert registry.active_version("classifier") == "cand1"
+    assert (local / "classifier" / "ACTIVE").read_text().strip() == "cand1"
+    assert registry.version_status("classifier", "ship1") == "shipped"
+    with pytest.raises(ModelCardError, match="shipped version"):
+        registry.delete_version("classifier", "ship1")
+    with pytest.raises(ModelCardError, match="already exists"):
+        registry.save_version("classifier", tiny_builder(3), _card(), version="ship1")
+    assert _snapshot(shipped) == before          # nothing written into the shipped root
+
+
+def test_activate_and_rollback_are_audited(layered, tiny_builder):
+    from sqlalchemy import select
+
+    from core.db import init_db, session_scope
+    from core.db.models import AuditLog
+
+    registry.save_version("classifier", tiny_builder(3), _card(), version="cand1")
+    engine = init_db()
+    with session_scope(engine) as s:
+        with pytest.raises(ModelNotFoundError, match="Nothing to roll back"):
+            registry.rollback(s, "classifier", user_id=None)
+        prev = registry.activate_audited(s, "classifier", "cand1", user_id=None,
+                                         deltas={"accuracy": 0.01})
+    assert prev == "ship1" and registry.previous_version("classifier") == "ship1"
+    with session_scope(engine) as s:
+        assert registry.rollback(s, "classifier", user_id=None) == ("ship1", "cand1")
+    assert registry.active_version("classifier") == "ship1"
+    with session_scope(engine) as s:
+        rows = [(r.action, r.detail) for r in s.scalars(select(AuditLog).order_by(AuditLog.id))]
+    assert [a for a, _ in rows] == ["model_activate", "model_rollback"]
+    assert rows[0][1]["version"] == "cand1" and rows[0][1]["previous"] == "ship1"
+    assert rows[0][1]["deltas"] == {"accuracy": 0.01}
+    assert rows[1][1]["version"] == "ship1" and rows[1][1]["previous"] == "cand1"
+    assert [e["action"] for e in registry.history("classifier")] == ["activate", "rollback"]
+
+
+def _report(acc, n=160, fp="sha256:aaaa"):
+    return {"accuracy": acc, "macro_f1": acc - 0.01, "ece": 0.05, "n": n,
+            "data": "/eval", "data_fingerprint": fp}
+
+
+def test_compare_on_the_same_evaluation_set(layered, tiny_builder):
+    shipped, local = layered
+    registry.save_version("classifier", tiny_builder(3), _card(), version="cand1")
+    cmp = registry.compare_on_eval_set("classifier", "cand1", "ship1")
+    assert cmp["set"] is None and cmp["worse"] and "not been evaluated" in cmp["warnings"][0]
+    registry.record_evaluation("classifier", "ship1", _report(0.90))
+    registry.record_evaluation("classifier", "cand1", _report(0.50, fp="sha256:bbbb"))
+    assert registry.compare_on_eval_set("classifier", "cand1", "ship1")["set"] is None
+    registry.record_evaluation("classifier", "cand1", _report(0.93))
+    cmp = registry.compare_on_eval_set("classifier", "cand1", "ship1")
+    assert cmp["set"]["fingerprint"] == "sha256:aaaa" and cmp["set"]["n"] == 160
+    acc = next(r for r in cmp["rows"] if r["metric"] == "accuracy")
+    assert acc["delta"] == pytest.approx(0.03) and acc["better"] is True
+    assert not cmp["worse"] and cmp["warnings"] == []
+    registry.record_evaluation("classifier", "cand1", _report(0.25, n=4, fp="sha256:cccc"))
+    registry.record_evaluation("classifier", "ship1", _report(0.75, n=4, fp="sha256:cccc"))
+    cmp = registry.compare_on_eval_set("classifier", "cand1", "ship1")   # newest common set
+    assert cmp["set"]["n"] == 4 and cmp["worse"]
+    assert any("WORSE" in w for w in cmp["warnings"])
+    assert any("only 4 images" in w for w in cmp["warnings"])
+    assert not (shipped / "classifier" / ".evaluations").exists()   # beside, never in shipped
+
+
+def test_cli_list_activate_rollback(layered, tiny_builder, capsys):
+    from core.cli import main
+
+    registry.save_version("classifier", tiny_builder(3), _card(), version="cand1")
+    assert main(["models", "list", "classifier"]) == 0
+    out = capsys.readouterr().out
+    assert "* ship1" in out and "active" in out and "shipped (read-only)" in out
+    assert "cand1" in out and "candidate" in out
+    # not a terminal and no --yes: refused
+    assert main(["models", "activate", "classifier", "cand1"]) == 2
+    assert registry.active_version("classifier") == "ship1"
+    assert "not been evaluated" in capsys.readouterr().err
+    assert main(["models", "activate", "classifier", "cand1", "--yes"]) == 0
+    assert registry.active_version("classifier") == "cand1"
+    assert main(["models", "rollback", "classifier"]) == 0
+    assert "cand1 -> ship1" in capsys.readouterr().out
+    assert registry.active_version("classifier") == "ship1"
