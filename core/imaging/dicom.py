@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import io
 import logging
+import math
 import warnings
 from typing import Any
 
@@ -31,7 +32,8 @@ from core.config import max_pixels
 from core.errors import ScanError
 from core.imaging.phi import (clean_descriptor, dicom_identifiers, dicom_summary,
                               format_spacing, format_window)
-from core.imaging.scan import VOLUME_MAX_VOXELS, Scan
+from core.imaging.scan import (VOLUME_MAX_VOXELS, Scan, constant_window, finite_range,
+                               finite_values)
 from core.imaging.windowing import Display, WindowSpec, render
 
 __all__ = ["load_dicom", "DECODER_PACKAGES"]
@@ -210,24 +212,46 @@ def _check_decoder(ts: UID) -> None:
                         f"installed: pip install {package}.", code="decoder_missing")
 
 
-def _check_native_length(ds: Dataset, ts: UID) -> None:
+def _check_native_length(ds: Dataset, ts: UID, rows: int, cols: int,
+                         frames: int) -> str | None:
+    """Native (uncompressed) (7FE0,0010) Pixel Data must hold exactly Rows × Columns × frames ×
+    samples × Bits Allocated, plus at most one pad byte (PS3.5 8.1.1: values have even length).
+
+    Too short: ``truncated``; the length of other-bit pixels: ``corrupt_pixels`` (Bits
+    Allocated is wrong); a surplus of one frame or more: ``excess_pixel_data`` (pydicom would
+    read it as extra frames, so the header and the data disagree about the image). A smaller
+    surplus is trailing padding: ignored, and the returned warning says so.
+    """
     if ts.is_encapsulated or "PixelData" not in ds:
-        return
+        return None
     try:
-        expected = get_expected_length(ds, "bytes")
+        expected = int(get_expected_length(ds, "bytes"))
     except Exception:
-        return
+        return None
     actual = len(ds.PixelData)
-    if actual >= expected:
-        return
+    if expected <= actual <= expected + expected % 2:
+        return None
     bits = int(ds.BitsAllocated)
-    for other in (8, 16, 32):
-        if other != bits and abs(actual - expected * other // bits) <= 1:
+    samples = int(ds.get("SamplesPerPixel") or 1)
+    n_values = rows * cols * frames * samples
+    for other in (1, 8, 16, 32, 64):
+        if other != bits and abs(actual - (n_values * other + 7) // 8) <= 1:
             raise ScanError(f"The pixel data does not match the header: (0028,0100) Bits "
-                            f"Allocated says {bits} bits but the data holds {other}-bit "
-                            "pixels.", code="corrupt_pixels")
-    raise ScanError(f"The pixel data is truncated: {actual:,} of {expected:,} bytes are "
-                    "present.", code="truncated")
+                            f"Allocated says {bits} bit(s) per pixel but the data holds "
+                            f"{other}-bit pixels ({actual:,} bytes).", code="corrupt_pixels")
+    if actual < expected:
+        raise ScanError(f"The pixel data is truncated: {actual:,} of {expected:,} bytes are "
+                        "present.", code="truncated")
+    surplus = actual - expected
+    if surplus * frames >= expected:  # at least one whole frame more than the header says
+        raise ScanError(f"The pixel data is longer than the header describes: {actual:,} "
+                        f"bytes for {rows} × {cols} pixels × {frames} frame(s) at {bits} "
+                        f"bit(s), which need {expected:,}. (0028,0010) Rows, (0028,0011) "
+                        "Columns, (0028,0008) Number of Frames or (0028,0100) Bits Allocated "
+                        "must be wrong, so the image cannot be shown reliably.",
+                        code="excess_pixel_data")
+    return (f"The pixel data has {surplus:,} more bytes than the image needs (less than one "
+            "frame); they were ignored.")
 
 
 def _get(ds: Dataset, frame: int, seq: str, keyword: str) -> Any:
@@ -276,7 +300,8 @@ def _first(value: Any) -> float | None:
 def _file_window(ds: Dataset, frame: int) -> tuple[float, float, str] | None:
     center = _first(_get(ds, frame, "FrameVOILUTSequence", "WindowCenter"))
     width = _first(_get(ds, frame, "FrameVOILUTSequence", "WindowWidth"))
-    if center is None or width is None or width <= 0:
+    if center is None or width is None or not (math.isfinite(center) and math.isfinite(width)
+                                               and width > 0):
         return None
     func = str(_get(ds, frame, "FrameVOILUTSequence", "VOILUTFunction") or "LINEAR").upper()
     if func not in ("LINEAR", "LINEAR_EXACT", "SIGMOID"):
@@ -340,9 +365,8 @@ def _decode(ds: Dataset, index: int | None) -> np.ndarray:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            if index is None:
-                return np.asarray(ds.pixel_array)
-            return np.asarray(pixel_array(ds, index=index))
+            # Never read surplus data as extra frames (pydicom allows it by default).
+            return np.asarray(pixel_array(ds, index=index, allow_excess_frames=False))
     except ScanError:
         raise
     except (KeyboardInterrupt, SystemExit, GeneratorExit, MemoryError):
@@ -351,6 +375,33 @@ def _decode(ds: Dataset, index: int | None) -> np.ndarray:
         log.info("pixel decoding failed: %s", type(err).__name__)
         raise ScanError("The image data in this DICOM file is damaged and cannot be decoded.",
                         code="corrupt_pixels") from err
+
+
+#: Values converted per step by the modality LUT, so its float64 temporaries stay small.
+_CHUNK = 1 << 20
+
+
+def _modality_into(out: np.ndarray, raw: np.ndarray, view: Dataset) -> None:
+    """``out[...] = apply_modality_lut(raw, view)`` as float32, a chunk at a time: pydicom
+    computes in float64, which for a 100-megapixel image would be 800 MB at once."""
+    if not any(kw in view for kw in ("RescaleSlope", "RescaleIntercept", "ModalityLUTSequence")):
+        out[...] = raw
+        return
+    flat_in, flat_out = raw.reshape(-1), out.reshape(-1)
+    for start in range(0, flat_in.size, _CHUNK):
+        stop = start + _CHUNK
+        flat_out[start:stop] = apply_modality_lut(flat_in[start:stop], view)
+
+
+def _check_decoded_shape(raw: np.ndarray, rows: int, cols: int, frames: int,
+                         samples: int) -> None:
+    """The decoder's output must be exactly what the header describes (a compressed stream
+    may decode to another size)."""
+    want = ((frames,) if frames > 1 else ()) + (rows, cols) + ((samples,) if samples > 1 else ())
+    if raw.shape != want:
+        raise ScanError(f"The decoded pixel data ({' × '.join(map(str, raw.shape))}) does not "
+                        f"match the header ({' × '.join(map(str, want))}).",
+                        code="corrupt_pixels")
 
 
 def _inverted(ds: Dataset, photometric: str) -> bool:
@@ -372,7 +423,10 @@ def load_dicom(data: bytes, *, frame: int | None, window: WindowSpec, sha256: st
     rows, cols, n_frames = _check_header(ds)
     ts = _transfer_syntax(ds)
     _check_decoder(ts)
-    _check_native_length(ds, ts)
+    notes: list[str] = []
+    padding = _check_native_length(ds, ts, rows, cols, n_frames)
+    if padding:
+        notes.append(padding)
 
     index = n_frames // 2 if frame is None else frame
     if not 0 <= index < n_frames:
@@ -388,7 +442,8 @@ def load_dicom(data: bytes, *, frame: int | None, window: WindowSpec, sha256: st
     raw = _decode(ds, None if keep_volume or n_frames == 1 else index)
     if raw.dtype == bool:
         raw = raw.astype(np.uint8)
-    original_range = (float(raw.min()), float(raw.max()))
+    _check_decoded_shape(raw, rows, cols, n_frames if keep_volume else 1, samples)
+    original_range = finite_range(raw)
     original_dtype = str(raw.dtype)
     is_color = photometric == "PALETTE COLOR" or (raw.ndim >= 3 and raw.shape[-1] == 3
                                                  and samples == 3)
@@ -410,18 +465,22 @@ def load_dicom(data: bytes, *, frame: int | None, window: WindowSpec, sha256: st
                           default=(top / 2, top, f"{bits}-bit range"))
     else:
         try:
+            values = np.empty(raw.shape, np.float32)
             if keep_volume and ("PerFrameFunctionalGroupsSequence" in ds):
-                values = np.stack([apply_modality_lut(raw[i], _frame_view(ds, i))
-                                   for i in range(n_frames)]).astype(np.float32)
+                for i in range(n_frames):
+                    _modality_into(values[i], raw[i], _frame_view(ds, i))
             else:
-                values = np.asarray(apply_modality_lut(raw, _frame_view(ds, index)),
-                                    dtype=np.float32)
+                _modality_into(values, raw, _frame_view(ds, index))
         except (ValueError, KeyError, AttributeError, IndexError, TypeError) as err:
             raise ScanError("The modality lookup table (rescale) in this DICOM file is "
                             "invalid.", code="corrupt_pixels") from err
+        raw = None
+        values, replaced = finite_values(values)
+        notes.extend(replaced)
         display = Display(values=values, frame_index=index, has_volume=keep_volume,
                           invert=_inverted(ds, photometric), voi=_voi_view(ds, ts),
                           file_window=_file_window(ds, index),
+                          default=constant_window(values),
                           file_windows=_file_windows(ds, index))
     del raw
     pixels, volume, win, source = render(display, window)
@@ -437,4 +496,4 @@ def load_dicom(data: bytes, *, frame: int | None, window: WindowSpec, sha256: st
                 volume=volume, source_format="dicom", original_dtype=original_dtype,
                 original_range=original_range, pixel_spacing=spacing, modality=modality,
                 body_part=body_part, window=win, window_source=source, metadata=metadata,
-                sha256=sha256, filename=filename, _display=display)
+                sha256=sha256, filename=filename, _display=display, warnings=tuple(notes))

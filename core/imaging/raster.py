@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import io
 import logging
+import re
 import struct
 import warnings
 
@@ -31,7 +32,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from core.config import max_pixels
 from core.errors import ScanError
 from core.imaging.phi import format_window
-from core.imaging.scan import VOLUME_MAX_VOXELS, Scan
+from core.imaging.scan import (VOLUME_MAX_VOXELS, Scan, constant_window, finite_range,
+                               finite_values)
 from core.imaging.windowing import Display, WindowSpec, render
 
 __all__ = ["load_raster"]
@@ -42,14 +44,28 @@ _PIL_FORMATS = {"png": "PNG", "jpeg": "JPEG", "tiff": "TIFF"}
 _GRAY_MODES = {"1", "L", "LA", "La", "I", "F", "I;16", "I;16L", "I;16B", "I;16N"}
 
 
+def _too_large(err: Exception) -> ScanError:
+    """Pillow's own decompression-bomb refusal (at twice ``Image.MAX_IMAGE_PIXELS``) in the
+    project's words and with the project's limit, not Pillow's."""
+    cap = max_pixels()
+    found = re.search(r"\((\d+) pixels\)", str(err))
+    size = int(found.group(1)) if found else None
+    if size is None or size > cap:
+        told = f"{size:,} pixels exceeds" if size else "it exceeds"
+        return ScanError(f"The image is too large: {told} the limit of {cap:,} pixels "
+                         "(MEDSCAN_MAX_PIXELS), checked before decoding.", code="too_large")
+    return ScanError(f"The image is too large: {size:,} pixels is within MEDSCAN_MAX_PIXELS "
+                     f"({cap:,}) but above the {2 * (Image.MAX_IMAGE_PIXELS or 0):,} pixels "
+                     "that the image decoder (Pillow) opens safely.", code="too_large")
+
+
 def _open(data: bytes, fmt: str) -> Image.Image:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             im = Image.open(io.BytesIO(data), formats=[_PIL_FORMATS[fmt]])
     except Image.DecompressionBombError as err:
-        raise ScanError(f"The image is too large to open safely ({err}).",
-                        code="too_large") from None
+        raise _too_large(err) from None
     except (UnidentifiedImageError, SyntaxError, ValueError, struct.error) as err:
         raise ScanError(f"The {fmt.upper()} header is damaged or incomplete.",
                         code="truncated" if len(data) < 64 else "corrupt_header") from err
@@ -71,8 +87,9 @@ def _check_size(im: Image.Image) -> None:
         raise ScanError(f"The image header says the image is {width} × {height} pixels.",
                         code="corrupt_header")
     if width * height > cap:
-        raise ScanError(f"The image is too large: {height} × {width} pixels exceeds the limit "
-                        f"of {cap:,} pixels.", code="too_large")
+        raise ScanError(f"The image is too large: {height} × {width} = {width * height:,} "
+                        f"pixels exceeds the limit of {cap:,} pixels (MEDSCAN_MAX_PIXELS), "
+                        "checked before decoding.", code="too_large")
 
 
 def _to_array(im: Image.Image, fmt: str) -> tuple[np.ndarray, bool]:
@@ -91,8 +108,7 @@ def _to_array(im: Image.Image, fmt: str) -> tuple[np.ndarray, bool]:
                 im = im.convert("RGB")
             arr = np.asarray(im)
     except Image.DecompressionBombError as err:
-        raise ScanError(f"The image is too large to open safely ({err}).",
-                        code="too_large") from None
+        raise _too_large(err) from None
     except (OSError, EOFError, SyntaxError, ValueError, struct.error) as err:
         text = str(err).lower()
         if "truncated" in text or "premature" in text or isinstance(err, EOFError) or \
@@ -175,10 +191,17 @@ def load_raster(data: bytes, fmt: str, *, frame: int | None, window: WindowSpec,
     else:
         raw = frames[0]
         is_color = raw.ndim == 3
+    mode = im.mode
+    im.close()
+    del frames
     original_dtype = str(raw.dtype)
-    original_range = (float(raw.min()), float(raw.max()))
-    display = Display(values=raw.astype(np.float32), frame_index=index,
-                      has_volume=keep_volume, default=_scaling(raw))
+    original_range = finite_range(raw)
+    raw, notes = finite_values(raw)
+    # Unsigned integer data is windowed as stored (chunks are converted on the fly): a float32
+    # copy would cost 4 bytes per pixel for nothing. Anything else becomes float32.
+    values = raw if raw.dtype.kind == "u" else raw.astype(np.float32, copy=False)
+    display = Display(values=values, frame_index=index, has_volume=keep_volume,
+                      default=_scaling(raw) or constant_window(raw))
     pixels, volume, win, source = render(display, window)
     h, w = pixels.shape[:2]
     metadata = {
@@ -186,7 +209,7 @@ def load_raster(data: bytes, fmt: str, *, frame: int | None, window: WindowSpec,
         "Size": f"{h} × {w}",
         "Frames": f"{n_frames} (showing {index})" if n_frames > 1 else "1",
         "Colour": "RGB" if is_color else "grayscale",
-        "Stored as": f"{original_dtype}, mode {im.mode}",
+        "Stored as": f"{original_dtype}, mode {mode}",
         "Pixel spacing": "unknown",
         "Window": format_window(win, source),
     }
@@ -194,4 +217,4 @@ def load_raster(data: bytes, fmt: str, *, frame: int | None, window: WindowSpec,
                 volume=volume, source_format=fmt, original_dtype=original_dtype,
                 original_range=original_range, pixel_spacing=None, modality=None,
                 body_part=None, window=win, window_source=source, metadata=metadata,
-                sha256=sha256, filename=filename, _display=display)
+                sha256=sha256, filename=filename, _display=display, warnings=notes)

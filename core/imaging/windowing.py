@@ -66,6 +66,9 @@ WINDOW_PRESETS: dict[str, tuple[float, float] | None] = {
 # the finest quantisation, and we divide by this to get [0, 1].
 _OUT_MAX = 65535.0
 
+# Values windowed per step (see window_values).
+_CHUNK = 1 << 20
+
 
 @dataclass(frozen=True)
 class WindowSpec:
@@ -160,8 +163,15 @@ def window_values(values: np.ndarray, center: float, width: float,
     function = function.upper()
     if function == "LINEAR" and width < 1:
         function = "LINEAR_EXACT"
-    out = apply_windowing(values, _window_ds(center, width, function))
-    out = np.asarray(out, dtype=np.float32)
+    ds = _window_ds(center, width, function)
+    # A chunk at a time: pydicom works in float64 with several full-size temporaries (about
+    # 36 bytes per pixel at once); chunks keep one upload's peak memory near 4 bytes per pixel
+    # for the float32 result.
+    out = np.empty(values.shape, np.float32)
+    flat_in, flat_out = np.ascontiguousarray(values).reshape(-1), out.reshape(-1)
+    for start in range(0, flat_in.size, _CHUNK):
+        stop = start + _CHUNK
+        flat_out[start:stop] = apply_windowing(flat_in[start:stop], ds)
     out /= _OUT_MAX
     return np.clip(out, 0.0, 1.0, out=out)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import io
 import re
 import zipfile
+import zlib
 from typing import NamedTuple
 
 from core.errors import ScanError
@@ -11,12 +12,77 @@ from core.imaging.load import load_scan
 from core.imaging.phi import mask_filename, mask_upload_name
 from core.imaging.scan import Scan
 
-__all__ = ["Upload", "load_uploads", "ZIP_MAX_MEMBERS", "ZIP_MAX_TOTAL_BYTES"]
+__all__ = ["Upload", "load_uploads", "ZIP_MAX_MEMBERS", "ZIP_MAX_TOTAL_BYTES",
+           "ZIP_MAX_MEMBER_BYTES", "ZIP_MAX_RATIO", "ZIP_RATIO_FROM_BYTES"]
 
-#: Zip-bomb limits: at most this many files, and this many uncompressed bytes in total
-#: (counted while reading, not trusted from the zip directory).
+#: Zip-bomb limits, checked from the zip directory before anything is inflated: at most this
+#: many files, this many uncompressed bytes in total and per file, and members larger than
+#: ZIP_RATIO_FROM_BYTES may not be compressed more than ZIP_MAX_RATIO : 1 (real scans
+#: compress 2–10 : 1; a zip bomb 1000 : 1). Python's zipfile never returns more than a
+#: member's declared size (and fails its CRC when the data is longer), so the declared sizes
+#: are a hard bound on what reading can allocate.
 ZIP_MAX_MEMBERS = 1000
 ZIP_MAX_TOTAL_BYTES = 1024 ** 3
+ZIP_MAX_MEMBER_BYTES = 512 * 1024 ** 2
+ZIP_MAX_RATIO = 100
+ZIP_RATIO_FROM_BYTES = 16 * 1024 ** 2
+
+# Zip compression methods Python cannot unpack (APPNOTE.TXT 4.4.5), named in the error.
+_METHODS = {1: "Shrink", 2: "Reduce", 3: "Reduce", 4: "Reduce", 5: "Reduce", 6: "Implode",
+            9: "Deflate64", 10: "PKWARE Implode", 18: "IBM TERSE", 19: "IBM LZ77",
+            93: "Zstandard", 94: "MP3", 95: "XZ", 96: "JPEG", 97: "WavPack", 98: "PPMd",
+            99: "AES encryption"}
+
+
+def _check_declared(infos: list[zipfile.ZipInfo]) -> None:
+    """Refuse a zip bomb from its directory alone: nothing is inflated yet."""
+    total = sum(i.file_size for i in infos)
+    if total > ZIP_MAX_TOTAL_BYTES:
+        raise ScanError(f"The zip would expand to {total:,} bytes; MedScan accepts at most "
+                        f"{ZIP_MAX_TOTAL_BYTES:,} bytes (1 GiB) of scans per zip.",
+                        code="zip_error")
+    for i in infos:
+        if i.file_size > ZIP_MAX_MEMBER_BYTES:
+            raise ScanError(f"A file in the zip would expand to {i.file_size:,} bytes; MedScan "
+                            f"accepts at most {ZIP_MAX_MEMBER_BYTES:,} bytes (512 MiB) per "
+                            "file.", code="zip_error")
+        ratio = i.file_size / max(i.compress_size, 1)
+        if i.file_size > ZIP_RATIO_FROM_BYTES and ratio > ZIP_MAX_RATIO:
+            raise ScanError(f"The zip looks like a zip bomb: a file compressed to "
+                            f"{i.compress_size:,} bytes would expand to {i.file_size:,} bytes "
+                            f"({ratio:,.0f} : 1). MedScan refuses files over "
+                            f"{ZIP_RATIO_FROM_BYTES // 1024 ** 2} MiB that are compressed more "
+                            f"than {ZIP_MAX_RATIO} : 1.", code="zip_error")
+
+
+def _extract(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
+    """One member's bytes (at most its declared size), or a ScanError saying why not."""
+    if info.flag_bits & 0x1:
+        raise ScanError("This file in the zip is encrypted (password-protected); MedScan "
+                        "cannot open it. Unzip it with its password first.", code="zip_error")
+    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2,
+                                  zipfile.ZIP_LZMA):
+        method = _METHODS.get(info.compress_type, "an unknown method")
+        raise ScanError(f"This file in the zip uses the compression method {method} (zip "
+                        f"method {info.compress_type}), which MedScan cannot unpack. Re-create "
+                        "the zip with standard (Deflate) compression.", code="zip_error")
+    try:
+        with archive.open(info) as member:
+            content = member.read(info.file_size + 1)
+    except NotImplementedError as err:
+        raise ScanError(f"This file in the zip uses a compression method MedScan cannot "
+                        f"unpack (zip method {info.compress_type}). Re-create the zip with "
+                        "standard (Deflate) compression.", code="zip_error") from err
+    except RuntimeError as err:  # zipfile: "encrypted, password required"
+        raise ScanError("This file in the zip is encrypted (password-protected); MedScan "
+                        "cannot open it.", code="zip_error") from err
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, zlib.error) as err:
+        raise ScanError("This file in the zip is damaged and could not be extracted (its "
+                        "data or checksum is wrong).", code="zip_error") from err
+    if len(content) != info.file_size:
+        raise ScanError("This file in the zip is damaged: its data is shorter or longer than "
+                        "the zip's directory says.", code="zip_error")
+    return content
 
 
 class Upload(NamedTuple):
@@ -81,13 +147,15 @@ def load_uploads(name: str, data: bytes, **kwargs: object) -> list[Upload]:
                         code="zip_error")
     if not infos:
         raise ScanError(f"The zip file {name} contains no scans.", code="zip_error")
+    _check_declared(infos)
     results: list[Upload] = []
     total = 0
     for info in sorted(infos, key=lambda i: _natural_key(i.filename)):
-        budget = ZIP_MAX_TOTAL_BYTES - total
         try:
-            with archive.open(info) as member:
-                content = member.read(budget + 1)
+            content = _extract(archive, info)
+        except ScanError as err:
+            results.append(Upload(mask_filename(info.filename), err))
+            continue
         except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError,
                 RuntimeError):  # RuntimeError: encrypted member
             shown = mask_filename(info.filename)     # member names may hold PHI (phi.py)
