@@ -10,7 +10,10 @@ Errors derived from :class:`core.errors.MedScanError` print one line on stderr a
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import importlib.abc
+import importlib.util
 import os
 import shlex
 import sys
@@ -19,7 +22,7 @@ from dataclasses import dataclass
 from core import __version__
 from core.errors import MedScanError
 
-__all__ = ["Commands", "build_parser", "main", "command_line"]
+__all__ = ["Commands", "build_parser", "main", "command_line", "quiet_tensorflow_startup"]
 
 # Packages that contribute commands, in help order.
 _COMMAND_MODULES = ("core.imaging.cli", "core.classifier.cli", "core.sr.cli", "core.db.cli",
@@ -63,8 +66,68 @@ def command_line() -> str:
     return " ".join(shlex.quote(a) for a in argv)
 
 
-def main(argv: list[str] | None = None) -> int:
+@contextlib.contextmanager
+def _native_stderr_silenced():
+    """Point file descriptor 2 at /dev/null (Python's own ``sys.stderr`` writes are flushed
+    first and work again afterwards)."""
+    sys.stderr.flush()
+    try:
+        saved = os.dup(2)
+        null = os.open(os.devnull, os.O_WRONLY)
+    except OSError:  # no fd 2 (embedded): nothing to silence
+        yield
+        return
+    os.dup2(null, 2)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)
+
+
+class _QuietLoader(importlib.abc.Loader):
+    def __init__(self, loader) -> None:
+        self._loader = loader
+
+    def create_module(self, spec):
+        return self._loader.create_module(spec)
+
+    def exec_module(self, module) -> None:
+        with _native_stderr_silenced():
+            self._loader.exec_module(module)
+
+    def __getattr__(self, name: str):
+        return getattr(self._loader, name)
+
+
+class _QuietTensorFlowImport(importlib.abc.MetaPathFinder):
+    """Keeps stderr for MedScan's own messages: TensorFlow's native libraries log start-up
+    lines ("oneDNN custom operations are on", "Could not find cuda drivers", ...) straight to
+    file descriptor 2 while they load, before TF_CPP_MIN_LOG_LEVEL or absl logging apply.
+    Only that import runs with descriptor 2 silenced; later errors still reach stderr."""
+
+    def find_spec(self, fullname, path, target=None):
+        if fullname != "tensorflow":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(fullname)
+        if spec is not None and spec.loader is not None:
+            spec.loader = _QuietLoader(spec.loader)
+        return spec
+
+
+def quiet_tensorflow_startup() -> None:
+    """Silence TensorFlow's start-up log lines in this process (call before it is imported)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if "tensorflow" not in sys.modules and not any(
+            isinstance(f, _QuietTensorFlowImport) for f in sys.meta_path):
+        sys.meta_path.insert(0, _QuietTensorFlowImport())
+
+
+def main(argv: list[str] | None = None) -> int:
+    quiet_tensorflow_startup()
     parser = build_parser()
     args = parser.parse_args(argv)
     func = getattr(args, "func", None)

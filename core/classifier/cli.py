@@ -274,17 +274,33 @@ def _predict(args: argparse.Namespace) -> int:
     from core.classifier.inference import Classifier
     from core.errors import MedScanError
 
+    from core.imaging import load_scan
+
     clf = Classifier.load(args.model)
+    # One result per file, in order: a broken file gets an error entry and never stops the
+    # batch. Exit status: 0 every file classified, 1 some file failed (see its entry), 2 the
+    # command itself failed (usage, model) before any file was read.
     out, status = [], 0
     for f in args.files:
         try:
-            pred = clf.predict(_load_pixels(f))
+            scan = load_scan(Path(f))
+            pred = clf.predict(scan.pixels)
         except MedScanError as err:
-            out.append({"file": f, "error": str(err)})
-            status = 2
+            out.append({"file": f, "error": str(err), "code": getattr(err, "code", "error")})
+            status = 1
+            continue
+        except Exception as err:  # noqa: BLE001 - one file's failure must not end the batch
+            out.append({"file": f, "error": f"This file could not be classified (internal "
+                        f"error: {type(err).__name__}).", "code": "internal"})
+            status = 1
             continue
         out.append({"file": f, "label": pred.label, "confidence": pred.confidence,
-                    "probabilities": pred.probabilities, **pred.ood_fields()})
+                    "probabilities": pred.probabilities, **pred.ood_fields(),
+                    **({"warnings": list(scan.warnings)} if scan.warnings else {})})
+    failed = sum("error" in r for r in out)
+    if failed:
+        print(f"error: {failed} of {len(out)} file(s) could not be classified",
+              file=sys.stderr)
     if args.json:
         print(json.dumps(out, indent=None))
     else:
@@ -295,6 +311,8 @@ def _predict(args: argparse.Namespace) -> int:
                 print(f"{r['file']}: {r['label']} ({r['confidence']:.1%}); "
                       + ("OUT OF DISTRIBUTION: " + r["ood_reason"] if r["out_of_distribution"]
                          else r["ood_status"]))
+                for warning in r.get("warnings", []):
+                    print(f"  warning: {warning}")
         if clf.notice:
             print(f"note: model {clf.version} {clf.notice}")
     return status
