@@ -49,3 +49,49 @@ def sqlite_url(tmp_path, monkeypatch, fast_hasher) -> str:
     monkeypatch.setenv("MEDSCAN_DATABASE_URL", url)
     yield url
     dispose_engines()
+
+
+PG_URL = os.environ.get("MEDSCAN_TEST_POSTGRES_URL")
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request, tmp_path, monkeypatch, fast_hasher) -> str:
+    """A fresh, empty database for one test, on SQLite and (a second run of the test) on
+    PostgreSQL: a new database created on the server named by ``MEDSCAN_TEST_POSTGRES_URL``
+    (``.ci/run`` starts one; see ``scripts/pg_test_cluster.sh``) and dropped afterwards. The
+    PostgreSQL run is skipped when that variable is not set."""
+    from core.db import dispose_engines
+
+    monkeypatch.setenv("MEDSCAN_DATA_DIR", str(tmp_path))
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'medscan.db'}"
+        dropper = None
+    else:
+        if not PG_URL:
+            pytest.skip("MEDSCAN_TEST_POSTGRES_URL not set (PostgreSQL run of a database test)")
+        import uuid
+
+        from sqlalchemy import create_engine, text
+        from sqlalchemy.engine import make_url
+
+        name = f"medscan_t_{uuid.uuid4().hex[:12]}"
+        admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT", poolclass=_null_pool())
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        url = make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+
+        def dropper():
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            admin.dispose()
+    monkeypatch.setenv("MEDSCAN_DATABASE_URL", url)
+    yield url
+    dispose_engines()
+    if dropper is not None:
+        dropper()
+
+
+def _null_pool():
+    from sqlalchemy.pool import NullPool
+
+    return NullPool
