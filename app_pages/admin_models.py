@@ -1,4 +1,6 @@
-"""Model versions (admin): compare the versions' model-card metrics, publish (activate) one."""
+"""Model versions (admin): versions with their status (active / candidate / shipped), their
+figures on one fixed evaluation set side by side, activation behind a confirmation that says
+what changes, and one-click, audited rollback."""
 from __future__ import annotations
 
 import streamlit as st
@@ -6,32 +8,99 @@ import streamlit as st
 from core import registry
 from core.errors import MedScanError
 from ui import auth, plots
-from ui.models import classifier_rows, headline_metrics, slot_of, sr_rows
+from ui.models import (EVAL_METRICS, change_summary, classifier_rows, eval_sets,
+                       headline_metrics, slot_of, sr_rows)
+from ui.resources import db
 
 admin = auth.require_role("admin")
 st.title("Model versions")
-st.caption("Activating a version publishes it: the Analyze and Super-resolution pages use it "
-           "from their next rerun, for every user. Nothing is deleted.")
+st.caption("The active version serves every user from their next rerun. Versions trained in the "
+           "app are published as candidates in the data directory's registry; shipped versions "
+           "(weights/) are read-only. Nothing is deleted.")
+if flash := st.session_state.pop("models_flash", None):
+    st.success(flash, icon=":material/check_circle:")
 
 
 def _activate_ui(task: str, versions: list[str], active: str | None, key: str,
-                 slot: str | None = None) -> None:
-    from core.db.audit import audit
-    from ui.resources import db
-
-    c1, c2 = st.columns([2, 1], vertical_alignment="bottom")
-    choice = c1.selectbox("Version to activate", versions, key=f"{key}_pick",
-                          index=versions.index(active) if active in versions else 0)
-    if c2.button("Activate", key=f"{key}_activate", type="primary", disabled=choice == active):
+                 status: dict[str, str], slot: str | None = None) -> None:
+    """Pick a version, see what changes on the shared evaluation set, confirm, activate;
+    roll back to the previous version in one action. Both audited."""
+    choice = st.selectbox("Version to activate", versions, key=f"{key}_pick",
+                          index=versions.index(active) if active in versions else 0,
+                          format_func=lambda v: f"{v} ({status.get(v, '?')})")
+    if choice == active:
+        st.info(f"{choice} is the active version.", icon=":material/check:")
+    else:
+        cmp = registry.compare_on_eval_set(task, choice, active)
+        st.markdown(f"**Activating changes {active or 'nothing'} → {choice}**")
+        if cmp["set"]:
+            s = cmp["set"]
+            st.dataframe([{"metric": r["metric"], f"{active} (active)": round(r["reference"], 4),
+                           f"{choice}": round(r["candidate"], 4),
+                           "change": f"{r['delta']:+.4f}" + (
+                               "" if r["better"] is None else " better" if r["better"]
+                               else " WORSE")} for r in cmp["rows"]],
+                         hide_index=True, key=f"{key}_deltas")
+            st.caption(f"Both on the same evaluation set: {s['data']} ({s['n']} images, "
+                       f"fingerprint {s['fingerprint'][:23]}…).")
+        if task == "classifier":
+            for w in cmp["warnings"]:
+                st.error(w, icon=":material/warning:")
+        confirm = st.checkbox(f"Yes, make {choice} the active {task} model for every user"
+                              + (" despite the warnings above" if task == "classifier"
+                                 and cmp["worse"] else ""), key=f"{key}_confirm")
+        if st.button(f"Activate {choice}", key=f"{key}_activate", type="primary",
+                     disabled=not confirm):
+            deltas = {r["metric"]: round(r["delta"], 6) for r in cmp["rows"]}
+            try:
+                with db() as session:
+                    previous = registry.activate_audited(
+                        session, task, choice, slot=slot, user_id=admin["id"],
+                        user=admin["name"], deltas=deltas,
+                        eval_set=(cmp["set"] or {}).get("fingerprint"),
+                        warnings=cmp["warnings"] if task == "classifier" else [])
+            except MedScanError as err:
+                st.error(str(err))
+                return
+            st.session_state["models_flash"] = change_summary(cmp, previous)
+            st.rerun()
+    previous = registry.previous_version(task, slot=slot)
+    if previous and st.button(f"Roll back to {previous}", key=f"{key}_rollback",
+                              icon=":material/undo:",
+                              help=f"Re-activate {previous}, the version active before "
+                                   f"{active} (audited)."):
         try:
-            registry.activate(task, choice, slot=slot)
+            with db() as session:
+                now, before = registry.rollback(session, task, slot=slot, user_id=admin["id"],
+                                                user=admin["name"])
         except MedScanError as err:
             st.error(str(err))
             return
-        with db() as session:
-            audit(session, admin["id"], "model_activate", task=task, version=choice,
-                  slot=slot, previous=active)
+        st.session_state["models_flash"] = f"Rolled back: {now} is active again (was {before})."
         st.rerun()
+
+
+def _eval_set_ui(status: dict[str, str]) -> None:
+    sets = eval_sets(registry.evaluations("classifier"))
+    st.subheader("On the evaluation set")
+    if not sets:
+        st.info("No version has been evaluated on a fixed evaluation set yet. A run from the "
+                "Training page evaluates its candidate and the active version on the set named "
+                "there (or MEDSCAN_EVAL_DIR); `python -m core models evaluate --data DIR` "
+                "evaluates any versions.")
+        return
+    labels = {s["fingerprint"]: s for s in sets}
+    fp = st.selectbox("Evaluation set", list(labels), key="clf_eval_set",
+                      format_func=lambda f: f"{labels[f]['label']} "
+                                            f"({len(labels[f]['reports'])} versions)")
+    chosen = labels[fp]
+    st.plotly_chart(plots.eval_set_metrics(
+        chosen["reports"], EVAL_METRICS, status=status,
+        title=f"Evaluation set {chosen['label']}: every bar on the same images"),
+        key="clf_eval_chart")
+    st.caption("Only figures measured on this one set are drawn here. Card figures (each "
+               "version's own validation split or recorded test set) stay in the table above, "
+               "in columns named by their set.")
 
 
 tab_clf, tab_sr = st.tabs(["Classifier", "Super-resolution"])
@@ -41,11 +110,12 @@ with tab_clf:
         st.info("No classifier versions yet. Train one on the Training page.")
     else:
         active = registry.active_version("classifier")
-        rows, metric_names = classifier_rows(cards, active)
-        st.dataframe(rows, hide_index=True, key="clf_versions")
-        if metric_names:
-            st.plotly_chart(plots.version_metrics(rows, metric_names), key="clf_version_chart")
-        _activate_ui("classifier", [c["version"] for c in cards], active, "clf")
+        info = {r["version"]: r for r in registry.version_rows("classifier")}
+        status = {v: r["status"] for v, r in info.items()}
+        st.dataframe(classifier_rows(cards, info), hide_index=True, key="clf_versions")
+        _eval_set_ui(status)
+        st.subheader("Activate")
+        _activate_ui("classifier", [c["version"] for c in cards], active, "clf", status)
         chosen = next((c for c in cards if c["version"] == st.session_state.get("clf_pick")),
                       next((c for c in cards if c["version"] == active), cards[0]))
         head = headline_metrics(chosen)
@@ -72,11 +142,18 @@ with tab_sr:
     cards = registry.list_versions("sr")
     if not cards:
         st.info("No super-resolution versions yet.")
+    status = {r["version"]: r["status"] for r in registry.version_rows("sr")}
     slots = sorted({slot_of(c) for c in cards if slot_of(c)})
     for slot in slots:
         in_slot = [c for c in cards if slot_of(c) == slot]
         active = registry.active_version("sr", slot=slot)
         st.subheader(slot.replace("_x", " ×"))
-        rows, metric_names = sr_rows(in_slot, active)
+        rows, _ = sr_rows(in_slot, active)
         st.dataframe(rows, hide_index=True, key=f"sr_versions_{slot}")
-        _activate_ui("sr", [c["version"] for c in in_slot], active, f"sr_{slot}", slot=slot)
+        # "active" from the registry counts per slot; another slot's active version is listed
+        # here as a candidate of this one
+        slot_status = {c["version"]: ("active" if c["version"] == active else
+                                      "shipped" if status.get(c["version"]) == "shipped"
+                                      else "candidate") for c in in_slot}
+        _activate_ui("sr", [c["version"] for c in in_slot], active, f"sr_{slot}", slot_status,
+                     slot=slot)

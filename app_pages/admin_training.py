@@ -1,6 +1,7 @@
 """Training (admin): start a classifier or super-resolution training run on a data folder and
-watch it. Training runs as a separate process (core.db.jobs); this page only starts, polls and
-cancels it."""
+watch it. Training runs as a separate process (core.db.jobs); this page only starts, polls,
+cancels and resumes it. The form's defaults are the active version's recipe (its model card);
+a finished run is published as a candidate, never activated here."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -14,10 +15,22 @@ from ui.resources import db
 admin = auth.require_role("admin")
 st.title("Training")
 
-from core.db.jobs import (cancel_job, job_history, job_log_tail, list_jobs,  # noqa: E402
-                          refresh_jobs, start_training_job)
+from core import registry  # noqa: E402
+from core.classifier.train import (ARCHITECTURES, default_eval_data,  # noqa: E402
+                                   recipe_from_card)
+from core.db.jobs import (cancel_job, checkpoint_of, job_history, job_log_tail,  # noqa: E402
+                          list_jobs, resume_job, start_training_job)
 
 POLL_SECONDS = 5
+
+if flash := st.session_state.pop("training_flash", None):
+    st.success(flash, icon=":material/check_circle:")
+
+try:
+    active_card = registry.load_card("classifier")
+except MedScanError:
+    active_card = None
+recipe = recipe_from_card(active_card)
 
 with st.expander("Start a training run", expanded=True, icon=":material/play_arrow:"):
     kind = st.segmented_control("Model", ["classifier", "sr"], default="classifier",
@@ -26,20 +39,56 @@ with st.expander("Start a training run", expanded=True, icon=":material/play_arr
                                              "sr": "Super-resolution"}.get)
     with st.form("train_form"):
         if kind == "classifier":
+            st.caption("Defaults: the recipe of the active version "
+                       f"**{active_card['version']}** (its model card)." if active_card else
+                       "No active classifier: defaults are the training code's own.")
             data = st.text_input("Data folder (one sub-folder per class)", key="train_data",
                                  placeholder="/data/brain-mri/Training")
+            archs = list(ARCHITECTURES)
             c1, c2, c3, c4 = st.columns(4)
-            arch = c1.selectbox("Architecture", ["vgg16", "vgg16_bn", "cnn"], key="train_arch")
-            size = c2.number_input("Input size (px)", 32, 512, 128, 16, key="train_size")
-            epochs = c3.number_input("Epochs", 1, 500, 20, key="train_epochs")
+            arch = c1.selectbox("Architecture", archs, key="train_arch",
+                                index=archs.index(recipe["arch"]) if recipe["arch"] in archs
+                                else 0, help="\n".join(f"- **{a}**: {d}"
+                                                        for a, d in ARCHITECTURES.items()))
+            width = c2.number_input("Width (VGG filter multiplier)", 0.0625, 1.0,
+                                    float(recipe["width"]), 0.0625, key="train_width")
+            size = c3.number_input("Input size (px)", 32, 512, int(recipe["input_size"]), 16,
+                                   key="train_size")
+            epochs = c4.number_input("Epochs", 1, 500, int(recipe["epochs"]), key="train_epochs")
+            c1, c2, c3, c4 = st.columns(4)
+            lr = c1.number_input("Learning rate", 1e-6, 1.0, float(recipe["lr"]), format="%.5f",
+                                 key="train_lr")
+            batch = c2.number_input("Batch size", 1, 512, int(recipe["batch_size"]),
+                                    key="train_batch")
+            patience = c3.number_input("Early-stopping patience (epochs)", 1, 100,
+                                       int(recipe["patience"]), key="train_patience")
             minutes = c4.number_input("Time limit (min)", 1, 24 * 60, 60, key="train_minutes")
+            eval_data = st.text_input(
+                "Evaluation set (image folder, one sub-folder per class)", key="train_eval",
+                value=default_eval_data(active_card) or "",
+                help="After training, the new version and the active one are both evaluated on "
+                     "these same images, so Model versions can compare them (default "
+                     "MEDSCAN_EVAL_DIR, else the active version's recorded test folder).")
+            from_active = st.checkbox(
+                "Start from the active version's weights (fine-tune; same architecture and "
+                "width only)", key="train_from_active", disabled=active_card is None)
             pretrained = st.text_input("Pretrained VGG16 weights (optional: 'imagenet' or a "
                                        "file path; vgg16 only)", key="train_pretrained")
             args = ["--data", data, "--arch", arch, "--input-size", str(size),
-                    "--epochs", str(epochs), "--max-minutes", str(minutes)]
+                    "--width", f"{width:g}", "--epochs", str(epochs), "--lr", f"{lr:g}",
+                    "--batch-size", str(batch), "--patience", str(patience),
+                    "--max-minutes", str(minutes)]
+            for name in ("lr_schedule", "warmup_epochs", "dropout", "val_fraction", "seed"):
+                args += [f"--{name.replace('_', '-')}", str(recipe[name])]
+            if eval_data.strip():
+                args += ["--eval-data", str(Path(eval_data.strip()).expanduser())]
+            if from_active and active_card is not None:
+                args += ["--init-from", str(registry.version_dir(
+                    "classifier", active_card["version"]) / registry.WEIGHTS_FILE)]
             if pretrained.strip():
                 args += ["--pretrained", pretrained.strip()]
         else:
+            eval_data = ""
             data = st.text_input("Data folder (high-resolution images)", key="train_data",
                                  placeholder="/data/brain-mri-hr")
             c1, c2, c3, c4 = st.columns(4)
@@ -52,19 +101,24 @@ with st.expander("Start a training run", expanded=True, icon=":material/play_arr
                                     key="train_steps")
             args = ["--data", data, "--method", method, "--stage", stage, "--scale", str(scale),
                     "--steps", str(steps), "--max-minutes", str(minutes), "--preset", "cpu"]
-        activate = st.checkbox("Activate the new version when training succeeds (otherwise "
-                               "publish it later on Model versions)", key="train_activate")
+        st.caption("The new version is published as a **candidate**: it serves nobody until an "
+                   "admin compares and activates it on Model versions.")
         submitted = st.form_submit_button("Start training", type="primary", key="train_submit")
     if submitted:
         if not data.strip() or not Path(data.strip()).expanduser().is_dir():
             st.error(f"Data folder {data!r} does not exist on the server.")
+        elif eval_data.strip() and not Path(eval_data.strip()).expanduser().is_dir():
+            st.error(f"Evaluation folder {eval_data!r} does not exist on the server.")
         else:
+            if kind == "classifier" and not eval_data.strip():
+                st.warning("No evaluation set: the candidate cannot be compared with the active "
+                           "version until both are evaluated on the same images.")
             args[1] = str(Path(data.strip()).expanduser())
             try:
                 with db() as session:
-                    job = start_training_job(session, kind, args + (["--activate"] if activate
-                                                                    else []), admin["id"])
-                st.success(f"Started training job {job.id}.")
+                    job = start_training_job(session, kind, args, admin["id"])
+                st.success(f"Started training job {job.id}. Its version will be a candidate; "
+                           "compare and activate it on Model versions.")
             except MedScanError as err:
                 st.error(str(err))
 
@@ -99,10 +153,24 @@ def _job_panel(job) -> None:
             st.plotly_chart(plots.loss_curve(points, x="epoch"), key=f"loss_{job.id}",
                             config={"displayModeBar": False})
         if job.result_version:
-            st.success(f"Published version {job.result_version}. Compare and activate it on "
-                       "Model versions.")
+            st.success(f"Published version {job.result_version} as a candidate (not active). "
+                       "Compare and activate it on Model versions.")
         if job.error:
             st.error(job.error.splitlines()[0])
+        if job.status in ("failed", "cancelled") and checkpoint_of(job) is not None:
+            if st.button("Resume from checkpoint", key=f"resume_{job.id}",
+                         icon=":material/replay:",
+                         help=f"A new job continues from {checkpoint_of(job)}."):
+                try:
+                    with db() as session:
+                        new = resume_job(session, job.id, admin["id"])
+                    st.session_state["training_flash"] = (
+                        f"Started job {new.id}: it resumes job {job.id} from its checkpoint.")
+                except MedScanError as err:
+                    st.session_state["training_flash"] = None
+                    st.error(str(err))
+                    return
+                st.rerun()
         with st.expander("Log (last lines)"):
             st.code(job_log_tail(job, lines=30) or "(empty)", language=None)
 
@@ -111,8 +179,7 @@ def _job_panel(job) -> None:
 def jobs_ui() -> None:
     """Re-rendered every few seconds on its own (the rest of the page does not rerun)."""
     with db() as session:
-        refresh_jobs(session)
-        jobs = list_jobs(session, limit=10)
+        jobs = list_jobs(session, limit=10)   # marks dead workers failed first
     st.subheader("Training runs")
     if not jobs:
         st.info("No training runs yet.")

@@ -35,6 +35,7 @@ def test_model_versions_compare_and_activate(app_env, tiny_weights):
         at.selectbox(key="clf_pick").set_value("clf-test-2").run()
         # clf-test-2 has validation metrics without bins: no calibration chart for it
         assert not any("clf_reliability" in c.proto.id for c in at.get("plotly_chart"))
+        at.checkbox(key="clf_confirm").check().run()   # activation asks for confirmation
         at.button(key="clf_activate").click().run()
         assert not at.exception
         assert registry.active_version("classifier", weights_dir=tiny_weights) == "clf-test-2"

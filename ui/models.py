@@ -4,9 +4,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 __all__ = ["flat_metrics", "classifier_rows", "sr_rows", "slot_of", "headline_metrics",
-           "confidence_statement"]
+           "confidence_statement", "eval_sets", "set_label", "change_summary", "EVAL_METRICS"]
 
-CLASSIFIER_METRICS = ("accuracy", "macro_f1", "ece_calibrated")  # test split, else validation
+CLASSIFIER_METRICS = ("accuracy", "macro_f1", "ece_calibrated")
+EVAL_METRICS = ("accuracy", "macro_f1", "ece")   # figures compared on one evaluation set
 
 
 def flat_metrics(metrics: Mapping, prefix: str = "") -> dict[str, float]:
@@ -21,29 +22,62 @@ def flat_metrics(metrics: Mapping, prefix: str = "") -> dict[str, float]:
     return out
 
 
-def classifier_rows(cards: list[dict], active: str | None) -> tuple[list[dict], list[str]]:
-    rows, names = [], []
+def classifier_rows(cards: list[dict], status: Mapping[str, Mapping] | None = None
+                    ) -> list[dict]:
+    """One row per version. ``status``: ``registry.version_rows`` by version (status, where).
+    Card figures keep their set in the column name (test vs validation split): they are never
+    merged into one column."""
+    rows = []
     for c in cards:
-        flat = flat_metrics(c.get("metrics") or {})
-        row = {"version": c["version"], "active": c["version"] == active,
+        metrics = c.get("metrics") or {}
+        info = (status or {}).get(c["version"], {})
+        row = {"version": c["version"], "status": info.get("status", ""),
+               "stored": info.get("where", ""),
                "created": str(c.get("created_at", ""))[:16].replace("T", " "),
                "architecture": c.get("architecture"), "input": c.get("input_size"),
                "pretrained": bool(c.get("pretrained")),
                "flip-averaged": bool((c.get("preprocessing") or {}).get("tta")),
-               "temperature": (c.get("calibration") or {}).get("temperature"),
-               "metrics from": ("test" if any(k.startswith("test.") for k in flat) else
-                                "validation" if any(k.startswith("validation.") for k in flat)
-                                else "")}
-        for short in CLASSIFIER_METRICS:
-            # held-out test metrics when the card has them, else validation
-            value = flat.get(f"test.{short}", flat.get(f"validation.{short}"))
-            if value is None:
-                value = next((v for k, v in flat.items() if k.split(".")[-1] == short), None)
-            row[short] = None if value is None else round(value, 4)
-            if value is not None and short not in names:
-                names.append(short)
+               "temperature": (c.get("calibration") or {}).get("temperature")}
+        for split, label in (("test", "card test"), ("validation", "card validation")):
+            m = metrics.get(split) if isinstance(metrics.get(split), Mapping) else {}
+            acc = m.get("accuracy")
+            row[f"{label} accuracy"] = round(acc, 4) if isinstance(acc, (int, float)) else None
+            row[f"{label} n"] = m.get("n")
         rows.append(row)
-    return rows, names
+    return rows
+
+
+def set_label(report: Mapping) -> str:
+    """``"<folder name> · n=160 · sha256:a875…"`` for an evaluation-set report."""
+    from pathlib import PurePath
+
+    name = PurePath(str(report.get("data") or "?")).name or str(report.get("data"))
+    fp = str(report.get("data_fingerprint", ""))
+    return f"{name} · n={report.get('n', '?')} · {fp[:14]}…"
+
+
+def eval_sets(reports: list[dict]) -> list[dict]:
+    """Evaluation-set reports grouped by set (fingerprint), newest set first:
+    ``{"fingerprint", "label", "n", "data", "reports": {version: report}}``."""
+    sets: dict[str, dict] = {}
+    for r in sorted(reports, key=lambda r: r.get("recorded_at", ""), reverse=True):
+        fp = r.get("data_fingerprint")
+        if not fp:
+            continue
+        entry = sets.setdefault(fp, {"fingerprint": fp, "label": set_label(r), "n": r.get("n"),
+                                     "data": r.get("data"), "reports": {}})
+        entry["reports"].setdefault(r.get("version"), r)
+    return list(sets.values())
+
+
+def change_summary(cmp: Mapping, previous: str | None) -> str:
+    """Words for the success message after an activation: version and metric deltas."""
+    head = f"Activated {cmp['candidate']} (was {previous or 'none'})."
+    if not cmp.get("set"):
+        return head + " No evaluation set was shared with the previous version: no metric change to report."
+    parts = [f"{r['metric']} {r['reference']:.3f} → {r['candidate']:.3f} ({r['delta']:+.3f})"
+             for r in cmp["rows"] if r["metric"] in EVAL_METRICS]
+    return head + f" On the evaluation set ({cmp['set']['n']} images): " + ", ".join(parts) + "."
 
 
 def slot_of(card: Mapping) -> str | None:

@@ -11,7 +11,8 @@ from plotly.subplots import make_subplots
 from ui.images import png_bytes, to_rgb
 
 __all__ = ["percent", "probability_bar", "image_panels", "split_compare", "difference_map", "metrics_bars",
-           "loss_curve", "version_metrics", "reliability_diagram", "confusion_heatmap"]
+           "loss_curve", "version_metrics", "reliability_diagram", "confusion_heatmap",
+           "eval_set_metrics"]
 
 _ACCENT = "#1f6f8b"
 _MUTED = "#9fb3c2"
@@ -188,6 +189,24 @@ def version_metrics(rows: Sequence[Mapping[str, object]], metric_names: Sequence
                              y=[row.get(m) for m in metric_names]))
     fig.update_layout(barmode="group", height=340, margin=dict(l=10, r=10, t=30, b=10),
                       legend=dict(orientation="h", y=1.15))
+    return fig
+
+
+def eval_set_metrics(reports: Mapping[str, Mapping[str, object]], metric_names: Sequence[str],
+                     *, title: str, status: Mapping[str, str] | None = None) -> go.Figure:
+    """Grouped bars of versions evaluated on ONE evaluation set (``reports``: version → report
+    on that set): one group per metric, one bar per version, the set named in the title. Never
+    mix figures of different sets (validation vs test) on these bars."""
+    fig = go.Figure()
+    for version, report in reports.items():
+        tag = (status or {}).get(version)
+        fig.add_trace(go.Bar(name=f"{version} ({tag})" if tag else str(version),
+                             x=list(metric_names), y=[report.get(m) for m in metric_names],
+                             text=[f"{report[m]:.3f}" if isinstance(report.get(m), (int, float))
+                                   else "" for m in metric_names], textposition="outside"))
+    fig.update_layout(barmode="group", height=360, title=dict(text=title, x=0, font_size=14),
+                      margin=dict(l=10, r=10, t=50, b=10), yaxis=dict(range=[0, 1.1]),
+                      legend=dict(orientation="h", yanchor="top", y=-0.12))
     return fig
 
 

@@ -29,7 +29,7 @@ from core.progress import Progress, ProgressCallback, null_progress
 
 __all__ = ["TrainConfig", "TrainResult", "train", "recalibrate", "resolve_pretrained",
            "SCRATCH_NOTICE", "IMAGENET_NOTOP_FILE", "ARCHITECTURES", "RECIPE_FIELDS",
-           "recipe_from_card", "evaluate_versions"]
+           "recipe_from_card", "evaluate_versions", "default_eval_data"]
 
 SCRATCH_NOTICE = "trained from scratch, no ImageNet weights"
 IMAGENET_NOTOP_FILE = "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"
@@ -412,6 +412,18 @@ def recipe_from_card(card: dict | None) -> dict:
     if "dropout" in net:
         recipe["dropout"] = float(net["dropout"])
     return recipe
+
+
+def default_eval_data(card: dict | None) -> str | None:
+    """The fixed evaluation set to offer: ``$MEDSCAN_EVAL_DIR``, else the folder the active
+    version's recorded test figures came from, when it exists on this machine."""
+    from core.config import eval_dir
+
+    if eval_dir() is not None:
+        return str(eval_dir())
+    test = ((card or {}).get("metrics") or {}).get("test") or {}
+    data = test.get("data") if isinstance(test, dict) else None
+    return str(data) if data and Path(str(data)).is_dir() else None
 
 
 def evaluate_versions(versions, data: str | Path, *, weights_dir: str | None = None,
