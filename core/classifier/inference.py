@@ -10,6 +10,13 @@ Test-time flip averaging: when the card's preprocessing has ``"tta": "hflip"``, 
 the mean of the scan's and its left-right mirror's (brain MRI has no preferred side for these
 classes); the temperature of such a version is fitted on those averaged logits. Grad-CAM comes
 from the unflipped image in the same batched forward pass.
+
+Out-of-distribution check (:mod:`core.classifier.ood`): the same forward pass also returns the
+spatially averaged activations of the feature layers (every block's pooling output and the
+penultimate features); when the card has an ``ood`` section, their Mahalanobis score against
+the training classes is compared with the card's threshold and the
+:class:`Prediction` says ``out_of_distribution`` True / False with the reason. A version without
+usable statistics says "not checked" (``out_of_distribution is None``), never "in distribution".
 """
 from __future__ import annotations
 
@@ -20,14 +27,20 @@ import numpy as np
 
 from core.classifier.calibration import softmax
 from core.classifier.gradcam import METHODS, cam_from_gradients, place_in_scan
+from core.classifier.ood import FEATURE_LAYERS, OODStats, verdict
 from core.classifier.preprocess import HeadBox, preprocess
 from core.errors import ModelCardError
 
-__all__ = ["Prediction", "Classifier", "gradcam_layer_for", "SCRATCH_NOTICE", "TTA_MODES"]
+__all__ = ["Prediction", "Classifier", "gradcam_layer_for", "SCRATCH_NOTICE", "TTA_MODES",
+           "OOD_STATUSES"]
 
 TTA_MODES = (None, "hflip")
 
 SCRATCH_NOTICE = "trained from scratch, no ImageNet weights"
+
+
+#: ``Prediction.ood_status`` values.
+OOD_STATUSES = ("in distribution", "out of distribution", "not checked")
 
 
 @dataclass(frozen=True)
@@ -37,6 +50,23 @@ class Prediction:
     probabilities: dict[str, float]   # calibrated, sums to 1
     class_index: int
     version: str
+    ood_score: float | None = None        # higher = less like the training data
+    ood_threshold: float | None = None    # flagged when ood_score > ood_threshold
+    out_of_distribution: bool | None = None   # None: not checked (no statistics)
+    ood_reason: str = "not checked"
+
+    @property
+    def ood_status(self) -> str:
+        """"out of distribution", "in distribution" or "not checked"."""
+        if self.out_of_distribution is None:
+            return OOD_STATUSES[2]
+        return OOD_STATUSES[1] if self.out_of_distribution else OOD_STATUSES[0]
+
+    def ood_fields(self) -> dict:
+        """The OOD fields as plain JSON values (for ``predict --json`` and tables)."""
+        return {"ood_status": self.ood_status, "out_of_distribution": self.out_of_distribution,
+                "ood_score": self.ood_score, "ood_threshold": self.ood_threshold,
+                "ood_reason": self.ood_reason}
 
 
 def gradcam_layer_for(card: dict) -> str:
@@ -56,9 +86,14 @@ def gradcam_layer_for(card: dict) -> str:
 
 
 class Classifier:
-    """A registry model plus its card; safe to share between users (never mutated)."""
+    """A registry model plus its card; safe to share between users (never mutated).
 
-    def __init__(self, model, card: dict) -> None:
+    ``ood``: the fitted OOD statistics of the card's ``ood`` section (:meth:`load` reads them
+    from the version folder); without them predictions say "not checked", with
+    ``ood_problem`` (e.g. a missing statistics file) as the reason when given."""
+
+    def __init__(self, model, card: dict, *, ood: OODStats | None = None,
+                 ood_problem: str | None = None) -> None:
         import keras
 
         self.model, self.card = model, card
@@ -82,10 +117,38 @@ class Classifier:
             logits = model.get_layer("logits").output
         except ValueError as err:
             raise ModelCardError(f"Model {self.version}: {err}") from None
-        self._grad_model = keras.Model(model.input, [target, logits])
-        self._logits_model = keras.Model(model.input, logits)
+        section = card.get("ood") if isinstance(card.get("ood"), dict) else None
+        names = {layer.name for layer in model.layers}
+        if ood is not None and not set(ood.layers) <= names:
+            raise ModelCardError(f"Model {self.version}: OOD feature layers "
+                                 f"{sorted(set(ood.layers) - names)} not found.")
+        self.feature_layers: tuple[str, ...] = (
+            ood.layers if ood else tuple(n for n in FEATURE_LAYERS if n in names))
+        features = [self._pooled(model.get_layer(n).output) for n in self.feature_layers]
+        if ood is not None and (section or {}).get("tta", None) != self.tta:
+            ood, ood_problem = None, (
+                f"the OOD statistics were fitted with test-time averaging "
+                f"{(section or {}).get('tta')!r}, this version uses {self.tta!r}")
+        self.ood: OODStats | None = ood
+        if ood is None:
+            ood_problem = ood_problem or (
+                f"model version {self.version} has no out-of-distribution statistics "
+                "(no 'ood' section in its model card)")
+        self.ood_problem: str | None = None if ood else ood_problem
+        # One graph for logits and features, so the OOD check costs no second forward pass.
+        self._grad_model = keras.Model(model.input, [target, logits, *features])
+        self._fwd_model = keras.Model(model.input, [logits, *features])
         self._explain_fn = None
         self._forward_fn = None
+
+    @staticmethod
+    def _pooled(tensor):
+        """(N, H, W, C) activations -> their spatial mean (N, C); (N, C) as they are."""
+        import keras
+
+        if len(tensor.shape) == 4:
+            return keras.ops.mean(keras.ops.cast(tensor, "float32"), axis=(1, 2))
+        return keras.ops.cast(tensor, "float32")
 
     @classmethod
     def load(cls, version: str | None = None, *, weights_dir: str | Path | None = None
@@ -94,57 +157,103 @@ class Classifier:
         from core import registry
 
         model, card = registry.load_model("classifier", version, weights_dir=weights_dir)
-        return cls(model, card)
+        ood, problem = None, None
+        section = card.get("ood")
+        if isinstance(section, dict):
+            folder = registry.version_dir("classifier", card["version"], weights_dir=weights_dir)
+            try:
+                ood = OODStats.from_file(folder / section.get("stats_file", ""), section)
+            except (ValueError, KeyError, OSError) as err:
+                problem = f"model version {card['version']}: {err}"
+        return cls(model, card, ood=ood, ood_problem=problem)
 
     # ---- inference -------------------------------------------------------------------------
     def prepare(self, image: np.ndarray) -> tuple[np.ndarray, HeadBox]:
         """Scan pixels -> (model input (S, S, C), crop box): the card's preprocessing."""
         return preprocess(image, self.preprocessing)
 
-    def _prediction(self, logits: np.ndarray) -> Prediction:
+    def ood_check(self, features: list[np.ndarray] | None) -> dict:
+        """Prediction OOD fields for one scan's features (one (D_l,) vector per layer), or
+        "not checked"."""
+        if self.ood is None or features is None:
+            return {"ood_reason": f"not checked: {self.ood_problem or 'no features'}"}
+        score = float(self.ood.score([np.asarray(f)[None] for f in features])[0])
+        flagged, reason = verdict(score, self.ood.threshold, self.ood.percentile)
+        return {"ood_score": score, "ood_threshold": self.ood.threshold,
+                "out_of_distribution": flagged, "ood_reason": reason}
+
+    def _prediction(self, logits: np.ndarray, features: list[np.ndarray] | None = None
+                    ) -> Prediction:
         p = softmax(logits[None], self.temperature)[0]
         i = int(np.argmax(p))
         return Prediction(self.classes[i], float(p[i]),
-                          {c: float(v) for c, v in zip(self.classes, p)}, i, self.version)
+                          {c: float(v) for c, v in zip(self.classes, p)}, i, self.version,
+                          **self.ood_check(features))
 
-    def _forward(self, x: np.ndarray):
-        """Logits of a preprocessed batch; a compiled graph on TensorFlow (eager calls of a
-        Keras model cost about twice as much on the CPU)."""
+    def _forward_all(self, x: np.ndarray) -> list:
+        """[logits] or [logits, features] of a preprocessed batch; a compiled graph on
+        TensorFlow (eager calls of a Keras model cost about twice as much on the CPU)."""
         import keras
 
         if keras.backend.backend() != "tensorflow":
-            return self._logits_model(x, training=False)
-        if self._forward_fn is None:
-            import tensorflow as tf
+            out = self._fwd_model(x, training=False)
+        else:
+            if self._forward_fn is None:
+                import tensorflow as tf
 
-            logits_model = self._logits_model
-            self._forward_fn = tf.function(lambda t: logits_model(t, training=False),
-                                           reduce_retracing=True)
-        return self._forward_fn(np.asarray(x, np.float32))
+                fwd_model = self._fwd_model
+                self._forward_fn = tf.function(lambda t: fwd_model(t, training=False),
+                                               reduce_retracing=True)
+            out = self._forward_fn(np.asarray(x, np.float32))
+        return list(out) if isinstance(out, (list, tuple)) else [out]
+
+    def _forward(self, x: np.ndarray):
+        """Logits of a preprocessed batch (the features are computed in the same graph)."""
+        return self._forward_all(x)[0]
+
+    def forward_batch(self, x: np.ndarray, batch_size: int = 32
+                      ) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Preprocessed batch (N, S, S, C) -> (logits (N, K), features: one (N, D_l) array per
+        layer of ``feature_layers``), float64, from one forward pass (flip-averaged when the
+        card asks for it)."""
+        import keras
+
+        def run(chunk: np.ndarray) -> list[np.ndarray]:
+            if self.tta != "hflip":
+                return [keras.ops.convert_to_numpy(t).astype(np.float64)
+                        for t in self._forward_all(chunk)]
+            both = [keras.ops.convert_to_numpy(t).astype(np.float64) for t in
+                    self._forward_all(np.concatenate([chunk, chunk[:, :, ::-1]]))]
+            return [(t[:len(chunk)] + t[len(chunk):]) / 2 for t in both]
+
+        out = [run(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]
+        if not out:
+            return np.zeros((0, len(self.classes))), []
+        return (np.concatenate([o[0] for o in out]),
+                [np.concatenate([o[j] for o in out]) for j in range(1, len(out[0]))])
 
     def logits_batch(self, x: np.ndarray, batch_size: int = 32) -> np.ndarray:
         """Preprocessed batch (N, S, S, C) -> logits (N, K) float64 (flip-averaged when the card
         asks for it)."""
-        import keras
+        return self.forward_batch(x, batch_size)[0]
 
-        def run(chunk: np.ndarray) -> np.ndarray:
-            if self.tta != "hflip":
-                return keras.ops.convert_to_numpy(self._forward(chunk)).astype(np.float64)
-            both = keras.ops.convert_to_numpy(self._forward(
-                np.concatenate([chunk, chunk[:, :, ::-1]]))).astype(np.float64)
-            return (both[:len(chunk)] + both[len(chunk):]) / 2
-
-        out = [run(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]
-        return np.concatenate(out) if out else np.zeros((0, len(self.classes)))
+    def ood_scores(self, features: list[np.ndarray]) -> np.ndarray:
+        """OOD scores (N,) of :meth:`forward_batch` features; ``ValueError`` without fitted
+        statistics."""
+        if self.ood is None:
+            raise ValueError(f"OOD not checked: {self.ood_problem}")
+        return self.ood.score(features)
 
     def predict_proba(self, x: np.ndarray, *, calibrated: bool = True) -> np.ndarray:
         """Preprocessed batch -> probabilities (N, K), temperature-scaled unless told not to."""
         return softmax(self.logits_batch(x), self.temperature if calibrated else 1.0)
 
     def predict(self, image: np.ndarray) -> Prediction:
-        """One scan (float [0, 1] H×W or H×W×3) -> calibrated :class:`Prediction`."""
+        """One scan (float [0, 1] H×W or H×W×3) -> calibrated :class:`Prediction` with its
+        OOD check."""
         x, _ = self.prepare(image)
-        return self._prediction(self.logits_batch(x[None])[0])
+        logits, feats = self.forward_batch(x[None])
+        return self._prediction(logits[0], [f[0] for f in feats])
 
     def _class_index(self, class_name: str | None) -> int:
         if class_name is None:
@@ -164,20 +273,21 @@ class Classifier:
                 # x: the image, plus its mirror when flip-averaging; the class score (and so
                 # the map) is the unflipped image's, the returned logits are the batch mean
                 with tf.GradientTape() as tape:
-                    acts, logits = grad_model(x, training=False)
+                    acts, logits, *feats = grad_model(x, training=False)
                     acts = tf.cast(acts, tf.float32)
                     logits = tf.cast(logits, tf.float32)
                     mean = tf.reduce_mean(logits, axis=0)
                     target = tf.where(idx < 0, tf.argmax(mean, output_type=tf.int32), idx)
                     score = tf.gather(logits[0], target)
                 grads = tape.gradient(score, acts)
-                return acts[0], grads[0], mean
+                return acts[0], grads[0], mean, [tf.reduce_mean(f, axis=0) for f in feats]
 
             self._explain_fn = fn
         batch = x[None] if self.tta != "hflip" else np.stack([x, x[:, ::-1]])
-        acts, grads, logits = self._explain_fn(tf.convert_to_tensor(batch, tf.float32),
-                                               tf.constant(class_index, tf.int32))
-        return acts.numpy(), grads.numpy(), logits.numpy().astype(np.float64)
+        acts, grads, logits, feat = self._explain_fn(tf.convert_to_tensor(batch, tf.float32),
+                                                     tf.constant(class_index, tf.int32))
+        return (acts.numpy(), grads.numpy(), logits.numpy().astype(np.float64),
+                [f.numpy().astype(np.float64) for f in feat])
 
     def explain_cam(self, image: np.ndarray, class_name: str | None = None,
                     method: str = "gradcam") -> tuple[Prediction, np.ndarray, HeadBox]:
@@ -190,8 +300,8 @@ class Classifier:
         if keras.backend.backend() != "tensorflow":
             raise NotImplementedError("Grad-CAM needs the TensorFlow back end (the app's).")
         x, box = self.prepare(image)
-        acts, grads, logits = self._explain_tf(x, idx)
-        return self._prediction(logits), cam_from_gradients(acts, grads, method), box
+        acts, grads, logits, feat = self._explain_tf(x, idx)
+        return self._prediction(logits, feat), cam_from_gradients(acts, grads, method), box
 
     def explain(self, image: np.ndarray, class_name: str | None = None, method: str = "gradcam"
                 ) -> tuple[Prediction, np.ndarray]:
