@@ -18,8 +18,9 @@ with db() as session:
     rows = export_ratings(session)
     summary = rating_summary(session)
 st.caption(f"{len(rows)} rating(s) from {len({r['reader'] for r in rows})} reader(s). The CSV "
-           "has one row per rating: reader, scan hash, method, model version, study, both "
-           "scores, comment and times (UTC).")
+           "has one row per rating: reader, scan hash and file name (identifiers masked), "
+           "method, model version and the view rated (in words, and its frame, scale, mode "
+           "and α), study, both scores, comment and times (UTC).")
 
 
 def _log_export() -> None:

@@ -112,6 +112,6 @@ if len(batch) > 1:
         else:
             st.caption("Runs the classifier on every uploaded scan (results are cached).")
 
-rating_form_ui(reader_id=user["id"], scan_sha256=scan.sha256, method="original",
-               model_version=clf.version, key="analyze_rating",
-               title="Rate this scan")
+rating_form_ui(reader_id=user["id"], picked=picked, method="original",
+               model_version=clf.version, key="analyze_rating", title="Rate this scan",
+               image=shown.pixels)

@@ -90,6 +90,7 @@ with c1:
 with c2:
     rated = st.selectbox("Rate the output of", methods, index=len(methods) - 1,
                          format_func=lambda m: METHOD_LABELS.get(m, m), key="sr_rate_method")
-rating_form_ui(reader_id=user["id"], scan_sha256=picked.scan.sha256, method=rated,
-               model_version=result.versions.get(rated), key=f"sr_rating_{rated}",
-               title="Rate this super-resolved image")
+rating_form_ui(reader_id=user["id"], picked=picked, method=rated,
+               model_version=result.versions.get(rated), key="sr_rating",
+               title="Rate this super-resolved image", scale=result.scale, mode=result.mode,
+               alpha=settings.alpha if rated == "esrgan" else None, image=result.outputs[rated])

@@ -96,12 +96,20 @@ def test_dicom_prediction_gradcam_and_no_second_inference(app_env, explain_calls
     assert [p.label for p in preds] == [metric.value] * 2
 
 
+def _rating(widgets, suffix: str):
+    """The Analyze rating form's widget: its key is ``analyze_rating_<view digest>_<suffix>``
+    (the form belongs to its image)."""
+    (w,) = [w for w in widgets if (w.key or "").startswith("analyze_rating_")
+            and w.key.endswith("_" + suffix)]
+    return w
+
+
 def test_rating_lands_in_database_and_can_be_changed(app_env, explain_calls):
     at = _analyze_with_dicom(app_env)
-    at.radio(key="analyze_rating_quality").set_value(4)
-    at.radio(key="analyze_rating_usefulness").set_value(2)
-    at.text_area(key="analyze_rating_comment").input("motion artefact")
-    at.button(key="analyze_rating_submit").click().run()
+    _rating(at.radio, "quality").set_value(4)
+    _rating(at.radio, "usefulness").set_value(2)
+    _rating(at.text_area, "comment").input("motion artefact")
+    _rating(at.button, "submit").click().run()
     assert not at.exception
     assert at.success[0].value == "Rating saved."
 
@@ -117,16 +125,16 @@ def test_rating_lands_in_database_and_can_be_changed(app_env, explain_calls):
     assert rows[0].model_version == "clf-test"
     # Change it: same row, new values; the form is pre-filled with the reader's own rating.
     at.run()
-    assert at.radio(key="analyze_rating_quality").value == 4
-    at.radio(key="analyze_rating_quality").set_value(5)
-    at.button(key="analyze_rating_submit").click().run()
+    assert _rating(at.radio, "quality").value == 4
+    _rating(at.radio, "quality").set_value(5)
+    _rating(at.button, "submit").click().run()
     with session_scope(engine) as s:
         rows = my_ratings(s, reader)
     assert [(r.image_quality, r.diagnostic_usefulness) for r in rows] == [(5, 2)]
     # Another reader sees an empty form and nothing of the first reader's rating.
     admin = logged_in("admin", app_env["ids"]).run()
     admin.file_uploader(key="scan").upload("MR_small", mr_dicom_bytes()).run()
-    assert admin.radio(key="analyze_rating_quality").value is None
+    assert _rating(admin.radio, "quality").value is None
     admin.switch_page("app_pages/my_ratings.py").run()
     assert not admin.dataframe and admin.info  # "You have not rated any images yet"
     # My ratings lists the reader's own.
@@ -190,8 +198,9 @@ def test_zip_series_window_presets_and_frames(app_env, explain_calls):
     # A multi-frame MR: a frame slider; each frame is its own (cached) prediction.
     at.file_uploader(key="scan").set_value(("emri_small", _testdata("emri_small.dcm"),
                                             "application/octet-stream")).run()
-    at.selectbox(key="analyze_pick").set_value(0).run()
-    assert "emri_small" in at.selectbox(key="analyze_pick").options[0]
+    # The new upload is the selected scan (listed after the zip's members, in upload order).
+    pick = at.selectbox(key="analyze_pick")
+    assert "emri_small" in pick.format_func(pick.value) and "emri_small" in pick.options[-1]
     frame = at.slider(key="analyze_frame")
     assert frame.max == 10
     frame.set_value(5).run()

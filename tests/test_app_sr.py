@@ -70,12 +70,19 @@ def test_enhance_mode_explains_missing_metrics(app_env, compare_calls):
     assert not at.dataframe  # no PSNR/SSIM table without a ground truth
 
 
+def _rating_widget(widgets, suffix: str):
+    """The SR rating form's widget; its key is ``sr_rating_<view digest>_<suffix>``."""
+    (w,) = [w for w in widgets if (w.key or "").startswith("sr_rating_")
+            and w.key.endswith("_" + suffix)]
+    return w
+
+
 def test_sr_rating_lands_in_database(app_env, compare_calls):
     at = _sr_page(app_env)
     at.selectbox(key="sr_rate_method").set_value("esrgan").run()
-    at.radio(key="sr_rating_esrgan_quality").set_value(3)
-    at.radio(key="sr_rating_esrgan_usefulness").set_value(4)
-    at.button(key="sr_rating_esrgan_submit").click().run()
+    _rating_widget(at.radio, "quality").set_value(3)
+    _rating_widget(at.radio, "usefulness").set_value(4)
+    _rating_widget(at.button, "submit").click().run()
     assert not at.exception and at.success[0].value == "Rating saved."
 
     from core.db import init_db, session_scope
@@ -85,6 +92,8 @@ def test_sr_rating_lands_in_database(app_env, compare_calls):
         rows = my_ratings(s, app_env["ids"]["reader"])
     assert [(r.method, r.model_version, r.image_quality, r.diagnostic_usefulness)
             for r in rows] == [("esrgan", "esrgan-test", 3, 4)]
+    assert (rows[0].scale, rows[0].mode, rows[0].alpha, rows[0].scan_name) == (
+        4, "simulate", 0.8, "head.png")
 
 
 def test_large_enhance_asks_first(app_env, compare_calls):

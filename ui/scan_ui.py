@@ -24,7 +24,7 @@ from ui.images import sha256_hex
 
 __all__ = ["UPLOAD_HELP", "Picked", "upload_ui", "pick_scan_ui", "scan_or_stop_ui",
            "all_scans_ui", "window_ui", "frame_ui", "select_scan", "scan_header_ui", "scan_label",
-           "SELECTED_KEY"]
+           "markdown_literal", "SELECTED_KEY"]
 
 UPLOADS_KEY = "uploads"
 SELECTED_KEY = "selected_scan"      # the scan shown on every page: "<sha256>:<member>"
@@ -138,7 +138,7 @@ def scan_label(name: str, scan) -> str:
     return f"{name}  ·  {scan.source_format.upper()}  ·  {w}×{h}"
 
 
-def _md(text: str) -> str:
+def markdown_literal(text: str) -> str:
     """``text`` shown literally in Markdown (file names may hold * _ [ ] $ …)."""
     return re.sub(r"([\\`*_{}\[\]()<>#+!|~$-])", r"\\\1", text)
 
@@ -151,7 +151,7 @@ def scan_header_ui(picked: Picked) -> None:
     if scan.n_frames > 1:
         text += f"  ·  frame {scan.frame_index + 1} of {scan.n_frames}"
     with st.container(key="scan_header"):
-        st.markdown(f"**Scan:** {_md(text)}")
+        st.markdown(f"**Scan:** {markdown_literal(text)}")
 
 
 def scan_or_stop_ui(pick_key: str, frame_key: str, empty_message: str) -> Picked:

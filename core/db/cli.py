@@ -58,7 +58,7 @@ def register(cmds) -> None:
 
     ratings = cmds.sub.add_parser("ratings", help="export reader ratings")
     rs = ratings.add_subparsers(dest="ratings_cmd", metavar="ACTION", required=True)
-    exp = rs.add_parser("export", help="all ratings as CSV (scans by hash only)")
+    exp = rs.add_parser("export", help="all ratings as CSV (scan hash, masked file name, view)")
     exp.add_argument("--out", required=True, help="CSV file to write ('-' for stdout)")
     exp.set_defaults(func=_ratings_export)
 
