@@ -14,16 +14,23 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ui import auth
+from ui import auth, scratch_uploads
 from ui.style import apply_style
 
 st.set_page_config(page_title="MedScan", page_icon=":material/radiology:", layout="wide")
 apply_style()
 
+# Every page's address, also while logged out: opening or reloading /super_resolution then
+# shows the login form there (not "Page not found"), and logging in stays on that page.
+PAGE_PATHS = ("analyze", "super_resolution", "my_ratings", "reader_study", "admin_training",
+              "admin_models", "admin_users", "admin_audit", "admin_studies", "admin_export")
+
 user = auth.refresh_user()
 if user is None:
     st.navigation([st.Page(auth.login_page, title="Log in", icon=":material/login:",
-                           url_path="login", default=True)], position="hidden").run()
+                           url_path="login", default=True)]
+                  + [st.Page(auth.login_page, title="Log in", url_path=path)
+                     for path in PAGE_PATHS], position="hidden").run()
     st.stop()
 
 pages = {
@@ -40,9 +47,11 @@ if user["role"] == "admin":
         st.Page("app_pages/admin_training.py", title="Training", icon=":material/model_training:"),
         st.Page("app_pages/admin_models.py", title="Model versions", icon=":material/compare:"),
         st.Page("app_pages/admin_users.py", title="Users", icon=":material/group:"),
+        st.Page("app_pages/admin_audit.py", title="Audit log", icon=":material/history:"),
         st.Page("app_pages/admin_studies.py", title="Reader studies", icon=":material/assignment:"),
         st.Page("app_pages/admin_export.py", title="Export ratings", icon=":material/download:"),
     ]
 
 auth.sidebar_user_ui(user)
+scratch_uploads.restore_once(user)   # the uploads of this login, after a reload
 st.navigation(pages).run()

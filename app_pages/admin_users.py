@@ -1,5 +1,8 @@
 """Users (admin): add accounts, change roles, passwords and single sign-on e-mails, deactivate,
-unlock; recent audit."""
+unlock. The audit log has its own page (Audit log).
+
+Every change reruns the page, so the table above always shows the change; the result message
+survives that rerun (``_FLASH``). Database failures are shown in words (``DBError``)."""
 from __future__ import annotations
 
 import streamlit as st
@@ -10,10 +13,22 @@ from ui.resources import db
 admin = auth.require_role("admin")
 st.title("Users")
 
-from core.db.audit import recent_audit  # noqa: E402
-from core.db.auth import (MIN_PASSWORD_LENGTH, ROLES, AuthError, create_user,  # noqa: E402
-                          list_users, set_active, set_password, set_role, set_sso_email,
-                          unlock_user)
+from core.db.auth import (MIN_PASSWORD_LENGTH, ROLES, create_user, list_users,  # noqa: E402
+                          set_active, set_password, set_role, set_sso_email, unlock_user)
+from core.db.errors import DBError  # noqa: E402
+
+_FLASH = "users_flash"
+
+
+def _done(message: str) -> None:
+    """Show ``message`` after the rerun that redraws the table with the change."""
+    st.session_state[_FLASH] = message
+    st.rerun()
+
+
+flash = st.session_state.pop(_FLASH, None)
+if flash:
+    st.success(flash, icon=":material/check_circle:")
 
 with db() as session:
     users = list_users(session)
@@ -40,11 +55,13 @@ with col_add, st.form("add_user_form", clear_on_submit=True):
     if st.form_submit_button("Add user", type="primary", key="new_user_submit"):
         try:
             with db() as session:
-                create_user(session, name, pw, role, by_user_id=admin["id"],
-                            sso_email=email.strip() or None)
-            st.success(f"Added {name} ({role}). Give them the password over a safe channel.")
-        except AuthError as err:
+                added = create_user(session, name, pw, role, by_user_id=admin["id"],
+                                    sso_email=email.strip() or None)
+        except DBError as err:     # policy, name taken, or the database refused (in words)
             st.error(str(err))
+        else:
+            _done(f"Added {added.username} ({role}). Give them the password over a safe "
+                  "channel.")
 
 with col_edit:
     st.subheader("Change a user")
@@ -60,13 +77,14 @@ with col_edit:
             if st.button("Set role", key="edit_role_submit"):
                 with db() as session:
                     set_role(session, target, new_role, by_user_id=admin["id"])
-                st.rerun()
+                _done(f"{target} is now {new_role}.")
         elif action == "Password":
             new_pw = st.text_input("New password", type="password", key="edit_password")
             if st.button("Set password", key="edit_password_submit"):
                 with db() as session:
                     set_password(session, target, new_pw, by_user_id=admin["id"])
-                st.success("Password changed (and any lock cleared).")
+                _done(f"Password of {target} changed (any lock cleared, their login sessions "
+                      "ended).")
         elif action == "SSO e-mail":
             new_email = st.text_input("Single sign-on e-mail (empty: none)",
                                       value=current.sso_email or "", key="edit_sso")
@@ -74,26 +92,23 @@ with col_edit:
                 with db() as session:
                     set_sso_email(session, target, new_email.strip() or None,
                                   by_user_id=admin["id"])
-                st.rerun()
+                _done(f"SSO e-mail of {target} saved.")
         elif action == "Activate / deactivate":
             label = "Deactivate" if current.active else "Activate"
             st.caption("Deactivated users cannot log in; their ratings are kept.")
             if st.button(f"{label} {target}", key="edit_active_submit"):
                 with db() as session:
                     set_active(session, target, not current.active, by_user_id=admin["id"])
-                st.rerun()
+                _done(f"{target} deactivated (their login sessions ended)." if current.active
+                      else f"{target} activated.")
         else:
             if st.button(f"Unlock {target}", key="edit_unlock_submit",
                          disabled=current.locked_until is None):
                 with db() as session:
                     unlock_user(session, target, by_user_id=admin["id"])
-                st.rerun()
-    except AuthError as err:
+                _done(f"{target} unlocked.")
+    except DBError as err:    # last admin, bad e-mail, or the database refused (in words)
         st.error(str(err))
 
-with st.expander("Recent activity (audit log)", icon=":material/history:"):
-    with db() as session:
-        events = recent_audit(session, limit=200)
-    st.dataframe([{"time (UTC)": e.at.strftime("%Y-%m-%d %H:%M:%S"), "user": e.username or "—",
-                   "action": e.action, "detail": ", ".join(f"{k}={v}" for k, v in e.detail.items())}
-                  for e in events], hide_index=True, key="audit_table")
+st.page_link("app_pages/admin_audit.py", label="Every login and change is in the Audit log",
+             icon=":material/history:")

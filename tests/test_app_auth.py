@@ -214,3 +214,129 @@ def test_admin_sets_a_users_sso_email(app_env):
     at.text_input(key="edit_sso").input("not an e-mail")
     at.button(key="edit_sso_submit").click().run()
     assert at.error                                      # the policy message, no traceback
+
+
+# ---- issue 15 items 6, 7; issue 14 items 4, 8 ---------------------------------------------------
+def _read_only(app_env, monkeypatch) -> None:
+    """From now on the app opens the same database read-only (as a full disk or a read-only
+    mount would refuse every write)."""
+    path = app_env["MEDSCAN_DATABASE_URL"].removeprefix("sqlite:///")
+    monkeypatch.setenv("MEDSCAN_DATABASE_URL", f"sqlite:///file:{path}?mode=ro&uri=true")
+
+
+def test_unknown_name_locks_like_a_real_one(app_env):
+    answers = {}
+    for name in ("reader", "no-such-user"):
+        at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+        for _ in range(5):
+            _login(at, name, "wrong-password-123")
+            assert at.error[0].value == "Wrong user name or password."
+        _login(at, name, "wrong-password-123")
+        assert not at.exception
+        answers[name] = at.error[0].value
+    assert answers["reader"].startswith("Too many failed logins")
+    assert answers["reader"] == answers["no-such-user"]
+
+
+def test_read_only_database_login_is_refused_in_words(app_env, monkeypatch):
+    _read_only(app_env, monkeypatch)
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    _login(at, "reader", PASSWORDS["reader"])
+    assert not at.exception
+    assert "user" not in at.session_state
+    message = at.error[0].value
+    assert message.startswith("Could not log you in. The database could not save this: the "
+                              "database is read-only. Nothing was saved")
+
+
+def test_read_only_database_users_page_and_logout(app_env, monkeypatch):
+    at = logged_in("admin", app_env["ids"]).run()
+    _read_only(app_env, monkeypatch)
+    at.switch_page("app_pages/admin_users.py").run()
+    assert not at.exception
+    at.text_input(key="new_user_name").input("carol")
+    at.text_input(key="new_user_password").input("carol-pass-12345")
+    at.button(key="new_user_submit").click().run()
+    assert not at.exception
+    assert any("database is read-only" in e.value and "Nothing was saved" in e.value
+               for e in at.error)
+    assert set(at.dataframe[0].value["user"]) == {"admin", "reader"}
+    at.sidebar.button(key="logout_button").click().run()
+    assert not at.exception
+    assert "user" not in at.session_state and at.title[0].value == "MedScan"
+
+
+def test_first_admin_on_a_read_only_database(tmp_path, monkeypatch):
+    from core.db import init_db
+
+    path = tmp_path / "empty.db"
+    init_db(f"sqlite:///{path}")
+    monkeypatch.setenv("MEDSCAN_DATABASE_URL", f"sqlite:///file:{path}?mode=ro&uri=true")
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    pw = "a-long-admin-password"
+    at.text_input(key="first_admin_name").input("chief")
+    at.text_input(key="first_admin_password").input(pw)
+    at.text_input(key="first_admin_password2").input(pw)
+    at.button(key="first_admin_submit").click().run()
+    assert not at.exception
+    assert "database is read-only" in at.error[0].value and "user" not in at.session_state
+
+
+def test_users_page_lists_a_new_user_at_once_and_last_login(app_env):
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    _login(at, "admin", PASSWORDS["admin"])
+    at.switch_page("app_pages/admin_users.py").run()
+    table = at.dataframe[0].value
+    admin_row = table[table["user"] == "admin"].iloc[0]
+    assert admin_row["last login (UTC)"] != ""          # set by the password login
+    at.text_input(key="new_user_name").input("carol")
+    at.text_input(key="new_user_password").input("carol-pass-12345")
+    at.button(key="new_user_submit").click().run()
+    assert not at.exception
+    assert set(at.dataframe[0].value["user"]) == {"admin", "carol", "reader"}
+    assert at.success[0].value.startswith("Added carol")
+
+
+def test_cookie_session_logs_in_and_ends_with_a_new_password(app_env, monkeypatch):
+    """What a reload does: a new Streamlit session whose browser sends the session cookie."""
+    from core.db import init_db, session_scope
+    from core.db.auth import set_password
+    from core.db.sessions import redeem_handoff, start_login_session
+    from ui import session_cookie
+
+    engine = init_db(app_env["MEDSCAN_DATABASE_URL"])
+    with session_scope(engine) as s:
+        code = start_login_session(s, app_env["ids"]["reader"])
+    with session_scope(engine) as s:
+        token = redeem_handoff(s, code)
+    monkeypatch.setattr(session_cookie, "cookie_token", lambda: token)
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    assert not at.exception
+    assert at.title[0].value == "Analyze" and at.session_state["user"]["name"] == "reader"
+    reload_ = AppTest.from_file(APP, default_timeout=TIMEOUT).run()   # another tab
+    assert reload_.title[0].value == "Analyze"
+    with session_scope(engine) as s:
+        set_password(s, "reader", "another-pass-12345")
+    at.run()
+    assert "user" not in at.session_state and at.title[0].value == "MedScan"
+    assert AppTest.from_file(APP, default_timeout=TIMEOUT).run().title[0].value == "MedScan"
+
+
+def test_login_with_cookie_routes_hands_the_browser_a_one_time_code(app_env, monkeypatch):
+    from core.db import init_db, session_scope
+    from core.db.sessions import redeem_handoff
+    from ui import session_cookie
+
+    monkeypatch.setattr(session_cookie, "MOUNTED", True)
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    _login(at, "reader", PASSWORDS["reader"])
+    assert not at.exception
+    script = at.get("html")[0].proto.body      # the page's path is checked in Chromium
+    assert script.startswith('<script>window.location.replace("/medscan-auth/session?code=')
+    assert "&next=%2F" in script
+    code = script.split("code=")[1].split("&")[0]
+    with session_scope(init_db(app_env["MEDSCAN_DATABASE_URL"])) as s:
+        assert redeem_handoff(s, code)               # the browser's redirect gets the token
+    with session_scope(init_db(app_env["MEDSCAN_DATABASE_URL"])) as s:
+        assert redeem_handoff(s, code) is None       # once
+

@@ -11,11 +11,22 @@ identity's e-mail must be the SSO e-mail an admin gave a local account (Users pa
 ``python -m core users set-sso-email``); the role comes from that account. Streamlit keeps the
 identity in a signed, HTTP-only cookie, so an SSO user stays logged in across page reloads and
 new tabs until "Log out" (which also ends the identity-provider session when it supports it).
+
+Password logins survive a reload too when the server has the session-cookie routes
+(``serve.py``, see :mod:`ui.session_cookie`): the login starts a server-side session
+(``core.db.sessions``) and the browser gets its token as an HTTP-only cookie; every run checks
+it, so Log out, a deactivation or a new password ends it everywhere at the next click. Without
+the routes (plain ``streamlit run app.py``, AppTest) a password login lasts as long as the tab.
+
+Database failures (read-only or full disk: ``core.db.errors.StorageError``) are shown in words;
+they never reach Streamlit's error page.
 """
 from __future__ import annotations
 
 import streamlit as st
 
+from core.db.errors import DBError
+from ui import session_cookie
 from ui.resources import db
 
 __all__ = ["ROLES", "USER_KEY", "current_user", "refresh_user", "login_page", "require_role",
@@ -24,6 +35,7 @@ __all__ = ["ROLES", "USER_KEY", "current_user", "refresh_user", "login_page", "r
 ROLES = ("radiologist", "admin")
 USER_KEY = "user"
 _SSO_REFUSED = "sso_refused"   # the identity that signed in but has no (active) account
+_TOKEN = "session_token"       # this tab's login-session token (from the cookie)
 
 
 def sso_enabled() -> bool:
@@ -45,11 +57,15 @@ def _sso_account() -> dict | None:
 
     email = st.user.get("email")
     verified = st.user.get("email_verified")
-    with db() as session:
-        user = authenticate_sso(session, email if isinstance(email, str) else None,
-                                # some providers send the claim as the string "false"
-                                email_verified=verified if isinstance(verified, (bool, str))
-                                else None)
+    try:
+        with db() as session:
+            user = authenticate_sso(session, email if isinstance(email, str) else None,
+                                    # some providers send the claim as the string "false"
+                                    email_verified=verified if isinstance(verified, (bool, str))
+                                    else None)
+    except DBError as err:   # StorageError: the sign-in could not be recorded
+        st.error(f"Could not sign you in. {err}", icon=":material/database:")
+        return None
     if user is None:
         st.session_state[_SSO_REFUSED] = str(email or "an identity without an e-mail address")
         return None
@@ -66,8 +82,19 @@ def refresh_user() -> dict | None:
     out at once, a changed role applies at once."""
     from core.db.auth import get_user
 
+    from core.db.sessions import session_user
+
     user = current_user()
     if user is None:
+        token = session_cookie.cookie_token()
+        if token and not st.session_state.get("_dead_token") == token:
+            with db() as session:
+                fresh = session_user(session, token)
+            if fresh is not None:        # a reload or a new tab of a password login
+                st.session_state[_TOKEN] = token
+                st.session_state[USER_KEY] = user = _as_session_user(fresh)
+                return user
+            st.session_state["_dead_token"] = token   # checked once per tab, not every run
         if not _sso_signed_in() or _SSO_REFUSED in st.session_state:
             return None
         user = _sso_account()
@@ -75,9 +102,12 @@ def refresh_user() -> dict | None:
             return None
         st.session_state[USER_KEY] = user
     with db() as session:
-        fresh = get_user(session, user["id"])
+        if st.session_state.get(_TOKEN):   # the session may have ended in another tab
+            fresh = session_user(session, st.session_state[_TOKEN])
+        else:
+            fresh = get_user(session, user["id"])
     if fresh is None or not fresh.active:
-        logout()
+        logout(ended=True)
         return None
     if fresh.role != user["role"]:
         st.session_state[USER_KEY] = user = _as_session_user(fresh, via=user.get("via"))
@@ -91,12 +121,34 @@ def _as_session_user(user, via: str | None = "password") -> dict:
 def _audit(action: str, user: dict | None, **detail) -> None:
     from core.db.audit import audit
 
-    with db() as session:
-        audit(session, user["id"] if user else None, action, **detail)
+    try:
+        with db() as session:
+            audit(session, user["id"] if user else None, action, **detail)
+    except DBError as err:        # logged by core.db; the action itself went ahead
+        st.warning(f"Not recorded in the audit log. {err}", icon=":material/database:")
+
+
+def _logged_in(user) -> None:
+    """Remember ``user`` in this tab; with the cookie routes, also start a server-side session
+    and send the browser to pick up its cookie (the page reloads, logged in, on this page)."""
+    from core.db.sessions import start_login_session
+
+    st.session_state[USER_KEY] = _as_session_user(user)
+    if not session_cookie.routes_mounted():
+        st.rerun()
+    try:
+        with db() as session:
+            code = start_login_session(session, user.id)
+    except DBError as err:
+        st.warning(f"You are logged in for this browser tab only. {err}")
+        return
+    st.caption("Signing you in…")
+    session_cookie.go_to(session_cookie.start_url(code))
+    st.stop()
 
 
 def _first_admin_ui() -> None:
-    from core.db.auth import MIN_PASSWORD_LENGTH, AuthError, create_first_admin
+    from core.db.auth import MIN_PASSWORD_LENGTH, create_first_admin
 
     st.title("Welcome to MedScan")
     st.info("No accounts exist yet. Create the first administrator account; it can then add "
@@ -117,11 +169,10 @@ def _first_admin_ui() -> None:
     try:
         with db() as session:
             user = create_first_admin(session, name, pw)
-            st.session_state[USER_KEY] = _as_session_user(user)
-    except AuthError as err:
+    except DBError as err:   # AuthError (policy, set-up done) or StorageError: in words
         st.error(str(err))
         return
-    st.rerun()
+    _logged_in(user)
 
 
 def _login_ui() -> None:
@@ -158,11 +209,13 @@ def _login_ui() -> None:
     except AuthError as err:  # LockedOut: too many failed logins; its message says until when
         st.error(str(err), icon=":material/lock_clock:")
         return
+    except DBError as err:    # StorageError: the login could not be recorded, so no login
+        st.error(f"Could not log you in. {err}", icon=":material/database:")
+        return
     if user is None:
         st.error("Wrong user name or password.")
         return
-    st.session_state[USER_KEY] = _as_session_user(user)
-    st.rerun()
+    _logged_in(user)
 
 
 def login_page() -> None:
@@ -179,18 +232,37 @@ def login_page() -> None:
             _login_ui()
 
 
-def logout() -> bool:
-    """Forget the logged-in user; also end the single sign-on identity when there is one
-    (returns True then: the browser is being redirected, so callers must not ``st.rerun()``,
-    which could drop that redirect)."""
+def logout(*, ended: bool = False) -> bool:
+    """Forget the logged-in user, end their login session and scratch uploads; also end the
+    single sign-on identity when there is one. Returns True when the browser is being
+    redirected (callers must then ``st.stop()``, not ``st.rerun()``, which could drop the
+    redirect). ``ended``: the session already ended elsewhere (deactivation, new password,
+    another tab's Log out): only this tab's state is cleared."""
+    from core import scratch
+    from core.db.sessions import end_session
+
     user = st.session_state.pop(USER_KEY, None)
-    if user:
+    token = st.session_state.get(_TOKEN)
+    if user and not ended:
         _audit("logout", user)
+        if token:
+            try:
+                with db() as session:
+                    end_session(session, token)
+            except DBError as err:
+                st.warning(f"The login session could not be ended. {err}")
+        scratch.clear(user["id"])
+    dead = st.session_state.get("_dead_token")
     # Forget everything this browser session held (uploads, selections), not the shared caches.
     for key in list(st.session_state.keys()):
         del st.session_state[key]
+    if token or dead:
+        st.session_state["_dead_token"] = token or dead   # do not log in again from the cookie
     if _sso_signed_in():
         st.logout()   # clears the identity cookie (and the provider's session if it can)
+        return True
+    if token and not ended and session_cookie.routes_mounted():
+        session_cookie.go_to(session_cookie.logout_url())   # clear the (now dead) cookie
         return True
     return False
 

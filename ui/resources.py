@@ -13,7 +13,7 @@ import streamlit as st
 
 from core import config, registry
 
-__all__ = ["engine", "db", "device", "active_classifier_version", "classifier", "sr_model"]
+__all__ = ["engine", "db", "db_write", "device", "active_classifier_version", "classifier", "sr_model"]
 
 
 @st.cache_resource(show_spinner="Opening the database…")
@@ -36,6 +36,22 @@ def db():
 
     with session_scope(engine()) as session:
         yield session
+
+
+@contextmanager
+def db_write(what: str):
+    """``with db_write("The prediction") as session:`` a transaction whose failure (read-only
+    or full database: ``core.db.errors.DBError``) shows "<what> was not stored. <why>" as a
+    warning and lets the page go on, instead of Streamlit's error page. For records the page
+    can live without (scan, prediction, SR metrics); forms that must keep their input catch
+    ``DBError`` themselves."""
+    from core.db.errors import DBError
+
+    try:
+        with db() as session:
+            yield session
+    except DBError as err:
+        st.warning(f"{what} was not stored. {err}", icon=":material/database:")
 
 
 @st.cache_resource(show_spinner=False)

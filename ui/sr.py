@@ -7,7 +7,7 @@ import streamlit as st
 
 from core.errors import MedScanError
 from ui import cached
-from ui.resources import db
+from ui.resources import db_write
 
 __all__ = ["METHOD_LABELS", "MODE_HELP", "SRSettings", "sr_methods_ui", "run_comparison",
            "record_sr_once", "difference_maps"]
@@ -108,7 +108,7 @@ def record_sr_once(user: dict, picked, result, alpha: float) -> None:
             continue
         seen.add(tag)
         metrics = (result.metrics or {}).get(method, {})
-        with db() as session:
+        with db_write(f"The {method} result") as session:  # a failing database: a warning
             record_sr_result(session, scan_sha256=picked.scan.sha256, method=method, scale=result.scale,
                              mode=result.mode, model_version=version,
                              alpha=alpha if method == "esrgan" else None,

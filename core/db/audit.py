@@ -1,7 +1,7 @@
 """Audit log: who did what, when. Details are scrubbed of anything that looks like PHI.
 
 Actions used by the app: ``login_ok``, ``login_failed``, ``login_locked``, ``login_sso_ok``,
-``login_sso_failed``, ``user_sso_email``, ``logout``, ``upload``,
+``login_sso_failed``, ``user_sso_email``, ``logout``, ``sessions_end``, ``upload``,
 ``predict``, ``super_resolve``, ``rate``, ``study_create``, ``train_start``, ``train_cancel``,
 ``model_activate``, ``user_add``, ``user_update``. ``core.db`` functions write their own rows
 (login, upload, predict, rate, user_add, train_start...); pages add ``logout`` and
@@ -9,8 +9,12 @@ Actions used by the app: ``login_ok``, ``login_failed``, ``login_locked``, ``log
 """
 from __future__ import annotations
 
+import csv
+import io
+import json
 import math
 import re
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -19,7 +23,10 @@ from sqlalchemy.orm import Session
 from core.db.models import AuditLog, User
 from core.db.views import AuditView
 
-__all__ = ["audit", "recent_audit", "scrub", "MASK"]
+__all__ = ["audit", "recent_audit", "search_audit", "audit_actions", "audit_csv", "scrub",
+           "MASK", "AUDIT_CSV_COLUMNS"]
+
+AUDIT_CSV_COLUMNS = ("id", "time_utc", "user", "action", "detail")
 
 MASK = "<masked>"
 _MAX_STR = 200
@@ -68,3 +75,58 @@ def recent_audit(session: Session, limit: int = 100, *, user_id: int | None = No
         q = q.where(AuditLog.action == action)
     return [AuditView(id=a.id, at=a.at, user_id=a.user_id, username=name, action=a.action,
                       detail=dict(a.detail or {})) for a, name in session.execute(q)]
+
+
+def _start_of(day: date | datetime) -> datetime:
+    if isinstance(day, datetime):
+        return day if day.tzinfo else day.replace(tzinfo=UTC)
+    return datetime.combine(day, time.min, tzinfo=UTC)
+
+
+def search_audit(session: Session, *, user_id: int | None = None,
+                 actions: list[str] | tuple[str, ...] | None = None,
+                 since: date | datetime | None = None, until: date | datetime | None = None,
+                 limit: int = 1000) -> list[AuditView]:
+    """Audit rows, newest first, filtered by user, actions (any of) and a UTC date range.
+
+    ``since`` / ``until`` are inclusive; a ``date`` means that whole day (UTC), a ``datetime``
+    that instant. At most ``limit`` rows (the newest).
+    """
+    session.flush()
+    q = (select(AuditLog, User.username).outerjoin(User, User.id == AuditLog.user_id)
+         .order_by(AuditLog.at.desc(), AuditLog.id.desc()).limit(max(1, int(limit))))
+    if user_id is not None:
+        q = q.where(AuditLog.user_id == user_id)
+    if actions:
+        q = q.where(AuditLog.action.in_(list(actions)))
+    if since is not None:
+        q = q.where(AuditLog.at >= _start_of(since))
+    if until is not None:
+        end = (_start_of(until) + timedelta(days=1) if not isinstance(until, datetime)
+               else _start_of(until) + timedelta(microseconds=1))
+        q = q.where(AuditLog.at < end)
+    return [AuditView(id=a.id, at=a.at, user_id=a.user_id, username=name, action=a.action,
+                      detail=dict(a.detail or {})) for a, name in session.execute(q)]
+
+
+def audit_actions(session: Session) -> list[str]:
+    """Every action that occurs in the log, sorted (for a filter)."""
+    return sorted(session.scalars(select(AuditLog.action).distinct()))
+
+
+def _cell(value: Any) -> Any:
+    # Spreadsheet formula injection: a value starting with = + - @ would run as a formula.
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return "" if value is None else value
+
+
+def audit_csv(rows: list[AuditView]) -> str:
+    """``rows`` as CSV text (``AUDIT_CSV_COLUMNS``; detail as JSON), for a download button."""
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(AUDIT_CSV_COLUMNS)
+    for r in rows:
+        writer.writerow([r.id, r.at.isoformat(), _cell(r.username or ""), r.action,
+                         _cell(json.dumps(r.detail, sort_keys=True, ensure_ascii=False))])
+    return buf.getvalue()
