@@ -32,6 +32,8 @@ with col_img:
     shown = window_ui(scan, "analyze_window")
     st.image(shown.to_uint8(), width="stretch",
              caption=f"{picked.name} · window: {shown.window_source}")
+    for note in scan.warnings:           # from the loader, e.g. non-finite pixels replaced
+        st.warning(note, icon=":material/report:")
 
 if clf is None:
     st.stop()

@@ -185,7 +185,8 @@ def _check_header(ds: Dataset) -> tuple[int, int, int]:
     cap = max_pixels()
     if rows * cols * frames > cap:
         raise ScanError(f"The image is too large: {rows} × {cols} pixels × {frames} frame(s) "
-                        f"exceeds the limit of {cap:,} pixels.", code="too_large")
+                        f"exceeds the limit of {cap:,} pixels (MEDSCAN_MAX_PIXELS), checked "
+                        "before decoding.", code="too_large")
     bits_alloc = ds.get("BitsAllocated")
     bits_stored = ds.get("BitsStored")
     if "PixelData" in ds:
@@ -423,6 +424,10 @@ def load_dicom(data: bytes, *, frame: int | None, window: WindowSpec, sha256: st
     rows, cols, n_frames = _check_header(ds)
     ts = _transfer_syntax(ds)
     _check_decoder(ts)
+    samples = _header_int(ds, "SamplesPerPixel", "(0028,0002)") if "SamplesPerPixel" in ds else 1
+    if samples not in (1, 3):
+        raise ScanError(f"The DICOM header has an invalid (0028,0002) Samples per Pixel "
+                        f"({samples}).", code="corrupt_header")
     notes: list[str] = []
     padding = _check_native_length(ds, ts, rows, cols, n_frames)
     if padding:
@@ -432,10 +437,6 @@ def load_dicom(data: bytes, *, frame: int | None, window: WindowSpec, sha256: st
     if not 0 <= index < n_frames:
         raise ScanError(f"Frame {frame} does not exist: this file has {n_frames} frame(s) "
                         f"(0 to {n_frames - 1}).", code="bad_frame")
-    samples = _header_int(ds, "SamplesPerPixel", "(0028,0002)") if "SamplesPerPixel" in ds else 1
-    if samples not in (1, 3):
-        raise ScanError(f"The DICOM header has an invalid (0028,0002) Samples per Pixel "
-                        f"({samples}).", code="corrupt_header")
     photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip().upper()
     keep_volume = n_frames > 1 and n_frames * rows * cols * samples <= VOLUME_MAX_VOXELS
 
