@@ -27,6 +27,14 @@ def explain_calls(monkeypatch) -> list:
     return calls
 
 
+def _window(at, kind: str):
+    """The shown scan's window widget ("preset", "centre" or "width"); its key includes the
+    scan's hash (ui.scan_ui.window_ui), so there is one set per scan."""
+    group = at.selectbox if kind == "preset" else at.number_input
+    return next(w for w in group
+                if (w.key or "").startswith("analyze_window_") and w.key.endswith("_" + kind))
+
+
 def _analyze_with_dicom(app_env):
     at = logged_in("radiologist", app_env["ids"]).run()
     assert at.title[0].value == "Analyze"
@@ -69,7 +77,7 @@ def test_dicom_prediction_gradcam_and_no_second_inference(app_env, explain_calls
     # the model is not called again.
     at.slider(key="cam_opacity").set_value(0.8).run()
     at.toggle(key="cam_box").set_value(True).run()
-    at.selectbox(key="analyze_window_preset").set_value("min-max").run()
+    _window(at, "preset").set_value("Min–max").run()
     at.run()
     assert not at.exception
     assert len(explain_calls) == 1, explain_calls
@@ -156,7 +164,7 @@ def test_warnings_and_unreadable_files(app_env, explain_calls):
     warnings = " ".join(w.value for w in at.warning)
     assert "Colour image" in warnings and "Tiny image" in warnings
     # Window controls are greyed out for non-DICOM files.
-    assert at.selectbox(key="analyze_window_preset").disabled
+    assert _window(at, "preset").disabled
 
 
 def _testdata(name: str) -> bytes:
@@ -182,12 +190,12 @@ def test_zip_series_window_presets_and_frames(app_env, explain_calls):
     assert len(pick.options) == 2 and "IM0001" in pick.options[0]
     # CT: window presets in HU and a manual window; the other modality is flagged.
     assert any("Different modality: this scan is CT" in w.value for w in at.warning)
-    at.selectbox(key="analyze_window_preset").set_value("bone").run()
+    _window(at, "preset").set_value("CT bone (C 600 / W 2800)").run()
     assert "preset bone" in at.image[0].captions[0]
-    at.selectbox(key="analyze_window_preset").set_value("Manual").run()
-    assert not at.number_input(key="analyze_window_centre").disabled
-    at.number_input(key="analyze_window_centre").set_value(40.0)
-    at.number_input(key="analyze_window_width").set_value(400.0).run()
+    _window(at, "preset").set_value("Manual").run()
+    assert not _window(at, "centre").disabled
+    _window(at, "centre").set_value(40.0)
+    _window(at, "width").set_value(400.0).run()
     assert not at.exception and "manual" in at.image[0].captions[0]
     calls = len(explain_calls)
     assert calls == 1   # windowing never re-runs the model

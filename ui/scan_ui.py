@@ -34,8 +34,8 @@ MAX_KEPT_UPLOADS = 12
 UPLOAD_HELP = ("PNG, JPEG, TIFF or DICOM (with or without a file extension; compressed and "
                "multi-frame included), or a .zip of a DICOM series. Several files at once are "
                "fine.")
-FILE_DEFAULT = "File default"
 MANUAL = "Manual"
+WINDOWS_KEY = "scan_windows"   # sha256 → (choice, centre, width): each scan's own window
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,8 @@ def upload_ui(key: str = "scan") -> None:
         data = f.getvalue()
         sha = sha256_hex(data)
         kept.pop(sha, None)
-        kept[sha] = (f.name, data)          # newest last
+        from core.imaging.phi import mask_upload_name  # names may hold PHI: masked on entry
+        kept[sha] = (mask_upload_name(f.name, data), data)  # newest last
         new.append(sha)
     while len(kept) > MAX_KEPT_UPLOADS:
         kept.pop(next(iter(kept)))
@@ -199,28 +200,74 @@ def frame_ui(picked: Picked, key: str) -> Picked:
 
 
 def window_ui(scan, key: str):
-    """Window preset selector plus manual centre/width; enabled only for DICOM (other formats
-    have no stored values beyond the 8/16-bit range). Returns the scan to display."""
-    from core.imaging import WINDOW_PRESETS, apply_window
+    """The window of ``scan``: a selector of the windows that make sense for it
+    (:func:`core.imaging.windowing.window_options`: the file's own windows, CT presets on CT
+    only, min–max and percentiles; plus Manual) and centre / width fields that always show the
+    window in force. The window belongs to the scan: widget keys include its SHA-256, so nothing
+    carries over to another scan, and coming back to a scan (also from another page) restores
+    its window (``st.session_state["scan_windows"]``). Returns the scan to display."""
+    from core.imaging.windowing import MIN_WIDTH, apply_window, window_options
 
-    is_dicom = scan.source_format == "dicom" and not scan.is_color
-    options = [FILE_DEFAULT, *WINDOW_PRESETS, MANUAL]
-    help_text = ("CT presets are in Hounsfield units; on MR the values are signal "
-                 "intensities, so use File default, min-max or Manual." if is_dicom else
-                 "Windowing applies to DICOM only.")
-    preset = st.selectbox("Window", options, key=f"{key}_preset", disabled=not is_dicom,
+    options = {o.label: o for o in window_options(scan)}
+    adjustable = scan.source_format == "dicom" and not scan.is_color
+    labels = [*options, MANUAL] if adjustable else list(options)
+    base = f"{key}_{scan.sha256[:16]}"
+    k_choice, k_centre, k_width = f"{base}_preset", f"{base}_centre", f"{base}_width"
+    saved: dict = st.session_state.setdefault(WINDOWS_KEY, {})
+    if k_choice not in st.session_state and saved.get(scan.sha256, (None,))[0] in labels:
+        choice0, centre0, width0 = saved[scan.sha256]   # back to this scan: its own window
+        st.session_state[k_choice] = choice0
+        if choice0 == MANUAL:
+            st.session_state[k_centre], st.session_state[k_width] = centre0, width0
+
+    def shown_value(value, low=None):
+        """A window value the fields can show: finite, and not below the width's minimum."""
+        if value is None or not float(value) == float(value) or abs(float(value)) == float("inf"):
+            return None
+        return max(float(value), low) if low is not None else float(value)
+
+    # One format and step per scan, from the spread of its values (the fields never raise,
+    # whatever the window: a constant image's width is MIN_WIDTH).
+    spread = max((o.width or 0.0 for o in options.values()), default=1.0)
+    step = 1.0 if spread >= 200 else 0.01 if spread >= 2 else max(spread / 100, MIN_WIDTH)
+    help_text = ("The windows offered for this scan: the file's own, the CT presets "
+                 "(Hounsfield units, CT only), min–max and percentiles of its stored values, or "
+                 "Manual (centre and width in the stored units after the rescale / modality "
+                 "LUT)." if adjustable else "Windowing applies to greyscale DICOM only.")
+    choice = st.selectbox("Window", labels, key=k_choice, disabled=not adjustable,
                           help=help_text)
+    manual = choice == MANUAL
+    shown = scan
+    if not manual:
+        option = options[choice]
+        if not option.default:
+            shown = apply_window(scan, option.spec)
+        centre, width = shown.window if shown.window else (None, None)
+        st.session_state[k_centre] = shown_value(centre)
+        st.session_state[k_width] = shown_value(width, MIN_WIDTH)
+    else:
+        for k, v in ((k_centre, scan.window[0] if scan.window else None),
+                     (k_width, scan.window[1] if scan.window else None)):
+            if st.session_state.get(k) is None:
+                st.session_state[k] = shown_value(v, MIN_WIDTH if k == k_width else None)
     c2, c3 = st.columns(2)
-    manual = is_dicom and preset == MANUAL
-    centre0, width0 = scan.window or (0.5, 1.0)
-    centre = c2.number_input("Centre", value=float(centre0), key=f"{key}_centre",
-                             disabled=not manual, format="%.1f")
-    width = c3.number_input("Width", value=float(width0), min_value=1e-3, key=f"{key}_width",
-                            disabled=not manual, format="%.1f")
-    if not is_dicom or preset == FILE_DEFAULT:
-        return scan
-    try:
-        return apply_window(scan, (centre, width) if manual else preset)
-    except ScanError as err:
-        st.error(str(err))
-        return scan
+    centre = c2.number_input("Centre", value=None, key=k_centre, disabled=not manual,
+                             format="%g", step=step, placeholder="VOI LUT table")
+    width = c3.number_input("Width", value=None, min_value=MIN_WIDTH, key=k_width,
+                            disabled=not manual, format="%g", step=step,
+                            placeholder="VOI LUT table")
+    if manual:
+        if centre is None or width is None:
+            st.caption("Type a centre and a width.")
+        else:
+            try:
+                shown = apply_window(scan, (centre, width))
+            except ScanError as err:
+                st.error(str(err))
+        st.caption("Manual window, in the scan's stored units after the rescale / modality LUT "
+                   "(Hounsfield units on CT).")
+    else:
+        st.caption(options[choice].explanation[:1].upper() + options[choice].explanation[1:]
+                   + ".")
+    saved[scan.sha256] = (choice, centre, width)
+    return shown

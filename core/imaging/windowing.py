@@ -339,6 +339,11 @@ def window_options(scan: Scan) -> list[WindowOption]:
         c, w, func = display.file_window          # a file window kept by an older loader
         options.append(WindowOption("File window", WindowSpec("file"), c, w,
                                     "the file's (0028,1050)/(0028,1051) window", default=True))
+    if not options and display.default is not None:   # the loader's own (a constant image)
+        c, w, label = display.default
+        options.append(WindowOption(label[:1].upper() + label[1:], WindowSpec("file"), c, w,
+                                    f"the loader's window for this file ({label})",
+                                    default=True))
     from_file = bool(options)
     if is_ct(scan):
         for name, value in WINDOW_PRESETS.items():
