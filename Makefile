@@ -8,7 +8,7 @@ PORT   ?= 8501
 
 .PHONY: run test venv venv-test clean
 run: $(VENV)/.runtime
-	TF_CPP_MIN_LOG_LEVEL=3 $(PY) -m streamlit run app.py --server.port $(PORT)
+	TF_CPP_MIN_LOG_LEVEL=3 $(PY) -m streamlit run serve.py --server.port $(PORT)
 
 test: $(VENV)/.test
 	TF_CPP_MIN_LOG_LEVEL=3 $(PY) -m pytest

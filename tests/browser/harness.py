@@ -29,10 +29,12 @@ def _free_port() -> int:
 
 
 @contextmanager
-def app_server(weights: Path | None = None, *, startup_timeout: float = 90, secrets=None):
+def app_server(weights: Path | None = None, *, startup_timeout: float = 90, secrets=None,
+               entry: str = "app.py"):
     """Yield ``(url, env)`` of a running app; users ``admin`` / ``reader`` exist (see app_env).
     ``secrets``: a function of the app's URL returning the text of a ``secrets.toml`` for the
-    server (e.g. single sign-on settings); none by default."""
+    server (e.g. single sign-on settings); none by default. ``entry``: ``"serve.py"`` runs
+    the app with the login-session cookie routes, as ``make run`` does."""
     sys.path.insert(0, str(REPO / "tests"))
     import app_env
 
@@ -52,7 +54,7 @@ def app_server(weights: Path | None = None, *, startup_timeout: float = 90, secr
         extra = ["--secrets.files", str(secrets_file)]
         log = open(tmp / "streamlit.log", "wb")
         proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", str(REPO / "app.py"),
+            [sys.executable, "-m", "streamlit", "run", str(REPO / entry),
              "--server.port", str(port), "--server.address", "127.0.0.1",
              "--server.headless", "true", "--server.fileWatcherType", "none",
              "--browser.gatherUsageStats", "false", *extra],
