@@ -67,6 +67,10 @@ def upload_ui(key: str = "scan") -> None:
         from core.imaging.phi import mask_upload_name  # names may hold PHI: masked on entry
         kept[sha] = (mask_upload_name(f.name, data), data)  # newest last
         new.append(sha)
+        # Session-survival hook (ui.scratch_uploads, owned by the accounts/sessions work): a
+        # de-identified PNG copy is kept so the upload is listed again after a reload.
+        from ui.scratch_uploads import keep_upload
+        keep_upload(sha, *kept[sha])
     while len(kept) > MAX_KEPT_UPLOADS:
         kept.pop(next(iter(kept)))
     first_new = next((sha for sha in new if sha in kept), None)
