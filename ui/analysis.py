@@ -6,7 +6,7 @@ import streamlit as st
 
 from ui import plots
 from ui.models import confidence_statement, headline_metrics
-from ui.resources import db
+from ui.resources import db_write
 
 __all__ = ["LOW_CONFIDENCE", "TINY_IMAGE_PX", "input_warnings", "model_card_ui",
            "record_scan_once", "record_prediction_once"]
@@ -117,7 +117,7 @@ def record_scan_once(user: dict, picked) -> None:
 
     if _once(f"scan:{picked.scan.sha256}"):
         scan = picked.scan
-        with db() as session:
+        with db_write("This scan's record") as session:  # a failing database: a warning
             record_scan(session, scan.sha256, scan.metadata, scan.source_format, scan.modality,
                         scan.pixels.shape, user_id=user["id"])
 
@@ -128,7 +128,7 @@ def record_prediction_once(user: dict, picked, pred, *, calibrated: bool) -> Non
 
     record_scan_once(user, picked)
     if _once(f"pred:{picked.key}:{pred.version}"):
-        with db() as session:
+        with db_write("The prediction") as session:  # a failing database: a warning
             record_prediction(session, scan_sha256=picked.scan.sha256,
                               model_version=pred.version, label=pred.label,
                               probabilities=pred.probabilities, calibrated=calibrated,
