@@ -1,0 +1,228 @@
+"""Publishing safeguards (issue 14 item 6) and dead / resumable jobs (issue 15 item 8) on the
+Training and Model versions pages, with a read-only shipped registry and the app's own registry
+in the data directory."""
+from __future__ import annotations
+
+import shutil
+import sys
+
+import pytest
+from sqlalchemy import select
+
+from app_env import CLASSES, logged_in, make_db  # noqa: F401
+
+RECIPE = {"arch": "vgg16_bn", "input_size": 48, "width": 0.125, "epochs": 7, "lr": 0.0003,
+          "batch_size": 16, "patience": 4, "lr_schedule": "cosine", "warmup_epochs": 1,
+          "dropout": 0.5, "val_fraction": 0.15, "seed": 42, "init_from": "runs/x/best.h5"}
+
+
+def _snapshot(root):
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file()}
+
+
+@pytest.fixture()
+def shipped_env(tmp_path, monkeypatch, data_dir):
+    """weights/ as shipped (READ_ONLY, one active tiny vgg16_bn whose card records a recipe and
+    its test folder), a data dir with the app registry and a database with an admin."""
+    import keras
+
+    from core import registry
+    from core.classifier.preprocess import preprocessing_config
+    from core.models.vgg16 import build_classifier_bn
+
+    shipped, data = tmp_path / "shipped", tmp_path / "data"
+    data.mkdir()
+    eval_dir = tmp_path / "eval"
+    shutil.copytree(data_dir / "brain-mri", eval_dir)
+    keras.utils.set_random_seed(0)
+    net = {"num_classes": 4, "input_shape": [48, 48, 3], "width": 0.125}
+    registry.save_version("classifier", build_classifier_bn(**net), {
+        "architecture": "vgg16_bn", "network": net, "classes": CLASSES, "input_size": 48,
+        "preprocessing": preprocessing_config("vgg16", 3, 48),
+        "calibration": {"temperature": 1.0}, "training": {"config": RECIPE},
+        "metrics": {"test": {"accuracy": 0.9, "macro_f1": 0.9, "n": 160, "data": str(eval_dir)},
+                    "validation": {"accuracy": 0.95, "n": 574}}},
+        version="ship-v1", activate=True, weights_dir=shipped)
+    (shipped / registry.READ_ONLY_MARKER).write_text("shipped\n")
+    env = {"MEDSCAN_WEIGHTS_DIR": str(shipped), "MEDSCAN_DATA_DIR": str(data),
+           "MEDSCAN_DATABASE_URL": f"sqlite:///{data / 'medscan.db'}"}
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.delenv("MEDSCAN_REGISTRY_DIR", raising=False)
+    monkeypatch.delenv("MEDSCAN_EVAL_DIR", raising=False)
+    ids = make_db(env["MEDSCAN_DATABASE_URL"])
+    import core.db.jobs as jobs
+
+    jobs._children.clear()   # children are keyed by job id: ids restart in each database
+    yield {"ids": ids, "shipped": shipped, "data": data, "eval": eval_dir, "net": net}
+    from core.db import dispose_engines
+
+    for proc in list(jobs._children.values()):
+        proc.wait(timeout=60)
+    jobs._children.clear()
+    dispose_engines()
+
+
+def _candidate(env, version="cand-32img"):
+    from core import registry
+    from core.models.vgg16 import build_classifier_bn
+
+    card = registry.load_card("classifier", "ship-v1")
+    card = {k: v for k, v in card.items() if k not in ("version", "created_at", "metrics")}
+    registry.save_version("classifier", build_classifier_bn(**env["net"]),
+                          dict(card, metrics={"validation": {"accuracy": 0.25, "n": 4}}),
+                          version=version)
+    return version
+
+
+def _report(acc, n, fp):
+    return {"accuracy": acc, "macro_f1": acc, "ece": 0.1, "n": n, "data": "/eval/test",
+            "data_fingerprint": fp}
+
+
+def test_training_page_defaults_to_the_active_recipe_and_publishes_a_candidate(
+        shipped_env, monkeypatch, tmp_path):
+    import core.db.jobs as jobs
+
+    seen = {}
+
+    def start(session, kind, args, user_id, **kw):
+        seen["args"] = list(args)
+        return original(session, kind, args, user_id,
+                        argv=[sys.executable, "-c", "pass"])
+
+    original = jobs.start_training_job
+    monkeypatch.setattr(jobs, "start_training_job", start)
+    at = logged_in("admin", shipped_env["ids"]).run()
+    at.switch_page("app_pages/admin_training.py").run()
+    assert not at.exception
+    assert at.selectbox(key="train_arch").value == "vgg16_bn"        # not vgg16 (chance)
+    assert at.number_input(key="train_size").value == 48              # the card's, not 128
+    assert at.number_input(key="train_width").value == 0.125
+    assert at.number_input(key="train_epochs").value == 7
+    assert at.number_input(key="train_lr").value == pytest.approx(0.0003)
+    assert at.text_input(key="train_eval").value == str(shipped_env["eval"])
+    assert "ship-v1" in " ".join(c.value for c in at.caption)
+    assert not [c for c in at.checkbox if c.key == "train_activate"]  # no activate box
+    data = tmp_path / "train-data"
+    data.mkdir()
+    at.text_input(key="train_data").input(str(data))
+    at.button(key="train_submit").click().run()
+    assert not at.exception and "candidate" in at.success[0].value
+    args = seen["args"]
+    pairs = dict(zip(args[::2], args[1::2]))
+    assert pairs["--arch"] == "vgg16_bn" and pairs["--input-size"] == "48"
+    assert pairs["--width"] == "0.125" and pairs["--epochs"] == "7"
+    assert pairs["--eval-data"] == str(shipped_env["eval"])
+    assert "--activate" not in args and "--init-from" not in args   # recipe, not its checkpoint
+
+
+def test_models_page_compares_on_one_set_confirms_warns_activates_and_rolls_back(shipped_env):
+    from core import registry
+    from core.db import init_db, session_scope
+    from core.db.models import AuditLog
+
+    before = _snapshot(shipped_env["shipped"])
+    cand = _candidate(shipped_env)
+    registry.record_evaluation("classifier", "ship-v1", _report(0.75, 4, "sha256:small"))
+    registry.record_evaluation("classifier", cand, _report(0.25, 4, "sha256:small"))
+    at = logged_in("admin", shipped_env["ids"]).run()
+    at.switch_page("app_pages/admin_models.py").run()
+    assert not at.exception
+    table = at.dataframe[0].value
+    status = dict(zip(table["version"], table["status"]))
+    assert status == {"ship-v1": "active", cand: "candidate"}
+    assert "card validation accuracy" in table.columns and "card test accuracy" in table.columns
+    assert "metrics from" not in table.columns                       # no mixed column
+    chart = next(c for c in at.get("plotly_chart") if "clf_eval_chart" in c.proto.id)
+    assert "same images" in chart.proto.spec and "n=4" in chart.proto.spec
+    at.selectbox(key="clf_pick").set_value(cand).run()
+    errors = " ".join(e.value for e in at.error)
+    assert "WORSE" in errors and "only 4 images" in errors
+    assert at.button(key="clf_activate").disabled                   # confirm first
+    at.checkbox(key="clf_confirm").check().run()
+    at.button(key="clf_activate").click().run()
+    assert not at.exception
+    success = at.success[0].value
+    assert f"Activated {cand} (was ship-v1)" in success and "accuracy 0.750 → 0.250 (-0.500)" \
+        in success
+    assert registry.active_version("classifier") == cand
+    assert (shipped_env["data"] / "weights" / "classifier" / "ACTIVE").read_text().strip() == cand
+    at.button(key="clf_rollback").click().run()
+    assert not at.exception
+    assert "ship-v1 is active again" in at.success[0].value
+    assert registry.active_version("classifier") == "ship-v1"
+    assert _snapshot(shipped_env["shipped"]) == before               # shipped untouched
+    with session_scope(init_db()) as s:
+        actions = [(r.action, r.user_id, r.detail.get("version")) for r in
+                   s.scalars(select(AuditLog).where(AuditLog.action.like("model_%"))
+                             .order_by(AuditLog.id))]
+    admin = shipped_env["ids"]["admin"]
+    assert actions == [("model_activate", admin, cand), ("model_rollback", admin, "ship-v1")]
+
+
+def test_models_page_without_a_shared_set_warns(shipped_env):
+    cand = _candidate(shipped_env)
+    at = logged_in("admin", shipped_env["ids"]).run()
+    at.switch_page("app_pages/admin_models.py").run()
+    assert any("No version has been evaluated on a fixed evaluation set" in i.value
+               for i in at.info)
+    at.selectbox(key="clf_pick").set_value(cand).run()
+    assert any("have not been evaluated on the same evaluation set" in e.value for e in at.error)
+
+
+def test_real_tiny_training_publishes_a_candidate_evaluated_with_the_active_one(
+        shipped_env, data_dir, tmp_path):
+    """train() with an evaluation set: the new version lands in the data-dir registry, stays a
+    candidate, and it and the active version are evaluated on the same images."""
+    from core import registry
+    from core.classifier.train import TrainConfig, train
+
+    before = _snapshot(shipped_env["shipped"])
+    result = train(TrainConfig(
+        data=str(data_dir / "brain-mri"), arch="vgg16_bn", width=0.0625, input_size=32,
+        epochs=1, batch_size=16, val_fraction=0.25, warmup_epochs=0, version="tiny-cand",
+        run_dir=str(tmp_path / "run"), eval_data=str(shipped_env["eval"])))
+    assert result.path == shipped_env["data"] / "weights" / "classifier" / "tiny-cand"
+    assert registry.version_status("classifier", "tiny-cand") == "candidate"
+    assert registry.active_version("classifier") == "ship-v1"
+    cmp = registry.compare_on_eval_set("classifier", "tiny-cand", "ship-v1")
+    assert cmp["set"]["n"] == 32 and {r["metric"] for r in cmp["rows"]} >= {"accuracy",
+                                                                            "macro_f1"}
+    assert any("only 32 images" in w for w in cmp["warnings"])
+    assert _snapshot(shipped_env["shipped"]) == before
+
+
+def test_training_page_marks_a_dead_job_failed_and_resumes_it(shipped_env, monkeypatch):
+    import core.db.jobs as jobs
+    from core.db import init_db, session_scope
+    from core.db import models as m
+
+    run = shipped_env["data"] / "jobs" / "run-7"
+    run.mkdir(parents=True)
+    (run / "last.keras").write_bytes(b"checkpoint")
+    (run / "state.json").write_text('{"epoch": 3}')
+    dead = 2 ** 22 + 12345   # above the default pid_max: no such process
+    with session_scope(init_db()) as s:
+        row = m.TrainingJob(kind="classifier", status="running", pid=dead, host=None,
+                            args=["--data", "/d", "--run-dir", str(run)],
+                            created_at=m.utcnow(), started_at=m.utcnow(),
+                            updated_at=m.utcnow(), progress={"phase": "train", "epoch": 3,
+                                                             "epochs": 8})
+        s.add(row)
+    original = jobs.start_training_job
+    monkeypatch.setattr(jobs, "start_training_job", lambda s, kind, args, uid, **kw: original(
+        s, kind, args, uid, argv=[sys.executable, "-c", "pass"]))
+    at = logged_in("admin", shipped_env["ids"]).run()
+    at.switch_page("app_pages/admin_training.py").run()
+    assert not at.exception
+    assert any("no heartbeat for" in e.value and "the worker process is gone" in e.value
+               for e in at.error), [e.value for e in at.error] + [m.value for m in at.markdown]
+    at.button(key=f"resume_{row.id}").click().run()
+    assert not at.exception
+    assert any(f"resumes job {row.id}" in s.value for s in at.success)
+    with session_scope(init_db()) as s:
+        newest = jobs.list_jobs(s, refresh=False)[0]
+    assert newest.id != row.id and newest.args[-1] == "--resume"
+    assert "--run-dir" in newest.args and str(run) in newest.args
