@@ -219,16 +219,16 @@ def test_killed_job_is_marked_failed_by_any_reader(engine, capsys):
     os.killpg(job.pid, signal.SIGKILL)
     _wait_exit(job.id, 20)
     jobs._children.clear()  # as if another page process had started it: only the pid is known
-    from core.cli import main
-
-    assert main(["jobs", "list"]) == 0
-    out = capsys.readouterr().out
-    assert f"{job.id:>4} sr         failed" in out, out
     with session_scope(engine) as s:
         [listed] = jobs.list_jobs(s)
     assert listed.status == "failed" and listed.finished_at is not None
     assert listed.error.startswith("no heartbeat for ")
     assert f"the worker process is gone (pid {job.pid})" in listed.error
+    from core.cli import main
+
+    assert main(["jobs", "list"]) == 0
+    out = capsys.readouterr().out
+    assert f"{job.id:>4} sr         failed" in out, out
 
 
 def test_job_of_another_host_fails_only_when_its_heartbeat_is_stale(engine, monkeypatch):
