@@ -245,3 +245,18 @@ def test_large_png_decodes_within_a_memory_bound():
     assert scan.pixels.shape == (side, side)
     per_pixel = peak / side ** 2
     assert per_pixel < 10, f"{per_pixel:.1f} bytes per pixel traced"
+
+
+def test_large_dicom_with_rescale_decodes_within_a_memory_bound():
+    side = 3000                                             # 9 MP, 16-bit, rescaled
+    pixels = (np.arange(side * side, dtype=np.uint32) % 4096).astype(np.uint16).tobytes()
+    data = dicom(side, side, data=pixels, RescaleSlope=1.5, RescaleIntercept=-100)
+    tracemalloc.start()
+    try:
+        scan = load_scan(data)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert scan.pixels.shape == (side, side)
+    per_pixel = peak / side ** 2          # before chunking: float64 LUT + windowing temporaries
+    assert per_pixel < 12, f"{per_pixel:.1f} bytes per pixel traced"

@@ -124,3 +124,11 @@ def test_analyze_page_with_hostile_uploads(app_env, batch):
     assert not any("Traceback" in e for e in errors)
     if any(_expected(n) == ["loads"] for n in batch):
         assert at.metric and at.metric[0].label == "Predicted class"
+
+
+def test_analyze_page_shows_the_loaders_warning(app_env):
+    at = logged_in("radiologist", app_env["ids"]).run()
+    name = "tiff_float_some_nan.tif"
+    at.file_uploader(key="scan").upload(name, (HOSTILE / name).read_bytes()).run()
+    assert not at.exception
+    assert any("had no finite value" in w.value for w in at.warning), [w.value for w in at.warning]

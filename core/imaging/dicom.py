@@ -444,6 +444,9 @@ def load_dicom(data: bytes, *, frame: int | None, window: WindowSpec, sha256: st
     if raw.dtype == bool:
         raw = raw.astype(np.uint8)
     _check_decoded_shape(raw, rows, cols, n_frames if keep_volume else 1, samples)
+    for keyword in _PIXEL_KEYWORDS:  # decoded now: free the encoded copy (memory per upload)
+        if keyword in ds:
+            del ds[keyword]
     original_range = finite_range(raw)
     original_dtype = str(raw.dtype)
     is_color = photometric == "PALETTE COLOR" or (raw.ndim >= 3 and raw.shape[-1] == 3
