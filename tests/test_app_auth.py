@@ -340,3 +340,24 @@ def test_login_with_cookie_routes_hands_the_browser_a_one_time_code(app_env, mon
     with session_scope(init_db(app_env["MEDSCAN_DATABASE_URL"])) as s:
         assert redeem_handoff(s, code) is None       # once
 
+
+
+def test_cookie_session_on_a_read_only_database_still_logs_in(app_env, monkeypatch):
+    from datetime import timedelta
+
+    from core.db import init_db, session_scope
+    from core.db.models import utcnow
+    from core.db.sessions import TOUCH_EVERY, redeem_handoff, start_login_session
+    from ui import session_cookie
+
+    engine = init_db(app_env["MEDSCAN_DATABASE_URL"])
+    earlier = utcnow() - TOUCH_EVERY - timedelta(seconds=5)      # so a run wants to write
+    with session_scope(engine) as s:
+        code = start_login_session(s, app_env["ids"]["reader"], now=earlier)
+    with session_scope(engine) as s:
+        token = redeem_handoff(s, code, now=earlier)
+    monkeypatch.setattr(session_cookie, "cookie_token", lambda: token)
+    _read_only(app_env, monkeypatch)
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    assert not at.exception
+    assert at.title[0].value == "Analyze"

@@ -101,3 +101,14 @@ def test_old_sessions_are_pruned(env):
     _login(engine, uid)
     with session_scope(engine) as s:
         assert s.query(m.LoginSession).count() == 1
+
+
+def test_read_only_check_writes_nothing(env):
+    engine, uid = env
+    t0 = m.utcnow()
+    _, token = _login(engine, uid, now=t0)
+    with session_scope(engine) as s:
+        assert ss.session_user(s, token, now=t0 + ss.IDLE_TIMEOUT, write=False) is None
+        assert ss.session_user(s, token, now=t0 + ss.TOUCH_EVERY * 2, write=False) is not None
+        row = s.scalars(select(m.LoginSession)).one()
+        assert row.ended_at is None and row.last_seen_at == t0

@@ -82,14 +82,11 @@ def refresh_user() -> dict | None:
     out at once, a changed role applies at once."""
     from core.db.auth import get_user
 
-    from core.db.sessions import session_user
-
     user = current_user()
     if user is None:
         token = session_cookie.cookie_token()
         if token and not st.session_state.get("_dead_token") == token:
-            with db() as session:
-                fresh = session_user(session, token)
+            fresh = _session_user(token)
             if fresh is not None:        # a reload or a new tab of a password login
                 st.session_state[_TOKEN] = token
                 st.session_state[USER_KEY] = user = _as_session_user(fresh)
@@ -101,10 +98,10 @@ def refresh_user() -> dict | None:
         if user is None:
             return None
         st.session_state[USER_KEY] = user
-    with db() as session:
-        if st.session_state.get(_TOKEN):   # the session may have ended in another tab
-            fresh = session_user(session, st.session_state[_TOKEN])
-        else:
+    if st.session_state.get(_TOKEN):   # the session may have ended in another tab
+        fresh = _session_user(st.session_state[_TOKEN])
+    else:
+        with db() as session:
             fresh = get_user(session, user["id"])
     if fresh is None or not fresh.active:
         logout(ended=True)
@@ -112,6 +109,19 @@ def refresh_user() -> dict | None:
     if fresh.role != user["role"]:
         st.session_state[USER_KEY] = user = _as_session_user(fresh, via=user.get("via"))
     return user
+
+
+def _session_user(token: str):
+    """The user of this login session (``core.db.sessions.session_user``); on a database that
+    refuses writes, checked read-only so the app stays usable for reading."""
+    from core.db.sessions import session_user
+
+    try:
+        with db() as session:
+            return session_user(session, token)
+    except DBError:
+        with db() as session:
+            return session_user(session, token, write=False)
 
 
 def _as_session_user(user, via: str | None = "password") -> dict:

@@ -80,11 +80,12 @@ def _end(row: LoginSession, now: datetime, reason: str) -> None:
     row.ended_at, row.end_reason = now, reason
 
 
-def session_user(session: Session, token: str | None, *,
-                 now: datetime | None = None) -> UserView | None:
+def session_user(session: Session, token: str | None, *, now: datetime | None = None,
+                 write: bool = True) -> UserView | None:
     """The active user of the session with this token, or ``None`` (no such session, ended,
     idle for ``IDLE_TIMEOUT``, older than ``MAX_AGE``, user deactivated). Refreshes
-    ``last_seen_at`` (at most once per ``TOUCH_EVERY``)."""
+    ``last_seen_at`` (at most once per ``TOUCH_EVERY``) and marks a session it finds over
+    its limits as ended; ``write=False`` only reads (a read-only database)."""
     from core.db.auth import to_view
 
     if not token or not isinstance(token, str) or len(token) > 128:
@@ -95,19 +96,17 @@ def session_user(session: Session, token: str | None, *,
     if row is None:
         return None
     user = session.get(User, row.user_id)
-    if now >= row.expires_at:
-        _end(row, now, "expired")
-    elif now >= row.last_seen_at + IDLE_TIMEOUT:
-        _end(row, now, "idle")
-    elif user is None or not user.active:
-        _end(row, now, "inactive")
-    else:
-        if now - row.last_seen_at >= TOUCH_EVERY:
-            row.last_seen_at = now
-        session.flush()
-        return to_view(user)
+    reason = ("expired" if now >= row.expires_at else
+              "idle" if now >= row.last_seen_at + IDLE_TIMEOUT else
+              "inactive" if user is None or not user.active else None)
+    if not write:
+        return None if reason else to_view(user)
+    if reason:
+        _end(row, now, reason)
+    elif now - row.last_seen_at >= TOUCH_EVERY:
+        row.last_seen_at = now
     session.flush()
-    return None
+    return None if reason else to_view(user)
 
 
 def end_session(session: Session, token: str | None, *, reason: str = "logout",
