@@ -9,7 +9,9 @@ Public API::
 
 Errors are always :class:`core.errors.ScanError` with a ``code`` (empty, truncated,
 unknown_format, corrupt_header, no_pixel_data, decoder_missing, too_large, corrupt_pixels,
-bad_frame, bad_window, zip_error, not_found, not_a_file, not_readable).
+excess_pixel_data, non_finite, bad_frame, bad_window, zip_error, not_found, not_a_file,
+not_readable). A loaded :class:`Scan` always has float32 pixels, H×W or H×W×3, finite, in
+[0, 1] (checked when it is built); ``scan.warnings`` lists what was corrected on the way.
 """
 from __future__ import annotations
 
