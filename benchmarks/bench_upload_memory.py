@@ -8,6 +8,7 @@ process that only imported the loader. The files are generated into a temporary 
 * ``png-512``     — a normal 512² 8-bit PNG
 * ``png-9000``    — a 78 KB PNG of 9000 × 9000 zeros (81 MP, under the 100 MP limit)
 * ``png-10000``   — 10000 × 10000 (exactly the 100 MP limit, MEDSCAN_MAX_PIXELS)
+* ``zip-series-100`` — a zip of 100 such slices (every member's Scan is kept: the memory adds up)
 * ``dicom-4000``  — a 4000² 16-bit DICOM with rescale (32 MB)
 * ``zip-bomb``    — a 1.1 MB zip whose one member is 1.06 GiB of zeros
 * ``zip-bomb-small`` — 17 MiB of zeros at 1000 : 1 (under the total limit, refused by ratio)
@@ -47,8 +48,12 @@ if path != "-":
     data = open(path, "rb").read()
     try:
         ups = load_uploads(path.rsplit("/", 1)[-1], data)
-        result = ", ".join("loaded " + "x".join(map(str, u.scan.pixels.shape)) if u.ok
-                           else "refused " + u.error.code for u in ups)
+        counts = {}
+        for u in ups:
+            key = ("loaded " + "x".join(map(str, u.scan.pixels.shape)) if u.ok
+                   else "refused " + u.error.code)
+            counts[key] = counts.get(key, 0) + 1
+        result = ", ".join(k + (f" (x{n})" if n > 1 else "") for k, n in counts.items())
     except ScanError as err:
         result = "refused " + err.code
 # VmHWM: this process's own peak RSS (ru_maxrss would include the parent's, kept across exec)
@@ -108,8 +113,17 @@ def _zip_of_zeros(path: Path, size: int) -> None:
                 left -= len(chunk)
 
 
+def _zip_series(path: Path, n: int) -> None:
+    """A zip of ``n`` 512² DICOM slices (a small series)."""
+    one = _dicom(512)
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as z:
+        for i in range(n):
+            z.writestr(f"slice{i:03d}.dcm", one)
+
+
 CASES = {
     "dicom-512": lambda p: p.write_bytes(_dicom(512)),
+    "zip-series-100": lambda p: _zip_series(p, 100),
     "png-512": lambda p: p.write_bytes(_png((np.arange(512 * 512) % 256).astype(np.uint8)
                                             .reshape(512, 512))),
     "png-9000": lambda p: p.write_bytes(_png(np.zeros((9000, 9000), np.uint8))),
