@@ -9,7 +9,6 @@ import zipfile
 import zlib
 
 import numpy as np
-import pydicom
 import pytest
 from PIL import Image
 from pydicom.dataset import Dataset, FileMetaDataset
