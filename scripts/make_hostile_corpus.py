@@ -20,6 +20,7 @@ import io
 import json
 import struct
 import sys
+import warnings
 import zipfile
 import zlib
 from pathlib import Path
@@ -66,8 +67,10 @@ def dicom(rows: int = 16, cols: int = 16, bits: int = 16, data: bytes | None = N
         if ts == ExplicitVRBigEndian:
             data = (np.arange(rows * cols) % 200).astype(">u2").tobytes()
     setattr(ds, keyword, data)
-    for key, value in attrs.items():
-        setattr(ds, key, value)
+    with warnings.catch_warnings():          # invalid values (NaN, inf) are the point here
+        warnings.simplefilter("ignore")
+        for key, value in attrs.items():
+            setattr(ds, key, value)
     for key in drop:
         delattr(ds, key)
     buf = io.BytesIO()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import struct
 import tracemalloc
+import warnings
 import zipfile
 import zlib
 
@@ -40,8 +41,10 @@ def dicom(rows: int = 10, cols: int = 10, bits: int = 16, data: bytes | None = N
         dtype = {8: np.uint8, 16: np.uint16, 32: np.float32}[bits]
         data = (np.arange(rows * cols) % 200).astype(dtype).tobytes()
     setattr(ds, keyword, data)
-    for key, value in attrs.items():
-        setattr(ds, key, value)
+    with warnings.catch_warnings():          # invalid values (NaN, inf) are the point here
+        warnings.simplefilter("ignore")
+        for key, value in attrs.items():
+            setattr(ds, key, value)
     buf = io.BytesIO()
     ds.save_as(buf, enforce_file_format=True)
     return buf.getvalue()
