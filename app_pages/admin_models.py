@@ -8,7 +8,7 @@ import streamlit as st
 from core import registry
 from core.errors import MedScanError
 from ui import auth, plots
-from ui.models import (EVAL_METRICS, change_summary, classifier_rows, eval_sets,
+from ui.models import (EVAL_METRICS, METRIC_LABELS, change_summary, classifier_rows, eval_sets,
                        headline_metrics, slot_of, sr_rows)
 from ui.resources import db
 
@@ -26,8 +26,7 @@ def _activate_ui(task: str, versions: list[str], active: str | None, key: str,
     """Pick a version, see what changes on the shared evaluation set, confirm, activate;
     roll back to the previous version in one action. Both audited."""
     choice = st.selectbox("Version to activate", versions, key=f"{key}_pick",
-                          index=versions.index(active) if active in versions else 0,
-                          format_func=lambda v: f"{v} ({status.get(v, '?')})")
+                          index=versions.index(active) if active in versions else 0)
     if choice == active:
         st.info(f"{choice} is the active version.", icon=":material/check:")
     else:
@@ -95,7 +94,7 @@ def _eval_set_ui(status: dict[str, str]) -> None:
                                             f"({len(labels[f]['reports'])} versions)")
     chosen = labels[fp]
     st.plotly_chart(plots.eval_set_metrics(
-        chosen["reports"], EVAL_METRICS, status=status,
+        chosen["reports"], EVAL_METRICS, status=status, labels=METRIC_LABELS,
         title=f"Evaluation set {chosen['label']}: every bar on the same images"),
         key="clf_eval_chart")
     st.caption("Only figures measured on this one set are drawn here. Card figures (each "

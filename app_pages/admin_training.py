@@ -42,6 +42,11 @@ with st.expander("Start a training run", expanded=True, icon=":material/play_arr
             st.caption("Defaults: the recipe of the active version "
                        f"**{active_card['version']}** (its model card)." if active_card else
                        "No active classifier: defaults are the training code's own.")
+            if (((active_card or {}).get("training") or {}).get("config") or {}).get("init_from"):
+                st.caption(":orange[:material/info:] That version was continued from an "
+                           "earlier checkpoint at a smaller size; a run from scratch with the "
+                           "same epochs lands lower. Allow more epochs, or tick *Start from the "
+                           "active version's weights*.")
             data = st.text_input("Data folder (one sub-folder per class)", key="train_data",
                                  placeholder="/data/brain-mri/Training")
             archs = list(ARCHITECTURES)

@@ -455,6 +455,12 @@ def compare_on_eval_set(task: str, candidate: str, reference: str | None, *,
             f"{candidate} and {reference} have not been evaluated on the same evaluation set: "
             "there is nothing to compare. Evaluate both first (python -m core models evaluate).")
         out["worse"] = True
+        own = (load_card(task, candidate, weights_dir=weights_dir).get("metrics") or {})
+        n = max((m.get("n") for m in own.values() if isinstance(m, dict)
+                 and isinstance(m.get("n"), int)), default=None)
+        if n is not None and n < MIN_EVAL_IMAGES:
+            out["warnings"].append(f"{candidate}'s own figures come from only {n} images "
+                                   f"(fewer than {MIN_EVAL_IMAGES}).")
         return out
     ref = theirs[common["data_fingerprint"]]
     out["set"] = {"data": common.get("data"), "fingerprint": common["data_fingerprint"],

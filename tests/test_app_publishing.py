@@ -133,7 +133,7 @@ def test_models_page_compares_on_one_set_confirms_warns_activates_and_rolls_back
     table = at.dataframe[0].value
     status = dict(zip(table["version"], table["status"]))
     assert status == {"ship-v1": "active", cand: "candidate"}
-    assert "card validation accuracy" in table.columns and "card test accuracy" in table.columns
+    assert "val acc (card)" in table.columns and "test acc (card)" in table.columns
     assert "metrics from" not in table.columns                       # no mixed column
     chart = next(c for c in at.get("plotly_chart") if "clf_eval_chart" in c.proto.id)
     assert "same images" in chart.proto.spec and "n=4" in chart.proto.spec
@@ -170,6 +170,7 @@ def test_models_page_without_a_shared_set_warns(shipped_env):
                for i in at.info)
     at.selectbox(key="clf_pick").set_value(cand).run()
     assert any("have not been evaluated on the same evaluation set" in e.value for e in at.error)
+    assert any("own figures come from only 4 images" in e.value for e in at.error)
 
 
 def test_real_tiny_training_publishes_a_candidate_evaluated_with_the_active_one(

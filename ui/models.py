@@ -4,10 +4,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 __all__ = ["flat_metrics", "classifier_rows", "sr_rows", "slot_of", "headline_metrics",
-           "confidence_statement", "eval_sets", "set_label", "change_summary", "EVAL_METRICS"]
+           "confidence_statement", "eval_sets", "set_label", "change_summary", "EVAL_METRICS",
+           "METRIC_LABELS"]
 
 CLASSIFIER_METRICS = ("accuracy", "macro_f1", "ece_calibrated")
 EVAL_METRICS = ("accuracy", "macro_f1", "ece")   # figures compared on one evaluation set
+METRIC_LABELS = {"accuracy": "accuracy", "macro_f1": "macro-F1",
+                 "ece": "ECE (lower is better)"}
 
 
 def flat_metrics(metrics: Mapping, prefix: str = "") -> dict[str, float]:
@@ -25,8 +28,8 @@ def flat_metrics(metrics: Mapping, prefix: str = "") -> dict[str, float]:
 def classifier_rows(cards: list[dict], status: Mapping[str, Mapping] | None = None
                     ) -> list[dict]:
     """One row per version. ``status``: ``registry.version_rows`` by version (status, where).
-    Card figures keep their set in the column name (test vs validation split): they are never
-    merged into one column."""
+    Card figures keep their set in the column name (``test …`` = the card's recorded test set,
+    ``val …`` = its own validation split): they are never merged into one column."""
     rows = []
     for c in cards:
         metrics = c.get("metrics") or {}
@@ -34,15 +37,15 @@ def classifier_rows(cards: list[dict], status: Mapping[str, Mapping] | None = No
         row = {"version": c["version"], "status": info.get("status", ""),
                "stored": info.get("where", ""),
                "created": str(c.get("created_at", ""))[:16].replace("T", " "),
-               "architecture": c.get("architecture"), "input": c.get("input_size"),
-               "pretrained": bool(c.get("pretrained")),
-               "flip-averaged": bool((c.get("preprocessing") or {}).get("tta")),
-               "temperature": (c.get("calibration") or {}).get("temperature")}
-        for split, label in (("test", "card test"), ("validation", "card validation")):
+               "architecture": c.get("architecture"), "input": c.get("input_size")}
+        for split, label in (("test", "test"), ("validation", "val")):
             m = metrics.get(split) if isinstance(metrics.get(split), Mapping) else {}
             acc = m.get("accuracy")
-            row[f"{label} accuracy"] = round(acc, 4) if isinstance(acc, (int, float)) else None
+            row[f"{label} acc (card)"] = round(acc, 4) if isinstance(acc, (int, float)) else None
             row[f"{label} n"] = m.get("n")
+        row.update({"pretrained": bool(c.get("pretrained")),
+                    "flip-averaged": bool((c.get("preprocessing") or {}).get("tta")),
+                    "temperature": (c.get("calibration") or {}).get("temperature")})
         rows.append(row)
     return rows
 
@@ -74,10 +77,14 @@ def change_summary(cmp: Mapping, previous: str | None) -> str:
     """Words for the success message after an activation: version and metric deltas."""
     head = f"Activated {cmp['candidate']} (was {previous or 'none'})."
     if not cmp.get("set"):
-        return head + " No evaluation set was shared with the previous version: no metric change to report."
+        return (head + " No evaluation set was shared with the previous version: no metric "
+                "change to report.")
     parts = [f"{r['metric']} {r['reference']:.3f} → {r['candidate']:.3f} ({r['delta']:+.3f})"
              for r in cmp["rows"] if r["metric"] in EVAL_METRICS]
-    return head + f" On the evaluation set ({cmp['set']['n']} images): " + ", ".join(parts) + "."
+    text = head + f" On the evaluation set ({cmp['set']['n']} images): " + ", ".join(parts) + "."
+    if cmp.get("warnings"):
+        text += " Activated despite: " + " ".join(cmp["warnings"])
+    return text
 
 
 def slot_of(card: Mapping) -> str | None:

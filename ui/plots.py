@@ -193,7 +193,8 @@ def version_metrics(rows: Sequence[Mapping[str, object]], metric_names: Sequence
 
 
 def eval_set_metrics(reports: Mapping[str, Mapping[str, object]], metric_names: Sequence[str],
-                     *, title: str, status: Mapping[str, str] | None = None) -> go.Figure:
+                     *, title: str, status: Mapping[str, str] | None = None,
+                     labels: Mapping[str, str] | None = None) -> go.Figure:
     """Grouped bars of versions evaluated on ONE evaluation set (``reports``: version → report
     on that set): one group per metric, one bar per version, the set named in the title. Never
     mix figures of different sets (validation vs test) on these bars."""
@@ -201,7 +202,8 @@ def eval_set_metrics(reports: Mapping[str, Mapping[str, object]], metric_names: 
     for version, report in reports.items():
         tag = (status or {}).get(version)
         fig.add_trace(go.Bar(name=f"{version} ({tag})" if tag else str(version),
-                             x=list(metric_names), y=[report.get(m) for m in metric_names],
+                             x=[(labels or {}).get(m, m) for m in metric_names],
+                             y=[report.get(m) for m in metric_names],
                              text=[f"{report[m]:.3f}" if isinstance(report.get(m), (int, float))
                                    else "" for m in metric_names], textposition="outside"))
     fig.update_layout(barmode="group", height=360, title=dict(text=title, x=0, font_size=14),
