@@ -5,8 +5,8 @@ from __future__ import annotations
 import streamlit as st
 
 from core.errors import MedScanError
-from ui import auth, cached, plots, resources
-from ui.analysis import LOW_CONFIDENCE, input_warnings, model_card_ui, record_prediction_once
+from ui import auth, cached, resources
+from ui.analysis import batch_row, prediction_ui, record_prediction_once
 from ui.images import draw_box, png_bytes, to_rgb
 from ui.rating import rating_form_ui
 from ui.scan_ui import all_scans_ui, scan_or_stop_ui, window_ui
@@ -75,20 +75,8 @@ with col_cam:
 
 with col_pred:
     st.subheader("Prediction")
-    st.metric("Predicted class", pred.label,
-              f"{plots.percent(pred.confidence)} calibrated probability",
-              delta_color="off", delta_arrow="off",
-              help="Temperature-scaled softmax probability of the top class (model card: "
-                   "calibration).")
-    if pred.confidence < LOW_CONFIDENCE:
-        st.warning(f"Low confidence: the top class has {pred.confidence:.0%} probability "
-                   f"(below {LOW_CONFIDENCE:.0%}). Do not rely on this prediction.",
-                   icon=":material/warning:")
-    for message in input_warnings(scan, clf.card):
-        st.warning(message, icon=":material/report:")
-    st.plotly_chart(plots.probability_bar(pred.probabilities, pred.label, LOW_CONFIDENCE),
-                    key="prob_chart", config={"displayModeBar": False})
-    model_card_ui(clf)
+    # Out of distribution first (the class then small and grey), else the class as headline.
+    prediction_ui(pred, scan, clf)
 
 with st.expander("Scan metadata (identifiers masked)", icon=":material/badge:"):
     st.dataframe({"field": list(scan.metadata), "value": list(scan.metadata.values())},
@@ -104,10 +92,7 @@ if len(batch) > 1:
             for i, p in enumerate(batch, 1):
                 pr, _ = cached.explain(p.key, clf.version, cached.weights_key(), None, "gradcam",
                                        _pixels=p.scan.pixels)
-                rows.append({"scan": p.name, "format": p.scan.source_format,
-                             "predicted": pr.label, "probability": round(pr.confidence, 3),
-                             "low confidence": pr.confidence < LOW_CONFIDENCE,
-                             "warnings": len(input_warnings(p.scan, clf.card))})
+                rows.append(batch_row(p.name, p.scan, pr, clf.card))
                 bar.progress(i / len(batch), text=f"Classified {i} of {len(batch)}")
             bar.empty()
             st.dataframe(rows, hide_index=True, key="batch_table")

@@ -12,9 +12,11 @@ CLASSES = ["glioma", "meningioma", "notumor", "pituitary"]
 PASSWORDS = {"admin": "admin-pass-1234", "reader": "reader-pass-1234"}
 
 
-def build_tiny_weights(root: Path) -> Path:
+def build_tiny_weights(root: Path, *, ood: bool = False) -> Path:
     """A classifier (VGG16 layout at 1/16 width, 32² input) and SRCNN / RRDB / ESRGAN ×4 with
-    1 block of 8 features, all active. Returns ``root``."""
+    1 block of 8 features, all active. With ``ood`` the classifier's out-of-distribution section
+    is fitted on the fixture slices in tests/data/brain-mri (without it: "not checked").
+    Returns ``root``."""
     import keras
 
     from core import registry
@@ -44,6 +46,11 @@ def build_tiny_weights(root: Path) -> Path:
         "caveats": ["Tiny test model: its predictions mean nothing."],
         "credits": ["Test fixture built in tests/app_env.py"],
     }, version="clf-test", activate=True, weights_dir=root)
+    if ood:
+        from core.classifier.evaluate import fit_ood
+
+        fit_ood(Path(__file__).resolve().parent / "data" / "brain-mri", "clf-test",
+                weights_dir=root, command="tests/app_env.py build_tiny_weights(ood=True)")
     rrdb = {"scale": 4, "num_feat": 8, "num_block": 1, "num_grow_ch": 4, "global_residual": True}
     srcnn = {"scale": 4, "n1": 8, "n2": 4, "global_residual": True}
     registry.save_version("sr", build_srcnn(**srcnn), {

@@ -121,7 +121,8 @@ def test_fit_ensemble_scales_by_median_training_distance():
 
 def test_verdict_and_stats_round_trip(tmp_path):
     flagged, reason = ood.verdict(12.5, 10.0)
-    assert flagged and "12.50" in reason and "10.00" in reason and "95%" in reason
+    assert flagged and "far from every class" in reason and "95%" in reason
+    assert "99%" in ood.verdict(12.5, 10.0, 99.0)[1]
     assert ood.verdict(9.0, 10.0)[0] is False
     stats = ood.OODStats(("l1", "l2"), (np.eye(2, 3), np.zeros((1, 1))),
                          (np.eye(3) * 2, np.eye(1)), np.array([1.0, 2.0]), 7.0)

@@ -1,5 +1,12 @@
-"""Clinician-facing checks around a prediction: low confidence, input unlike the training data,
-the model card's caveats and credits."""
+"""Clinician-facing checks around a prediction: low confidence, input unlike the training data
+(out-of-distribution by the model's own features or by the DICOM header), the model card's
+caveats and credits.
+
+Low confidence and out of distribution are different statements: a scan that looks like the
+training data can still leave the model undecided between classes (low confidence), and a scan
+unlike anything it was trained on can get a confident but meaningless class (out of
+distribution). When a scan is out of distribution the Prediction column leads with that and
+shows the class only as a small grey line."""
 from __future__ import annotations
 
 import streamlit as st
@@ -8,8 +15,9 @@ from ui import plots
 from ui.models import confidence_statement, headline_metrics
 from ui.resources import db_write
 
-__all__ = ["LOW_CONFIDENCE", "TINY_IMAGE_PX", "input_warnings", "model_card_ui",
-           "record_scan_once", "record_prediction_once"]
+__all__ = ["LOW_CONFIDENCE", "TINY_IMAGE_PX", "OOD_HEADLINE", "input_warnings", "ood_verdict",
+           "ood_card_text", "prediction_ui", "batch_row", "model_card_ui", "record_scan_once",
+           "record_prediction_once"]
 
 #: Below this calibrated top-class probability the page warns that the prediction is unreliable.
 LOW_CONFIDENCE = 0.60
@@ -56,6 +64,113 @@ def input_warnings(scan, card: dict) -> list[str]:
     return out
 
 
+OOD_HEADLINE = "This scan does not look like the brain MRI the model was trained on"
+
+
+def _header_mismatch(scan, card: dict) -> str | None:
+    """The DICOM header's modality / body part when it differs from the model card's."""
+    modalities, parts = _expected(card, "modality"), _expected(card, "body_part")
+    if scan.modality and modalities and _norm(scan.modality) not in modalities:
+        return f"its DICOM header says modality {scan.modality}"
+    if scan.body_part and parts and _norm(scan.body_part) not in parts:
+        return f"its DICOM header says body part {scan.body_part}"
+    return None
+
+
+def ood_verdict(pred, scan, card: dict) -> tuple[str, str]:
+    """``(status, sentence)``: status "out of distribution" (by the model's features or by a
+    DICOM header that names another modality / body part), "in distribution" or "not checked"
+    (the model version has no OOD statistics), and the sentence to show."""
+    header = _header_mismatch(scan, card)
+    score = (f" (score {pred.ood_score:.2f}, threshold {pred.ood_threshold:.2f})"
+             if pred.ood_score is not None else "")
+    if pred.out_of_distribution:
+        extra = f" Also, {header}." if header else ""
+        return "out of distribution", (f"{OOD_HEADLINE}{score}: {pred.ood_reason}.{extra}")
+    if header:
+        feat = {"in distribution": f" (its features alone would pass{score})",
+                "not checked": ""}.get(pred.ood_status, "")
+        return "out of distribution", f"{OOD_HEADLINE}: {header}{feat}."
+    if pred.out_of_distribution is None:
+        return "not checked", ("Out-of-distribution check: not checked. "
+                               + pred.ood_reason.removeprefix("not checked: ").capitalize()
+                               + ", so nothing tells whether this scan is like the training "
+                                 "data.")
+    return "in distribution", (f"Out-of-distribution check passed: the scan looks like the "
+                               f"training data{score}.")
+
+
+def prediction_ui(pred, scan, clf) -> str:
+    """The Prediction column: the out-of-distribution statement first when it applies (the
+    class then small and grey), else the class as the headline; low confidence, input
+    warnings, probabilities and the model card. Returns the OOD status."""
+    status, sentence = ood_verdict(pred, scan, clf.card)
+    pct = plots.percent(pred.confidence)
+    if status == "out of distribution":
+        st.error(f"**Out of distribution.** {sentence} Do not use the class below.",
+                 icon=":material/block:")
+        st.caption(f"Model output, not meaningful for this scan: {pred.label} ({pct} "
+                   "calibrated probability)")
+    else:
+        st.metric("Predicted class", pred.label, f"{pct} calibrated probability",
+                  delta_color="off", delta_arrow="off",
+                  help="Temperature-scaled softmax probability of the top class (model card: "
+                       "calibration).")
+        if pred.confidence < LOW_CONFIDENCE:
+            where = ("The scan looks like the training data, but the model"
+                     if status == "in distribution" else "The model")
+            st.warning(f"Low confidence: the top class has {pred.confidence:.0%} probability "
+                       f"(below {LOW_CONFIDENCE:.0%}). {where} cannot decide between the "
+                       "classes. Do not rely on this prediction.", icon=":material/warning:")
+        if status == "not checked":
+            st.info(sentence, icon=":material/help:")
+        else:
+            st.caption(sentence)
+    for message in input_warnings(scan, clf.card):
+        st.warning(message, icon=":material/report:")
+    if status == "out of distribution":
+        with st.expander("Class probabilities (not meaningful for this scan)"):
+            st.plotly_chart(plots.probability_bar(pred.probabilities, pred.label,
+                                                  LOW_CONFIDENCE),
+                            key="prob_chart", config={"displayModeBar": False})
+    else:
+        st.plotly_chart(plots.probability_bar(pred.probabilities, pred.label, LOW_CONFIDENCE),
+                        key="prob_chart", config={"displayModeBar": False})
+    model_card_ui(clf)
+    return status
+
+
+def batch_row(name: str, scan, pred, card: dict) -> dict:
+    """One row of the "Classify all" table."""
+    status, _ = ood_verdict(pred, scan, card)
+    return {"scan": name, "format": scan.source_format,
+            "out of distribution": {"out of distribution": "yes", "in distribution": "no"}.get(
+                status, "not checked"),
+            "OOD score": None if pred.ood_score is None else round(pred.ood_score, 1),
+            "predicted": pred.label, "probability": round(pred.confidence, 3),
+            "low confidence": pred.confidence < LOW_CONFIDENCE,
+            "warnings": len(input_warnings(scan, card))}
+
+
+def ood_card_text(card: dict) -> str:
+    """What the model card says about its out-of-distribution check, in words."""
+    o = card.get("ood")
+    if not isinstance(o, dict):
+        return ("**Out-of-distribution check** none: this version has no statistics, so "
+                "scans are not checked.")
+    text = (f"**Out-of-distribution check** Mahalanobis distance of the model's features to "
+            f"its training classes; threshold {o.get('threshold', float('nan')):.1f} (the "
+            f"{o.get('percentile', 95):g}th percentile on validation slices).")
+    ev = o.get("evaluation")
+    if isinstance(ev, dict) and ev.get("in_flagged") and ev.get("out_flagged"):
+        i, u = ev["in_flagged"], ev["out_flagged"]
+        text += (f" On {i['n']} brain MRI test slices it flagged {i['count']} "
+                 f"({i['fraction']:.0%}); on {u['n']} other images (CT, radiographs, "
+                 f"ultrasound, photos, tiny patches) it flagged {u['count']} "
+                 f"({u['fraction']:.0%}); AUROC {ev.get('auroc', float('nan')):.3f}.")
+    return text
+
+
 def model_card_ui(clf) -> None:
     """The model card's caveats, data and credits, one click away."""
     card = clf.card
@@ -92,6 +207,7 @@ def model_card_ui(clf) -> None:
                     st.markdown(f"**How far to trust the percentage** On the {split} set: {said}")
                 st.plotly_chart(plots.reliability_diagram(m["reliability"], height=300),
                                 key="model_card_reliability", config={"displaylogo": False})
+        st.markdown(ood_card_text(card))
         data = card.get("data")
         counts = data.get("counts") if isinstance(data, dict) else None
         if isinstance(counts, dict) and counts:

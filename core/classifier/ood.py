@@ -169,11 +169,10 @@ def verdict(score: float, threshold: float, percentile: float = DEFAULT_PERCENTI
             ) -> tuple[bool, str]:
     """``(out_of_distribution, reason)`` for one score."""
     if score > threshold:
-        return True, (f"the model's features are far from every class it was trained on "
-                      f"(Mahalanobis score {score:.2f}, above the threshold {threshold:.2f} "
-                      f"that {percentile:g}% of brain MRI validation slices stay under)")
-    return False, (f"the model's features are as close to its training classes as typical brain "
-                   f"MRI slices (Mahalanobis score {score:.2f}, threshold {threshold:.2f})")
+        return True, (f"the model's features are far from every class it was trained on, "
+                      f"further than {percentile:g}% of its validation slices")
+    return False, ("the model's features are as close to its training classes as its "
+                   "validation slices")
 
 
 @dataclass(frozen=True)
