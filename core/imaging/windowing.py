@@ -321,7 +321,7 @@ def window_options(scan: Scan) -> list[WindowOption]:
     n_file = len(display.file_windows)
     if display.voi is not None:
         options.append(WindowOption("File VOI LUT", WindowSpec("file"), None, None,
-                                    "the file's (0028,3010) VOI LUT table", default=True))
+                                    "the lookup table stored in the file (VOI LUT)", default=True))
     for i, (c, w, func, text) in enumerate(display.file_windows):
         label = "File window" + (f" {i + 1} of {n_file}" if n_file > 1 else "")
         label += f": {text}" if text else ""
@@ -331,14 +331,15 @@ def window_options(scan: Scan) -> list[WindowOption]:
         spec = WindowSpec("file") if is_default else WindowSpec("file window", c, w, source,
                                                                   func)
         options.append(WindowOption(label, spec, c, w,
-                                    f"the file's (0028,1050)/(0028,1051) window {i + 1}"
-                                    + (f", explained as “{text}”" if text else "")
+                                    "the window stored in the file"
+                                    + (f" ({i + 1} of {n_file})" if n_file > 1 else "")
+                                    + (f", “{text}”" if text else "")
                                     + (f", {func}" if func != "LINEAR" else ""),
                                     default=is_default))
     if display.voi is None and not display.file_windows and display.file_window is not None:
         c, w, func = display.file_window          # a file window kept by an older loader
         options.append(WindowOption("File window", WindowSpec("file"), c, w,
-                                    "the file's (0028,1050)/(0028,1051) window", default=True))
+                                    "the window stored in the file", default=True))
     if not options and display.default is not None:   # the loader's own (a constant image)
         c, w, label = display.default
         options.append(WindowOption(label[:1].upper() + label[1:], WindowSpec("file"), c, w,
@@ -352,7 +353,7 @@ def window_options(scan: Scan) -> list[WindowOption]:
             options.append(WindowOption(f"CT {name} (C {_fmt(value[0])} / W {_fmt(value[1])})",
                                         WindowSpec("preset", value[0], value[1], name),
                                         value[0], value[1],
-                                        f"standard CT {name} window in Hounsfield units"))
+                                        f"standard CT {name} window, in Hounsfield units"))
     c, w = min_max_window(display.values)
     options.append(WindowOption("Min–max", WindowSpec(MIN_MAX, name=MIN_MAX), c, w,
                                 "lowest stored value → black, highest → white",
