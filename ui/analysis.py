@@ -159,14 +159,15 @@ def ood_card_text(card: dict) -> str:
         return ("**Out-of-distribution check** none: this version has no statistics, so "
                 "scans are not checked.")
     text = (f"**Out-of-distribution check** Mahalanobis distance of the model's features to "
-            f"its training classes; threshold {o.get('threshold', float('nan')):.1f} (the "
+            f"its training classes; threshold {o.get('threshold', float('nan')):.2f} (the "
             f"{o.get('percentile', 95):g}th percentile on validation slices).")
     ev = o.get("evaluation")
     if isinstance(ev, dict) and ev.get("in_flagged") and ev.get("out_flagged"):
         i, u = ev["in_flagged"], ev["out_flagged"]
+        kinds = ", ".join(k.replace("_", " ") for k in ev.get("out_flagged_by_kind") or {})
         text += (f" On {i['n']} brain MRI test slices it flagged {i['count']} "
-                 f"({i['fraction']:.0%}); on {u['n']} other images (CT, radiographs, "
-                 f"ultrasound, photos, tiny patches) it flagged {u['count']} "
+                 f"({i['fraction']:.0%}); on {u['n']} other images"
+                 + (f" ({kinds})" if kinds else "") + f" it flagged {u['count']} "
                  f"({u['fraction']:.0%}); AUROC {ev.get('auroc', float('nan')):.3f}.")
     return text
 
