@@ -55,11 +55,15 @@ def _start(request):
     from core.db.sessions import MAX_AGE, redeem_handoff
 
     token = None
-    try:
-        with session_scope(get_engine()) as session:
-            token = redeem_handoff(session, request.query_params.get("code", ""))
-    except DBError as err:   # logged by core.db; the user lands on the login page again
-        _log.error("login session not started: %s", err)
+    # Only a navigation started by the app's own page may spend a code: another site linking
+    # here (login CSRF: logging the victim into the attacker's account) gets no cookie.
+    site = request.headers.get("sec-fetch-site")
+    if site in (None, "same-origin"):
+        try:
+            with session_scope(get_engine()) as session:
+                token = redeem_handoff(session, request.query_params.get("code", ""))
+        except DBError as err:   # logged by core.db; the user lands on the login page again
+            _log.error("login session not started: %s", err)
     response = RedirectResponse(safe_next(request.query_params.get("next")), status_code=303)
     response.headers["Cache-Control"] = "no-store"
     if token:
