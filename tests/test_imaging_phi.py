@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import zipfile
 
 import pydicom
@@ -43,8 +44,15 @@ def phi_dicom(**overrides: str) -> bytes:
     return buf.getvalue()
 
 
+def planted_in(text: str) -> list[str]:
+    """The planted strings found in ``text`` as whole words (case-insensitive; "_", "^", digits
+    and punctuation separate words, so "Doe_Jane" finds both and "does" finds neither)."""
+    return [p for p in PLANTED
+            if re.search(rf"(?<![A-Za-z0-9]){re.escape(p)}(?![A-Za-z0-9])", text, re.I)]
+
+
 def assert_clean(text: str) -> None:
-    found = [p for p in PLANTED if p.lower() in text.lower()]
+    found = planted_in(text)
     assert not found, f"{found} in {text!r}"
 
 
