@@ -308,10 +308,11 @@ def history(task: str, *, slot: str | None = None,
 
 def previous_version(task: str, *, slot: str | None = None,
                      weights_dir: Path | str | None = None) -> str | None:
-    """The version a rollback would re-activate: the one active before the current one."""
+    """The version a rollback would re-activate: the one active before the current one was
+    activated (a rollback itself is not undone by another rollback)."""
     current = active_version(task, slot=slot, weights_dir=weights_dir)
     for entry in reversed(history(task, slot=slot, weights_dir=weights_dir)):
-        if entry.get("version") == current:
+        if entry.get("version") == current and entry.get("action") != "rollback":
             prev = entry.get("previous")
             return prev if prev and prev != current else None
     return None

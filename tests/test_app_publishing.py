@@ -153,6 +153,7 @@ def test_models_page_compares_on_one_set_confirms_warns_activates_and_rolls_back
     assert not at.exception
     assert "ship-v1 is active again" in at.success[0].value
     assert registry.active_version("classifier") == "ship-v1"
+    assert not [b for b in at.button if b.key == "clf_rollback"]     # not toggled back
     assert _snapshot(shipped_env["shipped"]) == before               # shipped untouched
     with session_scope(init_db()) as s:
         actions = [(r.action, r.user_id, r.detail.get("version")) for r in

@@ -197,6 +197,7 @@ def test_activate_and_rollback_are_audited(layered, tiny_builder):
     with session_scope(engine) as s:
         assert registry.rollback(s, "classifier", user_id=None) == ("ship1", "cand1")
     assert registry.active_version("classifier") == "ship1"
+    assert registry.previous_version("classifier") is None    # a rollback is not toggled back
     with session_scope(engine) as s:
         rows = [(r.action, r.detail) for r in s.scalars(select(AuditLog).order_by(AuditLog.id))]
     assert [a for a, _ in rows] == ["model_activate", "model_rollback"]
