@@ -228,3 +228,16 @@ def test_training_page_marks_a_dead_job_failed_and_resumes_it(shipped_env, monke
         newest = jobs.list_jobs(s, refresh=False)[0]
     assert newest.id != row.id and newest.args[-1] == "--resume"
     assert "--run-dir" in newest.args and str(run) in newest.args
+
+
+def test_cli_models_evaluate_records_the_active_version_on_the_set(shipped_env, capsys):
+    from core import registry
+    from core.cli import main
+
+    assert main(["models", "evaluate", "--data", str(shipped_env["eval"])]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("ship-v1") and "n=32" in out
+    [report] = registry.evaluations("classifier", "ship-v1")
+    assert report["n"] == 32 and report["data"] == str(shipped_env["eval"])
+    assert report["data_fingerprint"].startswith("sha256:")
+    assert not (shipped_env["shipped"] / "classifier" / ".evaluations").exists()
