@@ -224,6 +224,16 @@ def window_ui(scan, key: str):
         if choice0 == MANUAL:
             st.session_state[k_centre], st.session_state[k_width] = centre0, width0
 
+    def rendered(window):
+        """``apply_window(scan, window)``, remembered for the last scan, frame and window
+        shown (one per session), so a rerun for another widget does not re-window a whole
+        volume again."""
+        memo_key, token = "_window_shown", (base, scan.frame_index, window)
+        memo = st.session_state.get(memo_key)
+        if memo is None or memo[0] != token:
+            memo = st.session_state[memo_key] = (token, apply_window(scan, window))
+        return memo[1]
+
     def shown_value(value, low=None):
         """A window value the fields can show: finite, and not below the width's minimum."""
         if value is None or not float(value) == float(value) or abs(float(value)) == float("inf"):
@@ -245,7 +255,7 @@ def window_ui(scan, key: str):
     if not manual:
         option = options[choice]
         if not option.default:
-            shown = apply_window(scan, option.spec)
+            shown = rendered(option.spec)
         centre, width = shown.window if shown.window else (None, None)
         st.session_state[k_centre] = shown_value(centre)
         st.session_state[k_width] = shown_value(width, MIN_WIDTH)
@@ -265,7 +275,7 @@ def window_ui(scan, key: str):
             st.caption("Type a centre and a width.")
         else:
             try:
-                shown = apply_window(scan, (centre, width))
+                shown = rendered((float(centre), float(width)))
             except ScanError as err:
                 st.error(str(err))
         st.caption("Manual window, in the scan's stored units after the rescale / modality LUT "
