@@ -56,10 +56,6 @@ def _field(page, label: str):
         has=page.get_by_text(label, exact=True)).first.locator("input")
 
 
-def _fields(page) -> tuple[str, str]:
-    return _field(page, "Centre").input_value(), _field(page, "Width").input_value()
-
-
 def _expect_fields(page, centre: str, width: str) -> None:
     """The centre / width fields show these values (waiting for the rerun to land)."""
     from playwright.sync_api import expect
