@@ -181,3 +181,27 @@ def test_sr_rating_form_is_empty_and_titled_for_each_image(server, tmp_path):
         assert form.get_by_label("Comment (optional)").input_value() == "too smooth"
         form.get_by_role("button", name="Update rating").wait_for()
         _shot(page, "item3_back_to_rated")
+
+
+def test_multi_file_upload_shows_the_first_file(server, tmp_path):
+    """Item 8: after uploading several files at once the first one (as uploaded) is shown, the
+    list keeps the upload order, and a later batch selects its own first file."""
+    from app_env import PASSWORDS
+
+    batch = [_png(tmp_path / f"b{size}.png", size) for size in (96, 112, 128)]
+    later = [_png(tmp_path / f"c{size}.png", size) for size in (80, 72)]
+    with browser_page() as page:
+        login(page, server, "reader", PASSWORDS["reader"])
+        page.set_input_files('[data-testid="stFileUploader"] input[type="file"]',
+                             [str(p) for p in batch])
+        assert "96×96" in _header(page, "b96.png")
+        box = _box(page, "Scan (")
+        box.get_by_role("button", name="Open").click()
+        options = page.get_by_role("option").all_inner_texts()
+        page.keyboard.press("Escape")
+        names = [o.split()[0] for o in options]
+        assert names[-3:] == ["b96.png", "b112.png", "b128.png"], names
+        _shot(page, "item8_first_of_batch")
+        page.set_input_files('[data-testid="stFileUploader"] input[type="file"]',
+                             [str(p) for p in later])
+        assert "80×80" in _header(page, "c80.png")
