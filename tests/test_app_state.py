@@ -244,3 +244,33 @@ def test_failed_save_shows_the_error_and_keeps_the_values(app_env, compare_calls
     monkeypatch.setattr(core.db.ratings, "save_rating", original)
     form(at, "analyze_rating", "submit").click().run()
     assert at.success[0].value == "Rating saved."
+
+
+def test_recorded_scan_carries_its_name_and_a_small_thumbnail(app_env, compare_calls):
+    import cv2
+    import numpy as np
+
+    from core.db import init_db, session_scope
+    from core.db.records import get_scan
+    from core.imaging import load_scan
+
+    at = logged_in("radiologist", app_env["ids"]).run()
+    at.switch_page("app_pages/super_resolution.py").run()
+    at.file_uploader(key="scan").upload("big.png", brain_png_bytes(300), "image/png").run()
+    assert not at.exception
+    with session_scope(init_db(app_env["MEDSCAN_DATABASE_URL"])) as s:
+        row = get_scan(s, load_scan(brain_png_bytes(300)).sha256)
+    assert row.display_name == "big.png"
+    thumb = cv2.imdecode(np.frombuffer(row.thumbnail, np.uint8), cv2.IMREAD_UNCHANGED)
+    assert thumb.shape[:2] == (128, 128)
+
+
+def test_two_tabs_keep_their_own_selection(app_env, compare_calls):
+    """Two browser tabs are two sessions: a new upload in one does not change what the other
+    shows."""
+    tab_a = logged_in("radiologist", app_env["ids"]).run()
+    tab_b = logged_in("radiologist", app_env["ids"]).run()
+    tab_a.file_uploader(key="scan").upload("a.png", brain_png_bytes(96), "image/png").run()
+    tab_b.file_uploader(key="scan").upload("b.png", brain_png_bytes(128), "image/png").run()
+    tab_a.run()
+    assert "a.png" in header(tab_a) and "b.png" in header(tab_b)

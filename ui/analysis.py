@@ -231,12 +231,15 @@ def _once(tag: str) -> bool:
 
 def record_scan_once(user: dict, picked) -> None:
     from core.db.records import record_scan
+    from ui.images import thumbnail_png
 
     if _once(f"scan:{picked.scan.sha256}"):
         scan = picked.scan
         with db_write("This scan's record") as session:  # a failing database: a warning
             record_scan(session, scan.sha256, scan.metadata, scan.source_format, scan.modality,
-                        scan.pixels.shape, user_id=user["id"])
+                        scan.pixels.shape, user_id=user["id"],
+                        # what people recognise it by in My ratings and the export (issue 14/7)
+                        display_name=picked.name, thumbnail=thumbnail_png(scan.to_uint8()))
 
 
 def record_prediction_once(user: dict, picked, pred, *, calibrated: bool) -> None:
