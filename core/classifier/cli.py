@@ -21,7 +21,10 @@ def register(cmds) -> None:
                               description="Train on DIR/<class>/*.png|jpg, calibrate, publish a "
                                           "registry version with its model card.")
     t.add_argument("--data", required=True, help="image folder, one subfolder per class")
-    t.add_argument("--arch", default="vgg16_bn", choices=["vgg16", "vgg16_bn", "cnn"])
+    from core.classifier.train import ARCHITECTURES
+
+    t.add_argument("--arch", default="vgg16_bn", choices=list(ARCHITECTURES),
+                   help="; ".join(f"{a}: {d}" for a, d in ARCHITECTURES.items()))
     t.add_argument("--input-size", type=int, default=96)
     t.add_argument("--width", type=float, default=None,
                    help="VGG filter multiplier in (0, 1] (default 1.0 for vgg16, 0.5 for vgg16_bn)")

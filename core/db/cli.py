@@ -208,6 +208,8 @@ def _jobs_list(_: argparse.Namespace) -> int:
     for j in jobs:
         print(f"{j.id:>4} {j.kind:<10} {j.status:<10} {j.fraction:6.1%} "
               f"{j.result_version or '':<24} {j.created_at:%Y-%m-%d %H:%M}")
+        if j.status == "failed" and j.error:
+            print(f"       {j.error.splitlines()[0]}")
     if not jobs:
         print("(no training jobs)")
     return 0
