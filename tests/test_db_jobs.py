@@ -306,3 +306,34 @@ def test_resume_continues_a_killed_real_training_run(engine, tmp_path, tmp_weigh
     assert json.loads(state.read_text())["epoch"] == done_epochs + 1
     assert registry.version_status("classifier", "resumed-tiny") == "candidate"
     assert audit_rows and audit_rows[0].detail["resumed_from"] == first.id
+
+
+def test_cli_jobs_resume(engine, tmp_path, monkeypatch, capsys):
+    seen = {}
+
+    class FakePopen:
+        pid = 999998
+
+        def __init__(self, cmd, **kw):
+            seen["cmd"] = cmd
+
+        def poll(self):
+            return None
+
+    run = tmp_path / "run"
+    (run / "ckpt").mkdir(parents=True)
+    (run / "ckpt" / "state.json").write_text("{}")
+    with session_scope(engine) as s:
+        old = m.TrainingJob(kind="sr", status="cancelled",
+                            args=["--data", "/d", "--run-dir", str(run), "--activate"])
+        s.add(old)
+    monkeypatch.setattr(jobs.subprocess, "Popen", FakePopen)
+    from core.cli import main
+
+    assert main(["jobs", "resume", str(old.id)]) == 0
+    assert f"resumes job {old.id}" in capsys.readouterr().out
+    cmd = seen["cmd"]
+    assert cmd[3:5] == ["train", "sr"] and "--resume" in cmd and "--activate" not in cmd
+    assert cmd[cmd.index("--run-dir") + 1] == str(run)
+    assert main(["jobs", "resume", "12345"]) == 2          # no such job: one line, exit 2
+    jobs._children.clear()
