@@ -130,8 +130,11 @@ def pick_scan_ui(key: str) -> Picked | None:
     if len(scans) > 1:
         labels = {k: scan_label(name, scan) for k, (_, name, _, scan) in by_key.items()}
         st.session_state[key] = chosen      # the picker shows the selection, whichever page set it
-        st.selectbox(f"Scan ({len(scans)} uploaded in this session)", list(by_key),
-                     format_func=labels.__getitem__, key=key, on_change=_on_pick, args=(key,))
+        st.selectbox(f"Scan ({len(scans)} uploaded, newest last)", list(by_key),
+                     format_func=labels.__getitem__, key=key, on_change=_on_pick, args=(key,),
+                     help="Every scan you uploaded on Analyze or Super-resolution and still "
+                          "kept; the uploader above lists only this page's files. The scan "
+                          "chosen here is the one shown on both pages.")
     sha, name, member, scan = by_key[chosen]
     data = st.session_state[UPLOADS_KEY][sha][1]
     return Picked(scan=scan, key=chosen, upload_sha=sha, name=name, data=data)
