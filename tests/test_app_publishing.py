@@ -241,3 +241,22 @@ def test_cli_models_evaluate_records_the_active_version_on_the_set(shipped_env, 
     assert report["n"] == 32 and report["data"] == str(shipped_env["eval"])
     assert report["data_fingerprint"].startswith("sha256:")
     assert not (shipped_env["shipped"] / "classifier" / ".evaluations").exists()
+
+
+def test_a_broken_evaluation_set_does_not_lose_the_candidate(shipped_env, data_dir, tmp_path):
+    from core import registry
+    from core.classifier.train import TrainConfig, train
+
+    wrong = tmp_path / "wrong-eval"
+    for c in ("cats", "dogs"):
+        (wrong / c).mkdir(parents=True)
+    events = []
+    result = train(TrainConfig(
+        data=str(data_dir / "brain-mri"), arch="cnn", input_size=32, epochs=1, batch_size=16,
+        val_fraction=0.25, warmup_epochs=0, version="cand-noeval",
+        run_dir=str(tmp_path / "run"), eval_data=str(wrong)), events.append)
+    assert result.version == "cand-noeval"
+    assert registry.version_status("classifier", "cand-noeval") == "candidate"
+    assert any("evaluation set" in (e.message or "") and "skipped" in (e.message or "")
+               for e in events)
+    assert registry.evaluations("classifier") == []

@@ -222,6 +222,7 @@ def train(cfg: TrainConfig, progress: ProgressCallback = null_progress) -> Train
                                       list_image_folder, load_images, training_split)
     from core.classifier.metrics import classification_report
     from core.config import REPO_ROOT, eval_dir
+    from core.errors import MedScanError
     from core.device import configure_device, distribution_strategy
     from core.keras_progress import KerasProgress
     from core.models import get_builder
@@ -385,8 +386,12 @@ def train(cfg: TrainConfig, progress: ProgressCallback = null_progress) -> Train
     eval_data = cfg.eval_data or (str(eval_dir()) if eval_dir() else None)
     if path is not None and eval_data:
         active = registry.active_version(TASK, weights_dir=cfg.weights_dir)
-        evaluate_versions([version] + ([active] if active and active != version else []),
-                          eval_data, weights_dir=cfg.weights_dir, progress=progress)
+        try:
+            evaluate_versions([version] + ([active] if active and active != version else []),
+                              eval_data, weights_dir=cfg.weights_dir, progress=progress)
+        except (ValueError, OSError, MedScanError) as err:   # the candidate stays published
+            progress(Progress(task=TASK, phase="evaluate",
+                              message=f"WARNING: evaluation set {eval_data} skipped: {err}"))
     progress(Progress(task=TASK, phase="done", epoch=state["epoch"], epochs=cfg.epochs,
                       metrics={"val_accuracy": after["accuracy"], "val_macro_f1": after["macro_f1"],
                                "temperature": temperature},
