@@ -18,8 +18,10 @@ st.title("Training")
 from core import registry  # noqa: E402
 from core.classifier.train import (ARCHITECTURES, default_eval_data,  # noqa: E402
                                    recipe_from_card)
-from core.db.jobs import (cancel_job, checkpoint_of, job_history, job_log_tail,  # noqa: E402
-                          list_jobs, resume_job, start_training_job)
+from core.config import job_heartbeat_s  # noqa: E402
+from core.db.jobs import (cancel_job, checkpoint_of, heartbeat_age_s,  # noqa: E402
+                          job_history, job_log_tail, list_jobs, resume_job,
+                          start_training_job)
 
 POLL_SECONDS = 5
 
@@ -149,6 +151,10 @@ def _job_panel(job) -> None:
             f"about {p['eta_s'] / 60:.0f} min left" if p.get("eta_s") else "",
             p.get("message") or "") if x)
         st.progress(min(max(job.fraction, 0.0), 1.0), text=text or job.status)
+        if not job.finished and heartbeat_age_s(job) > job_heartbeat_s():
+            st.warning(f"No progress for {heartbeat_age_s(job) / 60:.0f} min, but the worker "
+                       "process is still alive: it may be stuck. Cancel it to resume later.",
+                       icon=":material/hourglass_disabled:")
         with db() as session:
             history = job_history(session, job.id)
         points = [{"epoch": round(max(h.epoch - 1, 0) + (h.step / h.steps if h.steps else 1), 3)

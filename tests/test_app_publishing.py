@@ -260,3 +260,27 @@ def test_a_broken_evaluation_set_does_not_lose_the_candidate(shipped_env, data_d
     assert any("evaluation set" in (e.message or "") and "skipped" in (e.message or "")
                for e in events)
     assert registry.evaluations("classifier") == []
+
+
+def test_training_page_warns_about_a_stuck_but_alive_worker(shipped_env):
+    from datetime import timedelta
+
+    import core.db.jobs as jobs
+    from core.db import init_db, session_scope
+    from core.db import models as m
+
+    with session_scope(init_db()) as s:
+        job = jobs.start_training_job(s, "sr", ["--data", "/d"], None, argv=[
+            sys.executable, "-c", "import time; time.sleep(60)", "--job-id", "{job_id}"])
+        row = s.get(m.TrainingJob, job.id)
+        row.updated_at = m.utcnow() - timedelta(minutes=20)
+    try:
+        at = logged_in("admin", shipped_env["ids"]).run()
+        at.switch_page("app_pages/admin_training.py").run()
+        assert not at.exception
+        assert any("No progress for 20 min" in w.value and "still alive" in w.value
+                   for w in at.warning), [w.value for w in at.warning]
+        with session_scope(init_db()) as s:
+            assert jobs.get_job(s, job.id).status == "running"   # alive: not failed
+    finally:
+        jobs._children[job.id].kill()
