@@ -2,8 +2,9 @@
 under ``core/db/migrations/versions``; ``tests/test_db_migrations.py`` fails otherwise.
 
 Times are stored as naive UTC and returned as timezone-aware UTC (:class:`UTCDateTime`).
-Nothing here holds PHI: scans are identified by the SHA-256 of their bytes, and their summary is
-the masked one produced by ``core.imaging``.
+Nothing here holds PHI: scans are identified by the SHA-256 of their bytes, their summary is
+the masked one produced by ``core.imaging``, their display name is the upload's file name with
+identifiers masked (``core.imaging.phi.mask_upload_name``) and their thumbnail holds pixels only.
 """
 from __future__ import annotations
 
