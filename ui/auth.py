@@ -36,6 +36,7 @@ ROLES = ("radiologist", "admin")
 USER_KEY = "user"
 _SSO_REFUSED = "sso_refused"   # the identity that signed in but has no (active) account
 _TOKEN = "session_token"       # this tab's login-session token (from the cookie)
+RESUMED_KEY = "_resumed_login"  # this tab took over a login session from its cookie (a reload)
 
 
 def sso_enabled() -> bool:
@@ -89,6 +90,7 @@ def refresh_user() -> dict | None:
             fresh = _session_user(token)
             if fresh is not None:        # a reload or a new tab of a password login
                 st.session_state[_TOKEN] = token
+                st.session_state[RESUMED_KEY] = True   # ui.scratch_uploads restores uploads
                 st.session_state[USER_KEY] = user = _as_session_user(fresh)
                 return user
             st.session_state["_dead_token"] = token   # checked once per tab, not every run

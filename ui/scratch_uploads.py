@@ -37,13 +37,17 @@ def keep_upload(sha: str, name: str, data: bytes) -> None:
 
 
 def restore_once(user: dict) -> None:
-    """In a new browser session of this login, list the kept uploads again (newest selected)."""
+    """In a browser session that resumed this login from its cookie, list the kept uploads again (newest selected)."""
     from core import scratch
+
+    from ui.auth import RESUMED_KEY
 
     if st.session_state.get(_RESTORED):
         return
     st.session_state[_RESTORED] = True
-    if st.session_state.get("uploads"):
+    # Only a tab that took over an existing login session from its cookie (a reload, a new tab)
+    # gets the uploads back; a fresh login starts empty.
+    if not st.session_state.get(RESUMED_KEY) or st.session_state.get("uploads"):
         return
     try:
         kept = scratch.restore(user["id"])
