@@ -170,8 +170,11 @@ def _epoch_state_callback(run_dir: Path, cfg: TrainConfig, state: dict, progress
             val = logs.get("val_loss", logs.get("loss"))
             if val is not None and (state["best_val_loss"] is None or val < state["best_val_loss"]):
                 state["best_val_loss"], state["best_epoch"] = val, epoch + 1
-                self.model.save_weights(run_dir / "best.weights.h5")
-            self.model.save(run_dir / "last.keras")
+                self.model.save_weights(run_dir / "best.tmp.weights.h5")
+                os.replace(run_dir / "best.tmp.weights.h5", run_dir / "best.weights.h5")
+            # atomic (temp + rename): a worker killed mid-write leaves the previous checkpoint
+            self.model.save(run_dir / "last.tmp.keras")
+            os.replace(run_dir / "last.tmp.keras", run_dir / "last.keras")
             stop = None
             if state["best_epoch"] is not None and epoch + 1 - state["best_epoch"] >= cfg.patience:
                 stop = f"early stopping: no val_loss improvement for {cfg.patience} epochs"
@@ -184,7 +187,8 @@ def _epoch_state_callback(run_dir: Path, cfg: TrainConfig, state: dict, progress
                 self.model.stop_training = True
                 progress(Progress(task=TASK, phase="train", epoch=epoch + 1, epochs=cfg.epochs,
                                   message=stop))
-            (run_dir / "state.json").write_text(json.dumps(state, indent=1))
+            (run_dir / "state.tmp.json").write_text(json.dumps(state, indent=1))
+            os.replace(run_dir / "state.tmp.json", run_dir / "state.json")
 
     return EpochState()
 
