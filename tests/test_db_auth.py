@@ -17,8 +17,8 @@ PW = "correct horse battery"
 
 
 @pytest.fixture()
-def engine(sqlite_url):
-    return init_db(sqlite_url)
+def engine(db_url):
+    return init_db(db_url)
 
 
 def test_hash_is_argon2id_and_round_trips(engine):

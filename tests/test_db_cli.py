@@ -17,8 +17,8 @@ PW = "a long password 1"
 
 
 @pytest.fixture()
-def url(sqlite_url):
-    return sqlite_url
+def url(db_url):
+    return db_url
 
 
 def _stdin(monkeypatch, text: str) -> None:

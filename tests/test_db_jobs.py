@@ -40,10 +40,8 @@ def argv(mode: str) -> list[str]:
 
 
 @pytest.fixture()
-def engine(tmp_path, monkeypatch):
-    monkeypatch.setenv("MEDSCAN_DATA_DIR", str(tmp_path))
-    monkeypatch.delenv("MEDSCAN_DATABASE_URL", raising=False)
-    yield init_db(f"sqlite:///{tmp_path / 'medscan.db'}")
+def engine(db_url):
+    yield init_db(db_url)
     for proc in list(jobs._children.values()):
         if proc.poll() is None:
             proc.kill()

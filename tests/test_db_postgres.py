@@ -12,7 +12,8 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
 URL = os.environ.get("MEDSCAN_TEST_POSTGRES_URL")
-pytestmark = pytest.mark.skipif(not URL, reason="MEDSCAN_TEST_POSTGRES_URL not set")
+pytestmark = [pytest.mark.postgres,
+              pytest.mark.skipif(not URL, reason="MEDSCAN_TEST_POSTGRES_URL not set")]
 SHA = hashlib.sha256(b"pg scan").hexdigest()
 PW = "a long password 1"
 

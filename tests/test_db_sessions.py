@@ -15,8 +15,8 @@ PW = "correct horse battery"
 
 
 @pytest.fixture()
-def env(sqlite_url):
-    engine = init_db(sqlite_url)
+def env(db_url):
+    engine = init_db(db_url)
     with session_scope(engine) as s:
         auth.create_user(s, "boss", PW, "admin")
         uid = auth.create_user(s, "ann", PW).id

@@ -30,8 +30,8 @@ def png(width: int = 2, height: int = 2, depth: int = 8, value: int = 0) -> byte
 
 
 @pytest.fixture()
-def env(sqlite_url):
-    engine = init_db(sqlite_url)
+def env(db_url):
+    engine = init_db(db_url)
     with session_scope(engine) as s:
         ids = {n: auth.create_user(s, n, "a long password 1", "admin" if n == "boss" else
                                    "radiologist").id for n in ("boss", "r1", "r2")}
