@@ -69,6 +69,9 @@ with col_cam:
         overlay = draw_box(overlay, hot_region_bbox(heatmap, threshold=0.5))
     explained = pred.label if target == "predicted class" else target
     st.image(overlay, width="stretch", caption=f"Grad-CAM for “{explained}” ({method})")
+    if getattr(pred, "out_of_distribution", False):
+        st.caption(":grey[Out of distribution: this map shows where a model that should not be "
+                   "trusted on this scan looked for that class; it is not evidence of it.]")
     st.download_button("Download overlay (PNG)", png_bytes(overlay), key="download_overlay",
                        file_name=f"{picked.name.rsplit('.', 1)[0]}_gradcam_{explained}.png",
                        mime="image/png", on_click="ignore", icon=":material/download:")

@@ -63,8 +63,10 @@ def test_login_analyze_sr_rate_reload(server, tmp_path):
         page.get_by_role("button", name="Save rating").click()
         page.get_by_text("Rating saved.").wait_for()
 
-        page.reload()                           # a new browser session: log in again
-        login(page, server, "reader", PASSWORDS["reader"])
+        page.reload()        # a new browser session of the same login (session cookie)
+        page.get_by_role("heading", name="Super-resolution").first.wait_for()
+        wait_idle(page)
+        assert page.get_by_label("Password", exact=True).count() == 0
         open_page(page, "My ratings")
         page.get_by_text("1 rating(s), newest first").wait_for()
         open_page(page, "Super-resolution")

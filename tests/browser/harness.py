@@ -1,4 +1,4 @@
-"""Start the real app (``streamlit run app.py``) on a free port with a temporary database and
+"""Start the real app (``streamlit run serve.py``, what ``make run`` starts) on a free port with a temporary database and
 model registry, and drive it with Playwright + Debian's chromium. Used by
 ``tests/test_browser_app.py`` and ``scripts/screenshots.py``."""
 from __future__ import annotations
@@ -30,7 +30,7 @@ def _free_port() -> int:
 
 @contextmanager
 def app_server(weights: Path | None = None, *, startup_timeout: float = 90, secrets=None,
-               entry: str = "app.py"):
+               entry: str = "serve.py"):
     """Yield ``(url, env)`` of a running app; users ``admin`` / ``reader`` exist (see app_env).
     ``secrets``: a function of the app's URL returning the text of a ``secrets.toml`` for the
     server (e.g. single sign-on settings); none by default. ``entry``: ``"serve.py"`` runs
