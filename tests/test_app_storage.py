@@ -35,8 +35,16 @@ def test_scratch_copy_is_deidentified_png_only(app_env):
     assert json.loads(metas[0].read_text())["name"] == kept_name
     assert "778812" not in metas[0].read_text()
     assert oct(folder.stat().st_mode & 0o777) == "0o700"
-    # a new browser session of the same login lists it again; Log out forgets it
-    again = logged_in("radiologist", app_env["ids"]).run()
+    # a new browser session without the login's cookie (a fresh login) starts empty ...
+    fresh = logged_in("radiologist", app_env["ids"]).run()
+    assert "uploads" not in fresh.session_state or not fresh.session_state["uploads"]
+    # ... one that took the login session over from its cookie (a reload) lists it again
+    from ui.auth import RESUMED_KEY
+
+    again = logged_in("radiologist", app_env["ids"])
+    again.session_state[RESUMED_KEY] = True
+    again.run()
     assert len(again.session_state["uploads"]) == 1
+    # Log out forgets it
     again.sidebar.button(key="logout_button").click().run()
     assert not folder.exists()

@@ -169,7 +169,11 @@ def test_cli_json_shapes(weights, data_dir, tmp_path, capsys):
     assert main(["predict", *files, "--json"]) == 0
     preds = json.loads(capsys.readouterr().out)
     assert [p["file"] for p in preds] == files
-    assert all(set(p) == {"file", "label", "confidence", "probabilities"} for p in preds)
+    ood_keys = {"ood_status", "out_of_distribution", "ood_score", "ood_threshold", "ood_reason"}
+    assert all(set(p) == {"file", "label", "confidence", "probabilities"} | ood_keys
+               for p in preds)
+    assert all(p["ood_status"] == "not checked" and p["out_of_distribution"] is None
+               for p in preds)                      # the tiny test model has no OOD statistics
 
     out, npy = tmp_path / "o.png", tmp_path / "m.npy"
     assert main(["gradcam", files[1], "--out", str(out), "--heatmap", str(npy),
