@@ -1,35 +1,284 @@
-"""Screenshots of every page at 1280×900 into screenshots/*.png (not a test).
+"""Screenshots of every page at 1280×900 into screenshots/NN_*.png (not a test).
 
-Starts the real app on a free port with a temporary database (users admin / reader) and either
-the repository's model registry (``--weights weights``, when it has an active classifier) or
-tiny untrained test models, then drives chromium with Playwright:
+Starts the real app (``streamlit run serve.py``, via tests/browser/harness.py) on a free port
+with a temporary database (users admin / reader) and a copy of either the repository's model
+registry (``--weights weights``) or tiny untrained test models, then drives chromium with
+Playwright through every page: Analyze (a brain MRI; pydicom's CT_small and MR_small, out of
+distribution, with their windows), the model card, Super-resolution, My ratings, a reader
+study, a tiny training run that ends as a candidate, Model versions (compare, confirm,
+activate, roll back), Users, Audit log, Export ratings, and the login page with single sign-on.
 
     .venv/bin/python scripts/screenshots.py [--weights DIR] [--out screenshots]
+
+Takes several minutes on two CPU cores (most of it the training run). PNGs in ``--out`` that
+this script no longer writes are removed.
 """
 from __future__ import annotations
 
 import argparse
+import re
 import shutil
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
-from browser.harness import (app_server, browser_page, choose_radio, login,  # noqa: E402
-                             open_page, upload, wait_idle)
+from browser.harness import (UPLOADER, app_server, browser_page, choose_radio,  # noqa: E402
+                             login, open_page, upload, wait_idle)
 
 MRI = REPO / "tests/data/brain-mri/glioma/Tr-gl_0835.jpg"
 HR = REPO / "tests/data/brain-mri-hr/Tr-gl_0197.png"
-CLASSIFIER_DATA = REPO / "tests/data/brain-mri"
+CLASSIFIER_DATA = REPO / "tests/data/brain-mri"     # 32 images, 4 classes: a tiny run
+CT_PRESET = "CT brain (C 40 / W 80)"                # core.imaging.windowing: f"CT {name} (C / W)"
+TRAIN_TIMEOUT_S = 15 * 60
+
+_written: list[Path] = []
 
 
-def _shot(page, out: Path, name: str, *, full: bool = False) -> None:
+def _log(*args) -> None:
+    print(time.strftime("%H:%M:%S"), *args, flush=True)
+
+
+def _shot(page, out: Path, name: str) -> None:
     wait_idle(page)
+    page.mouse.move(1275, 895)  # no hover toolbars (dataframe, chart) in the picture
     page.wait_for_timeout(800)  # plotly finishes drawing
-    page.screenshot(path=str(out / f"{name}.png"), full_page=full)
-    print("wrote", out / f"{name}.png", flush=True)
+    path = out / f"{name}.png"
+    page.screenshot(path=str(path))
+    _written.append(path)
+    _log("wrote", path)
+
+
+def _to_top(locator, offset: int = 70) -> None:
+    """Scroll the app's main area so ``locator`` sits just below Streamlit's top bar."""
+    locator.scroll_into_view_if_needed()
+    locator.evaluate("""(e, off) => {
+        e.scrollIntoView({block: 'start'});
+        let p = e.parentElement;
+        while (p && !(p.scrollHeight > p.clientHeight &&
+                      ['auto', 'scroll'].includes(getComputedStyle(p).overflowY))) {
+            p = p.parentElement;
+        }
+        (p || document.scrollingElement).scrollBy(0, -off);
+    }""", offset)
+    locator.page.wait_for_timeout(500)
+
+
+def _combobox(page, label: str):
+    """A selectbox's input (Streamlit 1.67: a combobox named by its label)."""
+    return page.get_by_role("combobox", name=label, exact=True)
+
+
+def _open_select(page, label: str):
+    box = page.locator('[data-testid="stSelectbox"]').filter(has=_combobox(page, label))
+    box.scroll_into_view_if_needed()
+    box.get_by_role("button", name="Open").click()
+    items = page.get_by_role("option")
+    items.first.wait_for()
+    return items
+
+
+def _choose(page, label: str, option: str) -> None:
+    _open_select(page, label).filter(has_text=option).first.click()
+    wait_idle(page)
+
+
+def _picker(page):
+    """The scan picker ("Scan (N uploaded, newest last)"), else the "Scan: …" header."""
+    box = page.locator('[data-testid="stSelectbox"]').filter(
+        has=page.get_by_role("combobox", name="Scan ("))
+    return box.first if box.count() else page.locator(".st-key-scan_header").first
+
+
+def _scan_label(page) -> str:
+    """The scan picker's label ("Scan (N uploaded, newest last)")."""
+    return page.get_by_role("combobox", name="Scan (").first.get_attribute("aria-label")
+
+
+def _shown(page, name: str) -> None:
+    """Wait until the scan image and the "Scan: …" header name ``name``."""
+    page.locator(".st-key-scan_header").filter(has_text=name).first.wait_for()
+    page.locator('[data-testid="stImage"]').first.filter(has_text=name).wait_for()
+    wait_idle(page)
+
+
+def _rate(page, form_text: str, quality: str, usefulness: str) -> None:
+    form = page.locator('[data-testid="stForm"]').filter(has_text=form_text).first
+    form.scroll_into_view_if_needed()
+    choose_radio(form, "Image quality", quality)
+    choose_radio(form, "Diagnostic usefulness", usefulness)
+    form.get_by_role("button", name="Save rating").click()
+    page.get_by_text("Rating saved.").wait_for()
+    wait_idle(page)
+
+
+def _analyze(page, out: Path, tmp: Path) -> None:
+    from pydicom.data import get_testdata_file
+
+    upload(page, MRI)
+    _shown(page, MRI.name)
+    page.get_by_text("Grad-CAM for").first.wait_for()
+    page.locator('[data-testid="stMetric"]').first.wait_for()
+    _shot(page, out, "03_analyze_brain_mri")
+
+    page.get_by_role("button", name="About this model").click()
+    page.get_by_text("Caveats").first.wait_for()
+    _shot(page, out, "04_analyze_model_card")
+    _to_top(page.get_by_text("How far to trust the percentage").first, 20)  # in the popover
+    _shot(page, out, "05_analyze_model_card_ood")
+    page.keyboard.press("Escape")
+    page.wait_for_timeout(300)
+    _rate(page, "Rate this scan", "4 · good", "4 · good")
+
+    # CT_small: out of distribution (features and a DICOM header naming CT), CT presets offered.
+    ct = tmp / "CT_small.dcm"
+    shutil.copy(get_testdata_file("CT_small.dcm"), ct)
+    upload(page, ct)
+    _shown(page, "CT_small")
+    page.get_by_text("Out of distribution.").first.wait_for()
+    _choose(page, "Window", CT_PRESET)
+    page.locator('[data-testid="stImage"]').first.filter(has_text="preset brain").wait_for()
+    _to_top(_picker(page))
+    _shot(page, out, "06_analyze_ct_small_ood_ct_brain_window")
+
+    # MR_small (no extension, as a PACS export might name it): out of distribution, and the MR
+    # windows (file window, min-max, percentiles, manual; no CT presets) listed open.
+    mr = tmp / "MR_small"
+    shutil.copy(get_testdata_file("MR_small.dcm"), mr)
+    upload(page, mr)
+    _shown(page, "MR_small")
+    page.get_by_text("Out of distribution.").first.wait_for()
+    _to_top(_picker(page))
+    _shot(page, out, "07_analyze_mr_small_ood")
+    _open_select(page, "Window")
+    page.wait_for_timeout(500)
+    _shot(page, out, "08_analyze_mr_small_window_options")
+    page.keyboard.press("Escape")
+    page.wait_for_timeout(300)
+
+
+def _super_resolution(page, out: Path) -> None:
+    open_page(page, "Super-resolution")
+    upload(page, HR)
+    if page.locator(".st-key-scan_header").filter(has_text=HR.name).count() == 0 \
+            and page.get_by_role("combobox", name="Scan (").count():
+        _choose(page, _scan_label(page), HR.name)
+    page.locator(".st-key-scan_header").filter(has_text=HR.name).first.wait_for()
+    page.get_by_role("heading", name="PSNR / SSIM").wait_for()
+    wait_idle(page)
+    _to_top(_picker(page))
+    _shot(page, out, "09_super_resolution")
+    page.get_by_role("tab", name="Slider comparison").click()
+    page.get_by_role("combobox", name="Compare the low-res input with").wait_for()
+    _shot(page, out, "10_super_resolution_slider")
+    page.get_by_role("tab", name="Difference map").click()
+    page.get_by_role("combobox", name="Difference of").wait_for()
+    _shot(page, out, "11_super_resolution_difference")
+    _to_top(page.get_by_role("heading", name="PSNR / SSIM"))
+    _shot(page, out, "12_super_resolution_metrics")
+    form = page.locator('[data-testid="stForm"]').filter(has_text="Rate this super-resolved")
+    form.first.wait_for()
+    _to_top(page.get_by_role("combobox", name="Download", exact=True))
+    _shot(page, out, "13_super_resolution_rating_form")
+    _rate(page, "Rate this super-resolved", "3 · acceptable", "2 · poor")
+
+
+def _reader_study(page, out: Path, url: str, password: str) -> None:
+    # A fresh session, so the study holds just the two brain images.
+    page.get_by_role("button", name="Log out").click()
+    page.get_by_label("User name").wait_for()
+    login(page, url, "admin", password)
+    open_page(page, "Reader studies")
+    page.set_input_files(UPLOADER, [str(MRI), str(HR)])
+    wait_idle(page)
+    page.get_by_label("Study name").wait_for()
+    page.get_by_label("Study name").fill("Pilot: super-resolution vs bicubic")
+    page.get_by_label("Study name").press("Enter")
+    wait_idle(page)
+    page.get_by_role("button", name="Create study").click()
+    page.get_by_text("Created “Pilot").wait_for(timeout=300_000)
+    open_page(page, "Reader study")
+    page.locator('[data-testid="stForm"]').first.wait_for()
+    _shot(page, out, "15_reader_study")
+
+
+def _training(page, out: Path) -> str:
+    """A tiny run from the page (small CNN, 32 px, 3 epochs on tests/data/brain-mri, evaluated
+    with the active version on the same folder); returns the candidate's version."""
+    open_page(page, "Training")
+    page.get_by_label("Data folder (one sub-folder per class)").wait_for()
+    _shot(page, out, "16_training_form_defaults")      # the active version's recipe
+
+    page.get_by_label("Data folder (one sub-folder per class)").fill(str(CLASSIFIER_DATA))
+    _choose(page, "Architecture", "cnn")
+    for label, value in (("Input size (px)", "32"), ("Epochs", "3"), ("Batch size", "8"),
+                         ("Early-stopping patience (epochs)", "3")):
+        field = page.get_by_label(label, exact=True)
+        field.fill(value)
+        field.press("Tab")
+    evals = page.get_by_role("textbox", name="Evaluation set (image folder, one sub-folder "
+                                               "per class)", exact=True)
+    evals.fill(str(CLASSIFIER_DATA))
+    evals.press("Tab")
+    page.get_by_role("button", name="Start training").click()
+    page.get_by_text("Started training job").wait_for()
+    published = page.get_by_text("as a candidate (not active)").first
+    deadline = time.monotonic() + TRAIN_TIMEOUT_S
+    while time.monotonic() < deadline:          # the jobs fragment reruns every 5 s
+        if published.count():
+            break
+        failed = page.locator('[data-testid="stAlert"]').filter(has_text="Job ").filter(
+            has_text="failed")
+        if page.get_by_text("· failed").count() or failed.count():
+            raise RuntimeError("the training job failed:\n" + page.locator(
+                '[data-testid="stMain"]').inner_text()[-3000:])
+        page.wait_for_timeout(5000)
+    published.wait_for(timeout=10_000)
+    text = published.inner_text()
+    version = re.search(r"Published version (\S+) as a candidate", text).group(1)
+    _log("candidate", version)
+    page.wait_for_timeout(5500)                 # one more poll: the loss chart is complete
+    _to_top(page.get_by_role("heading", name="Training runs"))
+    _shot(page, out, "17_training_run_candidate")
+    return version
+
+
+def _model_versions(page, out: Path, candidate: str) -> None:
+    open_page(page, "Model versions")
+    page.locator('[data-testid="stDataFrame"]').first.wait_for()
+    _shot(page, out, "18_models_versions")
+    active = _combobox(page, "Version to activate").input_value()
+    _choose(page, "Version to activate", candidate)
+    page.get_by_text(f"Activating changes {active} → {candidate}").wait_for()
+    wait_idle(page)
+    _to_top(page.get_by_role("heading", name="Activate"))
+    _shot(page, out, "19_models_compare_candidate")
+    confirm = page.locator('[data-testid="stCheckbox"]').filter(
+        has_text=f"make {candidate} the active")
+    confirm.locator("label").first.click()
+    wait_idle(page)
+    button = page.get_by_role("button", name=f"Activate {candidate}")
+    button.scroll_into_view_if_needed()
+    if button.is_disabled():
+        raise RuntimeError("the Activate button stayed disabled after the confirmation")
+    _shot(page, out, "20_models_confirm")
+    button.click()
+    rollback = page.get_by_role("button", name=f"Roll back to {active}").first
+    rollback.wait_for()
+    wait_idle(page)
+    _to_top(page.get_by_role("heading", name="Model versions"))
+    _shot(page, out, "21_models_activated")
+    _to_top(page.get_by_role("heading", name="Activate"))
+    _shot(page, out, "22_models_roll_back_offered")
+    # Roll back, so the registry ends as it began (the shipped version active).
+    rollback.click()
+    page.get_by_text(f"Rolled back: {active} is active again").wait_for()
+    wait_idle(page)
+    _to_top(page.get_by_role("heading", name="Model versions"))
+    _shot(page, out, "23_models_rolled_back")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,117 +289,55 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     from app_env import PASSWORDS
-    from pydicom.data import get_testdata_file
 
-    tmp = Path(tempfile.mkdtemp())
-    dicom = tmp / "MR_small"
-    shutil.copy(get_testdata_file("MR_small.dcm"), dicom)
-    with app_server(args.weights) as (url, env), browser_page() as page:
-        page.goto(url)
-        page.get_by_label("User name").wait_for()
-        _shot(page, args.out, "01_login")
+    tmp = Path(tempfile.mkdtemp(prefix="medscan-shots-"))
+    try:
+        with app_server(args.weights) as (url, env), browser_page() as page:
+            try:
+                page.goto(url)
+                page.get_by_label("User name").wait_for()
+                _shot(page, args.out, "01_login")
 
-        login(page, url, "admin", PASSWORDS["admin"])
-        upload(page, MRI)
-        page.locator('[data-testid="stMetric"]').first.wait_for()
-        page.get_by_text("Grad-CAM for").first.wait_for()
-        _shot(page, args.out, "02_analyze")
-        page.get_by_role("button", name="About this model").click()
-        page.get_by_text("Caveats").first.wait_for()
-        _shot(page, args.out, "02b_analyze_model_card")
-        page.get_by_text("How far to trust").first.hover()   # scroll inside the popover
-        page.mouse.wheel(0, 600)
-        page.wait_for_timeout(800)
-        _shot(page, args.out, "02c_analyze_model_card_calibration")
-        page.keyboard.press("Escape")
-        choose_radio(page, "Image quality", "4 · good")
-        choose_radio(page, "Diagnostic usefulness", "4 · good")
-        page.get_by_role("button", name="Save rating").click()
-        page.get_by_text("Rating saved.").wait_for()
+                login(page, url, "admin", PASSWORDS["admin"])
+                _analyze(page, args.out, tmp)
+                _super_resolution(page, args.out)
 
-        upload(page, dicom)
-        page.get_by_text("Grad-CAM for").first.wait_for()
-        _shot(page, args.out, "03_analyze_dicom")
+                open_page(page, "My ratings")
+                page.locator('[data-testid="stImage"], [data-testid="stDataFrame"]').first \
+                    .wait_for()
+                _shot(page, args.out, "14_my_ratings")
 
-        open_page(page, "Super-resolution")
-        upload(page, HR)
-        page.get_by_text(f"{HR.name}").first.wait_for()
-        scan_pick = page.locator('[data-testid="stSelectbox"]').filter(has_text="Scan (").first
-        if scan_pick.count():
-            scan_pick.click()
-            page.get_by_role("option").filter(has_text=HR.name).first.click()
-            wait_idle(page)
-        page.get_by_role("heading", name="PSNR / SSIM").wait_for()
-        _shot(page, args.out, "04_super_resolution")
-        page.get_by_role("tab", name="Slider comparison").click()
-        _shot(page, args.out, "05_super_resolution_slider")
-        page.get_by_role("tab", name="Difference map").click()
-        _shot(page, args.out, "06_super_resolution_difference")
-        page.mouse.wheel(0, 900)
-        _shot(page, args.out, "07_super_resolution_metrics")
-        choose_radio(page, "Image quality", "3 · acceptable")
-        choose_radio(page, "Diagnostic usefulness", "2 · poor")
-        page.get_by_role("button", name="Save rating").click()
-        page.get_by_text("Rating saved.").wait_for()
+                _reader_study(page, args.out, url, PASSWORDS["admin"])
+                candidate = _training(page, args.out)
+                _model_versions(page, args.out, candidate)
 
-        open_page(page, "My ratings")
-        _shot(page, args.out, "08_my_ratings")
-
-        # A fresh session, so the study holds just the two brain MRIs.
-        page.get_by_role("button", name="Log out").click()
-        login(page, url, "admin", PASSWORDS["admin"])
-        open_page(page, "Reader studies")
-        page.set_input_files('[data-testid="stFileUploader"] input[type="file"]',
-                             [str(MRI), str(HR)])
-        wait_idle(page)
-        page.get_by_label("Study name").fill("Pilot: super-resolution vs bicubic")
-        page.get_by_label("Study name").press("Enter")
-        wait_idle(page)
-        page.get_by_role("button", name="Create study").click()
-        page.get_by_text("Created “Pilot").wait_for()
-        open_page(page, "Reader study")
-        _shot(page, args.out, "09_reader_study")
-
-        open_page(page, "Training")
-        page.get_by_label("Data folder (one sub-folder per class)").fill(str(CLASSIFIER_DATA))
-        arch = page.locator('[data-testid="stSelectbox"]').filter(has_text="Architecture")
-        arch.click()
-        page.get_by_role("option", name="cnn").click()
-        size = page.get_by_label("Input size (px)")
-        size.fill("32")
-        page.get_by_label("Epochs").fill("4")
-        page.get_by_role("button", name="Start training").click()
-        page.get_by_text("Started training job").wait_for()
-        for _ in range(60):       # wait for the first reported epochs (polled every 5 s)
-            page.wait_for_timeout(5000)
-            if page.locator('[data-testid="stPlotlyChart"]').count():
-                break
-        page.wait_for_timeout(6000)
-        page.get_by_role("heading", name="Training runs").scroll_into_view_if_needed()
-        page.mouse.wheel(0, 520)
-        _shot(page, args.out, "10_admin_training")
-
-        open_page(page, "Model versions")
-        _shot(page, args.out, "11_admin_models")
-        page.get_by_text("Confusion matrix").first.scroll_into_view_if_needed()
-        page.mouse.wheel(0, 300)
-        page.wait_for_timeout(800)
-        _shot(page, args.out, "11b_admin_models_calibration")
-        open_page(page, "Users")
-        _shot(page, args.out, "12_admin_users")
-        open_page(page, "Export ratings")
-        _shot(page, args.out, "13_admin_export")
-    # The login page of a server with single sign-on configured (the provider is not contacted
-    # until the button is pressed).
-    sso = ('[auth]\nredirect_uri = "{url}/oauth2callback"\ncookie_secret = "screenshot-only"\n'
-           'client_id = "medscan"\nclient_secret = "x"\nserver_metadata_url = '
-           '"https://login.hospital.example/.well-known/openid-configuration"\n')
-    with app_server(args.weights, secrets=lambda url: sso.format(url=url)) as (url, env), \
-            browser_page() as page:
-        page.goto(url)
-        page.get_by_role("button", name="Sign in with single sign-on").wait_for()
-        _shot(page, args.out, "01b_login_sso")
-    shutil.rmtree(tmp, ignore_errors=True)
+                open_page(page, "Users")
+                page.locator('[data-testid="stDataFrame"]').first.wait_for()
+                _shot(page, args.out, "24_users")
+                open_page(page, "Audit log")
+                page.locator('[data-testid="stDataFrame"]').first.wait_for()
+                _shot(page, args.out, "25_audit_log")
+                open_page(page, "Export ratings")
+                _shot(page, args.out, "26_export_ratings")
+            except Exception:
+                page.screenshot(path=str(tmp.parent / "medscan-shots-failure.png"))
+                _log("failed; page as it was:", tmp.parent / "medscan-shots-failure.png")
+                raise
+        # The login page of a server with single sign-on configured (the provider is not
+        # contacted until the button is pressed).
+        sso = ('[auth]\nredirect_uri = "{url}/oauth2callback"\ncookie_secret = "screenshot-only"'
+               '\nclient_id = "medscan"\nclient_secret = "x"\nserver_metadata_url = '
+               '"https://login.hospital.example/.well-known/openid-configuration"\n')
+        with app_server(args.weights, secrets=lambda url: sso.format(url=url)) as (url, env), \
+                browser_page() as page:
+            page.goto(url)
+            page.get_by_role("button", name="Sign in with single sign-on").wait_for()
+            _shot(page, args.out, "02_login_sso")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    for stale in sorted(set(args.out.glob("*.png")) - set(_written)):
+        stale.unlink()
+        _log("removed", stale)
     return 0
 
 
