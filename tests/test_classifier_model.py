@@ -54,8 +54,12 @@ def test_training_writes_checkpoints_card_and_progress(trained):
     assert card["data"]["fingerprint"].startswith("sha256:")
     assert card["data"]["modality"] == "MR" and card["data"]["body_part"] == ["BRAIN", "HEAD"]
     assert len(card["training"]["history"]) == 2
+    ood = card["ood"]                # fitted on the run's own training split at publish
+    assert ood["threshold"] > 0 and ood["n_fit"] > 0
+    assert ood["fit_data"]["fingerprint"] == card["data"]["fingerprint"]
+    assert (weights / "classifier" / "tiny" / ood["stats_file"]).is_file()
     phases = {e.phase for e in events}
-    assert {"load", "train", "calibrate", "done"} <= phases
+    assert {"load", "train", "calibrate", "ood", "done"} <= phases
     ends = [e for e in events if e.message == "epoch end"]
     assert [e.epoch for e in ends] == [1, 2] and all(e.steps == 2 for e in ends)
 
@@ -172,8 +176,9 @@ def test_cli_json_shapes(weights, data_dir, tmp_path, capsys):
     ood_keys = {"ood_status", "out_of_distribution", "ood_score", "ood_threshold", "ood_reason"}
     assert all(set(p) == {"file", "label", "confidence", "probabilities"} | ood_keys
                for p in preds)
-    assert all(p["ood_status"] == "not checked" and p["out_of_distribution"] is None
-               for p in preds)                      # the tiny test model has no OOD statistics
+    # training fitted the version's out-of-distribution check, so every file is checked
+    assert all(isinstance(p["out_of_distribution"], bool) and p["ood_threshold"] > 0
+               for p in preds)
 
     out, npy = tmp_path / "o.png", tmp_path / "m.npy"
     assert main(["gradcam", files[1], "--out", str(out), "--heatmap", str(npy),

@@ -387,6 +387,8 @@ def train(cfg: TrainConfig, progress: ProgressCallback = null_progress) -> Train
         export.set_weights(model.get_weights())
         path = registry.save_version(TASK, export, card, version=version, activate=cfg.activate,
                                      weights_dir=cfg.weights_dir)
+    if path is not None:
+        _fit_ood_or_warn(cfg, version, progress)
     eval_data = cfg.eval_data or (str(eval_dir()) if eval_dir() else None)
     if path is not None and eval_data:
         active = registry.active_version(TASK, weights_dir=cfg.weights_dir)
@@ -401,6 +403,23 @@ def train(cfg: TrainConfig, progress: ProgressCallback = null_progress) -> Train
                                "temperature": temperature},
                       message=(f"version={version} saved {path}" if path else "not published")))
     return TrainResult(version if path else None, path, card, run_dir, state["history"])
+
+
+def _fit_ood_or_warn(cfg: TrainConfig, version: str, progress: ProgressCallback) -> None:
+    """Fit the new version's out-of-distribution check on its own training split (threshold
+    from its validation split), so a candidate is not published "not checked" when it could be
+    checked. A model without the feature layers, or data that cannot be read again, leaves the
+    version "not checked" with a warning in the progress log; the version stays published."""
+    from core.classifier.evaluate import fit_ood
+    from core.errors import MedScanError
+
+    try:
+        fit_ood(cfg.data, version, weights_dir=cfg.weights_dir, command=cfg.command,
+                progress=progress)
+    except (ValueError, OSError, MedScanError) as err:
+        progress(Progress(task=TASK, phase="ood",
+                          message=f"WARNING: out-of-distribution check not fitted ({err}); "
+                                  f"the version says 'not checked'"))
 
 
 def recipe_from_card(card: dict | None) -> dict:
