@@ -262,3 +262,35 @@ def test_large_dicom_with_rescale_decodes_within_a_memory_bound():
     assert scan.pixels.shape == (side, side)
     per_pixel = peak / side ** 2          # before chunking: float64 LUT + windowing temporaries
     assert per_pixel < 12, f"{per_pixel:.1f} bytes per pixel traced"
+
+
+def test_zip_keeps_at_most_max_pixels_decoded_and_names_the_rest(monkeypatch):
+    """One upload keeps at most MEDSCAN_MAX_PIXELS decoded pixels: a series past that loads its
+    first slices and reports each remaining one with the limit, nothing silently dropped."""
+    from core.imaging.zipped import decoded_pixels
+
+    monkeypatch.setenv("MEDSCAN_MAX_PIXELS", str(32 * 32 * 3))     # room for three 32² slices
+    members = {f"IM{i:04d}": dicom(32, 32) for i in range(1, 6)}
+    uploads = load_uploads("series.zip", _zip(members))
+    assert [u.name for u in uploads] == list(members)
+    assert [u.ok for u in uploads] == [True, True, True, False, False]
+    assert sum(decoded_pixels(u.scan) for u in uploads if u.ok) <= 32 * 32 * 3
+    for u in uploads[3:]:
+        assert u.error.code == "too_large"
+        assert "3,072 decoded pixels" in str(u.error) and "MEDSCAN_MAX_PIXELS" in str(u.error)
+
+
+def test_inspect_prints_the_scan_warnings(tmp_path, capsys):
+    import json
+
+    from core.cli import main
+
+    values = np.linspace(0, 100, 64, dtype=np.float32).reshape(8, 8)
+    values[0, 0] = np.nan
+    path = tmp_path / "partly-nan.tif"
+    path.write_bytes(tiff(values))
+    assert main(["inspect", str(path), "--json"]) == 0
+    assert "1 pixel" in " ".join(json.loads(capsys.readouterr().out)["warnings"])
+    assert main(["inspect", str(path)]) == 0
+    assert any(line.startswith("Warning") and "1 pixel" in line
+               for line in capsys.readouterr().out.splitlines())

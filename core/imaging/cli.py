@@ -84,8 +84,8 @@ def _inspect(args: argparse.Namespace) -> int:
     stats = scan.stats()
     if args.json:
         print(json.dumps({"file": Path(args.file).name, "format": scan.source_format,
-                          "sha256": scan.sha256, "metadata": scan.metadata, "pixels": stats},
-                         ensure_ascii=False))
+                          "sha256": scan.sha256, "metadata": scan.metadata, "pixels": stats,
+                          "warnings": list(scan.warnings)}, ensure_ascii=False))
         return 0
     width = max(len(k) for k in scan.metadata)
     for key, value in scan.metadata.items():
@@ -95,6 +95,8 @@ def _inspect(args: argparse.Namespace) -> int:
           f"max {stats['max']:.4f}, mean {stats['mean']:.4f}, std {stats['std']:.4f}")
     lo, hi = scan.original_range
     print(f"{'Stored':<{width}}  {scan.original_dtype}, range {lo:g} to {hi:g}")
+    for warning in scan.warnings:          # e.g. non-finite pixels replaced, surplus data
+        print(f"{'Warning':<{width}}  {warning}")
     return 0
 
 

@@ -7,12 +7,13 @@ import zipfile
 import zlib
 from typing import NamedTuple
 
+from core.config import max_pixels
 from core.errors import ScanError
 from core.imaging.load import load_scan
 from core.imaging.phi import mask_filename, mask_upload_name
 from core.imaging.scan import Scan
 
-__all__ = ["Upload", "load_uploads", "ZIP_MAX_MEMBERS", "ZIP_MAX_TOTAL_BYTES",
+__all__ = ["Upload", "load_uploads", "decoded_pixels", "ZIP_MAX_MEMBERS", "ZIP_MAX_TOTAL_BYTES",
            "ZIP_MAX_MEMBER_BYTES", "ZIP_MAX_RATIO", "ZIP_RATIO_FROM_BYTES"]
 
 #: Zip-bomb limits, checked from the zip directory before anything is inflated: at most this
@@ -121,6 +122,17 @@ def _skip(name: str) -> bool:
             or base.lower().endswith(_DOC_SUFFIXES))
 
 
+def decoded_pixels(scan: Scan) -> int:
+    """Decoded values a scan keeps in memory: its displayed image plus its frame volume."""
+    return int(scan.pixels.size + (scan.volume.size if scan.volume is not None else 0))
+
+
+def _over_cap(shown: str, cap: int) -> ScanError:
+    return ScanError(f"{shown} was not loaded: the scans before it in this zip already hold "
+                     f"{cap:,} decoded pixels, the limit for one upload (MEDSCAN_MAX_PIXELS). "
+                     f"Upload the rest of the series as another zip.", code="too_large")
+
+
 def load_uploads(name: str, data: bytes, **kwargs: object) -> list[Upload]:
     """Load one uploaded file, or every scan inside a .zip (detected by content).
 
@@ -150,6 +162,7 @@ def load_uploads(name: str, data: bytes, **kwargs: object) -> list[Upload]:
     _check_declared(infos)
     results: list[Upload] = []
     total = 0
+    kept_pixels, cap = 0, max_pixels()
     for info in sorted(infos, key=lambda i: _natural_key(i.filename)):
         try:
             content = _extract(archive, info)
@@ -168,6 +181,9 @@ def load_uploads(name: str, data: bytes, **kwargs: object) -> list[Upload]:
             raise ScanError(f"The zip expands to more than {ZIP_MAX_TOTAL_BYTES:,} bytes.",
                             code="zip_error")
         shown = mask_upload_name(info.filename, content)   # PHI in member names (phi.py)
+        if kept_pixels >= cap:       # one upload keeps at most MEDSCAN_MAX_PIXELS decoded pixels
+            results.append(Upload(shown, _over_cap(shown, cap)))
+            continue
         try:
             scan = load_scan(content, shown, **kwargs)  # type: ignore[arg-type]
         except ScanError as err:
@@ -175,6 +191,13 @@ def load_uploads(name: str, data: bytes, **kwargs: object) -> list[Upload]:
                 continue
             results.append(Upload(shown, err))
             continue
+        del content
+        kept = decoded_pixels(scan)
+        if kept_pixels + kept > cap:
+            results.append(Upload(shown, _over_cap(shown, cap)))
+            kept_pixels = cap
+            continue
+        kept_pixels += kept
         results.append(Upload(shown, scan))
     if not results:
         raise ScanError(f"The zip file {name} contains no scans.", code="zip_error")
