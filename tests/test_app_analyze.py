@@ -148,7 +148,8 @@ def test_rating_lands_in_database_and_can_be_changed(app_env, explain_calls):
     # My ratings lists the reader's own.
     at.switch_page("app_pages/my_ratings.py").run()
     table = at.dataframe[0].value
-    assert list(table["rated"]) == ["original"] and table["image quality"][0].startswith("5")
+    assert list(table["view"]) == ["Original scan, model clf-test"]
+    assert table["image quality"][0].startswith("5")
 
 
 def test_warnings_and_unreadable_files(app_env, explain_calls):

@@ -157,7 +157,7 @@ def test_sr_rating_form_belongs_to_its_image(app_env, compare_calls):
     at.file_uploader(key="scan").upload("first.png", brain_png_bytes(96), "image/png").run()
     at.selectbox(key="sr_rate_method").set_value("esrgan").run()
     title = form_title(at, "sr_rating")
-    assert "first.png" in title and "esrgan ×4 simulate α 0.80" in title
+    assert "first.png" in title and "ESRGAN ×4, Simulate mode, α 0.80" in title
     assert "model esrgan-test" in title
     assert any(img.proto.imgs for img in at.image)      # the thumbnail of what is rated
     _rate(at, "sr_rating", 2, 2, "too smooth")
@@ -186,7 +186,7 @@ def test_sr_rating_form_belongs_to_its_image(app_env, compare_calls):
     assert form(at, "sr_rating", "quality").value is None
     assert "α 0.50" in form_title(at, "sr_rating")
     notes = " ".join(c.value for c in at.caption)
-    assert "You rated esrgan ×4 simulate α 0.80" in notes and "replaces" in notes
+    assert "You rated ESRGAN ×4, Simulate mode, α 0.80" in notes and "replaces" in notes
     assert not at.exception
 
 
@@ -204,8 +204,8 @@ def test_my_ratings_and_export_name_the_image_and_view(app_env, compare_calls):
     at.switch_page("app_pages/my_ratings.py").run()
     table = at.dataframe[0].value
     assert list(table["file"]) == ["head.png", "head.png"]
-    assert list(table["view"]) == ["original, model clf-test",
-                                   "esrgan ×4 simulate α 0.80, model esrgan-test"]
+    assert list(table["view"]) == ["Original scan, model clf-test",   # words, not internal keys
+                                   "ESRGAN ×4, Simulate mode, α 0.80, model esrgan-test"]
     assert all(str(v).startswith("data:image/png;base64,") for v in table["scan"])
 
     admin = logged_in("admin", app_env["ids"]).run()

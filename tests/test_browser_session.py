@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from browser.harness import CHROMIUM, app_server, open_page, upload, wait_idle
+from browser.harness import CHROMIUM, app_server, open_page, require_browser, upload, wait_idle
 
 pytestmark = pytest.mark.browser
 SHOTS = Path(os.environ.get("MEDSCAN_SHOTS", "/tmp/medscan-session-shots"))
@@ -19,9 +19,7 @@ SHOTS = Path(os.environ.get("MEDSCAN_SHOTS", "/tmp/medscan-session-shots"))
 
 @pytest.fixture(scope="module")
 def server():
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium; .ci/run does it)")
-    pytest.importorskip("playwright")
+    require_browser()
     with app_server(entry="serve.py") as (url, env):
         yield url, env
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from browser.harness import CHROMIUM, app_server, browser_page, open_page, wait_idle
+from browser.harness import app_server, browser_page, open_page, require_browser, wait_idle
 
 pytestmark = pytest.mark.browser
 EMAIL = "reader@hospital.example.org"
@@ -16,9 +16,7 @@ EMAIL = "reader@hospital.example.org"
 
 @pytest.fixture(scope="module")
 def provider():
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium; .ci/run does it)")
-    pytest.importorskip("playwright")
+    require_browser()
     mock = pytest.importorskip("oidc_provider_mock")
     mp = pytest.MonkeyPatch()
     mp.setenv("AUTHLIB_INSECURE_TRANSPORT", "1")   # plain http on localhost, tests only

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from browser.harness import (CHROMIUM, app_server, browser_page, choose_radio, login,
-                             open_page, upload, wait_idle)
+from browser.harness import (app_server, browser_page, choose_radio, login, open_page,
+                             require_browser, upload, wait_idle)
 
 pytestmark = pytest.mark.browser
 SHOTS = Path(os.environ.get("MEDSCAN_SHOTS", tempfile.gettempdir())) / "medscan-state"
@@ -26,9 +26,7 @@ SHOTS = Path(os.environ.get("MEDSCAN_SHOTS", tempfile.gettempdir())) / "medscan-
 
 @pytest.fixture(scope="module")
 def server():
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium; .ci/run does it)")
-    pytest.importorskip("playwright")
+    require_browser()
     with app_server() as (url, env):
         yield url
 

@@ -11,16 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from browser.harness import CHROMIUM, app_server, browser_page, login, wait_idle
+from browser.harness import app_server, browser_page, login, require_browser, wait_idle
 
 pytestmark = pytest.mark.browser
 
 
 @pytest.fixture(scope="module")
 def server():
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium; .ci/run does it)")
-    pytest.importorskip("playwright")
+    require_browser()
     with app_server() as (url, env):
         yield url
 

@@ -244,8 +244,8 @@ def test_rating_view_and_scan_name_reach_my_ratings_and_the_export(env):
     r = mine[SHA]
     assert (r.scan_name, r.thumbnail, r.frame, r.scale, r.mode, r.alpha) == (
         "head_***.dcm", PNG, 2, 4, "simulate", 0.8)
-    assert r.view == "esrgan ×4 simulate α 0.80, model v1, frame 3"
-    assert mine[SHA2].scan_name is None and mine[SHA2].view == "bicubic ×2 enhance"
+    assert r.view == "ESRGAN ×4, Simulate mode, α 0.80, model v1, frame 3"
+    assert mine[SHA2].scan_name is None and mine[SHA2].view == "Bicubic ×2, Enhance mode"
     assert rows[SHA]["file_name"] == "head_***.dcm" and rows[SHA]["frame"] == 3
     assert rows[SHA]["view"] == r.view and rows[SHA]["alpha"] == 0.8
     first = next(p for p in parsed if p["scan_sha256"] == SHA)
@@ -263,6 +263,26 @@ def test_rating_another_view_of_the_same_method_replaces_it(env):
         second = _rate(s, ids["ann"], alpha=0.5, scale=4, iq=5)
         assert second.id == first.id and (second.alpha, second.image_quality) == (0.5, 5)
         assert s.scalar(select(func.count()).select_from(m.Rating)) == 1
+
+
+@pytest.mark.parametrize("method, view, words", [
+    ("esrgan", {"scale": 4, "mode": "simulate", "alpha": 0.8, "model_version": "v2"},
+     "ESRGAN ×4, Simulate mode, α 0.80, model v2"),
+    ("rrdb_psnr", {"scale": 2, "mode": "enhance"}, "RRDB (PSNR) ×2, Enhance mode"),
+    ("srcnn", {"scale": 4}, "SRCNN ×4"),
+    ("original", {"model_version": "clf-1", "frame": 0}, "Original scan, model clf-1, frame 1"),
+    ("gradcam", {}, "Grad-CAM overlay"),
+    ("new_method", {}, "new_method"),              # unknown names are shown as they are
+])
+def test_describe_view_uses_the_method_labels(method, view, words):
+    """The view is named in the words the menus use (core.sr.METHOD_LABELS, the one table the
+    SR page's labels come from too), never in internal keys."""
+    from core.db.views import describe_view
+    from core.sr.models import METHOD_LABELS, SR_METHODS
+    from ui.sr import METHOD_LABELS as UI_LABELS
+
+    assert describe_view(method, **view) == words
+    assert tuple(METHOD_LABELS) == SR_METHODS and UI_LABELS is METHOD_LABELS
 
 
 @pytest.mark.parametrize("bad", [{"frame": -1}, {"scale": 0}, {"mode": "DROP TABLE"},
@@ -324,7 +344,7 @@ def test_upgrade_0003_to_0004_keeps_ratings(tmp_path, fast_hasher):
         (old,) = my_ratings(s, 7)
         assert (old.comment, old.image_quality, old.scale, old.alpha, old.scan_name) == (
             "kept", 4, None, None, None)
-        assert old.view == "esrgan, model v1"
+        assert old.view == "ESRGAN, model v1"
         again = _rate(s, 7, iq=2, scale=4, alpha=0.8)
         assert again.id == old.id and again.alpha == 0.8
     migrate(command.downgrade, "0003")

@@ -82,6 +82,15 @@ def app_server(weights: Path | None = None, *, startup_timeout: float = 90, secr
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def require_browser() -> None:
+    """Skip the calling test (with the reason) where Debian's chromium or playwright is absent."""
+    import pytest
+
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium; .ci/run does it)")
+    pytest.importorskip("playwright")
+
+
 @contextmanager
 def browser_page():
     from playwright.sync_api import sync_playwright
