@@ -189,8 +189,10 @@ def test_zip_series_window_presets_and_frames(app_env, explain_calls):
     assert not at.exception
     pick = at.selectbox(key="analyze_pick")
     assert len(pick.options) == 2 and "IM0001" in pick.options[0]
-    # CT: window presets in HU and a manual window; the other modality is flagged.
-    assert any("Different modality: this scan is CT" in w.value for w in at.warning)
+    # CT: window presets in HU and a manual window; the other modality is flagged, once: in the
+    # out-of-distribution statement (with what the model was trained on), not again below it.
+    assert any("modality CT (the model was trained on MR)" in e.value for e in at.error)
+    assert not any("Different modality" in w.value for w in at.warning)
     _window(at, "preset").set_value("CT bone (C 600 / W 2800)").run()
     assert "preset bone" in at.image[0].captions[0]
     _window(at, "preset").set_value("Manual").run()

@@ -121,3 +121,66 @@ def test_version_without_ood_section_says_not_checked(app_env):
     assert not any("Out of distribution." in e.value for e in at.error)
     text = " ".join(m.value for m in at.markdown)
     assert "scans are not checked" in text
+
+
+def test_header_mismatch_is_said_once_in_the_ood_statement(ood_env):
+    """CT_small on an OOD-fitted model: the red statement names the DICOM header's modality and
+    what the model was trained on; no yellow "Different modality" warning repeats it, so the
+    model card's popover follows right after the class probabilities."""
+    from pydicom.data import get_testdata_file
+
+    ct = Path(get_testdata_file("CT_small.dcm"))
+    at = logged_in("radiologist", ood_env["ids"]).run()
+    at.file_uploader(key="scan").upload(ct.name, ct.read_bytes(), "application/dicom").run()
+    assert not at.exception, at.exception
+    (error,) = [e.value for e in at.error]
+    assert "Out of distribution" in error
+    assert "its DICOM header says modality CT (the model was trained on MR)" in error
+    assert not any("Different modality" in w.value or "Different body part" in w.value
+                   for w in at.warning)
+    assert [k.type for k in _prediction_column(at)][:3] == ["subheader", "error", "caption"]
+
+
+class _Scan:
+    def __init__(self, *, modality=None, body_part=None, color=False, px=128):
+        import numpy as np
+
+        self.modality, self.body_part, self.is_color = modality, body_part, color
+        self.pixels = np.zeros((px, px, 3) if color else (px, px), np.uint8)
+
+
+@pytest.mark.parametrize("scan, shown, folded", [
+    (_Scan(modality="CT"), [], ["Different modality"]),
+    (_Scan(body_part="CHEST"), [], ["Different body part"]),
+    (_Scan(modality="CT", color=True, px=40), ["Colour image", "Tiny image"],
+     ["Different modality"]),
+])
+def test_header_warnings_fold_into_the_ood_statement(scan, shown, folded):
+    """input_warnings(header=False) drops exactly what ood_verdict's header sentence names and
+    keeps the other warnings; the sentence names both modality and body part when both differ."""
+    from ui.analysis import _header_mismatch, input_warnings
+
+    card = {"data": {"modality": "MR", "body_part": "brain"}}
+    every = input_warnings(scan, card)
+    kept = input_warnings(scan, card, header=False)
+    assert all(any(w.startswith(f) for w in every) for f in folded)
+    assert [w[:len(s)] for w, s in zip(kept, shown)] == shown and len(kept) == len(shown)
+    sentence = _header_mismatch(scan, card)
+    assert sentence and all(p in sentence for p in (
+        ([f"modality {scan.modality}"] if scan.modality else [])
+        + ([f"body part {scan.body_part}"] if scan.body_part else [])))
+    both = _header_mismatch(_Scan(modality="CT", body_part="CHEST"), card)
+    assert both == ("its DICOM header says modality CT (the model was trained on MR) and body "
+                    "part CHEST (the model was trained on brain)")
+
+
+def test_model_card_names_ood_test_kinds_in_words():
+    from ui.analysis import ood_card_text
+
+    flagged = {"n": 4, "count": 4, "fraction": 1.0}
+    card = {"ood": {"threshold": 1.36, "percentile": 95, "evaluation": {
+        "in_flagged": {"n": 10, "count": 1, "fraction": 0.1}, "out_flagged": flagged,
+        "auroc": 0.99, "out_flagged_by_kind": {k: flagged for k in (
+            "ct", "dicom_other", "mr_tiny", "photo_colour", "new_kind")}}}}
+    text = ood_card_text(card)
+    assert "(CT, other DICOM, tiny MR images, colour photos, new kind)" in text

@@ -107,3 +107,21 @@ def test_large_enhance_asks_first(app_env, compare_calls):
     at.button(key="sr_confirm").click().run()
     assert not at.exception and len(compare_calls) == n + 1
     assert at.get("plotly_chart")
+
+
+def test_image_figures_have_bare_axes():
+    """Image panels, the split slider and the difference map show no tick marks or labels on
+    any axis (a tick without a number is only clutter)."""
+    import numpy as np
+
+    from ui import plots
+
+    img = np.zeros((16, 16), np.uint8)
+    figs = [plots.image_panels({"a": img, "b": img, "c": img, "d": img}, cols=3),
+            plots.split_compare(img, img, left_name="a", right_name="b"),
+            plots.difference_map(img.astype(float), title="|a − b|")]
+    for fig in figs:
+        axes = [getattr(fig.layout, k) for k in fig.layout if k.startswith(("xaxis", "yaxis"))]
+        assert axes
+        for axis in axes:
+            assert (axis.ticks, axis.showticklabels, axis.showline) == ("", False, False)

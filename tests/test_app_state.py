@@ -274,3 +274,38 @@ def test_two_tabs_keep_their_own_selection(app_env, compare_calls):
     tab_b.file_uploader(key="scan").upload("b.png", brain_png_bytes(128), "image/png").run()
     tab_a.run()
     assert "a.png" in header(tab_a) and "b.png" in header(tab_b)
+
+
+def _study_form_script():
+    from types import SimpleNamespace
+
+    import streamlit as st
+
+    from ui.rating import study_rating_form_ui
+
+    item = SimpleNamespace(item_id=1, label="Image 1 of 6", image_quality=None,
+                           diagnostic_usefulness=None, comment=None, rated=False)
+    _, narrow = st.columns([3, 2])
+    with narrow:
+        study_rating_form_ui(reader_id=1, item=item, key="study_item_1")
+
+
+def test_rating_scales_never_wrap_into_a_grid(app_env, compare_calls):
+    """Each 1–5 scale is one vertical list (1 at the top, every step spelled out): side by side
+    in the full-width SR form, one under the other in the reader study's narrow column."""
+    from streamlit.testing.v1 import AppTest
+
+    at = logged_in("radiologist", app_env["ids"]).run()
+    at.switch_page("app_pages/super_resolution.py").run()
+    at.file_uploader(key="scan").upload("head.png", brain_png_bytes(96), "image/png").run()
+    for suffix in ("quality", "usefulness"):
+        radio = form(at, "sr_rating", suffix)
+        assert radio.proto.horizontal is False
+        assert radio.options == ["1 · extremely bad", "2 · poor", "3 · acceptable", "4 · good",
+                                 "5 · excellent"]
+
+    study = AppTest.from_function(_study_form_script).run()
+    assert not study.exception
+    radios = [study.radio(key=f"study_item_1_{s}") for s in ("quality", "usefulness")]
+    assert [r.proto.horizontal for r in radios] == [False, False]
+    assert [r.label for r in radios] == ["Image quality", "Diagnostic usefulness"]

@@ -15,7 +15,7 @@ from ui import plots
 from ui.models import confidence_statement, headline_metrics
 from ui.resources import db_write
 
-__all__ = ["LOW_CONFIDENCE", "TINY_IMAGE_PX", "OOD_HEADLINE", "input_warnings", "ood_verdict",
+__all__ = ["LOW_CONFIDENCE", "TINY_IMAGE_PX", "OOD_HEADLINE", "OOD_KIND_LABELS", "input_warnings", "ood_verdict",
            "ood_card_text", "prediction_ui", "batch_row", "model_card_ui", "record_scan_once",
            "record_prediction_once"]
 
@@ -42,16 +42,18 @@ def _expected(card: dict, key: str) -> list[str]:
     return [_norm(v) for v in (value if isinstance(value, list) else [value])]
 
 
-def input_warnings(scan, card: dict) -> list[str]:
-    """Why this scan may be unlike the model's training data (empty list: nothing noticed)."""
+def input_warnings(scan, card: dict, *, header: bool = True) -> list[str]:
+    """Why this scan may be unlike the model's training data (empty list: nothing noticed).
+    ``header=False`` leaves out the DICOM header's modality / body part, for when the
+    out-of-distribution statement already names them (:func:`ood_verdict`)."""
     out = []
     modalities = _expected(card, "modality")
-    if scan.modality and modalities and _norm(scan.modality) not in modalities:
+    if header and scan.modality and modalities and _norm(scan.modality) not in modalities:
         out.append(f"Different modality: this scan is {scan.modality}, the model was trained on "
                    f"{', '.join(m.upper() for m in modalities)} images. The prediction is "
                    "probably meaningless.")
     parts = _expected(card, "body_part")
-    if scan.body_part and parts and _norm(scan.body_part) not in parts:
+    if header and scan.body_part and parts and _norm(scan.body_part) not in parts:
         out.append(f"Different body part: this scan shows {scan.body_part}, the model was "
                    f"trained on {', '.join(parts)}.")
     if scan.is_color:
@@ -64,17 +66,26 @@ def input_warnings(scan, card: dict) -> list[str]:
     return out
 
 
+#: The kinds of image in the out-of-distribution test set (``scripts/make_ood_set.py``), in
+#: words; an unknown kind is shown with its underscores as spaces.
+OOD_KIND_LABELS = {"ct": "CT", "radiograph": "radiographs", "nuclear_medicine": "nuclear medicine",
+                   "mr_body": "body MR", "mr_tiny": "tiny MR images", "ultrasound": "ultrasound",
+                   "dicom_other": "other DICOM", "photo_colour": "colour photos",
+                   "photo_grey": "greyscale photos", "tiny_patch": "tiny brain-MRI patches"}
 OOD_HEADLINE = "This scan does not look like the brain MRI the model was trained on"
 
 
 def _header_mismatch(scan, card: dict) -> str | None:
-    """The DICOM header's modality / body part when it differs from the model card's."""
+    """The DICOM header's modality / body part when it differs from the model card's, with what
+    the model was trained on (so no separate warning needs to repeat it)."""
     modalities, parts = _expected(card, "modality"), _expected(card, "body_part")
+    said = []
     if scan.modality and modalities and _norm(scan.modality) not in modalities:
-        return f"its DICOM header says modality {scan.modality}"
+        said.append(f"modality {scan.modality} (the model was trained on "
+                    f"{', '.join(m.upper() for m in modalities)})")
     if scan.body_part and parts and _norm(scan.body_part) not in parts:
-        return f"its DICOM header says body part {scan.body_part}"
-    return None
+        said.append(f"body part {scan.body_part} (the model was trained on {', '.join(parts)})")
+    return f"its DICOM header says {' and '.join(said)}" if said else None
 
 
 def ood_verdict(pred, scan, card: dict) -> tuple[str, str]:
@@ -126,7 +137,9 @@ def prediction_ui(pred, scan, clf) -> str:
             st.info(sentence, icon=":material/help:")
         else:
             st.caption(sentence)
-    for message in input_warnings(scan, clf.card):
+    # An out-of-distribution statement always names a DICOM header mismatch (ood_verdict), so
+    # its modality / body-part warnings would only repeat it; the other warnings stay.
+    for message in input_warnings(scan, clf.card, header=status != "out of distribution"):
         st.warning(message, icon=":material/report:")
     if status == "out of distribution":
         with st.expander("Class probabilities (not meaningful for this scan)"):
@@ -164,7 +177,8 @@ def ood_card_text(card: dict) -> str:
     ev = o.get("evaluation")
     if isinstance(ev, dict) and ev.get("in_flagged") and ev.get("out_flagged"):
         i, u = ev["in_flagged"], ev["out_flagged"]
-        kinds = ", ".join(k.replace("_", " ") for k in ev.get("out_flagged_by_kind") or {})
+        kinds = ", ".join(OOD_KIND_LABELS.get(k, k.replace("_", " "))
+                          for k in ev.get("out_flagged_by_kind") or {})
         text += (f" On {i['n']} brain MRI test slices it flagged {i['count']} "
                  f"({i['fraction']:.0%}); on {u['n']} other images"
                  + (f" ({kinds})" if kinds else "") + f" it flagged {u['count']} "

@@ -27,17 +27,25 @@ def _data_uri(image: np.ndarray) -> str:
     return "data:image/png;base64," + base64.b64encode(png_bytes(to_rgb(image))).decode("ascii")
 
 
+#: An image's axes show nothing: no tick marks, labels, grid, zero line or axis line (pixel
+#: coordinates are in the hover text).
+_BARE_AXIS = dict(showticklabels=False, ticks="", showgrid=False, zeroline=False,
+                  showline=False)
+
+
 def _square_axes(fig: go.Figure, n: int) -> None:
-    """Pixels square, y pointing down, no tick clutter, every panel zooms together."""
+    """Pixels square, y pointing down, bare axes, every panel zooms together."""
     for i in range(1, n + 1):
         suffix = "" if i == 1 else str(i)
         fig.layout[f"yaxis{suffix}"].update(scaleanchor=f"x{suffix}", autorange="reversed",
-                                            showticklabels=False, showgrid=False, zeroline=False,
-                                            constrain="domain", constraintoward="top")
-        fig.layout[f"xaxis{suffix}"].update(showticklabels=False, showgrid=False, zeroline=False,
-                                            constrain="domain")
-    fig.update_xaxes(matches="x")
-    fig.update_yaxes(matches="y")
+                                            constrain="domain", constraintoward="top",
+                                            **_BARE_AXIS)
+        fig.layout[f"xaxis{suffix}"].update(constrain="domain", **_BARE_AXIS)
+    fig.update_xaxes(matches="x", **_BARE_AXIS)
+    fig.update_yaxes(matches="y", **_BARE_AXIS)
+    for key in list(fig.layout):            # empty cells of the last row: no axes at all
+        if key.startswith(("xaxis", "yaxis")) and int(key[5:] or 1) > n:
+            fig.layout[key].visible = False
 
 
 def percent(p: float) -> str:
@@ -122,9 +130,9 @@ def split_compare(left: np.ndarray, right: np.ndarray, *, left_name: str, right_
         shapes=divider(cuts[start]), height=height, margin=dict(l=0, r=0, t=30, b=10),
         sliders=[dict(active=start, steps=steps_spec, pad=dict(t=30),
                       currentvalue=dict(prefix=f"◀ {left_name} | {right_name} ▶   split at "))],
-        yaxis=dict(scaleanchor="x", autorange="reversed", showticklabels=False, showgrid=False,
-                   constrain="domain", constraintoward="top"),
-        xaxis=dict(showticklabels=False, showgrid=False, constrain="domain"),
+        yaxis=dict(scaleanchor="x", autorange="reversed", constrain="domain",
+                   constraintoward="top", **_BARE_AXIS),
+        xaxis=dict(constrain="domain", **_BARE_AXIS),
         annotations=[dict(x=0, y=1.0, xref="paper", yref="paper", text=left_name, showarrow=False,
                           xanchor="left", yanchor="bottom"),
                      dict(x=1, y=1.0, xref="paper", yref="paper", text=right_name,
@@ -142,9 +150,9 @@ def difference_map(diff: np.ndarray, *, title: str, height: int = 460) -> go.Fig
                                colorbar=dict(title="|diff|"),
                                hovertemplate="x %{x}, y %{y}: %{z:.3f}<extra></extra>"))
     fig.update_layout(title=title, height=height, margin=dict(l=0, r=0, t=40, b=0),
-                      yaxis=dict(scaleanchor="x", autorange="reversed", showticklabels=False,
-                                 constrain="domain", constraintoward="top"),
-                      xaxis=dict(showticklabels=False, constrain="domain"))
+                      yaxis=dict(scaleanchor="x", autorange="reversed", constrain="domain",
+                                 constraintoward="top", **_BARE_AXIS),
+                      xaxis=dict(constrain="domain", **_BARE_AXIS))
     return fig
 
 

@@ -1,9 +1,10 @@
 """The rating form shown on the Analyze, Super-resolution and Reader-study pages.
 
-Two 1–5 scales with every step spelled out, an optional comment; saved with the reader, the
-scan's hash, the method (what was rated), the model version, the view (frame, SR scale and mode,
-ESRGAN α) and the time. A reader sees and edits only their own rating (pre-filled when one
-exists for exactly this view); nobody else's is ever shown.
+Two 1–5 scales with every step spelled out, each one vertical list (never wrapped into a grid),
+and an optional comment; saved with the reader, the scan's hash, the method (what was rated),
+the model version, the view (frame, SR scale and mode, ESRGAN α) and the time. A reader sees
+and edits only their own rating (pre-filled when one exists for exactly this view); nobody
+else's is ever shown.
 
 The form belongs to its image: its widget keys include a digest of (scan hash, frame, method,
 scale, mode, α, model version), so nothing typed for one image carries over to another, and its
@@ -37,7 +38,10 @@ def view_id(*parts: object) -> str:
 def _form(key: str, title: str, quality: int | None, usefulness: int | None,
           comment: str | None, when: datetime | None,
           save: Callable[[int, int, str | None], None], *, rated: bool = False,
-          thumbnail: bytes | None = None, note: str | None = None) -> bool:
+          thumbnail: bytes | None = None, note: str | None = None, wide: bool = True) -> bool:
+    """The form. Each 1–5 scale is one vertical list, 1 at the top, so it never wraps into a
+    grid however narrow the column: side by side when the form is ``wide`` (full width), one
+    below the other in a narrow column (the reader study)."""
     options = list(SCALE)
     with st.form(f"{key}_form", border=True):
         if thumbnail is not None:
@@ -53,11 +57,12 @@ def _form(key: str, title: str, quality: int | None, usefulness: int | None,
                        "your rating.")
         elif rated:
             st.caption("You have rated this image; submitting again replaces your rating.")
-        q = st.radio("Image quality", options, format_func=SCALE.get, horizontal=True,
-                     index=options.index(quality) if quality else None, key=f"{key}_quality")
-        u = st.radio("Diagnostic usefulness", options, format_func=SCALE.get, horizontal=True,
-                     index=options.index(usefulness) if usefulness else None,
-                     key=f"{key}_usefulness")
+        c_q, c_u = st.columns(2) if wide else (st.container(), st.container())
+        q = c_q.radio("Image quality", options, format_func=SCALE.get,
+                      index=options.index(quality) if quality else None, key=f"{key}_quality")
+        u = c_u.radio("Diagnostic usefulness", options, format_func=SCALE.get,
+                      index=options.index(usefulness) if usefulness else None,
+                      key=f"{key}_usefulness")
         text = st.text_area("Comment (optional)", value=comment or "", key=f"{key}_comment",
                             height=80)
         submitted = st.form_submit_button("Update rating" if when or rated else "Save rating",
@@ -131,4 +136,5 @@ def study_rating_form_ui(*, reader_id: int, item, key: str) -> bool:
                             image_quality=q, diagnostic_usefulness=u, comment=comment)
 
     return _form(key, f"**Your rating of {item.label}**", item.image_quality,
-                 item.diagnostic_usefulness, item.comment, None, save, rated=item.rated)
+                 item.diagnostic_usefulness, item.comment, None, save, rated=item.rated,
+                 wide=False)

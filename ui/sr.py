@@ -6,14 +6,13 @@ from dataclasses import dataclass
 import streamlit as st
 
 from core.errors import MedScanError
+from core.sr.models import METHOD_LABELS
 from ui import cached
 from ui.resources import db_write
 
 __all__ = ["METHOD_LABELS", "MODE_HELP", "SRSettings", "sr_methods_ui", "run_comparison",
            "record_sr_once", "difference_maps"]
 
-METHOD_LABELS = {"bicubic": "Bicubic", "srcnn": "SRCNN", "rrdb_psnr": "RRDB (PSNR)",
-                 "esrgan": "ESRGAN"}
 MODE_HELP = {
     "simulate": "Simulate: the scan is shrunk by the scale factor and each method restores it, "
                 "so PSNR/SSIM against the original are meaningful.",

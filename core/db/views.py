@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 __all__ = ["UserView", "ScanView", "PredictionView", "SRResultView", "RatingView",
-           "describe_view", "StudyView", "StudyItemView", "StudyProgress", "AuditView",
+           "describe_view", "view_label", "VIEW_LABELS", "StudyView", "StudyItemView", "StudyProgress", "AuditView",
            "JobView", "ProgressPoint"]
 
 
@@ -89,20 +89,34 @@ class RatingView:
 
     @property
     def view(self) -> str:
-        """What was rated, in words: ``"esrgan ×4 simulate α 0.80, model v1, frame 3"``."""
+        """What was rated, in words: ``"ESRGAN ×4, Simulate mode, α 0.80, model v1, frame 3"``."""
         return describe_view(self.method, model_version=self.model_version, frame=self.frame,
                              scale=self.scale, mode=self.mode, alpha=self.alpha)
+
+
+#: Rated views that are not super-resolution methods (those take ``core.sr.METHOD_LABELS``).
+VIEW_LABELS = {"original": "Original scan", "gradcam": "Grad-CAM overlay"}
+
+
+def view_label(method: str) -> str:
+    """The human name of a rated view/method: ``"esrgan"`` → ``"ESRGAN"``, ``"original"`` →
+    ``"Original scan"``; an unknown name is shown as it is."""
+    from core.sr.models import METHOD_LABELS   # the one table of SR methods (light import)
+
+    return VIEW_LABELS.get(method) or METHOD_LABELS.get(method) or method
 
 
 def describe_view(method: str, *, model_version: str | None = None, frame: int | None = None,
                   scale: int | None = None, mode: str | None = None,
                   alpha: float | None = None) -> str:
-    """One line naming a rated view (the same words on My ratings and in the export)."""
-    head = " ".join([method, *([f"×{scale}"] if scale else []), *([mode] if mode else []),
-                     *([f"α {alpha:.2f}"] if alpha is not None else [])])
-    tail = ([f"model {model_version}"] if model_version else []) + (
-        [f"frame {frame + 1}"] if frame is not None else [])
-    return ", ".join([head, *tail])
+    """One line naming a rated view in words (the same words on the rating form, My ratings and
+    the export's ``view`` column): ``"ESRGAN ×4, Simulate mode, α 0.80, model v1, frame 3"``."""
+    head = " ".join([view_label(method), *([f"×{scale}"] if scale else [])])
+    parts = [head, *([f"{mode.capitalize()} mode"] if mode else []),
+             *([f"α {alpha:.2f}"] if alpha is not None else []),
+             *([f"model {model_version}"] if model_version else []),
+             *([f"frame {frame + 1}"] if frame is not None else [])]
+    return ", ".join(parts)
 
 
 @dataclass(frozen=True)

@@ -24,11 +24,14 @@ from core.errors import MedScanError, ModelCardError, ModelNotFoundError
 from core.sr.degrade import bicubic_upscale
 from core.sr.tiling import DEFAULT_OVERLAP, DEFAULT_TILE, upscale_tiled
 
-__all__ = ["SR_METHODS", "MODEL_METHODS", "ARCHITECTURE_BY_METHOD", "slot_name",
+__all__ = ["SR_METHODS", "METHOD_LABELS", "MODEL_METHODS", "ARCHITECTURE_BY_METHOD", "slot_name",
            "load_sr_model", "BicubicSR", "KerasSR", "InterpolatedSR", "interpolate_weights",
            "rgb_to_ycbcr", "ycbcr_to_rgb"]
 
 SR_METHODS = ("bicubic", "srcnn", "rrdb_psnr", "esrgan")
+#: What people read for each method (menus, tables, My ratings, the export's ``view`` text).
+METHOD_LABELS = {"bicubic": "Bicubic", "srcnn": "SRCNN", "rrdb_psnr": "RRDB (PSNR)",
+                 "esrgan": "ESRGAN"}
 MODEL_METHODS = ("srcnn", "rrdb_psnr", "esrgan")
 ARCHITECTURE_BY_METHOD = {"srcnn": "srcnn", "rrdb_psnr": "rrdbnet", "esrgan": "rrdbnet"}
 
