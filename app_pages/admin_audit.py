@@ -11,7 +11,7 @@ from ui.resources import db
 admin = auth.require_role("admin")
 st.title("Audit log")
 
-from core.db.audit import audit_actions, audit_csv, search_audit  # noqa: E402
+from core.db.audit import audit_actions, audit_csv, detail_text, search_audit  # noqa: E402
 from core.db.auth import list_users  # noqa: E402
 from core.db.models import utcnow  # noqa: E402
 
@@ -42,10 +42,22 @@ st.caption(shown + (f" (the newest {LIMIT}; narrow the filter to see older ones)
                     if len(rows) >= LIMIT else "") + ". Times are UTC; details never hold "
            "patient data.")
 if rows:
-    st.dataframe([{"time (UTC)": e.at.strftime("%Y-%m-%d %H:%M:%S"), "user": e.username or "—",
-                   "action": e.action,
-                   "detail": ", ".join(f"{k}={v}" for k, v in e.detail.items())}
-                  for e in rows], hide_index=True, key="audit_log_table")
+    picked = st.dataframe(
+        [{"time (UTC)": e.at.strftime("%Y-%m-%d %H:%M:%S"), "user": e.username or "—",
+          "action": e.action, "detail": detail_text(e.detail)} for e in rows],
+        hide_index=True, key="audit_log_table", on_select="rerun", selection_mode="single-row",
+        column_config={"time (UTC)": st.column_config.TextColumn(width=145),
+                       "user": st.column_config.TextColumn(width=80),
+                       "action": st.column_config.TextColumn(width=125),
+                       "detail": st.column_config.TextColumn(width="large")})
+    st.caption("Hashes are shortened to 12 characters here; select a row to read its whole "
+               "detail. The CSV keeps every value in full.")
+    for i in picked.selection.rows if picked else []:
+        e = rows[i]
+        with st.container(border=True):
+            st.markdown(f"**{e.action}** · {e.username or '—'} · "
+                        f"{e.at:%Y-%m-%d %H:%M:%S} UTC")
+            st.json(e.detail, expanded=True)
     st.download_button("Download CSV", audit_csv(rows), icon=":material/download:",
                        file_name=f"medscan-audit-{since or 'all'}-{until or since or 'all'}.csv",
                        mime="text/csv", key="audit_csv", on_click="ignore")

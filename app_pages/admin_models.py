@@ -8,8 +8,9 @@ import streamlit as st
 from core import registry
 from core.errors import MedScanError
 from ui import auth, plots
-from ui.models import (EVAL_METRICS, METRIC_LABELS, change_summary, classifier_rows, eval_sets,
-                       headline_metrics, slot_of, sr_rows)
+from ui.models import (CLASSIFIER_COLUMNS, EVAL_METRICS, METRIC_LABELS, change_summary,
+                       classifier_rows, eval_sets, headline_metrics, metric_label, recipe_line,
+                       slot_of, sr_rows)
 from ui.resources import db
 
 admin = auth.require_role("admin")
@@ -18,7 +19,31 @@ st.caption("The active version serves every user from their next rerun. Versions
            "app are published as candidates in the data directory's registry; shipped versions "
            "(weights/) are read-only. Nothing is deleted.")
 if flash := st.session_state.pop("models_flash", None):
-    st.success(flash, icon=":material/check_circle:")
+    text, overridden = flash if isinstance(flash, tuple) else (flash, False)
+    if overridden:   # activated although the comparison warned: not a green "all good"
+        st.warning(text, icon=":material/warning:")
+    else:
+        st.success(text, icon=":material/check_circle:")
+
+
+@st.cache_data(ttl=300, show_spinner=False)
+def _training_overlap(version: str, data: str | None, fingerprint: str | None) -> str | None:
+    from core.classifier.train import training_overlap
+
+    try:
+        card = registry.load_card("classifier", version)
+    except MedScanError:
+        return None
+    return training_overlap(card, data, fingerprint)
+
+
+def _overlap_warnings(versions, data: str | None, fingerprint: str | None) -> None:
+    """A warning for each version whose training data the evaluation set is, or looks like."""
+    for v in dict.fromkeys(x for x in versions if x):
+        if why := _training_overlap(v, data, fingerprint):
+            st.warning(f"**{v}** may have been trained on these images: {why}. Its figures "
+                       "here are not a held-out test; evaluate it on images it never saw.",
+                       icon=":material/join_inner:")
 
 
 def _activate_ui(task: str, versions: list[str], active: str | None, key: str,
@@ -34,14 +59,17 @@ def _activate_ui(task: str, versions: list[str], active: str | None, key: str,
         st.markdown(f"**Activating changes {active or 'nothing'} → {choice}**")
         if cmp["set"]:
             s = cmp["set"]
-            st.dataframe([{"metric": r["metric"], f"{active} (active)": round(r["reference"], 4),
-                           f"{choice}": round(r["candidate"], 4),
+            st.dataframe([{"metric": metric_label(r["metric"]),
+                           f"{active} (active)": f"{r['reference']:.4f}",
+                           f"{choice}": f"{r['candidate']:.4f}",
                            "change": f"{r['delta']:+.4f}" + (
                                "" if r["better"] is None else " better" if r["better"]
                                else " WORSE")} for r in cmp["rows"]],
                          hide_index=True, key=f"{key}_deltas")
             st.caption(f"Both on the same evaluation set: {s['data']} ({s['n']} images, "
                        f"fingerprint {s['fingerprint'][:23]}…).")
+            if task == "classifier":
+                _overlap_warnings((active, choice), s.get("data"), s.get("fingerprint"))
         if task == "classifier":
             for w in cmp["warnings"]:
                 st.error(w, icon=":material/warning:")
@@ -61,7 +89,8 @@ def _activate_ui(task: str, versions: list[str], active: str | None, key: str,
             except MedScanError as err:
                 st.error(str(err))
                 return
-            st.session_state["models_flash"] = change_summary(cmp, previous)
+            st.session_state["models_flash"] = (
+                change_summary(cmp, previous), bool(task == "classifier" and cmp["warnings"]))
             st.rerun()
     previous = registry.previous_version(task, slot=slot)
     if previous and st.button(f"Roll back to {previous}", key=f"{key}_rollback",
@@ -97,6 +126,7 @@ def _eval_set_ui(status: dict[str, str]) -> None:
         chosen["reports"], EVAL_METRICS, status=status, labels=METRIC_LABELS,
         title=f"Evaluation set {chosen['label']}: every bar on the same images"),
         key="clf_eval_chart")
+    _overlap_warnings(chosen["reports"], chosen.get("data"), fp)
     st.caption("Only figures measured on this one set are drawn here. Card figures (each "
                "version's own validation split or recorded test set) stay in the table above, "
                "in columns named by their set.")
@@ -111,7 +141,9 @@ with tab_clf:
         active = registry.active_version("classifier")
         info = {r["version"]: r for r in registry.version_rows("classifier")}
         status = {v: r["status"] for v, r in info.items()}
-        st.dataframe(classifier_rows(cards, info), hide_index=True, key="clf_versions")
+        st.dataframe(classifier_rows(cards, info), hide_index=True, key="clf_versions",
+                     column_config={c: st.column_config.TextColumn(label, width=w)
+                                    for c, (label, w) in CLASSIFIER_COLUMNS.items()})
         _eval_set_ui(status)
         st.subheader("Activate")
         _activate_ui("classifier", [c["version"] for c in cards], active, "clf", status)
@@ -134,6 +166,7 @@ with tab_clf:
                                                         m.get("classes") or chosen["classes"],
                                                         title="Confusion matrix"),
                                 key="clf_confusion")
+        st.caption(f"{chosen['version']}: {recipe_line(chosen)}.")
         with st.expander("Caveats of the selected version"):
             for line in chosen.get("caveats") or ["(none listed)"]:
                 st.markdown(f"- {line}")

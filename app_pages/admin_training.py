@@ -10,6 +10,7 @@ import streamlit as st
 
 from core.errors import MedScanError
 from ui import auth, plots
+from ui.models import progress_text
 from ui.resources import db
 
 admin = auth.require_role("admin")
@@ -63,12 +64,16 @@ with st.expander("Start a training run", expanded=True, icon=":material/play_arr
                                    key="train_size")
             epochs = c4.number_input("Epochs", 1, 500, int(recipe["epochs"]), key="train_epochs")
             c1, c2, c3, c4 = st.columns(4)
-            lr = c1.number_input("Learning rate", 1e-6, 1.0, float(recipe["lr"]), format="%.5f",
-                                 key="train_lr")
+            lr = c1.number_input("Learning rate", 1e-6, 1.0, float(recipe["lr"]), 1e-4,
+                                 format="%.5f", key="train_lr",
+                                 help="Peak learning rate of the optimizer; − and + change it "
+                                      "by 0.0001 (type a value for finer steps).")
             batch = c2.number_input("Batch size", 1, 512, int(recipe["batch_size"]),
                                     key="train_batch")
-            patience = c3.number_input("Early-stopping patience (epochs)", 1, 100,
-                                       int(recipe["patience"]), key="train_patience")
+            patience = c3.number_input("Patience (epochs)", 1, 100, int(recipe["patience"]),
+                                       key="train_patience",
+                                       help="Early stopping: the run stops after this many "
+                                            "epochs without a lower validation loss.")
             minutes = c4.number_input("Time limit (min)", 1, 24 * 60, 60, key="train_minutes")
             eval_data = st.text_input(
                 "Evaluation set (image folder, one sub-folder per class)", key="train_eval",
@@ -143,14 +148,8 @@ def _job_panel(job) -> None:
             with db() as session:
                 cancel_job(session, job.id, by_user_id=admin["id"])
             st.rerun()
-        p = job.progress or {}
-        text = " · ".join(x for x in (
-            p.get("phase"), f"epoch {p['epoch']}/{p['epochs']}" if p.get("epochs") else "",
-            f"step {p['step']}/{p['steps']}" if p.get("steps") else "",
-            f"loss {p['loss']:.4f}" if isinstance(p.get("loss"), (int, float)) else "",
-            f"about {p['eta_s'] / 60:.0f} min left" if p.get("eta_s") else "",
-            p.get("message") or "") if x)
-        st.progress(min(max(job.fraction, 0.0), 1.0), text=text or job.status)
+        text = progress_text(job.progress or {}, job.status)
+        st.progress(min(max(job.fraction, 0.0), 1.0), text=text)
         if not job.finished and heartbeat_age_s(job) > job_heartbeat_s():
             st.warning(f"No progress for {heartbeat_age_s(job) / 60:.0f} min, but the worker "
                        "process is still alive: it may be stuck. Cancel it to resume later.",

@@ -215,7 +215,7 @@ def _training(page, out: Path) -> str:
     page.get_by_label("Data folder (one sub-folder per class)").fill(str(CLASSIFIER_DATA))
     _choose(page, "Architecture", "cnn")
     for label, value in (("Input size (px)", "32"), ("Epochs", "3"), ("Batch size", "8"),
-                         ("Early-stopping patience (epochs)", "3")):
+                         ("Patience (epochs)", "3")):
         field = page.get_by_label(label, exact=True)
         field.fill(value)
         field.press("Tab")

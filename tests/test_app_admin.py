@@ -180,3 +180,59 @@ def test_radiologist_cannot_open_the_audit_log(app_env):
                                 "role": "radiologist"}
     at.run()
     assert not at.exception and "for admin accounts" in at.error[0].value
+
+
+def test_audit_log_detail_is_readable_and_the_csv_keeps_full_values(app_env):
+    """Detail as ``key: value`` text: hashes shortened to 12 characters, None dropped, lists
+    joined; the CSV keeps the full values."""
+    import csv
+    import io
+
+    from core.db import init_db, session_scope
+    from core.db.audit import audit, audit_csv, detail_text, search_audit
+
+    sha = "41eb44d26b06a51d3eee8f5cfa5525c3a065480d8509944aac74477bc8df3e97"
+    detail = {"task": "classifier", "slot": None, "args": ["--data", "/d", "--arch", "cnn"],
+              "eval_set": "sha256:" + sha, "scan": sha, "blinded": True}
+    text = detail_text(detail)
+    assert text == ("task: classifier; args: --data /d --arch cnn; eval set: sha256:41eb44d26b06…; "
+                    "scan: 41eb44d26b06…; blinded: yes")
+    assert "None" not in text and "[" not in text and sha not in text
+    ids = app_env["ids"]
+    with session_scope(init_db(app_env["MEDSCAN_DATABASE_URL"])) as s:
+        audit(s, ids["admin"], "model_activate", **detail)
+    at = logged_in("admin", ids).run()
+    at.switch_page("app_pages/admin_audit.py").run()
+    assert not at.exception
+    table = at.dataframe[0].value
+    shown = table[table["action"] == "model_activate"]["detail"].iloc[0]
+    assert shown == text
+    with session_scope(init_db(app_env["MEDSCAN_DATABASE_URL"])) as s:
+        got = list(csv.DictReader(io.StringIO(audit_csv(search_audit(
+            s, actions=["model_activate"])))))
+    assert sha in got[0]["detail"] and '"slot": null' in got[0]["detail"]   # complete
+
+
+def test_export_page_shows_readable_column_labels(app_env):
+    """The summary keeps machine names in its data (and the CSV), the page shows words."""
+    import json
+
+    from core.db import init_db, session_scope
+    from core.db.ratings import export_ratings_csv, save_rating
+    from core.db.records import record_scan
+
+    ids = app_env["ids"]
+    with session_scope(init_db(app_env["MEDSCAN_DATABASE_URL"])) as s:
+        record_scan(s, "ab" * 32, {}, "png", "MR", (8, 8), ids["reader"], display_name="x.png")
+        save_rating(s, scan_sha256="ab" * 32, reader_id=ids["reader"], method="original",
+                    model_version=None, image_quality=4, diagnostic_usefulness=3)
+        csv_text = export_ratings_csv(s)
+    assert "image_quality" in csv_text.splitlines()[0]                # CSV: machine names
+    at = logged_in("admin", ids).run()
+    at.switch_page("app_pages/admin_export.py").run()
+    assert not at.exception
+    config = json.loads(at.dataframe[0].proto.columns)
+    labels = {k: v.get("label") for k, v in config.items()}
+    assert labels["n_ratings"] == "ratings" and labels["model_version"] == "model version"
+    assert labels["mean_image_quality"].startswith("mean image quality")
+    assert not any("_" in (v or "") for v in labels.values())

@@ -135,6 +135,10 @@ def test_models_page_compares_on_one_set_confirms_warns_activates_and_rolls_back
     assert status == {"ship-v1": "active", cand: "candidate"}
     assert "val acc (card)" in table.columns and "test acc (card)" in table.columns
     assert "metrics from" not in table.columns                       # no mixed column
+    cells = [str(v) for col in table.columns for v in table[col]]
+    assert "None" not in cells and "nan" not in cells                # a missing figure is "—"
+    assert dict(zip(table["version"], table["test acc (card)"])) == {
+        "ship-v1": "0.900 (n=160)", cand: "—"}
     chart = next(c for c in at.get("plotly_chart") if "clf_eval_chart" in c.proto.id)
     assert "same images" in chart.proto.spec and "n=4" in chart.proto.spec
     at.selectbox(key="clf_pick").set_value(cand).run()
@@ -142,11 +146,14 @@ def test_models_page_compares_on_one_set_confirms_warns_activates_and_rolls_back
     assert "WORSE" in errors and "only 4 images" in errors
     assert at.button(key="clf_activate").disabled                   # confirm first
     at.checkbox(key="clf_confirm").check().run()
+    deltas = at.dataframe[1].value                                   # the change table
+    assert list(deltas["metric"]) == ["accuracy", "macro-F1", "ECE (lower is better)"]
     at.button(key="clf_activate").click().run()
     assert not at.exception
-    success = at.success[0].value
+    assert not at.success        # activated despite warnings: warning-coloured, not green
+    success = at.warning[0].value
     assert f"Activated {cand} (was ship-v1)" in success and "accuracy 0.750 → 0.250 (-0.500)" \
-        in success
+        in success and "Activated despite" in success
     assert registry.active_version("classifier") == cand
     assert (shipped_env["data"] / "weights" / "classifier" / "ACTIVE").read_text().strip() == cand
     at.button(key="clf_rollback").click().run()
@@ -284,3 +291,74 @@ def test_training_page_warns_about_a_stuck_but_alive_worker(shipped_env):
             assert jobs.get_job(s, job.id).status == "running"   # alive: not failed
     finally:
         jobs._children[job.id].kill()
+
+
+def _folder(root, names):
+    for cls in CLASSES:
+        (root / cls).mkdir(parents=True)
+        for n in names:
+            (root / cls / n).write_bytes(b"x")
+    return root
+
+
+def test_training_overlap_detects_the_training_data_by_fingerprint_folder_and_names(tmp_path):
+    from core.classifier.train import training_overlap
+
+    train = _folder(tmp_path / "ds" / "train", ["Tr-a_1.jpg", "Tr-a_2.jpg", "Tr-b_3.jpg"])
+    card = {"version": "v1", "classes": CLASSES,
+            "data": {"path": str(train), "fingerprint": "sha256:train"}}
+    assert "same fingerprint" in training_overlap(card, "/elsewhere", "sha256:train")
+    assert "is the training folder" in training_overlap(card, train, "sha256:other")
+    assert "inside the training folder" in training_overlap(card, train / "glioma", None)
+    same = _folder(tmp_path / "slices", ["Tr-a_2.jpg", "Te-x_1.jpg"])
+    why = training_overlap(card, same, "sha256:slices")
+    assert why.startswith("4 of 8 evaluation images have the same class and file name")
+    tagged = _folder(tmp_path / "other", ["Tr-z_9.jpg"])
+    assert "start with 'Tr-'" in training_overlap(card, tagged, "sha256:o")
+    held_out = _folder(tmp_path / "ds" / "test", ["Te-a_1.jpg", "Te-b_2.jpg"])
+    assert training_overlap(card, held_out, "sha256:test") is None
+    assert training_overlap({"version": "v0", "classes": CLASSES}, held_out, "x") is None
+
+
+def test_models_page_warns_when_the_evaluation_set_is_a_versions_training_data(shipped_env):
+    """A candidate trained on the evaluation folder itself (same fingerprint): the page says so
+    beside the chart and in the comparison, naming what was detected."""
+    from core import registry
+    from core.classifier.data import fingerprint, list_image_folder
+
+    cand = _candidate(shipped_env)
+    fp = fingerprint(list_image_folder(shipped_env["eval"], CLASSES))
+    card = registry.load_card("classifier", cand)
+    card["data"] = {"path": str(shipped_env["eval"]), "fingerprint": fp}
+    registry.replace_card("classifier", cand, card)
+    for version, acc in (("ship-v1", 0.5), (cand, 1.0)):
+        registry.record_evaluation("classifier", version, dict(
+            _report(acc, 32, fp), data=str(shipped_env["eval"])))
+    at = logged_in("admin", shipped_env["ids"]).run()
+    at.switch_page("app_pages/admin_models.py").run()
+    assert not at.exception
+    warnings = [w.value for w in at.warning]
+    assert len(warnings) == 1 and cand in warnings[0] and "same fingerprint" in warnings[0]
+    assert "not a held-out test" in warnings[0]
+    at.selectbox(key="clf_pick").set_value(cand).run()
+    assert sum(cand in w.value and "trained on these images" in w.value
+               for w in at.warning) == 2                     # beside the chart and the change
+
+
+def test_training_progress_line_and_loss_chart(shipped_env):
+    from ui.models import progress_text
+    from ui.plots import loss_curve
+
+    line = progress_text({"phase": "done", "epoch": 3, "epochs": 3,
+                          "message": "version=cnn-1 saved /tmp/x/data/weights/classifier/cnn-1"})
+    assert line == "done · epoch 3/3 · version cnn-1" and "/tmp" not in line
+    fig = loss_curve([{"epoch": e, "loss": 1.4 - e / 10, "val_loss": 1.3, "accuracy": 0.3,
+                       "val_accuracy": 0.25} for e in (1, 2)])
+    assert fig.layout.yaxis.title.text == "loss" and fig.layout.yaxis2.title.text == "accuracy"
+    assert {t.yaxis for t in fig.data if "loss" in str(t.y)} <= {"y", "y2"}
+    assert [t.yaxis for t in fig.data] == ["y", "y", "y2", "y2"]
+    at = logged_in("admin", shipped_env["ids"]).run()
+    at.switch_page("app_pages/admin_training.py").run()
+    lr = at.number_input(key="train_lr")
+    assert lr.step == pytest.approx(1e-4) and lr.value - lr.step >= lr.min   # "−" works
+    assert at.number_input(key="train_patience").label == "Patience (epochs)"

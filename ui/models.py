@@ -5,12 +5,19 @@ from collections.abc import Mapping
 
 __all__ = ["flat_metrics", "classifier_rows", "sr_rows", "slot_of", "headline_metrics",
            "confidence_statement", "eval_sets", "set_label", "change_summary", "EVAL_METRICS",
-           "METRIC_LABELS"]
+           "METRIC_LABELS", "metric_label", "CLASSIFIER_COLUMNS", "recipe_line", "progress_text"]
 
 CLASSIFIER_METRICS = ("accuracy", "macro_f1", "ece_calibrated")
 EVAL_METRICS = ("accuracy", "macro_f1", "ece")   # figures compared on one evaluation set
+# The one table of metric names as the pages show them (chart axes, change tables, messages).
 METRIC_LABELS = {"accuracy": "accuracy", "macro_f1": "macro-F1",
-                 "ece": "ECE (lower is better)"}
+                 "ece": "ECE (lower is better)", "nll": "NLL (lower is better)",
+                 "brier": "Brier score (lower is better)"}
+NO_VALUE = "—"
+
+
+def metric_label(metric: str) -> str:
+    return METRIC_LABELS.get(metric, metric)
 
 
 def flat_metrics(metrics: Mapping, prefix: str = "") -> dict[str, float]:
@@ -25,29 +32,71 @@ def flat_metrics(metrics: Mapping, prefix: str = "") -> dict[str, float]:
     return out
 
 
+def _acc_cell(m: Mapping) -> str:
+    acc, n = m.get("accuracy"), m.get("n")
+    if not isinstance(acc, (int, float)) or isinstance(acc, bool):
+        return NO_VALUE
+    return f"{acc:.3f}" + (f" (n={n})" if isinstance(n, int) else "")
+
+
+# Column labels and widths (px) of the versions table: together they fit the page's content
+# width at a 1280 px window (about 820 px), so nothing is cut at the right.
+CLASSIFIER_COLUMNS = {
+    "version": ("version", 196), "status": ("status", 78), "stored": ("stored", 132),
+    "created": ("created", 88), "model": ("model", 116),
+    "test acc (card)": ("test acc (card)", 100), "val acc (card)": ("val acc (card)", 100)}
+
+
 def classifier_rows(cards: list[dict], status: Mapping[str, Mapping] | None = None
                     ) -> list[dict]:
-    """One row per version. ``status``: ``registry.version_rows`` by version (status, where).
-    Card figures keep their set in the column name (``test …`` = the card's recorded test set,
-    ``val …`` = its own validation split): they are never merged into one column."""
+    """One row per version, every cell a short text (a missing figure is "—", never None).
+    ``status``: ``registry.version_rows`` by version (status, where). Card figures keep their
+    set in the column name (``test …`` = the card's recorded test set, ``val …`` = its own
+    validation split) and their image count in the cell: they are never merged into one
+    column. Calibration and pretraining are in :func:`recipe_line` (one version at a time)."""
     rows = []
     for c in cards:
         metrics = c.get("metrics") or {}
         info = (status or {}).get(c["version"], {})
-        row = {"version": c["version"], "status": info.get("status", ""),
-               "stored": info.get("where", ""),
-               "created": str(c.get("created_at", ""))[:16].replace("T", " "),
-               "architecture": c.get("architecture"), "input": c.get("input_size")}
+        size = c.get("input_size")
+        row = {"version": c["version"], "status": info.get("status") or NO_VALUE,
+               "stored": info.get("where") or NO_VALUE,
+               "created": str(c.get("created_at") or NO_VALUE)[:10],
+               "model": " · ".join(str(x) for x in (c.get("architecture"),
+                                                     f"{size} px" if size else None) if x)
+               or NO_VALUE}
         for split, label in (("test", "test"), ("validation", "val")):
             m = metrics.get(split) if isinstance(metrics.get(split), Mapping) else {}
-            acc = m.get("accuracy")
-            row[f"{label} acc (card)"] = round(acc, 4) if isinstance(acc, (int, float)) else None
-            row[f"{label} n"] = m.get("n")
-        row.update({"pretrained": bool(c.get("pretrained")),
-                    "flip-averaged": bool((c.get("preprocessing") or {}).get("tta")),
-                    "temperature": (c.get("calibration") or {}).get("temperature")})
+            row[f"{label} acc (card)"] = _acc_cell(m)
         rows.append(row)
     return rows
+
+
+def recipe_line(card: Mapping) -> str:
+    """Pretraining, flip averaging and calibration of one version, in words."""
+    t = (card.get("calibration") or {}).get("temperature")
+    return " · ".join((
+        "pretrained (ImageNet)" if card.get("pretrained") else "trained from scratch",
+        "flip-averaged" if (card.get("preprocessing") or {}).get("tta") else "no flip averaging",
+        f"temperature {t:.2f}" if isinstance(t, (int, float)) else "not calibrated"))
+
+
+def progress_text(progress: Mapping, status: str = "") -> str:
+    """One line for a job's progress bar: phase, epoch/step, loss, time left and the message,
+    with server paths left out (``version=X saved /srv/...`` reads ``version X``)."""
+    import re
+
+    p = progress or {}
+    msg = str(p.get("message") or "")
+    msg = re.sub(r"\s*\bsaved\s+\S+", "", msg)
+    msg = re.sub(r"\bversion=(\S+)", r"version \1", msg)
+    msg = re.sub(r"(?<![\w.])/(?:[^\s/]+/)+([^\s/]+)", r"…/\1", msg)   # other paths: last part
+    return " · ".join(x for x in (
+        p.get("phase"), f"epoch {p['epoch']}/{p['epochs']}" if p.get("epochs") else "",
+        f"step {p['step']}/{p['steps']}" if p.get("steps") else "",
+        f"loss {p['loss']:.4f}" if isinstance(p.get("loss"), (int, float)) else "",
+        f"about {p['eta_s'] / 60:.0f} min left" if p.get("eta_s") else "",
+        msg.strip()) if x) or status
 
 
 def set_label(report: Mapping) -> str:
@@ -79,7 +128,7 @@ def change_summary(cmp: Mapping, previous: str | None) -> str:
     if not cmp.get("set"):
         return (head + " No evaluation set was shared with the previous version: no metric "
                 "change to report.")
-    parts = [f"{r['metric']} {r['reference']:.3f} → {r['candidate']:.3f} ({r['delta']:+.3f})"
+    parts = [f"{metric_label(r['metric'])} {r['reference']:.3f} → {r['candidate']:.3f} ({r['delta']:+.3f})"
              for r in cmp["rows"] if r["metric"] in EVAL_METRICS]
     text = head + f" On the evaluation set ({cmp['set']['n']} images): " + ", ".join(parts) + "."
     if cmp.get("warnings"):

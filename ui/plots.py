@@ -174,18 +174,43 @@ def metrics_bars(metrics: Mapping[str, Mapping[str, float]],
     return fig
 
 
+def _series_name(key: str) -> str:
+    base = key.removeprefix("val_")
+    return ("validation" if key.startswith("val_") else "training") if base in (
+        "loss", "accuracy") else key.replace("_", " ")
+
+
 def loss_curve(points: Sequence[Mapping[str, float]], *, x: str = "epoch") -> go.Figure:
-    """One line per numeric series (loss, val_loss, accuracy, ...) against ``x``."""
-    fig = go.Figure()
-    if points:
-        keys = [k for k in points[-1] if k != x]
-        xs = [p.get(x) for p in points]
-        for k in keys:
-            fig.add_trace(go.Scatter(x=xs, y=[p.get(k) for p in points], mode="lines+markers",
-                                     name=k))
-    fig.update_layout(height=340, margin=dict(l=10, r=10, t=10, b=10), xaxis_title=x,
-                      yaxis=dict(rangemode="tozero"),
-                      legend=dict(orientation="h", yanchor="top", y=-0.22))
+    """Two small charts against ``x``, each with its own labelled y-axis: loss (``loss``,
+    ``val_loss``) on the left, accuracy and the other numeric series on the right. Training
+    lines solid, validation lines dashed, one legend for both charts."""
+    keys = [k for k in (points[-1] if points else {}) if k != x]
+    losses = [k for k in keys if "loss" in k]
+    others = [k for k in keys if "loss" not in k]
+    right = ("accuracy" if others and all("acc" in k or "f1" in k for k in others)
+             else "other metrics")
+    fig = make_subplots(rows=1, cols=2 if others else 1, horizontal_spacing=0.14,
+                        subplot_titles=("Loss", right.capitalize()) if others else ("Loss",))
+    colors = {"training": _ACCENT, "validation": "#e8590c"}
+    shown: set[str] = set()
+    xs = [p.get(x) for p in points]
+    for col, group in ((1, losses), (2, others)):
+        for k in group:
+            name = _series_name(k)
+            fig.add_trace(go.Scatter(
+                x=xs, y=[p.get(k) for p in points], mode="lines+markers", name=name,
+                legendgroup=name, showlegend=name not in shown,
+                line=dict(color=colors.get(name), dash="dash" if k.startswith("val_") else None)),
+                row=1, col=col)
+            shown.add(name)
+    fig.update_xaxes(title_text=x)
+    fig.update_yaxes(title_text="loss", rangemode="tozero", row=1, col=1)
+    if others:
+        fig.update_yaxes(title_text=right, rangemode="tozero", row=1, col=2,
+                         range=[0, 1.05] if right == "accuracy" else None)
+    fig.update_layout(height=300, margin=dict(l=10, r=10, t=30, b=10),
+                      legend=dict(orientation="h", yanchor="top", y=-0.25))
+    fig.update_annotations(font_size=13)
     return fig
 
 

@@ -28,6 +28,7 @@ import numpy as np
 from core.progress import Progress, ProgressCallback, null_progress
 
 __all__ = ["TrainConfig", "TrainResult", "train", "recalibrate", "resolve_pretrained",
+           "training_overlap",
            "SCRATCH_NOTICE", "IMAGENET_NOTOP_FILE", "ARCHITECTURES", "RECIPE_FIELDS",
            "recipe_from_card", "evaluate_versions", "default_eval_data"]
 
@@ -452,6 +453,58 @@ def default_eval_data(card: dict | None) -> str | None:
     test = ((card or {}).get("metrics") or {}).get("test") or {}
     data = test.get("data") if isinstance(test, dict) else None
     return str(data) if data and Path(str(data)).is_dir() else None
+
+
+def _name_prefix(names) -> str | None:
+    """The one leading tag (letters then '-' or '_', e.g. ``Tr-``) all ``names`` share."""
+    import re
+
+    tags = {m.group(1) if (m := re.match(r"([A-Za-z]{1,8}[-_])", n)) else None for n in names}
+    return next(iter(tags)) if len(tags) == 1 and None not in tags else None
+
+
+def training_overlap(card: dict, data: str | Path | None, data_fingerprint: str | None = None
+                     ) -> str | None:
+    """Why the evaluation set ``data`` (with ``data_fingerprint``) is, or looks like, the
+    training data of the version ``card`` — in words — or None when nothing was detected.
+
+    Cheap checks only, on what the card records (``data.path``, ``data.fingerprint``) and on
+    file names (no pixels compared): the same fingerprint; the same folder or one inside it;
+    evaluation files whose ``class/file name`` also occurs in the training folder; every
+    evaluation file name starting with the tag (e.g. ``Tr-``) that every training file name
+    starts with. Name checks need both folders on this machine; None means "not detected",
+    never "no overlap"."""
+    from core.classifier.data import list_image_folder
+    from core.classifier.evaluate import dataset_name
+
+    recorded = card.get("data") or {}
+    train = recorded.get("path") or ((card.get("training") or {}).get("config") or {}).get("data")
+    label = dataset_name(train) if train else "its training folder"
+    if data_fingerprint and data_fingerprint == recorded.get("fingerprint"):
+        return (f"the evaluation set has the same fingerprint as its training data ({label}): "
+                "it is that folder, validation split included")
+    if not data or not train:
+        return None
+    ev, tr = Path(data).expanduser().resolve(), Path(train).expanduser().resolve()
+    if ev == tr or tr in ev.parents:
+        return f"the evaluation folder is {'' if ev == tr else 'inside '}the training folder ({label})"
+    try:
+        ev_names = {f"{f.parent.name}/{f.name}" for f in
+                    list_image_folder(ev, card.get("classes")).files}
+        tr_names = {f"{f.parent.name}/{f.name}" for f in
+                    list_image_folder(tr, card.get("classes")).files}
+    except (OSError, ValueError):
+        return None
+    shared = ev_names & tr_names
+    if shared:
+        return (f"{len(shared)} of {len(ev_names)} evaluation images have the same class and "
+                f"file name as images of the training folder ({label}), e.g. "
+                f"{sorted(shared)[0]}")
+    tag = _name_prefix(n.split("/", 1)[1] for n in tr_names)
+    if tag and _name_prefix(n.split("/", 1)[1] for n in ev_names) == tag:
+        return (f"all {len(ev_names)} evaluation file names start with '{tag}', as every file "
+                f"of the training folder ({label}) does: they look like training images")
+    return None
 
 
 def evaluate_versions(versions, data: str | Path, *, weights_dir: str | None = None,

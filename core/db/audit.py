@@ -24,7 +24,7 @@ from core.db.models import AuditLog, User
 from core.db.views import AuditView
 
 __all__ = ["audit", "recent_audit", "search_audit", "audit_actions", "audit_csv", "scrub",
-           "MASK", "AUDIT_CSV_COLUMNS"]
+           "MASK", "AUDIT_CSV_COLUMNS", "detail_text"]
 
 AUDIT_CSV_COLUMNS = ("id", "time_utc", "user", "action", "detail")
 
@@ -119,6 +119,30 @@ def _cell(value: Any) -> Any:
     if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
         return "'" + value
     return "" if value is None else value
+
+
+_HEX_HASH = re.compile(r"\b(sha256:)?([0-9a-f]{12})[0-9a-f]{20,}\b")
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, dict):
+        return "{" + detail_text(value, sep=", ") + "}"
+    if isinstance(value, list | tuple):
+        return " ".join(_short(v) for v in value if v is not None)
+    return _HEX_HASH.sub(lambda m: f"{m.group(1) or ''}{m.group(2)}…", str(value))
+
+
+def detail_text(detail: dict[str, Any] | None, *, sep: str = "; ") -> str:
+    """An audit row's detail for people to read: ``key: value`` pairs joined by ``; ``, None
+    and empty values left out, lists joined with spaces, floats to 4 significant digits and
+    SHA-256 hex digests shortened to their first 12 characters. For display only: the CSV
+    (:func:`audit_csv`) keeps every value in full."""
+    return sep.join(f"{str(k).replace('_', ' ')}: {_short(v)}" for k, v in (detail or {}).items()
+                     if v is not None and v != "" and v != [] and v != {})
 
 
 def audit_csv(rows: list[AuditView]) -> str:
