@@ -61,9 +61,7 @@ def _dummy() -> str:
 
 
 def to_view(user: User) -> UserView:
-    return UserView(id=user.id, username=user.username, role=user.role, active=user.active,
-                    created_at=user.created_at, last_login_at=user.last_login_at,
-                    locked_until=user.locked_until, sso_email=user.sso_email)
+    return UserView.of(user)
 
 
 def normalize_username(username: str) -> str:

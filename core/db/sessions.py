@@ -86,7 +86,6 @@ def session_user(session: Session, token: str | None, *, now: datetime | None = 
     idle for ``IDLE_TIMEOUT``, older than ``MAX_AGE``, user deactivated). Refreshes
     ``last_seen_at`` (at most once per ``TOUCH_EVERY``) and marks a session it finds over
     its limits as ended; ``write=False`` only reads (a read-only database)."""
-    from core.db.auth import to_view
 
     if not token or not isinstance(token, str) or len(token) > 128:
         return None
@@ -100,13 +99,13 @@ def session_user(session: Session, token: str | None, *, now: datetime | None = 
               "idle" if now >= row.last_seen_at + IDLE_TIMEOUT else
               "inactive" if user is None or not user.active else None)
     if not write:
-        return None if reason else to_view(user)
+        return None if reason else UserView.of(user)
     if reason:
         _end(row, now, reason)
     elif now - row.last_seen_at >= TOUCH_EVERY:
         row.last_seen_at = now
     session.flush()
-    return None if reason else to_view(user)
+    return None if reason else UserView.of(user)
 
 
 def end_session(session: Session, token: str | None, *, reason: str = "logout",

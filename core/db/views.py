@@ -26,6 +26,13 @@ class UserView:
     def is_admin(self) -> bool:
         return self.role == "admin"
 
+    @classmethod
+    def of(cls, user: Any) -> UserView:
+        """The view of a ``core.db.models.User`` row (detached: safe after the session)."""
+        return cls(id=user.id, username=user.username, role=user.role, active=user.active,
+                   created_at=user.created_at, last_login_at=user.last_login_at,
+                   locked_until=user.locked_until, sso_email=user.sso_email)
+
 
 @dataclass(frozen=True)
 class ScanView:
@@ -101,7 +108,7 @@ VIEW_LABELS = {"original": "Original scan", "gradcam": "Grad-CAM overlay"}
 def view_label(method: str) -> str:
     """The human name of a rated view/method: ``"esrgan"`` → ``"ESRGAN"``, ``"original"`` →
     ``"Original scan"``; an unknown name is shown as it is."""
-    from core.sr.models import METHOD_LABELS   # the one table of SR methods (light import)
+    from core.sr.methods import METHOD_LABELS   # the one table of SR methods (no model code)
 
     return VIEW_LABELS.get(method) or METHOD_LABELS.get(method) or method
 

@@ -28,19 +28,10 @@ __all__ = ["SR_METHODS", "METHOD_LABELS", "MODEL_METHODS", "ARCHITECTURE_BY_METH
            "load_sr_model", "BicubicSR", "KerasSR", "InterpolatedSR", "interpolate_weights",
            "rgb_to_ycbcr", "ycbcr_to_rgb"]
 
-SR_METHODS = ("bicubic", "srcnn", "rrdb_psnr", "esrgan")
-#: What people read for each method (menus, tables, My ratings, the export's ``view`` text).
-METHOD_LABELS = {"bicubic": "Bicubic", "srcnn": "SRCNN", "rrdb_psnr": "RRDB (PSNR)",
-                 "esrgan": "ESRGAN"}
-MODEL_METHODS = ("srcnn", "rrdb_psnr", "esrgan")
-ARCHITECTURE_BY_METHOD = {"srcnn": "srcnn", "rrdb_psnr": "rrdbnet", "esrgan": "rrdbnet"}
-
-
-def slot_name(method: str, scale: int) -> str:
-    """Registry slot holding the active model of ``method`` at ``scale``, e.g. ``rrdb_psnr_x4``."""
-    if method not in MODEL_METHODS:
-        raise MedScanError(f"Unknown SR method {method!r}; expected one of {', '.join(MODEL_METHODS)}.")
-    return f"{method}_x{int(scale)}"
+# The table of SR methods lives in core.sr.methods (no imports, so core.db can label rated views
+# without importing the model code); re-exported here for the existing callers.
+from core.sr.methods import (ARCHITECTURE_BY_METHOD, METHOD_LABELS, MODEL_METHODS,  # noqa: E402
+                             SR_METHODS, slot_name)
 
 
 def rgb_to_ycbcr(rgb: np.ndarray) -> np.ndarray:
