@@ -45,7 +45,7 @@ __all__ = [
     "list_versions", "load_card", "active_slots", "version_dir", "active_version", "activate", "load_model",
     "delete_version", "READ_ONLY_MARKER", "is_read_only", "roots", "location", "version_status",
     "version_rows", "history", "previous_version", "activate_audited", "rollback",
-    "record_evaluation", "evaluations", "compare_on_eval_set", "MIN_EVAL_IMAGES",
+    "record_evaluation", "evaluations", "compare_on_eval_set", "MIN_EVAL_IMAGES", "METRIC_LABELS",
 ]
 
 TASKS = ("classifier", "sr")
@@ -60,6 +60,11 @@ _EVAL_DIR = ".evaluations"
 MIN_EVAL_IMAGES = 100            # fewer images than this: activation warns loudly
 _COMPARE = ("accuracy", "macro_f1", "ece", "nll", "brier")   # higher is better: first two
 _HIGHER_BETTER = {"accuracy", "macro_f1"}
+#: The one table of compared metrics as people read them (warnings here; chart axes, change
+#: tables and messages in the app take it from here).
+METRIC_LABELS = {"accuracy": "accuracy", "macro_f1": "macro-F1",
+                 "ece": "ECE (lower is better)", "nll": "NLL (lower is better)",
+                 "brier": "Brier score (lower is better)"}
 
 
 def _root(weights_dir: Path | str | None) -> Path:
@@ -479,7 +484,8 @@ def compare_on_eval_set(task: str, candidate: str, reference: str | None, *,
     if worse:
         out["worse"] = True
         out["warnings"].append(f"{candidate} is WORSE than {reference} on "
-                               f"{', '.join(worse)} (same {common['n']} images).")
+                               f"{', '.join(METRIC_LABELS.get(m, m).split(' (')[0] for m in worse)}"
+                               f" (same {common['n']} images).")
     if common["n"] < MIN_EVAL_IMAGES:
         out["worse"] = True
         out["warnings"].append(f"Evaluated on only {common['n']} images (fewer than "

@@ -230,7 +230,8 @@ def test_compare_on_the_same_evaluation_set(layered, tiny_builder):
     registry.record_evaluation("classifier", "ship1", _report(0.75, n=4, fp="sha256:cccc"))
     cmp = registry.compare_on_eval_set("classifier", "cand1", "ship1")   # newest common set
     assert cmp["set"]["n"] == 4 and cmp["worse"]
-    assert any("WORSE" in w for w in cmp["warnings"])
+    worse = next(w for w in cmp["warnings"] if "WORSE" in w)
+    assert "accuracy" in worse and "macro_f1" not in worse     # metric names in words
     assert any("only 4 images" in w for w in cmp["warnings"])
     assert not (shipped / "classifier" / ".evaluations").exists()   # beside, never in shipped
 

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from core import registry
+
 __all__ = ["flat_metrics", "classifier_rows", "sr_rows", "slot_of", "headline_metrics",
            "confidence_statement", "eval_sets", "set_label", "change_summary", "EVAL_METRICS",
            "METRIC_LABELS", "metric_label", "CLASSIFIER_COLUMNS", "recipe_line", "progress_text"]
@@ -10,9 +12,7 @@ __all__ = ["flat_metrics", "classifier_rows", "sr_rows", "slot_of", "headline_me
 CLASSIFIER_METRICS = ("accuracy", "macro_f1", "ece_calibrated")
 EVAL_METRICS = ("accuracy", "macro_f1", "ece")   # figures compared on one evaluation set
 # The one table of metric names as the pages show them (chart axes, change tables, messages).
-METRIC_LABELS = {"accuracy": "accuracy", "macro_f1": "macro-F1",
-                 "ece": "ECE (lower is better)", "nll": "NLL (lower is better)",
-                 "brier": "Brier score (lower is better)"}
+METRIC_LABELS = registry.METRIC_LABELS
 NO_VALUE = "—"
 
 
