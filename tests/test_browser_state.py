@@ -145,7 +145,7 @@ def test_sr_rating_form_is_empty_and_titled_for_each_image(server, tmp_path):
         open_page(page, "Super-resolution")
         upload(page, first)
         _header(page, "first.png")
-        form = _form(page, "first.png", "esrgan ×4")
+        form = _form(page, "first.png", "ESRGAN ×4")
         choose_radio(page, "Image quality", "2 · poor")
         choose_radio(page, "Diagnostic usefulness", "2 · poor")
         form.get_by_label("Comment (optional)").fill("too smooth")
@@ -155,7 +155,7 @@ def test_sr_rating_form_is_empty_and_titled_for_each_image(server, tmp_path):
         _shot(page, "item3_rated_first")
 
         _choose(page, "Rate the output of", "RRDB (PSNR)")   # another method: empty form
-        form = _form(page, "rrdb_psnr", "first.png")
+        form = _form(page, "RRDB (PSNR)", "first.png")
         assert _checked(form) == 0
         assert form.get_by_label("Comment (optional)").input_value() == ""
         _shot(page, "item3_other_method_empty")
@@ -174,7 +174,7 @@ def test_sr_rating_form_is_empty_and_titled_for_each_image(server, tmp_path):
         _choose(page, "Scan (", "first.png")
         _header(page, "first.png")
         _choose(page, "Rate the output of", "ESRGAN")
-        form = _form(page, "first.png", "esrgan")
+        form = _form(page, "first.png", "ESRGAN")
         assert _checked(form) == 2
         assert form.get_by_label("Comment (optional)").input_value() == "too smooth"
         form.get_by_role("button", name="Update rating").wait_for()
