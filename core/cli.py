@@ -26,7 +26,7 @@ __all__ = ["Commands", "build_parser", "main", "command_line", "quiet_tensorflow
 
 # Packages that contribute commands, in help order.
 _COMMAND_MODULES = ("core.imaging.cli", "core.classifier.cli", "core.sr.cli", "core.db.cli",
-                    "core.registry_cli")
+                    "core.studies.cli", "core.registry_cli")
 
 
 @dataclass
@@ -34,6 +34,8 @@ class Commands:
     sub: argparse._SubParsersAction        # top level: inspect, convert, predict, ...
     train: argparse._SubParsersAction      # train classifier | train sr
     evaluate: argparse._SubParsersAction   # evaluate classifier | evaluate sr
+    # ratings export | ratings agreement: set by the first module that adds the group
+    ratings: argparse._SubParsersAction | None = None
 
 
 def build_parser() -> argparse.ArgumentParser:

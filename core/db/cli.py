@@ -56,8 +56,9 @@ def register(cmds) -> None:
     rev.add_argument("-m", "--message", required=True)
     rev.set_defaults(func=_db_revision)
 
-    ratings = cmds.sub.add_parser("ratings", help="export reader ratings")
+    ratings = cmds.sub.add_parser("ratings", help="export reader ratings, inter-reader agreement")
     rs = ratings.add_subparsers(dest="ratings_cmd", metavar="ACTION", required=True)
+    cmds.ratings = rs
     exp = rs.add_parser("export", help="all ratings as CSV (scan hash, masked file name, view)")
     exp.add_argument("--out", required=True, help="CSV file to write ('-' for stdout)")
     exp.set_defaults(func=_ratings_export)
