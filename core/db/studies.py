@@ -29,7 +29,11 @@ from core.db.views import StudyItemView, StudyProgress, StudyView
 
 __all__ = ["create_study", "list_studies", "get_study", "study_queue", "next_unrated",
            "study_progress", "study_reader_progress", "study_image_bytes", "set_study_image",
-           "rate_study_item", "set_study_active", "reader_order", "png_info"]
+           "rate_study_item", "set_study_active", "reader_order", "png_info",
+           "study_rating_rows", "study_conditions", "study_readers", "RATING_QUESTIONS"]
+
+# The questions each rating answers (columns of ``ratings``), in display order.
+RATING_QUESTIONS = ("image_quality", "diagnostic_usefulness")
 
 _PNG_SIG = b"\x89PNG\r\n\x1a\n"
 ItemSpec = tuple[str, str, str | None] | tuple[str, str, str | None, bytes | None]
@@ -231,3 +235,61 @@ def rate_study_item(session: Session, *, reader_id: int, item_id: int, image_qua
                 diagnostic_usefulness=diagnostic_usefulness, comment=comment,
                 study_id=item.study_id)
     return study_progress(session, item.study_id, reader_id)
+
+
+def _condition_names(session: Session, study_id: int) -> dict[tuple[str, str], str]:
+    """``(method, model_version) -> condition``: the method, with ``@version`` only where the
+    study holds one method under more than one model version."""
+    pairs = set(session.execute(select(StudyItem.method, StudyItem.model_version)
+                                .where(StudyItem.study_id == study_id)).tuples())
+    versions: dict[str, int] = {}
+    for method, _ in pairs:
+        versions[method] = versions.get(method, 0) + 1
+    return {(m, v): (f"{m}@{v}" if versions[m] > 1 and v else m) for m, v in pairs}
+
+
+def study_conditions(session: Session, study_id: int) -> dict[str, int]:
+    """Admin: condition -> number of items (cases) in the study, sorted by condition."""
+    _study(session, study_id)
+    names = _condition_names(session, study_id)
+    counts: dict[str, int] = {}
+    for method, version, n in session.execute(
+            select(StudyItem.method, StudyItem.model_version, func.count(StudyItem.id))
+            .where(StudyItem.study_id == study_id)
+            .group_by(StudyItem.method, StudyItem.model_version)):
+        name = names[(method, version)]
+        counts[name] = counts.get(name, 0) + n
+    return dict(sorted(counts.items()))
+
+
+def study_readers(session: Session, study_id: int) -> list[tuple[str, int]]:
+    """Admin: ``(username, items rated)`` of each reader who rated in the study, by name."""
+    _study(session, study_id)
+    return [(name, n) for name, n in session.execute(
+        select(User.username, func.count(Rating.id)).join(User, User.id == Rating.reader_id)
+        .where(Rating.study_key == study_id).group_by(User.username)
+        .order_by(User.username))]
+
+
+def study_rating_rows(session: Session, study_id: int) -> list[tuple[str, str, str, str, int]]:
+    """Admin: a study's ratings as long rows ``(case, condition, reader, question, score)``
+    for :func:`core.studies.results.study_results`: case = the scan's SHA-256, condition = the
+    item's method (``method@version`` where one method appears under several model versions),
+    reader = username, one row per question of :data:`RATING_QUESTIONS`."""
+    _study(session, study_id)
+    names = _condition_names(session, study_id)
+    q = (select(Scan.sha256, StudyItem.method, StudyItem.model_version, User.username,
+                Rating.image_quality, Rating.diagnostic_usefulness)
+         .join(Scan, Scan.id == StudyItem.scan_id)
+         .join(Rating, (Rating.study_key == StudyItem.study_id)
+               & (Rating.scan_id == StudyItem.scan_id) & (Rating.method == StudyItem.method)
+               & (Rating.model_version == StudyItem.model_version))
+         .join(User, User.id == Rating.reader_id)
+         .where(StudyItem.study_id == study_id)
+         .order_by(StudyItem.position, User.username))
+    rows = []
+    for sha, method, version, reader, quality, usefulness in session.execute(q):
+        condition = names[(method, version)]
+        rows.append((sha, condition, reader, "image_quality", quality))
+        rows.append((sha, condition, reader, "diagnostic_usefulness", usefulness))
+    return rows

@@ -1,5 +1,9 @@
 """``python -m core ratings agreement --csv FILE [--json]``: inter-reader agreement of one
-question's ratings (columns ``item,reader,score``; a blank score is a missing rating)."""
+question's ratings (columns ``item,reader,score``; a blank score is a missing rating).
+
+``python -m core studies list|show ID|results ID [--json]``: the reader studies in the database
+and their results (:mod:`core.studies.results`). Every database command first upgrades the
+schema."""
 from __future__ import annotations
 
 import argparse
@@ -27,6 +31,24 @@ def register(cmds) -> None:
                      help="columns item,reader,score (one question; blank score = missing)")
     agr.add_argument("--json", action="store_true", help="print JSON instead of a table")
     agr.set_defaults(func=_agreement)
+
+    studies = cmds.sub.add_parser("studies", help="reader studies: list, show, results")
+    ss = studies.add_subparsers(dest="studies_cmd", metavar="ACTION", required=True)
+    ls = ss.add_parser("list", help="all reader studies, newest first")
+    ls.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    ls.set_defaults(func=_studies_list)
+    show = ss.add_parser("show", help="one study: conditions, readers and their progress")
+    show.add_argument("study_id", type=int, metavar="ID")
+    show.add_argument("--json", action="store_true", help="print JSON instead of text")
+    show.set_defaults(func=_studies_show)
+    res = ss.add_parser("results", help="per-condition scores with bootstrap CIs, Wilcoxon vs "
+                                        "the reference (Holm), Friedman, per reader, agreement")
+    res.add_argument("study_id", type=int, metavar="ID")
+    res.add_argument("--reference", metavar="CONDITION",
+                     help="condition to compare against (default: original, else the first)")
+    res.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    res.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    res.set_defaults(func=_studies_results)
 
 
 def read_ratings_csv(path: str) -> list[tuple[str, str, float | None]]:
@@ -98,3 +120,108 @@ def _as_text(r: dict) -> str:
                          f"{r['readings']['kappa_quadratic'][pair]}")
     return "\n".join(lines)
 
+
+
+def _study_dict(v) -> dict:
+    return {"id": v.id, "name": v.name, "blinded": v.blinded, "active": v.active,
+            "seed": v.seed, "n_items": v.n_items, "created_by": v.created_by,
+            "created_at": v.created_at.isoformat()}
+
+
+def _studies_list(args: argparse.Namespace) -> int:
+    from core.db import init_db, session_scope
+    from core.db.studies import list_studies
+
+    with session_scope(init_db()) as s:
+        studies = [_study_dict(v) for v in list_studies(s)]
+    if args.json:
+        print(json.dumps(studies, indent=2))
+        return 0
+    for v in studies:
+        state = "open" if v["active"] else "closed"
+        print(f"{v['id']:>5}  {v['name']:<40} {v['n_items']:>5} items  {state:<7}"
+              f"{'blinded' if v['blinded'] else 'unblinded'}")
+    if not studies:
+        print("(no reader studies)")
+    return 0
+
+
+def _studies_show(args: argparse.Namespace) -> int:
+    from core.db import init_db, session_scope
+    from core.db.studies import get_study, study_conditions, study_readers
+
+    with session_scope(init_db()) as s:
+        out = _study_dict(get_study(s, args.study_id))
+        out["conditions"] = study_conditions(s, args.study_id)
+        out["readers"] = [{"reader": name, "n_rated": n}
+                          for name, n in study_readers(s, args.study_id)]
+    if args.json:
+        print(json.dumps(out, indent=2))
+        return 0
+    print(f"study {out['id']}: {out['name']} ({'open' if out['active'] else 'closed'}, "
+          f"{'blinded' if out['blinded'] else 'unblinded'}, {out['n_items']} items, "
+          f"seed {out['seed']}, created by {out['created_by'] or '-'})")
+    print("conditions: " + (", ".join(f"{c} ({n})" for c, n in out["conditions"].items())
+                            or "none"))
+    for r in out["readers"]:
+        print(f"  {r['reader']:<32} {r['n_rated']:>5} / {out['n_items']} rated")
+    if not out["readers"]:
+        print("  (no ratings yet)")
+    return 0
+
+
+def _studies_results(args: argparse.Namespace) -> int:
+    from core.db import init_db, session_scope
+    from core.db.studies import get_study, study_rating_rows
+    from core.studies.results import study_results
+
+    with session_scope(init_db()) as s:
+        study = _study_dict(get_study(s, args.study_id))
+        rows = study_rating_rows(s, args.study_id)
+    report = {"study": study, **study_results(rows, reference=args.reference, seed=args.seed)}
+    if args.json:
+        print(json.dumps(report, indent=2, allow_nan=False))
+    else:
+        print(_results_text(report))
+    return 0
+
+
+def _ci(ci) -> str:
+    return "" if ci is None else f"[{ci[0]:.2f}, {ci[1]:.2f}]"
+
+
+def _p(p) -> str:
+    return "n/a" if p is None else f"{p:.4f}"
+
+
+def _results_text(r: dict) -> str:
+    lines = [f"study {r['study']['id']}: {r['study']['name']} — {r['n_ratings']} scores, "
+             f"{r['n_cases']} cases, {r['n_readers']} readers; reference: "
+             f"{r['reference'] or '-'}" + (f" ({r['reference_reason']})"
+                                           if r["reference_reason"] else "")]
+    for q, res in r["questions"].items():
+        lines += ["", q, f"  {'condition':<20}{'cases':>6}{'mean':>7}  {'95% CI':<15}"
+                     f"{'median':>7}  {'95% CI':<15}"]
+        for c, e in res["by_condition"].items():
+            lines.append(f"  {c:<20}{e['n_cases']:>6}{_fmt(e['mean']):>7}  "
+                         f"{_ci(e['mean_ci95']):<15}{_fmt(e['median']):>7}  "
+                         f"{_ci(e['median_ci95']):<15}")
+        for c in res["comparisons"]:
+            tail = (f"W={c['statistic']:.1f} p={_p(c['p_value'])} Holm p={_p(c['p_holm'])} "
+                    f"r={_fmt(c['rank_biserial'])}" if c["reason"] is None else c["reason"])
+            lines.append(f"  {c['condition']} vs {c['reference']} (n={c['n_pairs']}, "
+                         f"mean diff {_fmt(c['mean_difference'])}): {tail}")
+        f = res["friedman"]
+        lines.append("  Friedman: " + (f"chi2={f['statistic']:.3f} p={_p(f['p_value'])} "
+                                       f"({f['n_cases']} cases)" if f["reason"] is None
+                                       else f["reason"]))
+        a = res["agreement"]
+        lines.append("  agreement: " + (
+            res["agreement_reason"] if a is None else
+            f"ICC(2,1) {_fmt(a['icc']['ICC2']['value'])}, ICC(3,1) "
+            f"{_fmt(a['icc']['ICC3']['value'])}, alpha ordinal {_fmt(a['alpha_ordinal'])}"))
+    lines += ["", "readers:"]
+    for rd in r["readers"]:
+        means = ", ".join(f"{q} {_fmt(m)}" for q, m in rd["mean"].items())
+        lines.append(f"  {rd['reader']:<24}{rd['n_rated']:>5} rated  {means}")
+    return "\n".join(lines)
