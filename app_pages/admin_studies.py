@@ -1,12 +1,12 @@
 """Reader studies (admin): build a blinded study from uploaded scans and their super-resolved
-views; follow each reader's progress; close or reopen a study."""
+views; follow each reader's progress; close or reopen a study; see a study's results."""
 from __future__ import annotations
 
 import streamlit as st
 
 from core.errors import MedScanError
 from core.sr import available_methods
-from ui import auth
+from ui import auth, plots
 from ui.analysis import record_scan_once
 from ui.resources import db
 from ui.scan_ui import all_scans_ui, upload_ui
@@ -17,9 +17,28 @@ st.title("Reader studies")
 
 from core.db.auth import list_users  # noqa: E402
 from core.db.studies import (create_study, list_studies, set_study_active,  # noqa: E402
-                             study_reader_progress)
+                             study_rating_rows, study_reader_progress)
+from core.studies.results import study_results  # noqa: E402
 
-tab_new, tab_list = st.tabs(["New study", "Studies"])
+QUESTION_LABELS = {"image_quality": "Image quality", "diagnostic_usefulness":
+                   "Diagnostic usefulness"}
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _results(rows: tuple) -> dict:
+    """The results of these ratings (bootstrap included), computed once per set of ratings."""
+    return study_results(rows)
+
+
+def _fmt(x, digits: int = 2) -> str:
+    return "—" if x is None else f"{x:.{digits}f}"
+
+
+def _ci(ci) -> str:
+    return "—" if ci is None else f"{ci[0]:.2f} – {ci[1]:.2f}"
+
+
+tab_new, tab_list, tab_results = st.tabs(["New study", "Studies", "Results"])
 with tab_new:
     st.caption("Pick scans (uploaded here or on Analyze / Super-resolution in this session) and "
                "the views readers should rate. Each view is stored as an image in the database, "
@@ -82,3 +101,60 @@ with tab_list:
             else:
                 st.caption("No reader has started yet.")
 
+
+with tab_results:
+    if not studies:
+        st.info("No studies yet.")
+    else:
+        names = {s.id: s.name for s in studies}
+        sid = st.selectbox("Study", list(names), format_func=names.get, key="results_study")
+        with db() as session:
+            rows = tuple(study_rating_rows(session, sid))
+        if not rows:
+            st.info("No ratings in this study yet.")
+        else:
+            res = _results(rows)
+            st.caption(f"{res['n_ratings']} scores · {res['n_cases']} cases · "
+                       f"{res['n_readers']} readers · reference condition: "
+                       f"{res['reference']}. 95% CIs: bootstrap over cases (seeded); "
+                       "p-values: Wilcoxon signed-rank over cases (per case the mean over "
+                       "readers), Holm-corrected; r: matched-pairs rank-biserial.")
+            st.plotly_chart(plots.score_distribution(
+                {q: {c: [r[4] for r in rows if r[3] == q and r[1] == c]
+                     for c in res["conditions"]} for q in res["questions"]},
+                labels=QUESTION_LABELS), key=f"results_plot_{sid}")
+            for q, qres in res["questions"].items():
+                st.subheader(QUESTION_LABELS.get(q, q))
+                st.dataframe([{"condition": c, "cases": e["n_cases"], "ratings": e["n_ratings"],
+                               "mean": _fmt(e["mean"]), "mean 95% CI": _ci(e["mean_ci95"]),
+                               "median": _fmt(e["median"]),
+                               "median 95% CI": _ci(e["median_ci95"])}
+                              for c, e in qres["by_condition"].items()],
+                             hide_index=True, key=f"results_conditions_{sid}_{q}")
+                if qres["comparisons"]:
+                    st.dataframe([{"condition": c["condition"], "vs": c["reference"],
+                                   "cases": c["n_pairs"],
+                                   "mean difference": _fmt(c["mean_difference"]),
+                                   "W": _fmt(c["statistic"], 1), "p": _fmt(c["p_value"], 4),
+                                   "p (Holm)": _fmt(c["p_holm"], 4),
+                                   "r": _fmt(c["rank_biserial"]), "note": c["reason"] or ""}
+                                  for c in qres["comparisons"]],
+                                 hide_index=True, key=f"results_compare_{sid}_{q}")
+                f = qres["friedman"]
+                st.caption("Friedman test across conditions: " + (
+                    f"χ² = {f['statistic']:.2f}, p = {f['p_value']:.4f} "
+                    f"({f['n_cases']} cases rated under every condition)"
+                    if f["reason"] is None else f["reason"]))
+                a = qres["agreement"]
+                if a is None:
+                    st.caption(f"Inter-reader agreement: {qres['agreement_reason']}")
+                else:
+                    st.caption(
+                        f"Inter-reader agreement: ICC(2,1) {_fmt(a['icc']['ICC2']['value'])} "
+                        f"({a['icc']['ICC2']['reading']}); ICC(3,1) "
+                        f"{_fmt(a['icc']['ICC3']['value'])}; Krippendorff's α ordinal "
+                        f"{_fmt(a['alpha_ordinal'])} ({a['readings']['alpha_ordinal']})")
+            st.subheader("Readers")
+            st.dataframe([{"reader": r["reader"], "rated": r["n_rated"],
+                           **{QUESTION_LABELS.get(q, q): _fmt(m) for q, m in r["mean"].items()}}
+                          for r in res["readers"]], hide_index=True, key=f"results_readers_{sid}")

@@ -12,7 +12,7 @@ from ui.images import png_bytes, to_rgb
 
 __all__ = ["percent", "probability_bar", "image_panels", "split_compare", "difference_map", "metrics_bars",
            "loss_curve", "version_metrics", "reliability_diagram", "confusion_heatmap",
-           "eval_set_metrics"]
+           "eval_set_metrics", "score_distribution"]
 
 _ACCENT = "#1f6f8b"
 _MUTED = "#9fb3c2"
@@ -292,4 +292,25 @@ def confusion_heatmap(matrix: Sequence[Sequence[int]], classes: Sequence[str], *
                       height=height, margin=dict(l=10, r=10, t=40 if title else 10, b=10),
                       xaxis=dict(title="predicted", side="bottom"),
                       yaxis=dict(title="true", autorange="reversed"))
+    return fig
+
+
+def score_distribution(scores: Mapping[str, Mapping[str, Sequence[float]]], *,
+                       labels: Mapping[str, str] | None = None, height: int = 360) -> go.Figure:
+    """Reader-study scores by condition: ``scores[question][condition]`` → every rating. One box
+    per condition and question (a colour per question) with every score drawn as a jittered
+    point, on the 1–5 scale."""
+    fig = go.Figure()
+    colors = [_ACCENT, "#e8590c", _MUTED]
+    for i, (question, by_condition) in enumerate(scores.items()):
+        xs, ys = [], []
+        for condition, values in by_condition.items():
+            xs += [condition] * len(values)
+            ys += [float(v) for v in values]
+        fig.add_trace(go.Box(x=xs, y=ys, name=(labels or {}).get(question, question),
+                             boxpoints="all", jitter=0.4, pointpos=0,
+                             marker=dict(color=colors[i % len(colors)], size=5, opacity=0.6)))
+    fig.update_layout(boxmode="group", height=height, margin=dict(l=10, r=10, t=30, b=10),
+                      yaxis=dict(title_text="score", range=[0.5, 5.5], dtick=1),
+                      legend=dict(orientation="h", yanchor="top", y=-0.12))
     return fig
