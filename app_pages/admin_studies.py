@@ -25,6 +25,14 @@ QUESTION_LABELS = {"image_quality": "Image quality", "diagnostic_usefulness":
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
+def _cond(condition: str) -> str:
+    """A condition (``method`` or ``method@version``) as people read it."""
+    from core.db.views import view_label
+
+    method, _, version = str(condition).partition("@")
+    return view_label(method) + (f" ({version})" if version else "")
+
+
 def _results(rows: tuple) -> dict:
     """The results of these ratings (bootstrap included), computed once per set of ratings."""
     return study_results(rows)
@@ -115,24 +123,26 @@ with tab_results:
         else:
             res = _results(rows)
             st.caption(f"{res['n_ratings']} scores · {res['n_cases']} cases · "
-                       f"{res['n_readers']} readers · reference condition: "
-                       f"{res['reference']}. 95% CIs: bootstrap over cases (seeded); "
+                       f"{res['n_readers']} reader(s) · reference condition: "
+                       f"{_cond(res['reference'])}. 95% CIs: bootstrap over cases (seeded); "
                        "p-values: Wilcoxon signed-rank over cases (per case the mean over "
                        "readers), Holm-corrected; r: matched-pairs rank-biserial.")
             st.plotly_chart(plots.score_distribution(
-                {q: {c: [r[4] for r in rows if r[3] == q and r[1] == c]
+                {q: {_cond(c): [r[4] for r in rows if r[3] == q and r[1] == c]
                      for c in res["conditions"]} for q in res["questions"]},
                 labels=QUESTION_LABELS), key=f"results_plot_{sid}")
             for q, qres in res["questions"].items():
                 st.subheader(QUESTION_LABELS.get(q, q))
-                st.dataframe([{"condition": c, "cases": e["n_cases"], "ratings": e["n_ratings"],
+                st.dataframe([{"condition": _cond(c), "cases": e["n_cases"],
+                               "ratings": e["n_ratings"],
                                "mean": _fmt(e["mean"]), "mean 95% CI": _ci(e["mean_ci95"]),
                                "median": _fmt(e["median"]),
                                "median 95% CI": _ci(e["median_ci95"])}
                               for c, e in qres["by_condition"].items()],
                              hide_index=True, key=f"results_conditions_{sid}_{q}")
                 if qres["comparisons"]:
-                    st.dataframe([{"condition": c["condition"], "vs": c["reference"],
+                    st.dataframe([{"condition": _cond(c["condition"]),
+                                   "vs": _cond(c["reference"]),
                                    "cases": c["n_pairs"],
                                    "mean difference": _fmt(c["mean_difference"]),
                                    "W": _fmt(c["statistic"], 1), "p": _fmt(c["p_value"], 4),

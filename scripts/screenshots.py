@@ -203,6 +203,22 @@ def _reader_study(page, out: Path, url: str, password: str) -> None:
     open_page(page, "Reader study")
     page.locator('[data-testid="stForm"]').first.wait_for()
     _shot(page, out, "15_reader_study")
+    # Rate every item (scores vary by position), then the study's Results tab.
+    total = int(page.get_by_text(" rated").first.inner_text().split(" of ")[1].split()[0])
+    scale = ["2 · poor", "3 · acceptable", "4 · good", "5 · excellent", "3 · acceptable",
+             "4 · good"]
+    for i in range(total):
+        form = page.locator('[data-testid="stForm"]').first
+        choose_radio(form, "Image quality", scale[i % len(scale)])
+        choose_radio(form, "Diagnostic usefulness", scale[(i + 1) % len(scale)])
+        form.get_by_role("button", name="Save rating").click()
+        page.get_by_text(f"{i + 1} of {total} rated").first.wait_for()
+        wait_idle(page)
+    open_page(page, "Reader studies")
+    page.get_by_role("tab", name="Results").click()
+    page.locator('[data-testid="stPlotlyChart"]').first.wait_for()
+    wait_idle(page)
+    _shot(page, out, "15b_reader_study_results")
 
 
 def _training(page, out: Path) -> str:

@@ -49,12 +49,12 @@ def test_results_tab_shows_a_seeded_study(app_env):
     at.selectbox(key="results_study").set_value(study_id).run()
     assert not at.exception, at.exception
     conditions = _tables(at, "median 95% CI")[0]   # image quality first
-    assert list(conditions["condition"]) == ["original", "bicubic"]
+    assert list(conditions["condition"]) == ["Original scan", "Bicubic"]   # in words
     assert list(conditions["cases"]) == [4, 4]
     # original: readers 4/5 plus 0/1 by case -> mean 4.75 (one 6 capped at 5: 4,5,4,5,5,5,5,5)
     assert conditions["mean"][0] == "4.75"
     compare = _tables(at, "p (Holm)")[0]
-    assert list(compare["condition"]) == ["bicubic"] and compare["r"][0] == "-1.00"
+    assert list(compare["condition"]) == ["Bicubic"] and compare["r"][0] == "-1.00"
     readers = _tables(at, "Image quality")[0]
     assert list(readers["reader"]) == ["reader", "reader2"] and list(readers["rated"]) == [8, 8]
     assert any(c.proto.id and f"results_plot_{study_id}" in c.proto.id
