@@ -13,12 +13,35 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 __all__ = ["REPO_ROOT", "weights_dir", "data_dir", "database_url", "max_pixels", "registry_dir",
-           "eval_dir", "job_heartbeat_s"]
+           "eval_dir", "job_heartbeat_s", "portable", "recorded_path"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def portable(text: str) -> str:
+    """``text`` with this machine's paths inside the project, or in a folder beside it (the
+    shared data sets), written relative to the project root: ``<repo>/tests/data`` →
+    ``tests/data``, ``<repo>/../shared/datasets/x`` → ``../shared/datasets/x``. Model cards are
+    written through it, so a card never records an absolute path of the machine that made it."""
+    root, parent = str(REPO_ROOT), str(REPO_ROOT.parent)
+    subs = [(root + os.sep, ""), (root, ".")]
+    if parent != os.sep:
+        subs.append((parent + os.sep, ".." + os.sep))
+    for prefix, repl in subs:
+        text = re.sub(r"(?<![\w.-])" + re.escape(prefix) + (r"(?![\w.-])" if prefix == root
+                                                              else ""), repl, text)
+    return text
+
+
+def recorded_path(path: str | Path) -> Path:
+    """A path as a card records it (:func:`portable`) back on this machine: relative paths are
+    relative to the project root."""
+    p = Path(path).expanduser()
+    return p if p.is_absolute() else Path(os.path.normpath(REPO_ROOT / p))
 
 
 def weights_dir() -> Path:

@@ -170,7 +170,7 @@ def save_version(task: str, model, card: dict, *, version: str | None = None,
     tmp = Path(tempfile.mkdtemp(prefix=f".{version}-", dir=final.parent))
     try:
         model.save_weights(tmp / WEIGHTS_FILE)
-        (tmp / CARD_FILE).write_text(json.dumps(card, indent=2, sort_keys=False) + "\n")
+        (tmp / CARD_FILE).write_text(_card_text(card))
         for name, src in (extra_files or {}).items():
             shutil.copy2(src, tmp / name)
         # mkdtemp creates 0700; a published version must be readable by the app's user too.
@@ -184,6 +184,14 @@ def save_version(task: str, model, card: dict, *, version: str | None = None,
     if activate:
         globals()["activate"](task, version, slot=slot, weights_dir=weights_dir)
     return final
+
+
+def _card_text(card: dict) -> str:
+    """A card as written to disk: JSON, with paths of this machine made relative to the project
+    (:func:`core.config.portable`: data sets and commands stay meaningful on another machine)."""
+    from core.config import portable
+
+    return portable(json.dumps(card, indent=2)) + "\n"
 
 
 def replace_card(task: str, version: str, card: dict, *,
@@ -200,7 +208,7 @@ def replace_card(task: str, version: str, card: dict, *,
     fd, tmp = tempfile.mkstemp(prefix=".card-", dir=folder)
     try:
         with os.fdopen(fd, "w") as fh:
-            fh.write(json.dumps(card, indent=2) + "\n")
+            fh.write(_card_text(card))
         os.chmod(tmp, 0o644)   # mkstemp creates 0600
         os.replace(tmp, folder / CARD_FILE)
     except BaseException:

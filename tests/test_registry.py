@@ -253,3 +253,33 @@ def test_cli_list_activate_rollback(layered, tiny_builder, capsys):
     assert main(["models", "rollback", "classifier"]) == 0
     assert "cand1 -> ship1" in capsys.readouterr().out
     assert registry.active_version("classifier") == "ship1"
+
+
+def test_cards_record_paths_relative_to_the_project(tmp_weights, tiny_builder):
+    """A card never records an absolute path of the machine that wrote it: paths inside the
+    project, or in a folder beside it (the shared data sets), are written relative to it, and
+    read back on this machine through config.recorded_path."""
+    from core.config import REPO_ROOT, recorded_path
+
+    data = REPO_ROOT.parent / "shared" / "datasets" / "brain-mri" / "train"
+    card = _card(data={"path": str(data)},
+                 training={"command": f"python -m core train classifier --data {data} "
+                                      f"--run-dir {REPO_ROOT / 'data' / 'runs'}"})
+    registry.save_version("classifier", tiny_builder(3), card, version="v1")
+    saved = registry.load_card("classifier", "v1")
+    assert saved["data"]["path"] == "../shared/datasets/brain-mri/train"
+    assert saved["training"]["command"] == ("python -m core train classifier --data "
+                                            "../shared/datasets/brain-mri/train --run-dir data/runs")
+    assert recorded_path(saved["data"]["path"]) == data
+    registry.replace_card("classifier", "v1", dict(saved, test={"data": str(REPO_ROOT / "x")}))
+    assert registry.load_card("classifier", "v1")["test"]["data"] == "x"
+
+
+def test_shipped_cards_hold_no_absolute_paths():
+    import json
+
+    from core.config import REPO_ROOT
+
+    for path in (REPO_ROOT / "weights").glob("*/*/model_card.json"):
+        text = json.dumps(json.loads(path.read_text()))
+        assert "/work/" not in text and "/tmp/" not in text and "/root/" not in text, path

@@ -452,7 +452,12 @@ def default_eval_data(card: dict | None) -> str | None:
         return str(eval_dir())
     test = ((card or {}).get("metrics") or {}).get("test") or {}
     data = test.get("data") if isinstance(test, dict) else None
-    return str(data) if data and Path(str(data)).is_dir() else None
+    if not data:
+        return None
+    from core.config import recorded_path
+
+    folder = recorded_path(str(data))
+    return str(folder) if folder.is_dir() else None
 
 
 def _name_prefix(names) -> str | None:
@@ -485,7 +490,9 @@ def training_overlap(card: dict, data: str | Path | None, data_fingerprint: str 
                 "it is that folder, validation split included")
     if not data or not train:
         return None
-    ev, tr = Path(data).expanduser().resolve(), Path(train).expanduser().resolve()
+    from core.config import recorded_path
+
+    ev, tr = Path(data).expanduser().resolve(), recorded_path(train).resolve()
     if ev == tr or tr in ev.parents:
         return f"the evaluation folder is {'' if ev == tr else 'inside '}the training folder ({label})"
     try:
