@@ -18,13 +18,12 @@ st.title("Reader studies")
 from core.db.auth import list_users  # noqa: E402
 from core.db.studies import (create_study, list_studies, set_study_active,  # noqa: E402
                              study_rating_rows, study_reader_progress)
-from core.studies.results import study_results  # noqa: E402
+from core.studies.results import scores_by_condition, study_results  # noqa: E402
 
 QUESTION_LABELS = {"image_quality": "Image quality", "diagnostic_usefulness":
                    "Diagnostic usefulness"}
 
 
-@st.cache_data(show_spinner=False, max_entries=16)
 def _cond(condition: str) -> str:
     """A condition (``method`` or ``method@version``) as people read it."""
     from core.db.views import view_label
@@ -33,6 +32,7 @@ def _cond(condition: str) -> str:
     return view_label(method) + (f" ({version})" if version else "")
 
 
+@st.cache_data(show_spinner=False, max_entries=16)
 def _results(rows: tuple) -> dict:
     """The results of these ratings (bootstrap included), computed once per set of ratings."""
     return study_results(rows)
@@ -127,10 +127,10 @@ with tab_results:
                        f"{_cond(res['reference'])}. 95% CIs: bootstrap over cases (seeded); "
                        "p-values: Wilcoxon signed-rank over cases (per case the mean over "
                        "readers), Holm-corrected; r: matched-pairs rank-biserial.")
+            scores = scores_by_condition(rows)
             st.plotly_chart(plots.score_distribution(
-                {q: {_cond(c): [r[4] for r in rows if r[3] == q and r[1] == c]
-                     for c in res["conditions"]} for q in res["questions"]},
-                labels=QUESTION_LABELS), key=f"results_plot_{sid}")
+                {q: {_cond(c): scores.get(q, {}).get(c, []) for c in res["conditions"]}
+                 for q in res["questions"]}, labels=QUESTION_LABELS), key=f"results_plot_{sid}")
             for q, qres in res["questions"].items():
                 st.subheader(QUESTION_LABELS.get(q, q))
                 st.dataframe([{"condition": _cond(c), "cases": e["n_cases"],

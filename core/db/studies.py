@@ -289,7 +289,6 @@ def study_rating_rows(session: Session, study_id: int) -> list[tuple[str, str, s
          .order_by(StudyItem.position, User.username))
     rows = []
     for sha, method, version, reader, quality, usefulness in session.execute(q):
-        condition = names[(method, version)]
-        rows.append((sha, condition, reader, "image_quality", quality))
-        rows.append((sha, condition, reader, "diagnostic_usefulness", usefulness))
+        rows.extend((sha, names[(method, version)], reader, question, score)
+                    for question, score in zip(RATING_QUESTIONS, (quality, usefulness)))
     return rows

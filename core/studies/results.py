@@ -36,7 +36,7 @@ from core.errors import MedScanError
 from core.studies.agreement import AgreementInputError, agreement_report
 
 __all__ = ["QUESTIONS", "DEFAULT_REFERENCE", "ResultsInputError", "study_results",
-           "holm_adjust", "bootstrap_ci", "paired_wilcoxon", "rank_biserial", "friedman"]
+           "scores_by_condition", "holm_adjust", "bootstrap_ci", "paired_wilcoxon", "rank_biserial", "friedman"]
 
 QUESTIONS = ("image_quality", "diagnostic_usefulness")
 DEFAULT_REFERENCE = "original"
@@ -133,9 +133,15 @@ def paired_wilcoxon(condition: Sequence[float], reference: Sequence[float]) -> d
     if out["n_nonzero"] == 0:
         out["reason"] = "every paired difference is zero"
         return out
+    return _run_test(out, lambda: wilcoxon(a, b, zero_method="wilcox", alternative="two-sided"))
+
+
+def _run_test(out: dict, test) -> dict:
+    """Run a SciPy test and put its ``statistic`` and ``p_value`` into ``out``; SciPy's own
+    refusal of degenerate input, or an undefined (non-finite) result, becomes ``reason``."""
     try:
-        res = wilcoxon(a, b, zero_method="wilcox", alternative="two-sided")
-    except ValueError as err:  # scipy's own checks on degenerate input
+        res = test()
+    except ValueError as err:
         out["reason"] = f"not computable: {err}"
         return out
     out["statistic"], out["p_value"] = _num(res.statistic), _num(res.pvalue)
@@ -165,15 +171,7 @@ def friedman(table: dict[str, dict[object, float]], conditions: Sequence[str]) -
         if all(len(set(row)) == 1 for row in zip(*samples)):
             out["reason"] = "every case scored the same under all conditions"
             return out
-        try:
-            res = friedmanchisquare(*samples)
-        except ValueError as err:
-            out["reason"] = f"not computable: {err}"
-            return out
-        out["statistic"], out["p_value"] = _num(res.statistic), _num(res.pvalue)
-        if out["p_value"] is None:
-            out["statistic"] = None
-            out["reason"] = "not computable (undefined statistic)"
+        return _run_test(out, lambda: friedmanchisquare(*samples))
     return out
 
 
@@ -299,3 +297,11 @@ def study_results(rows: Iterable[Row], *, reference: str | None = None,
             "n_readers": len(readers), "conditions": conditions, "reference": reference,
             "reference_reason": reference_reason, "seed": seed, "n_bootstrap": n_boot,
             "questions": per_question, "readers": readers}
+
+
+def scores_by_condition(rows: Iterable[Row]) -> dict[str, dict[str, list[float]]]:
+    """``question -> condition -> every score`` (for a plot of the score distributions)."""
+    out: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for _case, condition, _reader, question, score in _check(rows):
+        out[question][condition].append(score)
+    return {q: dict(by) for q, by in out.items()}
