@@ -7,8 +7,8 @@ from datetime import datetime
 from typing import Any
 
 __all__ = ["UserView", "ScanView", "PredictionView", "SRResultView", "RatingView",
-           "describe_view", "view_label", "VIEW_LABELS", "StudyView", "StudyItemView", "StudyProgress", "AuditView",
-           "JobView", "ProgressPoint"]
+           "describe_view", "view_label", "VIEW_LABELS", "StudyView", "StudyItemView",
+           "StudyProgress", "AuditView", "JobView", "ProgressPoint"]
 
 
 @dataclass(frozen=True)

@@ -128,8 +128,8 @@ def decoded_pixels(scan: Scan) -> int:
 
 
 def _over_cap(shown: str, cap: int) -> ScanError:
-    return ScanError(f"{shown} was not loaded: the scans before it in this zip already hold "
-                     f"{cap:,} decoded pixels, the limit for one upload (MEDSCAN_MAX_PIXELS). "
+    return ScanError(f"{shown} was not loaded: with the scans before it in this zip it would "
+                     f"pass {cap:,} decoded pixels, the limit for one upload (MEDSCAN_MAX_PIXELS). "
                      f"Upload the rest of the series as another zip.", code="too_large")
 
 
