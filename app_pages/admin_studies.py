@@ -8,6 +8,7 @@ from core.errors import MedScanError
 from core.sr import available_methods
 from ui import auth, plots
 from ui.analysis import record_scan_once
+from ui.rating import QUESTION_LABELS
 from ui.resources import db
 from ui.scan_ui import all_scans_ui, upload_ui
 from ui.studies import VIEWS, build_study_images
@@ -20,8 +21,6 @@ from core.db.studies import (create_study, list_studies, set_study_active,  # no
                              study_rating_rows, study_reader_progress)
 from core.studies.results import scores_by_condition, study_results  # noqa: E402
 
-QUESTION_LABELS = {"image_quality": "Image quality", "diagnostic_usefulness":
-                   "Diagnostic usefulness"}
 
 
 def _cond(condition: str) -> str:

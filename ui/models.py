@@ -128,8 +128,8 @@ def change_summary(cmp: Mapping, previous: str | None) -> str:
     if not cmp.get("set"):
         return (head + " No evaluation set was shared with the previous version: no metric "
                 "change to report.")
-    parts = [f"{metric_label(r['metric'])} {r['reference']:.3f} → {r['candidate']:.3f} ({r['delta']:+.3f})"
-             for r in cmp["rows"] if r["metric"] in EVAL_METRICS]
+    parts = [f"{metric_label(r['metric'])} {r['reference']:.3f} → {r['candidate']:.3f} "
+             f"({r['delta']:+.3f})" for r in cmp["rows"] if r["metric"] in EVAL_METRICS]
     text = head + f" On the evaluation set ({cmp['set']['n']} images): " + ", ".join(parts) + "."
     if cmp.get("warnings"):
         text += " Activated despite: " + " ".join(cmp["warnings"])

@@ -24,10 +24,13 @@ from ui.images import thumbnail_png
 from ui.resources import db
 from ui.scan_ui import markdown_literal, scan_label
 
-__all__ = ["SCALE", "rating_form_ui", "study_rating_form_ui", "view_id"]
+__all__ = ["SCALE", "QUESTION_LABELS", "rating_form_ui", "study_rating_form_ui", "view_id"]
 
 SCALE = {1: "1 · extremely bad", 2: "2 · poor", 3: "3 · acceptable", 4: "4 · good",
          5: "5 · excellent"}
+#: The two questions every rating answers (the ``ratings`` columns), as the form asks them.
+QUESTION_LABELS = {"image_quality": "Image quality",
+                   "diagnostic_usefulness": "Diagnostic usefulness"}
 
 
 def view_id(*parts: object) -> str:
@@ -58,9 +61,9 @@ def _form(key: str, title: str, quality: int | None, usefulness: int | None,
         elif rated:
             st.caption("You have rated this image; submitting again replaces your rating.")
         c_q, c_u = st.columns(2) if wide else (st.container(), st.container())
-        q = c_q.radio("Image quality", options, format_func=SCALE.get,
+        q = c_q.radio(QUESTION_LABELS["image_quality"], options, format_func=SCALE.get,
                       index=options.index(quality) if quality else None, key=f"{key}_quality")
-        u = c_u.radio("Diagnostic usefulness", options, format_func=SCALE.get,
+        u = c_u.radio(QUESTION_LABELS["diagnostic_usefulness"], options, format_func=SCALE.get,
                       index=options.index(usefulness) if usefulness else None,
                       key=f"{key}_usefulness")
         text = st.text_area("Comment (optional)", value=comment or "", key=f"{key}_comment",

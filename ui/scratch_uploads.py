@@ -37,9 +37,9 @@ def keep_upload(sha: str, name: str, data: bytes) -> None:
 
 
 def restore_once(user: dict) -> None:
-    """In a browser session that resumed this login from its cookie, list the kept uploads again (newest selected)."""
+    """In a browser session that resumed this login from its cookie, list the kept uploads
+    again (newest selected)."""
     from core import scratch
-
     from ui.auth import RESUMED_KEY
 
     if st.session_state.get(_RESTORED):

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import streamlit as st
 
 from core.errors import MedScanError
-from core.sr.models import METHOD_LABELS
+from core.sr.methods import METHOD_LABELS
 from ui import cached
 from ui.resources import db_write
 
