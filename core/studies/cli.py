@@ -121,7 +121,6 @@ def _as_text(r: dict) -> str:
     return "\n".join(lines)
 
 
-
 def _study_dict(v) -> dict:
     return {"id": v.id, "name": v.name, "blinded": v.blinded, "active": v.active,
             "seed": v.seed, "n_items": v.n_items, "created_by": v.created_by,
