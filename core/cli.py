@@ -25,8 +25,9 @@ from core.errors import MedScanError
 __all__ = ["Commands", "build_parser", "main", "command_line", "quiet_tensorflow_startup"]
 
 # Packages that contribute commands, in help order.
-_COMMAND_MODULES = ("core.imaging.cli", "core.classifier.cli", "core.sr.cli", "core.db.cli",
-                    "core.studies.cli", "core.registry_cli")
+_COMMAND_MODULES = ("core.imaging.cli", "core.classifier.cli", "core.sr.cli",
+                    "core.segmentation.cli", "core.library.cli", "core.retrieval.cli",
+                    "core.db.cli", "core.studies.cli", "core.registry_cli")
 
 
 @dataclass
@@ -53,8 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as err:
-            if err.name == name:  # feature not built yet
-                continue
+            if err.name and (name == err.name or name.startswith(err.name + ".")):
+                continue  # feature not built yet
             raise
         module.register(cmds)
     return parser

@@ -202,3 +202,46 @@ def test_0003_adds_session_tables_and_downgrade_keeps_users_and_ratings(url):
         assert s.query(m.User).one().username == "keep3"
         assert s.query(m.Rating).count() == 1
         assert s.query(m.LoginSession).count() == 0
+
+
+def test_0005_widens_job_kinds_and_keeps_jobs_and_their_progress(url):
+    """0005 rebuilds ``training_jobs`` on SQLite to change its kind constraint; the jobs and
+    their progress rows (the loss curves, which cascade on delete of a job) survive the way
+    up and down, and the new kinds are accepted only at 0005."""
+    from alembic import command
+    from sqlalchemy.exc import IntegrityError
+
+    from core.db.migrate import alembic_config
+
+    engine = init_db(url)
+    with session_scope(engine) as s:
+        job = m.TrainingJob(kind="classifier", args=["--epochs", "1"], status="succeeded")
+        s.add(job)
+        s.flush()
+        s.add_all([m.JobProgress(job_id=job.id, phase="fit", epoch=i, loss=1.0 / (i + 1))
+                   for i in range(3)])
+        s.add(m.TrainingJob(kind="segmentation", args=[], status="queued"))
+        s.add(m.Case(sha256="e" * 64, storage_key="ee/x.png", width=4, height=4, bit_depth=8,
+                     source="test"))
+    cfg = alembic_config(engine)
+    with engine.connect() as conn:   # a job of a new kind blocks the way down
+        cfg.attributes["connection"] = conn
+        with pytest.raises(RuntimeError, match="segmentation"):
+            command.downgrade(cfg, "0004")
+        conn.rollback()
+    with session_scope(engine) as s:
+        s.query(m.TrainingJob).filter_by(kind="segmentation").delete()
+    with engine.connect() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0004")
+        conn.commit()
+    assert "cases" not in set(inspect(engine).get_table_names())
+    with engine.connect() as conn, pytest.raises(IntegrityError):
+        conn.execute(text("INSERT INTO training_jobs (kind, args, status, created_at, fraction) "
+                          "VALUES ('embeddings', '[]', 'queued', '2026-01-01', 0)"))
+    upgrade_to_head(engine, force=True)
+    assert schema_diff(engine) == []
+    with session_scope(engine) as s:
+        assert s.query(m.TrainingJob).one().kind == "classifier"
+        assert [p.epoch for p in s.query(m.JobProgress).order_by(m.JobProgress.epoch)] == [0, 1, 2]
+        s.add(m.TrainingJob(kind="embeddings", args=[], status="queued"))

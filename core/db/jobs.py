@@ -52,7 +52,8 @@ from core.progress import Progress, ProgressCallback
 
 __all__ = ["start_training_job", "progress_callback", "finish_job", "refresh_jobs",
            "cancel_job", "list_jobs", "get_job", "job_history", "job_log_tail", "jobs_dir",
-           "parse_version", "ACTIVE_STATUSES", "checkpoint_of", "resume_job", "heartbeat_age_s"]
+           "parse_version", "ACTIVE_STATUSES", "checkpoint_of", "resume_job", "heartbeat_age_s",
+           "JOB_COMMANDS"]
 
 ACTIVE_STATUSES = ("queued", "running")
 START_GRACE_S = 60          # a queued job with no pid after this long never started
@@ -102,11 +103,22 @@ def _job(session: Session, job_id: int) -> TrainingJob:
 
 # ----------------------------------------------------------------------------- page side
 
+# The ``python -m core`` command each kind of job runs (its arguments and ``--job-id N`` follow).
+JOB_COMMANDS: dict[str, tuple[str, ...]] = {
+    "classifier": ("train", "classifier"),
+    "sr": ("train", "sr"),
+    "segmentation": ("train", "segmentation"),
+    "embeddings": ("library", "embed"),
+    "study_images": ("studies", "generate"),
+}
+assert set(JOB_COMMANDS) == set(JOB_KINDS), "every job kind needs its command"
+
 
 def start_training_job(session: Session, kind: str, args: Sequence[str], user_id: int | None,
                        *, argv: Sequence[str] | None = None,
                        env: Mapping[str, str] | None = None) -> JobView:
-    """Record a job, commit, and spawn ``python -m core train KIND ARGS --job-id N``.
+    """Record a job, commit, and spawn its command (:data:`JOB_COMMANDS`, e.g.
+    ``python -m core train KIND ARGS --job-id N``).
 
     ``argv`` replaces the command (tests); ``{job_id}`` in it is replaced by the job id. The
     child inherits the environment (all ``MEDSCAN_*`` settings) plus ``MEDSCAN_DATABASE_URL`` of
@@ -130,7 +142,7 @@ def start_training_job(session: Session, kind: str, args: Sequence[str], user_id
 
     bind = session.get_bind()
     cmd = ([a.replace("{job_id}", str(job.id)) for a in argv] if argv is not None else
-           [sys.executable, "-m", "core", "train", kind, *args, "--job-id", str(job.id)])
+           [sys.executable, "-m", "core", *JOB_COMMANDS[kind], *args, "--job-id", str(job.id)])
     child_env = dict(os.environ) | dict(env or {}) | {
         "MEDSCAN_DATABASE_URL": bind.url.render_as_string(hide_password=False),
         "MEDSCAN_JOB_ID": str(job.id), "PYTHONUNBUFFERED": "1"}

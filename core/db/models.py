@@ -17,11 +17,12 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
 __all__ = ["Base", "UTCDateTime", "utcnow", "User", "Scan", "Prediction", "SRResult", "Rating",
-           "Study", "StudyItem", "StudyImage", "AuditLog", "TrainingJob", "JobProgress", "LoginSession", "LoginThrottle",
+           "Study", "StudyItem", "StudyImage", "Case", "CaseEmbedding", "AuditLog", "TrainingJob", "JobProgress", "LoginSession", "LoginThrottle",
            "ROLES", "JOB_KINDS", "JOB_STATUSES"]
 
 ROLES = ("radiologist", "admin")
-JOB_KINDS = ("classifier", "sr")
+# What a background job runs (``core.db.jobs.JOB_COMMANDS`` maps each to its command line).
+JOB_KINDS = ("classifier", "sr", "segmentation", "embeddings", "study_images")
 JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 
 # Deterministic constraint names, so later migrations (and SQLite batch mode) can refer to them.
@@ -223,6 +224,49 @@ class StudyItem(Base):
     study: Mapped[Study] = relationship(back_populates="items")
 
 
+class Case(Base):
+    """One de-identified image of the case library (``core.library``).
+
+    The pixels (the displayed image as the app renders it, an 8- or 16-bit grey PNG, no DICOM
+    header) live in the pixel store under ``storage_key``; this row holds what describes them.
+    ``sha256`` is the content hash of the pixel array (dtype, shape and bytes), so the same
+    image is stored once whatever file it came from. ``source`` is the import's name (or
+    ``"upload"``), ``source_path`` the PHI-masked path of the file within that import.
+    """
+
+    __tablename__ = "cases"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    storage_key: Mapped[str] = mapped_column(String(255))
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    bit_depth: Mapped[int] = mapped_column(Integer, default=8)
+    label: Mapped[str | None] = mapped_column(String(64), index=True)
+    label_source: Mapped[str | None] = mapped_column(String(16))   # import | admin
+    modality: Mapped[str | None] = mapped_column(String(16))
+    body_part: Mapped[str | None] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(String(120), index=True)
+    source_path: Mapped[str | None] = mapped_column(String(255))
+    added_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    thumbnail: Mapped[bytes | None] = mapped_column(LargeBinary)
+
+
+class CaseEmbedding(Base):
+    """A case's retrieval vector under one classifier version (float32 bytes, L2-normalised)."""
+
+    __tablename__ = "case_embeddings"
+    __table_args__ = (UniqueConstraint("case_id", "model_version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    model_version: Mapped[str] = mapped_column(String(64), index=True)
+    dim: Mapped[int] = mapped_column(Integer)
+    vector: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class AuditLog(Base):
     """Who did what, when. ``detail`` never holds PHI (see ``core.db.audit.scrub``)."""
 
@@ -239,7 +283,8 @@ class AuditLog(Base):
 class TrainingJob(Base):
     __tablename__ = "training_jobs"
     __table_args__ = (
-        CheckConstraint("kind IN ('classifier', 'sr')", name="kind"),
+        CheckConstraint("kind IN ('classifier', 'sr', 'segmentation', 'embeddings', "
+                        "'study_images')", name="kind"),
         CheckConstraint("status IN ('queued', 'running', 'succeeded', 'failed', 'cancelled')",
                         name="status"),
     )
