@@ -7,13 +7,10 @@ import hashlib
 import cv2
 import numpy as np
 
-from core.imaging.export import png_bytes, to_uint8
+from core.imaging.export import THUMBNAIL_PX, png_bytes, thumbnail_png, to_uint8
 
 __all__ = ["sha256_hex", "to_uint8", "to_rgb", "png_bytes", "draw_box", "fit_to",
            "thumbnail_png", "THUMBNAIL_PX"]
-
-#: Longest side of a stored / shown thumbnail (scans.thumbnail, rating titles, My ratings).
-THUMBNAIL_PX = 128
 
 
 def sha256_hex(data: bytes) -> str:
@@ -41,18 +38,6 @@ def draw_box(rgb: np.ndarray, box: tuple[int, int, int, int] | None,
     thickness = max(1, round(max(out.shape[:2]) / 200))
     cv2.rectangle(out, (x0, y0), (max(x1 - 1, x0), max(y1 - 1, y0)), colour, thickness)
     return out
-
-
-def thumbnail_png(image: np.ndarray, max_px: int = THUMBNAIL_PX) -> bytes:
-    """PNG bytes of ``image`` (grey or RGB, float [0, 1] or uint8) shrunk so its longer side is
-    at most ``max_px`` (area averaging; never enlarged). Pixels only: no metadata."""
-    img = to_uint8(image)
-    h, w = img.shape[:2]
-    if max(h, w) > max_px:
-        f = max_px / max(h, w)
-        img = cv2.resize(img, (max(1, round(w * f)), max(1, round(h * f))),
-                         interpolation=cv2.INTER_AREA)
-    return png_bytes(img)
 
 
 def fit_to(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:

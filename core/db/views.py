@@ -8,7 +8,7 @@ from typing import Any
 
 __all__ = ["UserView", "ScanView", "PredictionView", "SRResultView", "RatingView",
            "describe_view", "view_label", "VIEW_LABELS", "StudyView", "StudyItemView",
-           "StudyProgress", "AuditView", "JobView", "ProgressPoint"]
+           "StudyProgress", "AuditView", "JobView", "ProgressPoint", "CaseView"]
 
 
 @dataclass(frozen=True)
@@ -223,3 +223,24 @@ class ProgressPoint:
     loss: float | None
     fraction: float
     metrics: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CaseView:
+    """One case of the library (``core.library``): what describes the stored pixels."""
+
+    id: int
+    sha256: str
+    storage_key: str
+    width: int
+    height: int
+    bit_depth: int
+    label: str | None
+    label_source: str | None
+    modality: str | None
+    body_part: str | None
+    source: str
+    source_path: str | None
+    added_by: int | None
+    created_at: datetime
+    thumbnail: bytes | None = field(default=None, repr=False)

@@ -11,7 +11,10 @@ import numpy as np
 
 from core.errors import ScanError
 
-__all__ = ["IMAGE_SUFFIXES", "to_uint8", "png_bytes", "write_png"]
+__all__ = ["IMAGE_SUFFIXES", "to_uint8", "png_bytes", "write_png", "thumbnail_png", "THUMBNAIL_PX"]
+
+#: Longer side of a stored thumbnail (scan records, case library).
+THUMBNAIL_PX = 128
 
 #: File suffixes of plain image files in training / evaluation folders (DICOM folders are
 #: loaded through :func:`core.imaging.load_scan` instead).
@@ -48,3 +51,17 @@ def write_png(path: str | os.PathLike, image: np.ndarray) -> None:
     except OSError as err:
         raise ScanError(f"Cannot write {os.fspath(path)}: {err.strerror or err}.",
                         code="write_error") from None
+
+
+def thumbnail_png(image: np.ndarray, max_px: int = THUMBNAIL_PX) -> bytes:
+    """PNG bytes of ``image`` (grey or RGB, float [0, 1] or uint8) shrunk so its longer side is
+    at most ``max_px`` (area averaging; never enlarged). Pixels only: no metadata."""
+    import cv2
+
+    img = to_uint8(image)
+    h, w = img.shape[:2]
+    if max(h, w) > max_px:
+        f = max_px / max(h, w)
+        img = cv2.resize(img, (max(1, round(w * f)), max(1, round(h * f))),
+                         interpolation=cv2.INTER_AREA)
+    return png_bytes(img)
