@@ -48,11 +48,12 @@ __all__ = [
     "record_evaluation", "evaluations", "compare_on_eval_set", "MIN_EVAL_IMAGES", "METRIC_LABELS",
 ]
 
-TASKS = ("classifier", "sr")
+TASKS = ("classifier", "sr", "segmentation")
 CARD_FILE = "model_card.json"
 WEIGHTS_FILE = "model.weights.h5"
 _REQUIRED = ("task", "version", "architecture", "network", "created_at")
-_REQUIRED_BY_TASK = {"classifier": ("classes", "input_size", "preprocessing"), "sr": ("scale",)}
+_REQUIRED_BY_TASK = {"classifier": ("classes", "input_size", "preprocessing"), "sr": ("scale",),
+                     "segmentation": ("input_size", "preprocessing")}
 _VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 READ_ONLY_MARKER = "READ_ONLY"   # in a weights root: shipped versions, never written by default
 HISTORY_FILE = "HISTORY.jsonl"

@@ -23,6 +23,7 @@ BUILDERS: dict[str, str] = {
     "rrdbnet": "core.models.rrdbnet:build_rrdbnet",
     "srcnn": "core.models.srcnn:build_srcnn",
     "esrgan_discriminator": "core.models.discriminator:build_vgg_discriminator",
+    "unet": "core.models.unet:build_unet",
 }
 
 
