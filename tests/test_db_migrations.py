@@ -245,3 +245,76 @@ def test_0005_widens_job_kinds_and_keeps_jobs_and_their_progress(url):
         assert s.query(m.TrainingJob).one().kind == "classifier"
         assert [p.epoch for p in s.query(m.JobProgress).order_by(m.JobProgress.epoch)] == [0, 1, 2]
         s.add(m.TrainingJob(kind="embeddings", args=[], status="queued"))
+
+
+def test_0006_study_states_and_responses_keep_study_ratings(url):
+    """0006 turns ``studies.active`` into ``state`` (open / closed), gives every study its cases
+    and copies its ratings into ``study_responses``; nothing referencing ``studies`` is
+    rebuilt (ratings and items survive on SQLite with foreign keys ON). The way down refuses
+    while repeated showings exist, then restores ``active``."""
+    from alembic import command
+
+    from core.db.migrate import alembic_config
+
+    engine = get_engine(url)
+    cfg = alembic_config(engine)
+    with engine.connect() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0005")
+        conn.commit()
+    with engine.begin() as conn:
+        conn.execute(text(
+            "INSERT INTO users (id, username, role, password_hash, active, failed_logins, "
+            "created_at) VALUES (7, 'reader7', 'radiologist', 'x', :yes, 0, '2026-01-01')"),
+            {"yes": True})
+        conn.execute(text(
+            "INSERT INTO scans (id, sha256, summary, source_format, shape, created_at) "
+            "VALUES (1, :sha, '{}', 'png', '[]', '2026-01-01')"), {"sha": "f" * 64})
+        for sid, active in ((1, True), (2, False)):
+            conn.execute(text(
+                "INSERT INTO studies (id, name, blinded, seed, active, created_at) "
+                "VALUES (:id, :name, :yes, 3, :active, '2026-01-01')"),
+                {"id": sid, "name": f"s{sid}", "yes": True, "active": active})
+            conn.execute(text(
+                "INSERT INTO study_items (id, study_id, scan_id, method, model_version, "
+                "position) VALUES (:id, :id, 1, 'bicubic', '', 0)"), {"id": sid})
+        conn.execute(text(
+            "INSERT INTO ratings (reader_id, scan_id, method, model_version, study_id, "
+            "study_key, image_quality, diagnostic_usefulness, created_at, updated_at) "
+            "VALUES (7, 1, 'bicubic', '', 1, 1, 4, 2, '2026-01-01', '2026-01-01')"))
+
+    upgrade_to_head(engine, force=True)
+    assert schema_diff(engine) == []
+    with session_scope(engine) as s:
+        assert {x.id: x.state for x in s.query(m.Study)} == {1: "open", 2: "closed"}
+        assert s.query(m.StudyCase).count() == 2
+        resp = s.query(m.StudyResponse).one()
+        assert (resp.item_id, resp.reader_id, resp.image_quality, resp.is_repeat,
+                resp.seconds) == (1, 7, 4, False, None)
+        assert s.query(m.Rating).count() == 1 and s.query(m.StudyItem).count() == 2
+        s.add(m.StudyResponse(study_id=1, item_id=1, reader_id=7, is_repeat=True,
+                              image_quality=3, diagnostic_usefulness=3))
+    with engine.connect() as conn:
+        cfg.attributes["connection"] = conn
+        with pytest.raises(RuntimeError, match="repeated"):
+            command.downgrade(cfg, "0005")
+        conn.rollback()
+    with session_scope(engine) as s:
+        s.query(m.StudyResponse).filter_by(is_repeat=True).delete()
+        s.get(m.Study, 2).state = "draft"
+    with engine.connect() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0005")
+        conn.commit()
+    tables = set(inspect(engine).get_table_names())
+    assert not {"study_cases", "study_readers", "study_responses"} & tables
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT id, active FROM studies ORDER BY id")).all()
+        assert [(i, bool(a)) for i, a in rows] == [(1, True), (2, False)]
+        assert conn.execute(text("SELECT count(*) FROM ratings")).scalar() == 1
+        assert conn.execute(text("SELECT count(*) FROM study_items")).scalar() == 2
+    upgrade_to_head(engine, force=True)
+    assert schema_diff(engine) == []
+    if url.startswith("sqlite"):
+        with engine.connect() as conn:
+            assert conn.execute(text("PRAGMA foreign_key_check")).fetchall() == []

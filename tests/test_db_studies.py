@@ -96,7 +96,7 @@ def test_images_progress_and_rating_without_revealing_method(env):
         assert next_unrated(s, study.id, ids["r1"]) is None
         assert study_progress(s, study.id, ids["r1"]).done
         per_reader = {p.reader_id: p.rated for p in study_reader_progress(s, study.id)}
-    assert per_reader == {ids["r1"]: 8}
+    assert per_reader == {ids["r1"]: 8, ids["r2"]: 0}   # r2 joined (opened the queue)
 
 
 def test_list_studies_and_images(env):
@@ -125,3 +125,146 @@ def test_study_validation(env):
         with pytest.raises(StudyError, match="Duplicate"):
             create_study(s, "Dup", ids["boss"], [(SHAS[0], "original", None),
                                                  (SHAS[0], "original", "")])
+
+
+def _draft(s, ids, name="Draft", **kw):
+    items = [(sha, method, version) for sha in SHAS for method, version in METHODS]
+    return create_study(s, name, ids["boss"], items, seed=7, state="draft", **kw)
+
+
+def test_states_draft_open_closed_and_audited_reopen(env):
+    from core.db.audit import recent_audit
+    from core.db.studies import close_study, open_study, study_case_rows
+
+    engine, ids, *_ = env
+    with session_scope(engine) as s:
+        study = _draft(s, ids)
+        assert study.state == "draft" and not study.active and study.n_ready == 0
+        queue = study_queue(s, study.id, ids["r1"])
+        with pytest.raises(StudyError, match="not opened"):
+            rate_study_item(s, reader_id=ids["r1"], item_id=queue[0].item_id, image_quality=3,
+                            diagnostic_usefulness=3)
+        with pytest.raises(StudyError, match="8 image"):
+            open_study(s, study.id, ids["boss"])
+        for n, case in enumerate(study_case_rows(s, study.id)):
+            for item_id, *_ in case["items"]:
+                set_study_image(s, item_id, png(value=n))
+        set_study_image(s, queue[0].item_id, png(value=99))     # a draft's images may change
+        opened = open_study(s, study.id, ids["boss"])
+        assert opened.state == "open" and opened.ready and opened.opened_at is not None
+        with pytest.raises(StudyError, match="cannot change"):
+            set_study_image(s, queue[0].item_id, png(value=5))   # immutable once open
+        rate_study_item(s, reader_id=ids["r1"], item_id=queue[0].item_id, image_quality=3,
+                        diagnostic_usefulness=3)
+        assert close_study(s, study.id, ids["boss"]).state == "closed"
+        with pytest.raises(StudyError, match="closed"):
+            rate_study_item(s, reader_id=ids["r1"], item_id=queue[0].item_id, image_quality=4,
+                            diagnostic_usefulness=4)
+        assert [v.name for v in list_studies(s, active_only=True)] != ["Draft"]
+        open_study(s, study.id, ids["boss"])
+        actions = [a.action for a in recent_audit(s, 20)]
+    assert {"study_open", "study_close", "study_reopen"} <= set(actions)
+
+
+def test_assigned_readers_only(env):
+    from core.db.studies import get_study, set_study_readers
+
+    engine, ids, *_ = env
+    with session_scope(engine) as s:
+        study = create_study(s, "Assigned", ids["boss"], [(SHAS[0], "original", None, png())],
+                             readers=[ids["r1"]])
+        assert not study.open_to_all and study.readers == ("r1",)
+        assert len(study_queue(s, study.id, ids["r1"])) == 1
+        with pytest.raises(StudyError, match="not a reader"):
+            study_queue(s, study.id, ids["r2"])
+        assert study.id not in [v.id for v in list_studies(s, reader_id=ids["r2"])]
+        assert study.id in [v.id for v in list_studies(s, reader_id=ids["r1"])]
+        item = study_queue(s, study.id, ids["r1"])[0].item_id
+        rate_study_item(s, reader_id=ids["r1"], item_id=item, image_quality=2,
+                        diagnostic_usefulness=2)
+        with pytest.raises(StudyError, match="cannot be removed"):
+            set_study_readers(s, study.id, [ids["r2"]], ids["boss"])
+        set_study_readers(s, study.id, [ids["r1"], ids["r2"]], ids["boss"])
+        assert get_study(s, study.id).readers == ("r1", "r2")
+
+
+@pytest.mark.parametrize("n, fraction, repeats", [(8, 0.0, 0), (8, 0.25, 2), (8, 0.5, 4),
+                                                  (3, 1.0, 3), (1, 0.5, 0), (20, 0.1, 2)])
+def test_reader_sequence_repeats(n, fraction, repeats):
+    from core.db.studies import MIN_REPEAT_GAP, reader_sequence
+
+    seq = reader_sequence(1234, n, fraction)
+    assert seq == reader_sequence(1234, n, fraction)            # deterministic
+    assert sorted(i for i, r in seq if not r) == list(range(n))
+    again = [i for i, r in seq if r]
+    originals = [i for i, r in seq if not r]
+    assert len(again) == repeats and len(set(again)) == repeats
+    for i in again:
+        first, second = seq.index((i, False)), seq.index((i, True))
+        assert second > first
+        # far enough apart, unless the first showing was among the last few
+        assert second - first > MIN_REPEAT_GAP or originals.index(i) >= n - MIN_REPEAT_GAP
+    assert reader_sequence(1235, n, fraction) != seq or n < 3
+
+
+def test_repeats_time_place_and_changing_a_rating(env):
+    from core.db.models import Rating, StudyResponse
+    from core.db.studies import reader_place, set_reader_place, study_response_rows
+
+    engine, ids, *_ = env
+    with session_scope(engine) as s:
+        items = [(sha, m, v, png(value=i)) for i, (sha, (m, v)) in
+                 enumerate((sha, mv) for sha in SHAS for mv in METHODS)]
+        study = create_study(s, "Repeats", ids["boss"], items, seed=5, repeat_fraction=0.25,
+                             diagnosis_choices=["glioma", "no tumor"])
+        queue = study_queue(s, study.id, ids["r1"])
+        assert len(queue) == 10 and sum(v.is_repeat for v in queue) == 2
+        assert study_progress(s, study.id, ids["r1"]).total == 10
+        first = next(v for v in queue if not v.is_repeat)
+        with pytest.raises(StudyError, match="not repeated"):
+            rate_study_item(s, reader_id=ids["r1"], item_id=first.item_id, image_quality=3,
+                            diagnostic_usefulness=3, repeat=True)
+        with pytest.raises(StudyError, match="not one of"):
+            rate_study_item(s, reader_id=ids["r1"], item_id=first.item_id, image_quality=3,
+                            diagnostic_usefulness=3, diagnosis="meningioma")
+        for v in queue:
+            rate_study_item(s, reader_id=ids["r1"], item_id=v.item_id, image_quality=3,
+                            diagnostic_usefulness=4, repeat=v.is_repeat, seconds=2.5,
+                            diagnosis="glioma")
+        # change one rating later: scores replaced, time added
+        rate_study_item(s, reader_id=ids["r1"], item_id=first.item_id, image_quality=5,
+                        diagnostic_usefulness=5, seconds=1.25, diagnosis="no tumor")
+        assert study_progress(s, study.id, ids["r1"]).done
+        assert s.query(StudyResponse).count() == 10
+        assert s.query(Rating).filter(Rating.study_key == study.id).count() == 8
+        again = {(v.item_id, v.is_repeat): v for v in study_queue(s, study.id, ids["r1"])}
+        assert again[(first.item_id, False)].image_quality == 5
+        assert again[(first.item_id, False)].seconds == pytest.approx(3.75)
+        rows = study_response_rows(s, study.id)
+        assert len(rows) == 10 and sum(r["repeat"] for r in rows) == 2
+        assert sorted(r["diagnosis"] for r in rows).count("no tumor") == 1
+        set_reader_place(s, study.id, ids["r1"], 7)
+    with session_scope(engine) as s:     # another session: same order, same place
+        assert [(v.item_id, v.is_repeat) for v in study_queue(s, study.id, ids["r1"])] == \
+            [(v.item_id, v.is_repeat) for v in queue]
+        assert reader_place(s, study.id, ids["r1"]) == 7
+
+
+def test_delete_needs_confirmation_when_rated_and_is_audited(env):
+    from core.db.audit import recent_audit
+    from core.db.models import Rating, StudyItem
+    from core.db.studies import delete_study
+
+    engine, ids, study, open_ = env
+    with session_scope(engine) as s:
+        item = study_queue(s, study.id, ids["r1"])[0].item_id
+        rate_study_item(s, reader_id=ids["r1"], item_id=item, image_quality=2,
+                        diagnostic_usefulness=2)
+        delete_study(s, open_.id, ids["boss"])           # no ratings: no confirmation needed
+        with pytest.raises(StudyError, match="Confirm"):
+            delete_study(s, study.id, ids["boss"])
+        delete_study(s, study.id, ids["boss"], confirm=True)
+    with session_scope(engine) as s:
+        assert list_studies(s) == [] and s.query(StudyItem).count() == 0
+        assert s.query(Rating).count() == 0
+        assert [a.action for a in recent_audit(s, 5)][:2] == ["study_delete", "study_delete"]

@@ -17,13 +17,19 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
 __all__ = ["Base", "UTCDateTime", "utcnow", "User", "Scan", "Prediction", "SRResult", "Rating",
-           "Study", "StudyItem", "StudyImage", "Case", "CaseEmbedding", "AuditLog", "TrainingJob", "JobProgress", "LoginSession", "LoginThrottle",
-           "ROLES", "JOB_KINDS", "JOB_STATUSES"]
+           "Study", "StudyItem", "StudyImage", "StudyCase", "StudyReader", "StudyResponse",
+           "Case", "CaseEmbedding", "AuditLog", "TrainingJob", "JobProgress", "LoginSession",
+           "LoginThrottle",
+           "ROLES", "JOB_KINDS", "JOB_STATUSES", "STUDY_STATES", "STUDY_PRESENTATIONS",
+           "STUDY_REFERENCES"]
 
 ROLES = ("radiologist", "admin")
 # What a background job runs (``core.db.jobs.JOB_COMMANDS`` maps each to its command line).
 JOB_KINDS = ("classifier", "sr", "segmentation", "embeddings", "study_images")
 JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
+STUDY_STATES = ("draft", "open", "closed")
+STUDY_PRESENTATIONS = ("single", "side_by_side")
+STUDY_REFERENCES = ("lr", "original")
 
 # Deterministic constraint names, so later migrations (and SQLite batch mode) can refer to them.
 NAMING = {
@@ -175,7 +181,18 @@ class Rating(Base):
 
 
 class Study(Base):
-    """A reader study: a fixed list of images each reader rates in their own shuffled order."""
+    """A reader study: a fixed list of images each reader rates in their own shuffled order.
+
+    ``state``: ``draft`` (being designed, images being made) → ``open`` (readers rate) →
+    ``closed`` (no ratings accepted; reopening is audited). The item list, the readers' order
+    seeds and the images are immutable once the study has opened. Presentation: ``single``
+    image, or ``side_by_side`` with a ``reference`` (``lr``: the low-resolution input;
+    ``original``) that readers only ever see labelled "reference". ``repeat_fraction`` of the
+    items are shown to each reader a second time (intra-reader consistency). ``scale`` and
+    ``alpha`` are the SR factor and ESRGAN interpolation weight of the study's conditions.
+    ``source`` is the design the condition images are generated from (``core.studies.design``);
+    ``job_id`` the background job (``training_jobs``) that generates them, if any.
+    """
 
     __tablename__ = "studies"
 
@@ -184,8 +201,23 @@ class Study(Base):
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     blinded: Mapped[bool] = mapped_column(Boolean, default=True)
     seed: Mapped[int] = mapped_column(Integer)
-    active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Revision 0006 (replaces the boolean ``active``):
+    state: Mapped[str] = mapped_column(String(16), default="draft")
+    presentation: Mapped[str] = mapped_column(String(16), default="single")
+    reference: Mapped[str | None] = mapped_column(String(16))
+    repeat_fraction: Mapped[float] = mapped_column(Float, default=0.0)
+    scale: Mapped[int | None] = mapped_column(Integer)
+    alpha: Mapped[float | None] = mapped_column(Float)
+    ask_comment: Mapped[bool] = mapped_column(Boolean, default=True)
+    diagnosis_choices: Mapped[list[Any] | None] = mapped_column(JSON)
+    source: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    job_id: Mapped[int | None] = mapped_column(Integer)     # training_jobs.id, no cascade
+    # False: only the readers listed in ``study_readers`` by the admin may rate; True: any
+    # signed-in user may join (each gets a ``study_readers`` row, with their seed, on joining).
+    open_to_all: Mapped[bool] = mapped_column(Boolean, default=True)
+    opened_at: Mapped[datetime | None]
+    closed_at: Mapped[datetime | None]
 
     items: Mapped[list[StudyItem]] = relationship(
         back_populates="study", order_by="StudyItem.position", cascade="all, delete-orphan")
@@ -222,6 +254,69 @@ class StudyItem(Base):
     image_id: Mapped[int | None] = mapped_column(ForeignKey("study_images.id"))
 
     study: Mapped[Study] = relationship(back_populates="items")
+
+
+class StudyCase(Base):
+    """One case (source image) of a study (revision 0006): the scan its items show, the library
+    case it came from, its ground-truth label (never shown to readers; scores the optional
+    diagnosis question) and the side-by-side reference image."""
+
+    __tablename__ = "study_cases"
+    __table_args__ = (UniqueConstraint("study_id", "scan_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"),
+                                          index=True)
+    scan_id: Mapped[int] = mapped_column(ForeignKey("scans.id", ondelete="CASCADE"))
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id", ondelete="SET NULL"))
+    label: Mapped[str | None] = mapped_column(String(64))
+    reference_image_id: Mapped[int | None] = mapped_column(ForeignKey("study_images.id"))
+
+
+class StudyReader(Base):
+    """A reader of a study (revision 0006): their order seed (recorded when assigned, so the
+    order is the same in every session) and where they were (index into their sequence)."""
+
+    __tablename__ = "study_readers"
+    __table_args__ = (UniqueConstraint("study_id", "user_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"),
+                                          index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    seed: Mapped[int] = mapped_column(Integer)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    assigned_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class StudyResponse(Base):
+    """A reader's answer to one showing of a study item (revision 0006): the study's own record
+    of the rating, with the time spent and whether it was the repeated (second) showing. The
+    first showing is also kept in ``ratings`` (the reader's list, the global export)."""
+
+    __tablename__ = "study_responses"
+    __table_args__ = (
+        CheckConstraint("image_quality BETWEEN 1 AND 5", name="image_quality"),
+        CheckConstraint("diagnostic_usefulness BETWEEN 1 AND 5", name="diagnostic_usefulness"),
+        CheckConstraint("seconds IS NULL OR seconds >= 0", name="seconds"),
+        UniqueConstraint("item_id", "reader_id", "is_repeat"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"),
+                                          index=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("study_items.id", ondelete="CASCADE"),
+                                         index=True)
+    reader_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"),
+                                           index=True)
+    is_repeat: Mapped[bool] = mapped_column(Boolean, default=False)
+    image_quality: Mapped[int] = mapped_column(Integer)
+    diagnostic_usefulness: Mapped[int] = mapped_column(Integer)
+    diagnosis: Mapped[str | None] = mapped_column(String(64))
+    comment: Mapped[str | None] = mapped_column(Text)
+    seconds: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
 class Case(Base):
