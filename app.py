@@ -23,7 +23,8 @@ apply_style()
 # Every page's address, also while logged out: opening or reloading /super_resolution then
 # shows the login form there (not "Page not found"), and logging in stays on that page.
 PAGE_PATHS = ("analyze", "super_resolution", "my_ratings", "reader_study", "admin_training",
-              "admin_models", "admin_users", "admin_audit", "admin_studies", "admin_export")
+              "admin_models", "admin_users", "admin_audit", "admin_studies", "admin_export",
+              "admin_library")
 
 user = auth.refresh_user()
 if user is None:
@@ -50,6 +51,8 @@ if user["role"] == "admin":
         st.Page("app_pages/admin_audit.py", title="Audit log", icon=":material/history:"),
         st.Page("app_pages/admin_studies.py", title="Reader studies", icon=":material/assignment:"),
         st.Page("app_pages/admin_export.py", title="Export ratings", icon=":material/download:"),
+        st.Page("app_pages/admin_library.py", title="Case library",
+                icon=":material/photo_library:"),
     ]
 
 auth.sidebar_user_ui(user)

@@ -12,6 +12,7 @@ from ui.models import (CLASSIFIER_COLUMNS, EVAL_METRICS, METRIC_LABELS, change_s
                        classifier_rows, eval_sets, headline_metrics, metric_label, recipe_line,
                        slot_of, sr_rows)
 from ui.resources import db
+from ui.retrieval import queue_embeddings_if_needed
 
 admin = auth.require_role("admin")
 st.title("Model versions")
@@ -24,6 +25,8 @@ if flash := st.session_state.pop("models_flash", None):
         st.warning(text, icon=":material/warning:")
     else:
         st.success(text, icon=":material/check_circle:")
+if note := st.session_state.pop("models_library_note", None):
+    st.info(note, icon=":material/photo_library:")
 
 
 @st.cache_data(ttl=300, show_spinner=False)
@@ -91,6 +94,9 @@ def _activate_ui(task: str, versions: list[str], active: str | None, key: str,
                 return
             st.session_state["models_flash"] = (
                 change_summary(cmp, previous), bool(task == "classifier" and cmp["warnings"]))
+            if task == "classifier":
+                st.session_state["models_library_note"] = queue_embeddings_if_needed(choice,
+                                                                                     admin)
             st.rerun()
     previous = registry.previous_version(task, slot=slot)
     if previous and st.button(f"Roll back to {previous}", key=f"{key}_rollback",
@@ -105,6 +111,8 @@ def _activate_ui(task: str, versions: list[str], active: str | None, key: str,
             st.error(str(err))
             return
         st.session_state["models_flash"] = f"Rolled back: {now} is active again (was {before})."
+        if task == "classifier":
+            st.session_state["models_library_note"] = queue_embeddings_if_needed(now, admin)
         st.rerun()
 
 

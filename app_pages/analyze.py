@@ -9,6 +9,7 @@ from ui import auth, cached, resources
 from ui.analysis import batch_row, prediction_ui, record_prediction_once
 from ui.images import draw_box, png_bytes, to_rgb
 from ui.rating import rating_form_ui
+from ui.retrieval import add_to_library_ui, similar_cases_ui
 from ui.scan_ui import all_scans_ui, scan_or_stop_ui, window_ui
 
 user = auth.require_role()
@@ -80,6 +81,10 @@ with col_pred:
     st.subheader("Prediction")
     # Out of distribution first (the class then small and grey), else the class as headline.
     prediction_ui(pred, scan, clf)
+    if user["role"] == "admin":
+        add_to_library_ui(picked, user, clf.classes)
+
+similar_cases_ui(picked, shown, clf)
 
 with st.expander("Scan metadata (identifiers masked)", icon=":material/badge:"):
     st.dataframe({"field": list(scan.metadata), "value": list(scan.metadata.values())},

@@ -12,7 +12,7 @@ from ui.images import png_bytes, to_rgb
 
 __all__ = ["percent", "probability_bar", "image_panels", "split_compare", "difference_map", "metrics_bars",
            "loss_curve", "version_metrics", "reliability_diagram", "confusion_heatmap",
-           "eval_set_metrics", "score_distribution"]
+           "eval_set_metrics", "score_distribution", "label_counts_bar"]
 
 _ACCENT = "#1f6f8b"
 _MUTED = "#9fb3c2"
@@ -313,4 +313,15 @@ def score_distribution(scores: Mapping[str, Mapping[str, Sequence[float]]], *,
     fig.update_layout(boxmode="group", height=height, margin=dict(l=10, r=10, t=30, b=10),
                       yaxis=dict(title_text="score", range=[0.5, 5.5], dtick=1),
                       legend=dict(orientation="h", yanchor="top", y=-0.12))
+    return fig
+
+
+def label_counts_bar(counts: Mapping[str | None, int], *, height: int = 220) -> go.Figure:
+    """Horizontal bars of cases per confirmed label (``None`` shown as "no label")."""
+    names = [k if k is not None else "no label" for k in counts]
+    values = list(counts.values())
+    fig = go.Figure(go.Bar(x=values, y=names, orientation="h", text=values,
+                           textposition="auto", marker_color=_ACCENT))
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=10, b=30),
+                      xaxis_title="cases", yaxis=dict(autorange="reversed"))
     return fig
