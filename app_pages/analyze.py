@@ -11,6 +11,7 @@ from ui.images import draw_box, png_bytes, to_rgb
 from ui.rating import rating_form_ui
 from ui.retrieval import add_to_library_ui, similar_cases_ui
 from ui.scan_ui import all_scans_ui, scan_or_stop_ui, window_ui
+from ui.segmentation import segmentation_ui
 
 user = auth.require_role()
 st.title("Analyze")
@@ -84,6 +85,7 @@ with col_pred:
     if user["role"] == "admin":
         add_to_library_ui(picked, user, clf.classes)
 
+segmentation_ui(picked, shown, pred, heatmap)   # tumour outline, only with a segmentation model
 similar_cases_ui(picked, shown, clf)
 
 with st.expander("Scan metadata (identifiers masked)", icon=":material/badge:"):

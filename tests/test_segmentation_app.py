@@ -1,0 +1,121 @@
+"""AppTest: the Analyze page's tumour segmentation section (outline toggle, size in mm² from the
+DICOM pixel spacing, detection box, downloads, the "models disagree" note), shown only when a
+segmentation model is active."""
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+from app_env import (CLASSES, logged_in, make_db, mr_dicom_bytes,  # noqa: F401
+                     app_env, tiny_weights)
+
+
+def _save_tiny_unet(root, version: str, bias: float) -> None:
+    """A tiny U-Net whose output is the constant sigmoid(bias): +10 marks the whole head crop
+    as tumour, -10 leaves the mask empty."""
+    import keras
+
+    from core import registry
+    from core.models.unet import TINY_CONFIG, build_unet
+    from core.segmentation.data import preprocessing_config
+
+    keras.utils.set_random_seed(0)
+    model = build_unet(**TINY_CONFIG)
+    logits = model.get_layer("logits")
+    kernel, b = logits.get_weights()
+    logits.set_weights([np.zeros_like(kernel), np.full_like(b, bias)])
+    registry.save_version("segmentation", model, {
+        "architecture": "unet", "network": dict(TINY_CONFIG), "input_size": 32,
+        "preprocessing": preprocessing_config(32),
+        "metrics": {"test": {"dice": 0.5, "iou": 0.4, "n": 3}},
+        "caveats": ["Tiny test model."]}, version=version, weights_dir=root)
+
+
+@pytest.fixture()
+def seg_env(tmp_path, tiny_weights, monkeypatch) -> dict:
+    """The tiny app models plus two segmentation versions (full mask, empty mask) in a copy of
+    the weights root, so the shared root of the other app tests stays without one."""
+    root = tmp_path / "weights"
+    shutil.copytree(tiny_weights, root)
+    _save_tiny_unet(root, "seg-full", 10.0)
+    _save_tiny_unet(root, "seg-empty", -10.0)
+    env = {"MEDSCAN_WEIGHTS_DIR": str(root), "MEDSCAN_DATA_DIR": str(tmp_path / "data"),
+           "MEDSCAN_DATABASE_URL": f"sqlite:///{tmp_path / 'medscan.db'}"}
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    return {**env, "ids": make_db(env["MEDSCAN_DATABASE_URL"]), "root": root}
+
+
+def _upload(ids):
+    at = logged_in("radiologist", ids).run()
+    at.file_uploader(key="scan").upload("MR_small", mr_dicom_bytes(),
+                                        "application/octet-stream").run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _captions(at) -> list[str]:
+    return [c for img in at.image for c in img.captions]
+
+
+def test_no_section_without_a_segmentation_model(app_env):
+    at = _upload(app_env["ids"])
+    assert "Tumour segmentation" not in [h.value for h in at.subheader]
+    assert not [t for t in at.toggle if t.key == "seg_outline"]
+
+
+def test_outline_size_and_disagreement(seg_env):
+    from core import registry
+
+    root = seg_env["root"]
+    registry.activate("segmentation", "seg-full", weights_dir=root)
+    at = _upload(seg_env["ids"])
+    label = at.metric[0].value
+    assert label in CLASSES
+    assert "Tumour segmentation" in [h.value for h in at.subheader]
+    assert at.toggle(key="seg_outline").value is True
+    assert any(c.startswith("Scan with tumour outline (gold: tumour outline, green: "
+                            "detection box") for c in _captions(at)), _captions(at)
+    assert "Grad-CAM with the tumour outline" in _captions(at)
+    # MR_small has pixel spacing 0.3125 mm: the size is given in mm²
+    size = next(m for m in at.metric if m.label == "Outlined tumour")
+    assert size.value.endswith("mm²"), size.value
+    text = " ".join(m.value for m in at.markdown)
+    assert "Grad-CAM vs outline" in text
+    disagree = [w.value for w in at.warning if w.value.startswith("Models disagree")]
+    # a confident mask: the models disagree exactly when the classifier says notumor
+    assert bool(disagree) == (label == "notumor"), (label, disagree)
+    at.download_button(key="download_seg_mask")
+    at.download_button(key="download_seg_overlay")
+    # The toggles only redraw: outline off, the Grad-CAM box (labelled as such) on.
+    at.toggle(key="seg_outline").set_value(False).run()
+    at.toggle(key="seg_cam_box").set_value(True).run()
+    assert not at.exception
+    assert any(c == "Scan with tumour outline (magenta: Grad-CAM box)" for c in _captions(at))
+
+    # An empty mask: the models disagree exactly when the classifier names a tumour class
+    registry.activate("segmentation", "seg-empty", weights_dir=root)
+    at.run()
+    assert not at.exception
+    size = next(m for m in at.metric if m.label == "Outlined tumour")
+    assert size.value == "no tumour outlined"
+    disagree = [w.value for w in at.warning if w.value.startswith("Models disagree")]
+    assert bool(disagree) == (label != "notumor"), (label, disagree)
+    if disagree:
+        assert "segmentation mask is empty" in disagree[0]
+
+
+@pytest.mark.parametrize("label, confidence, empty, max_p, kind", [
+    ("notumor", 0.95, True, 0.1, "no tumour"),
+    ("notumor", 0.95, False, 0.97, "disagree"),
+    ("notumor", 0.55, True, 0.2, "uncertain"),
+    ("notumor", 0.95, False, 0.6, "uncertain"),
+    ("glioma", 0.9, True, 0.3, "disagree"),
+    ("glioma", 0.9, False, 0.9, "agree"),
+])
+def test_agreement_table(label, confidence, empty, max_p, kind):
+    from ui.segmentation import agreement
+
+    assert agreement(label, confidence, empty, max_p)[0] == kind

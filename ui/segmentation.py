@@ -1,0 +1,156 @@
+"""Analyze page: the tumour outline from the segmentation model, its size, its box as the
+detection box, whether the classifier and the mask agree, and whether Grad-CAM looked at the
+outlined tumour. Shown only when a segmentation model is active."""
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from core import config, registry
+from core.segmentation import TASK
+
+__all__ = ["HIGH_CONFIDENCE", "CONFIDENT_MASK", "NO_TUMOUR", "agreement", "size_text",
+           "segmenter", "segmentation_ui"]
+
+#: A "notumor" prediction at least this probable counts as a confident "no tumour".
+HIGH_CONFIDENCE = 0.80
+#: A mask whose highest pixel probability reaches this counts as a confident tumour finding.
+CONFIDENT_MASK = 0.80
+#: The classifier's class that means "no tumour".
+NO_TUMOUR = "notumor"
+_OUTLINE = (255, 215, 0)      # tumour outline: gold
+_DETECTION = (0, 255, 0)      # detection box (mask): green
+_CAM_BOX = (255, 0, 255)      # Grad-CAM box: magenta
+
+
+def agreement(label: str, confidence: float, empty: bool, max_probability: float
+              ) -> tuple[str, str]:
+    """``(kind, sentence)`` comparing the classifier and the mask. Kinds: ``"disagree"``
+    (notumor but a confident mask, or a tumour class with an empty mask), ``"no tumour"``
+    (confident notumor and an empty mask), ``"agree"`` (tumour class and a mask) and
+    ``"uncertain"`` (notumor with low confidence or a weak mask)."""
+    if label == NO_TUMOUR:
+        if not empty and max_probability >= CONFIDENT_MASK:
+            return "disagree", (f"Models disagree: the classifier says no tumour "
+                                f"({confidence:.0%}), but the segmentation model outlines a "
+                                f"region with up to {max_probability:.0%} probability. Look at "
+                                "the outlined region yourself.")
+        if empty and confidence >= HIGH_CONFIDENCE:
+            return "no tumour", (f"No tumour found: the classifier says no tumour "
+                                 f"({confidence:.0%}) and the segmentation mask is empty.")
+        return "uncertain", ("The classifier says no tumour"
+                             + (f" with only {confidence:.0%} probability" if confidence <
+                                HIGH_CONFIDENCE else "")
+                             + ("; the segmentation mask is empty." if empty else
+                                f"; the segmentation model marks a weak region (at most "
+                                f"{max_probability:.0%})."))
+    if empty:
+        return "disagree", (f"Models disagree: the classifier says {label} "
+                            f"({confidence:.0%}), but the segmentation mask is empty (highest "
+                            f"pixel probability {max_probability:.0%}). Neither result is "
+                            "hidden: check the scan yourself.")
+    return "agree", f"The classifier ({label}) and the segmentation mask agree: a tumour."
+
+
+def size_text(seg) -> str:
+    """The outlined area: mm² with the scan's pixel spacing, else pixels (saying why)."""
+    if seg.empty:
+        return "no tumour outlined"
+    if seg.area_mm2 is not None:
+        return f"{seg.area_mm2:,.1f} mm² ({seg.tumour_pixels:,} pixels)"
+    return f"{seg.tumour_pixels:,} pixels (no pixel spacing in this file, so no mm²)"
+
+
+@st.cache_resource(show_spinner="Loading the segmentation model…", max_entries=3)
+def _segmenter(version: str, weights_dir: str):
+    from core.segmentation.inference import Segmenter
+    from ui.resources import device
+
+    device()
+    return Segmenter.load(version, weights_dir=weights_dir)
+
+
+def segmenter():
+    """The active segmentation model, or None when none is active."""
+    version = registry.active_version(TASK)
+    return None if version is None else _segmenter(version, str(config.weights_dir()))
+
+
+@st.cache_data(show_spinner=False, max_entries=128)
+def _segment(key: str, version: str, weights_dir: str, _pixels: np.ndarray,
+             _spacing: tuple[float, float] | None):
+    """One forward pass per (image, version): the toggles only redraw."""
+    return _segmenter(version, weights_dir).segment(_pixels, _spacing)
+
+
+def segmentation_ui(picked, shown, pred, heatmap) -> None:
+    """The "Tumour segmentation" section under the Analyze columns (nothing without a model)."""
+    from core.errors import MedScanError
+    from core.classifier.gradcam import hot_region_bbox, overlay_heatmap
+    from core.segmentation.inference import contour_overlay, mask_png
+    from core.segmentation.localization import TOLERANCE_PX, localization_scores
+    from ui.images import draw_box, png_bytes, to_rgb
+
+    try:
+        model = segmenter()
+    except MedScanError as err:
+        st.warning(f"Tumour segmentation unavailable: {err}", icon=":material/warning:")
+        return
+    if model is None:
+        return
+    scan = picked.scan
+    with st.spinner("Outlining the tumour…", show_time=True):
+        seg = _segment(picked.key, model.version, str(config.weights_dir()), scan.pixels,
+                       scan.pixel_spacing)
+    st.subheader("Tumour segmentation")
+    kind, sentence = agreement(pred.label, pred.confidence, seg.empty, seg.max_probability)
+    if kind == "disagree":
+        st.warning(sentence, icon=":material/compare_arrows:")
+    elif kind == "no tumour":
+        st.success(sentence, icon=":material/check_circle:")
+    else:
+        st.caption(sentence)
+    c1, c2, c3 = st.columns([1, 1, 1], gap="medium")
+    with c3:
+        outline = st.toggle("Tumour outline", value=True, key="seg_outline",
+                            help="Draw the predicted mask's contour and its bounding box "
+                                 "(the detection box) over the scan.")
+        cam_box = st.toggle("Grad-CAM box (where the classifier looked)", key="seg_cam_box",
+                            help="The box around the hottest Grad-CAM region: a guess about "
+                                 "where the classifier looked, not a detection.")
+        st.metric("Outlined tumour", size_text(seg).split(" (")[0],
+                  help="Counted at the scan's own size; mm² from the DICOM pixel spacing.")
+        st.caption(f"Size: {size_text(seg)}. Detection box (mask): "
+                   + (f"x {seg.bbox[0]}–{seg.bbox[2]}, y {seg.bbox[1]}–{seg.bbox[3]}"
+                      if seg.bbox else "none") + f". Highest pixel probability "
+                   f"{seg.max_probability:.0%}. Model {model.version}.")
+        if not seg.empty:
+            score = localization_scores(heatmap, seg.mask)
+            inside = "inside" if score["pointing_hit"] else "outside"
+            st.markdown(f"**Grad-CAM vs outline** The Grad-CAM peak lies **{inside}** the "
+                        f"outlined tumour (±{TOLERANCE_PX} px at 256²); "
+                        f"{score['energy_in_box']:.0%} of the map's mass is inside its box.")
+    base = to_rgb(shown.to_uint8())
+    mask = seg.mask if outline else np.zeros_like(seg.mask)
+    view = contour_overlay(base, mask, color=_OUTLINE,
+                           box=seg.bbox if outline else None, box_color=_DETECTION)
+    cam_bbox = hot_region_bbox(heatmap, threshold=0.5)
+    if cam_box:
+        view = draw_box(view, cam_bbox, colour=_CAM_BOX)
+    legend = ("gold: tumour outline, green: detection box (mask)" if outline else "")
+    legend += ("; " if legend and cam_box else "") + ("magenta: Grad-CAM box" if cam_box else "")
+    with c1:
+        st.image(view, width="stretch", caption="Scan with tumour outline"
+                 + (f" ({legend})" if legend else ""))
+    with c2:
+        cam = overlay_heatmap(base, heatmap, 0.4)
+        cam = contour_overlay(cam, mask, color=_OUTLINE)
+        st.image(cam, width="stretch", caption="Grad-CAM with the tumour outline")
+    stem = picked.name.rsplit(".", 1)[0]
+    d1, d2 = st.columns(2)
+    d1.download_button("Download mask (PNG)", png_bytes(mask_png(seg.mask)),
+                       key="download_seg_mask", file_name=f"{stem}_mask.png", mime="image/png",
+                       on_click="ignore", icon=":material/download:")
+    d2.download_button("Download outline overlay (PNG)", png_bytes(view),
+                       key="download_seg_overlay", file_name=f"{stem}_outline.png",
+                       mime="image/png", on_click="ignore", icon=":material/download:")
