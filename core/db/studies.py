@@ -52,7 +52,8 @@ __all__ = ["create_study", "list_studies", "get_study", "study_queue", "next_unr
            "open_study", "close_study", "delete_study", "set_study_readers", "reader_order",
            "reader_sequence", "reader_place", "set_reader_place", "png_info",
            "study_rating_rows", "study_response_rows", "study_conditions", "study_readers",
-           "study_items_missing_images", "study_case_rows", "set_study_job", "StudyInfo",
+           "study_items_missing_images", "study_case_rows", "set_study_job", "study_source",
+           "StudyInfo",
            "Showing", "RATING_QUESTIONS", "STUDY_STATES", "MIN_REPEAT_GAP", "library_cases"]
 
 # The questions each rating answers (columns of ``ratings``), in display order.
@@ -593,6 +594,12 @@ def set_case_reference(session: Session, study_id: int, scan_sha256: str, png: b
         raise StudyError("The study has opened: its images cannot change.")
     case.reference_image_id = _store_image(session, png).id
     session.flush()
+
+
+def study_source(session: Session, study_id: int) -> dict:
+    """Admin / generator: the design the images are made from (folder paths included, so
+    never for readers)."""
+    return dict(_study(session, study_id).source or {})
 
 
 def set_study_job(session: Session, study_id: int, job_id: int | None) -> None:

@@ -2,8 +2,12 @@
 question's ratings (columns ``item,reader,score``; a blank score is a missing rating).
 
 ``python -m core studies list|show ID|results ID [--json]``: the reader studies in the database
-and their results (:mod:`core.studies.results`). Every database command first upgrades the
-schema."""
+and their results (:mod:`core.studies.results`); ``studies export ID --out DIR``: ratings CSV,
+results JSON and HTML report (:mod:`core.studies.export`); ``studies design NAME --cases
+all|label=X|source=Y|ids=1,2 | --folder DIR ...``: a draft study from stored cases
+(:mod:`core.studies.design`); ``studies generate ID``: its condition images (the
+``study_images`` background job, :mod:`core.studies.generate`); ``studies open|close ID``.
+Every database command first upgrades the schema."""
 from __future__ import annotations
 
 import argparse
@@ -49,6 +53,56 @@ def register(cmds) -> None:
     res.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     res.add_argument("--json", action="store_true", help="print JSON instead of a table")
     res.set_defaults(func=_studies_results)
+
+    exp = ss.add_parser("export", help="ratings CSV, results JSON and a printable HTML report")
+    exp.add_argument("study_id", type=int, metavar="ID")
+    exp.add_argument("--out", required=True, metavar="DIR", help="folder to write into")
+    exp.add_argument("--reference", metavar="CONDITION", help="as for results")
+    exp.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    exp.set_defaults(func=_studies_export)
+
+    from core.studies.design import CONDITIONS
+
+    des = ss.add_parser("design", help="a draft study from the case library or a folder")
+    des.add_argument("name", help="the study's name (unique)")
+    src = des.add_mutually_exclusive_group(required=True)
+    src.add_argument("--cases", metavar="PICK",
+                     help="library cases: all | label=LABEL | source=IMPORT | ids=1,2,3")
+    src.add_argument("--folder", metavar="DIR", help="an image folder on this server "
+                                                     "(labels from first-level subfolders)")
+    des.add_argument("--limit", type=int, help="at most this many cases")
+    des.add_argument("--conditions", default="original,bicubic",
+                     help=f"comma-separated, from {','.join(CONDITIONS)} (default "
+                          "original,bicubic)")
+    des.add_argument("--scale", type=int, choices=(2, 4), default=4)
+    des.add_argument("--alpha", type=float, default=0.8, help="ESRGAN interpolation α")
+    des.add_argument("--side-by-side", choices=("lr", "original"), metavar="REFERENCE",
+                     help="show each image next to a reference: lr | original")
+    des.add_argument("--repeat-fraction", type=float, default=0.0,
+                     help="fraction of items each reader sees twice (default 0)")
+    des.add_argument("--readers", help="comma-separated user names (default: anyone)")
+    des.add_argument("--diagnosis", help="comma-separated diagnosis choices (default: none)")
+    des.add_argument("--no-comment", action="store_true", help="do not ask for a comment")
+    des.add_argument("--unblinded", action="store_true", help="readers see the method")
+    des.add_argument("--seed", type=int, help="order seed (default random, recorded)")
+    des.add_argument("--json", action="store_true", help="print JSON instead of text")
+    des.set_defaults(func=_studies_design)
+
+    gen = ss.add_parser("generate", help="make a draft study's condition images (background "
+                                         "job kind study_images)")
+    gen.add_argument("study_id", type=int, metavar="ID")
+    gen.add_argument("--run-dir", help=argparse.SUPPRESS)   # given to every job; unused
+    gen.add_argument("--open", action="store_true", help="open the study when done")
+    from core.progress import add_progress_args
+
+    add_progress_args(gen)
+    gen.set_defaults(func=_studies_generate)
+    for action, help_ in (("open", "open a study to its readers (draft: every image ready; "
+                                   "closed: reopen, audited)"),
+                          ("close", "close a study: no more ratings")):
+        p = ss.add_parser(action, help=help_)
+        p.add_argument("study_id", type=int, metavar="ID")
+        p.set_defaults(func=_studies_state, action=action)
 
 
 def read_ratings_csv(path: str) -> list[tuple[str, str, float | None]]:
@@ -122,9 +176,9 @@ def _as_text(r: dict) -> str:
 
 
 def _study_dict(v) -> dict:
-    return {"id": v.id, "name": v.name, "blinded": v.blinded, "active": v.active,
-            "seed": v.seed, "n_items": v.n_items, "created_by": v.created_by,
-            "created_at": v.created_at.isoformat()}
+    from core.studies.export import study_dict
+
+    return study_dict(v)
 
 
 def _studies_list(args: argparse.Namespace) -> int:
@@ -137,7 +191,7 @@ def _studies_list(args: argparse.Namespace) -> int:
         print(json.dumps(studies, indent=2))
         return 0
     for v in studies:
-        state = "open" if v["active"] else "closed"
+        state = v["state"]
         print(f"{v['id']:>5}  {v['name']:<40} {v['n_items']:>5} items  {state:<7}"
               f"{'blinded' if v['blinded'] else 'unblinded'}")
     if not studies:
@@ -157,7 +211,7 @@ def _studies_show(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(out, indent=2))
         return 0
-    print(f"study {out['id']}: {out['name']} ({'open' if out['active'] else 'closed'}, "
+    print(f"study {out['id']}: {out['name']} ({out['state']}, "
           f"{'blinded' if out['blinded'] else 'unblinded'}, {out['n_items']} items, "
           f"seed {out['seed']}, created by {out['created_by'] or '-'})")
     print("conditions: " + (", ".join(f"{c} ({n})" for c, n in out["conditions"].items())
@@ -182,6 +236,95 @@ def _studies_results(args: argparse.Namespace) -> int:
         print(json.dumps(report, indent=2, allow_nan=False))
     else:
         print(_results_text(report))
+    return 0
+
+
+def _studies_export(args: argparse.Namespace) -> int:
+    from core.db import init_db, session_scope
+    from core.studies.export import export_study
+
+    with session_scope(init_db()) as s:
+        paths = export_study(s, args.study_id, args.out, reference=args.reference,
+                             seed=args.seed)
+    for kind, path in paths.items():
+        print(f"{kind}: {path}")
+    return 0
+
+
+def _split(text: str | None) -> list[str]:
+    return [x.strip() for x in (text or "").split(",") if x.strip()]
+
+
+def _studies_design(args: argparse.Namespace) -> int:
+    from sqlalchemy import select
+
+    from core.db import init_db, session_scope
+    from core.db.errors import StudyError
+    from core.db.models import User
+    from core.studies.design import StudyDesign, design_study, folder_sources, library_sources
+
+    with session_scope(init_db()) as s:
+        if args.folder:
+            sources = folder_sources(args.folder, limit=args.limit)
+        else:
+            kind, _, value = args.cases.partition("=")
+            if kind not in ("all", "label", "source", "ids") or (kind != "all" and not value):
+                raise StudyError("--cases takes all, label=LABEL, source=IMPORT or ids=1,2,3.")
+            try:
+                ids = [int(x) for x in _split(value)] if kind == "ids" else None
+            except ValueError:
+                raise StudyError(f"--cases ids=...: {value!r} is not a list of numbers.") \
+                    from None
+            sources = library_sources(s, label=value if kind == "label" else None,
+                                      source=value if kind == "source" else None,
+                                      case_ids=ids, limit=args.limit)
+        names = _split(args.readers)
+        users = dict(s.execute(select(User.username, User.id)
+                               .where(User.username.in_(names))).all())
+        unknown = [n for n in names if n not in users]
+        if unknown:
+            raise StudyError(f"No such user(s): {', '.join(unknown)}.")
+        design = StudyDesign(
+            name=args.name, conditions=tuple(_split(args.conditions)), scale=args.scale,
+            alpha=args.alpha, presentation="side_by_side" if args.side_by_side else "single",
+            reference=args.side_by_side, repeat_fraction=args.repeat_fraction,
+            blinded=not args.unblinded, ask_comment=not args.no_comment,
+            diagnosis_choices=tuple(_split(args.diagnosis)) or None,
+            readers=tuple(users[n] for n in names), seed=args.seed)
+        study = _study_dict(design_study(s, design, sources, None, folder=args.folder))
+    if args.json:
+        print(json.dumps(study, indent=2))
+    else:
+        print(f"study {study['id']}: {study['name']} (draft, {study['n_cases']} cases, "
+              f"{study['n_items']} images to generate). Next: python -m core studies "
+              f"generate {study['id']} --open")
+    return 0
+
+
+def _studies_generate(args: argparse.Namespace) -> int:
+    from core.db import init_db, session_scope
+    from core.db.studies import open_study
+    from core.progress import progress_from_args
+    from core.studies.generate import generate_study_images
+
+    engine = init_db()
+    done = generate_study_images(engine, args.study_id, progress=progress_from_args(args))
+    print(f"study {args.study_id}: {done['cases']} cases, {done['made']} images made, "
+          f"{done['skipped']} cases already done")
+    if args.open:
+        with session_scope(engine) as s:
+            open_study(s, args.study_id, None)
+        print(f"study {args.study_id} is open")
+    return 0
+
+
+def _studies_state(args: argparse.Namespace) -> int:
+    from core.db import init_db, session_scope
+    from core.db.studies import close_study, open_study
+
+    with session_scope(init_db()) as s:
+        v = (open_study if args.action == "open" else close_study)(s, args.study_id, None)
+        print(f"study {v.id}: {v.state}")
     return 0
 
 

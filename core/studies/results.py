@@ -36,7 +36,8 @@ from core.errors import MedScanError
 from core.studies.agreement import AgreementInputError, agreement_report
 
 __all__ = ["QUESTIONS", "DEFAULT_REFERENCE", "ResultsInputError", "study_results",
-           "scores_by_condition", "holm_adjust", "bootstrap_ci", "paired_wilcoxon", "rank_biserial", "friedman"]
+           "scores_by_condition", "holm_adjust", "bootstrap_ci", "paired_wilcoxon",
+           "rank_biserial", "friedman", "reader_details", "diagnosis_accuracy"]
 
 QUESTIONS = ("image_quality", "diagnostic_usefulness")
 DEFAULT_REFERENCE = "original"
@@ -305,3 +306,55 @@ def scores_by_condition(rows: Iterable[Row]) -> dict[str, dict[str, list[float]]
     for _case, condition, _reader, question, score in _check(rows):
         out[question][condition].append(score)
     return {q: dict(by) for q, by in out.items()}
+
+
+def reader_details(responses: Iterable[dict], questions: Sequence[str] = QUESTIONS) -> list[dict]:
+    """Per reader, from every answer (``core.db.studies.study_response_rows``: dicts with
+    ``reader``, ``item_id``, ``repeat``, ``seconds`` and one key per question): items rated
+    (first showings), showings answered, time per showing (mean, median, total; answers with
+    an unknown time left out) and intra-reader consistency on repeated items: per question the
+    number of (first, repeat) pairs, exact agreement, agreement within one point, mean
+    absolute difference and quadratic-weighted κ (``None`` where undefined, e.g. one pair)."""
+    from core.studies.agreement import quadratic_kappa
+
+    by_reader: dict[str, list[dict]] = defaultdict(list)
+    for r in responses:
+        by_reader[str(r["reader"])].append(r)
+    out = []
+    for reader in sorted(by_reader):
+        rows = by_reader[reader]
+        times = [float(r["seconds"]) for r in rows if r.get("seconds") is not None]
+        first = {r["item_id"]: r for r in rows if not r["repeat"]}
+        again = {r["item_id"]: r for r in rows if r["repeat"]}
+        pairs = [(first[i], again[i]) for i in sorted(set(first) & set(again))]
+        consistency = {}
+        for q in questions:
+            a = [float(x[q]) for x, _ in pairs]
+            b = [float(y[q]) for _, y in pairs]
+            diffs = [abs(x - y) for x, y in zip(a, b)]
+            consistency[q] = {
+                "n_pairs": len(pairs),
+                "exact": _num(np.mean([d == 0 for d in diffs])) if diffs else None,
+                "within_one": _num(np.mean([d <= 1 for d in diffs])) if diffs else None,
+                "mean_abs_diff": _num(np.mean(diffs)) if diffs else None,
+                "kappa_quadratic": _num(quadratic_kappa(a, b)) if len(pairs) > 1 else None}
+        out.append({"reader": reader, "n_items": len(first), "n_showings": len(rows),
+                    "seconds_mean": _num(np.mean(times)) if times else None,
+                    "seconds_median": _num(np.median(times)) if times else None,
+                    "seconds_total": _num(np.sum(times)) if times else None,
+                    "consistency": consistency})
+    return out
+
+
+def diagnosis_accuracy(responses: Iterable[dict]) -> dict[str, dict]:
+    """Per condition: first-showing answers with both a diagnosis and a known case label,
+    how many matched the label, and the fraction (``None`` without any)."""
+    counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for r in responses:
+        if r["repeat"] or not r.get("diagnosis") or not r.get("case_label"):
+            continue
+        c = counts[str(r["condition"])]
+        c[0] += 1
+        c[1] += int(str(r["diagnosis"]).strip().lower() == str(r["case_label"]).strip().lower())
+    return {cond: {"n": n, "correct": k, "accuracy": k / n if n else None}
+            for cond, (n, k) in sorted(counts.items())}
