@@ -36,10 +36,10 @@ except MedScanError:
 recipe = recipe_from_card(active_card)
 
 with st.expander("Start a training run", expanded=True, icon=":material/play_arrow:"):
-    kind = st.segmented_control("Model", ["classifier", "sr"], default="classifier",
-                                required=True, key="train_kind",
-                                format_func={"classifier": "Classifier",
-                                             "sr": "Super-resolution"}.get)
+    kind = st.segmented_control("Model", ["classifier", "sr", "segmentation"],
+                                default="classifier", required=True, key="train_kind",
+                                format_func={"classifier": "Classifier", "sr": "Super-resolution",
+                                             "segmentation": "Segmentation"}.get)
     with st.form("train_form"):
         if kind == "classifier":
             st.caption("Defaults: the recipe of the active version "
@@ -99,6 +99,17 @@ with st.expander("Start a training run", expanded=True, icon=":material/play_arr
                     "classifier", active_card["version"]) / registry.WEIGHTS_FILE)]
             if pretrained.strip():
                 args += ["--pretrained", pretrained.strip()]
+        elif kind == "segmentation":
+            eval_data = ""
+            data = st.text_input("Data folder (images/<class>/ and masks/<class>/)",
+                                 key="train_data", placeholder="/data/brain-mri-seg")
+            c1, c2, c3, c4 = st.columns(4)
+            size = c1.number_input("Input size (px)", 32, 512, 160, 16, key="train_seg_size")
+            depth = c2.number_input("Depth", 2, 6, 4, key="train_seg_depth")
+            epochs = c3.number_input("Epochs", 1, 500, 80, key="train_seg_epochs")
+            minutes = c4.number_input("Time limit (min)", 1, 24 * 60, 75, key="train_minutes")
+            args = ["--data", data, "--input-size", str(size), "--depth", str(depth),
+                    "--epochs", str(epochs), "--max-minutes", str(minutes)]
         else:
             eval_data = ""
             data = st.text_input("Data folder (high-resolution images)", key="train_data",

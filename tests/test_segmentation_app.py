@@ -119,3 +119,34 @@ def test_agreement_table(label, confidence, empty, max_p, kind):
     from ui.segmentation import agreement
 
     assert agreement(label, confidence, empty, max_p)[0] == kind
+
+
+def test_admin_training_page_starts_a_segmentation_job(app_env, monkeypatch):
+    """The Training page offers Segmentation; its job runs ``python -m core train
+    segmentation`` with the form's settings (the process itself is swapped for a no-op)."""
+    import sys
+    from pathlib import Path
+
+    import core.db.jobs as jobs
+
+    original = jobs.start_training_job
+    calls = []
+
+    def start(session, kind, args, user_id, **kw):
+        calls.append((kind, list(args)))
+        return original(session, kind, args, user_id, argv=[sys.executable, "-c", "pass"])
+
+    monkeypatch.setattr(jobs, "start_training_job", start)
+    data = Path(__file__).parent / "data" / "brain-mri-seg"
+    at = logged_in("admin", app_env["ids"]).run()
+    at.switch_page("app_pages/admin_training.py").run()
+    at.segmented_control(key="train_kind").set_value("segmentation").run()
+    assert not at.exception
+    at.text_input(key="train_data").input(str(data))
+    at.number_input(key="train_seg_size").set_value(128)
+    at.button(key="train_submit").click().run()
+    assert not at.exception and "Started training job" in at.success[0].value
+    kind, args = calls[0]
+    assert kind == "segmentation" and jobs.JOB_COMMANDS[kind] == ("train", "segmentation")
+    assert args[:2] == ["--data", str(data)] and args[args.index("--input-size") + 1] == "128"
+    assert "--max-minutes" in args

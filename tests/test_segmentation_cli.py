@@ -70,14 +70,15 @@ def test_training_publishes_a_card(seg_env, tmp_path):
 def test_resume_continues_from_checkpoint(seg_env, tmp_path, capsys):
     run = tmp_path / "run"
     shutil.copytree(seg_env.parent / "run", run)
-    assert (run / "last.keras").is_file() and (run / "best.weights.h5").is_file()
-    assert json.loads((run / "state.json").read_text())["epoch"] == 2
+    ckpt = run / "ckpt"       # the layout core.db.jobs.checkpoint_of resumes from
+    assert (ckpt / "last.keras").is_file() and (ckpt / "best.weights.h5").is_file()
+    assert json.loads((ckpt / "state.json").read_text())["epoch"] == 2
     code, out = _run(capsys, "train", "segmentation", "--data", str(FIXTURE), "--input-size",
                      "32", "--base-filters", "4", "--depth", "2", "--epochs", "3",
                      "--batch-size", "2", "--val-fraction", "0.34", "--test-fraction", "0.34",
                      "--margin", "0", "--run-dir", str(run), "--resume", "--no-publish")
     assert code == 0 and out["version"] is None
-    state = json.loads((run / "state.json").read_text())
+    state = json.loads((ckpt / "state.json").read_text())
     assert state["epoch"] == 3 and [h["epoch"] for h in state["history"]] == [1, 2, 3]
 
 

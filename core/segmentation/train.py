@@ -1,9 +1,9 @@
 """Training the U-Net: pairs → split by figshare number → ``model.fit`` (Dice + BCE) → best
 checkpoint (validation Dice) → held-out evaluation → registry version with a model card.
 
-Per epoch the run folder (``runs/segmentation/<version>/``) gets ``last.keras`` (model +
-optimizer, for ``resume``), ``best.weights.h5`` (highest validation Dice) and ``state.json``
-(history, best epoch). ``max_minutes`` stops after the epoch that would otherwise overrun the
+Per epoch the run folder's ``ckpt/`` (``runs/segmentation/<version>/ckpt/``; the layout the
+job runner's resume looks for) gets ``last.keras`` (model + optimizer, for ``resume``),
+``best.weights.h5`` (highest validation Dice) and ``state.json`` (history, best epoch). ``max_minutes`` stops after the epoch that would otherwise overrun the
 budget; the run still evaluates and publishes. Backend-agnostic Keras 3 (``keras.ops`` loss,
 ``PyDataset`` input).
 """
@@ -220,7 +220,8 @@ def train(cfg: TrainConfig, progress: ProgressCallback = null_progress) -> Train
     version = cfg.version or registry.new_version_name(
         f"unet-{cfg.input_size}px-b{cfg.base_filters}d{cfg.depth}-")
     run_dir = Path(cfg.run_dir) if cfg.run_dir else REPO_ROOT / "runs" / TASK / version
-    run_dir.mkdir(parents=True, exist_ok=True)
+    ckpt = run_dir / "ckpt"
+    ckpt.mkdir(parents=True, exist_ok=True)
 
     data = list_pairs(cfg.data)
     tr, va, te = index_split(data.index, data.labels, val_fraction=cfg.val_fraction,
@@ -243,11 +244,11 @@ def train(cfg: TrainConfig, progress: ProgressCallback = null_progress) -> Train
                              seed=cfg.seed, workers=cfg.workers)
     val_seq = PairSequence(x_va, y_va, batch_size=cfg.batch_size, training=False)
 
-    state_path = run_dir / "state.json"
+    state_path = ckpt / "state.json"
     state = {"epoch": 0, "best_val_dice": None, "best_epoch": None, "history": [],
              "stopped_reason": None}
-    if cfg.resume and (run_dir / "last.keras").is_file() and state_path.is_file():
-        model = keras.saving.load_model(run_dir / "last.keras")
+    if cfg.resume and (ckpt / "last.keras").is_file() and state_path.is_file():
+        model = keras.saving.load_model(ckpt / "last.keras")
         state = json.loads(state_path.read_text())
         state["stopped_reason"] = None
         progress(Progress(task=TASK, phase="load",
@@ -262,15 +263,15 @@ def train(cfg: TrainConfig, progress: ProgressCallback = null_progress) -> Train
     if state["epoch"] < cfg.epochs:
         model.fit(train_seq, validation_data=val_seq, epochs=cfg.epochs,
                   initial_epoch=state["epoch"], verbose=0, callbacks=[
-                      _epoch_callback(run_dir, cfg, state, progress, t_start),
+                      _epoch_callback(ckpt, cfg, state, progress, t_start),
                       KerasProgress(progress, task=TASK, phase="train", total_epochs=cfg.epochs,
                                     steps_per_epoch=len(train_seq)),
                       keras.callbacks.LearningRateScheduler(
                           lambda e, _lr: _lr_at(cfg, e, _time_fraction(cfg, t_start)))])
     if state["stopped_reason"] is None:
         state["stopped_reason"] = f"completed {state['epoch']} epochs"
-    if (run_dir / "best.weights.h5").is_file():
-        model.load_weights(run_dir / "best.weights.h5")
+    if (ckpt / "best.weights.h5").is_file():
+        model.load_weights(ckpt / "best.weights.h5")
 
     # publish an uncompiled copy (no optimizer state in the weights file)
     export = build_unet(**network)
