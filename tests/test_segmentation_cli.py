@@ -12,6 +12,8 @@ import cv2
 import numpy as np
 import pytest
 
+from app_env import tiny_weights  # noqa: F401  (pytest fixture: the app tests' tiny models)
+
 FIXTURE = Path(__file__).parent / "data" / "brain-mri-seg"
 
 
@@ -167,3 +169,21 @@ def test_segment_unreadable_file(seg_env, tmp_path, capsys):
     bad.write_bytes(b"not an image")
     assert main(["segment", str(bad), "--out", str(tmp_path / "m.png")]) == 2
     assert "error" in capsys.readouterr().err
+
+
+def test_gradcam_localization_command(tiny_weights, monkeypatch, capsys):
+    """``evaluate gradcam-localization`` on the fixture with the tiny classifier of the app
+    tests: pointing game and energy in box for Grad-CAM and Grad-CAM++, overall and split by
+    the manifest's classifier_train_near_dup."""
+    monkeypatch.setenv("MEDSCAN_WEIGHTS_DIR", str(tiny_weights))
+    code, report = _run(capsys, "evaluate", "gradcam-localization", "--data", str(FIXTURE),
+                        "--json")
+    assert code == 0 and report["n"] == 9 and report["tolerance_px"] == 8
+    for method in ("gradcam", "gradcam++"):
+        groups = report[method]
+        assert set(groups) == {"all", "not_train_near_dup", "train_near_dup"}
+        assert groups["not_train_near_dup"]["n"] == 5 and groups["train_near_dup"]["n"] == 4
+        for g in groups.values():
+            assert 0.0 <= g["pointing_game"] <= 1.0 and 0.0 <= g["energy_in_box"] <= 1.0
+    assert report["pointing_game"] == report["gradcam"]["all"]["pointing_game"]
+    assert 0.0 < report["baseline_energy_in_box"] < 0.5

@@ -1,4 +1,5 @@
-"""Segmentation commands: ``train segmentation``, ``evaluate segmentation``, ``segment``.
+"""Segmentation commands: ``train segmentation``, ``evaluate segmentation``, ``segment`` and
+``evaluate gradcam-localization`` (the classifier's Grad-CAM against the tumour masks).
 
 Heavy imports (TensorFlow) happen inside the handlers so that ``--help`` stays fast.
 """
@@ -63,6 +64,20 @@ def register(cmds) -> None:
     add_progress_args(e)
     e.set_defaults(func=_evaluate)
 
+    g = cmds.evaluate.add_parser(
+        "gradcam-localization", help="does Grad-CAM look at the tumour? (pointing game, energy "
+                                     "in the mask's box, against expert masks)")
+    g.add_argument("--data", required=True, help="folder with images/<class>/ and masks/<class>/ "
+                                                 "(manifest.csv: near-duplicate groups)")
+    g.add_argument("--model", default=None, metavar="VERSION",
+                   help="classifier version (default: the active one)")
+    g.add_argument("--explain", default="true", choices=("true", "predicted"),
+                   help="explain each image's own class (default) or the predicted class")
+    g.add_argument("--limit", type=int, default=None, help="first N pairs only")
+    g.add_argument("--json", action="store_true", help="print one JSON object")
+    add_progress_args(g)
+    g.set_defaults(func=_localization)
+
     s = cmds.sub.add_parser("segment", help="tumour mask of one scan (any format the loader reads)")
     s.add_argument("file", metavar="FILE")
     s.add_argument("--out", required=True, metavar="MASK.png", help="mask PNG (0 / 255)")
@@ -122,6 +137,30 @@ def _evaluate(args: argparse.Namespace) -> int:
           f"{report['dice_ci95'][1]:.4f})  IoU {report['iou']:.4f}  n={report['n']}")
     for c, m in report["per_class"].items():
         print(f"  {c:<12} Dice {m['dice']:.4f}  IoU {m['iou']:.4f}  n={m['n']}")
+    return 0
+
+
+def _localization(args: argparse.Namespace) -> int:
+    from core.classifier.inference import Classifier
+    from core.segmentation.localization import evaluate_localization
+
+    clf = Classifier.load(args.model)
+    try:
+        report = evaluate_localization(clf, args.data, explain=args.explain, limit=args.limit,
+                                       progress=None if args.json else progress_from_args(args))
+    except (ValueError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    report["data"] = str(Path(args.data).resolve())
+    if args.json:
+        print(json.dumps(report))
+        return 0
+    print(f"classifier {clf.version}, {report['n']} images, explained class: {args.explain}; "
+          f"uniform-map energy baseline {report['baseline_energy_in_box']}")
+    for method in ("gradcam", "gradcam++"):
+        for group, m in report[method].items():
+            print(f"  {method:<10} {group:<20} pointing game {m['pointing_game']}  energy in "
+                  f"box {m['energy_in_box']}  n={m['n']}")
     return 0
 
 
