@@ -29,7 +29,13 @@ def _save_tiny_unet(root, version: str, bias: float) -> None:
     registry.save_version("segmentation", model, {
         "architecture": "unet", "network": dict(TINY_CONFIG), "input_size": 32,
         "preprocessing": preprocessing_config(32),
-        "metrics": {"test": {"dice": 0.5, "iou": 0.4, "n": 3}},
+        "metrics": {"test": {"dice": 0.5, "iou": 0.4, "n": 3, "dice_ci95": [0.3, 0.7],
+                             "per_class": {"glioma": {"dice": 0.5, "iou": 0.4, "n": 3}}}},
+        "headline": {"split": "test"},
+        "gradcam_localization": {"model": "clf-test", "tolerance_px": 8,
+                                 "baseline_energy_in_box": 0.05,
+                                 "gradcam": {"not_train_near_dup": {
+                                     "pointing_game": 0.75, "energy_in_box": 0.2, "n": 4}}},
         "caveats": ["Tiny test model."]}, version=version, weights_dir=root)
 
 
@@ -84,6 +90,9 @@ def test_outline_size_and_disagreement(seg_env):
     assert size.value.endswith("mm²"), size.value
     text = " ".join(m.value for m in at.markdown)
     assert "Grad-CAM vs outline" in text
+    # the popover: held-out figures of the model card and the Grad-CAM localization check
+    assert "Test figures (n = 3" in text and "95% interval 0.300–0.700" in text
+    assert "the Grad-CAM peak fell inside the tumour (±8 px) in 75% of them" in text
     disagree = [w.value for w in at.warning if w.value.startswith("Models disagree")]
     # a confident mask: the models disagree exactly when the classifier says notumor
     assert bool(disagree) == (label == "notumor"), (label, disagree)

@@ -10,7 +10,7 @@ from core import config, registry
 from core.segmentation import TASK
 
 __all__ = ["HIGH_CONFIDENCE", "CONFIDENT_MASK", "NO_TUMOUR", "agreement", "size_text",
-           "segmenter", "segmentation_ui"]
+           "segmenter", "about_ui", "segmentation_ui"]
 
 #: A "notumor" prediction at least this probable counts as a confident "no tumour".
 HIGH_CONFIDENCE = 0.80
@@ -83,6 +83,52 @@ def _segment(key: str, version: str, weights_dir: str, _pixels: np.ndarray,
     return _segmenter(version, weights_dir).segment(_pixels, _spacing)
 
 
+def about_ui(model) -> None:
+    """The segmentation model card in words: held-out Dice / IoU per class, how the data were
+    split, what Grad-CAM's localization against the masks showed, caveats and credits."""
+    card = model.card
+    with st.popover("About the segmentation model", icon=":material/info:"):
+        st.markdown(f"**Version** {model.version}")
+        if card.get("description"):
+            st.markdown(f"**Model** {card['description']}")
+        metrics = card.get("metrics") or {}
+        split = (card.get("headline") or {}).get("split") or next(iter(metrics), None)
+        m = metrics.get(split) if split else None
+        if isinstance(m, dict) and isinstance(m.get("dice"), (int, float)):
+            ci = m.get("dice_ci95")
+            st.markdown(f"**{split.capitalize()} figures (n = {m.get('n')}, slices never seen "
+                        f"in training)** Dice {m['dice']:.3f}"
+                        + (f" (95% interval {ci[0]:.3f}–{ci[1]:.3f})" if ci else "")
+                        + (f" · IoU {m['iou']:.3f}" if isinstance(m.get("iou"), (int, float))
+                           else ""))
+            per = m.get("per_class") or {}
+            if per:
+                st.caption("Per class: " + "; ".join(
+                    f"{c} Dice {v['dice']:.3f}, IoU {v['iou']:.3f} (n = {v['n']})"
+                    for c, v in per.items()))
+        how = ((card.get("data") or {}).get("split") or {}).get("method")
+        if how:
+            st.markdown(f"**Held-out data** {how}.")
+        loc = card.get("gradcam_localization")
+        if isinstance(loc, dict) and isinstance(loc.get("gradcam"), dict):
+            g = loc["gradcam"]
+            clean = g.get("not_train_near_dup") or g.get("all") or {}
+            st.markdown(
+                f"**Does the classifier's Grad-CAM look at the tumour?** On "
+                f"{clean.get('n')} expert-outlined slices the classifier was not trained on, "
+                f"the Grad-CAM peak fell inside the tumour (±{loc.get('tolerance_px', 8)} px) "
+                f"in {clean.get('pointing_game', 0):.0%} of them, and "
+                f"{clean.get('energy_in_box', 0):.0%} of the map lay in the tumour's box "
+                f"(a uniform map: {loc.get('baseline_energy_in_box', 0):.0%}). Classifier "
+                f"{loc.get('model')}.")
+        caveats = card.get("caveats") or []
+        if caveats:
+            st.markdown("**Caveats**\n" + "\n".join(f"- {c}" for c in caveats))
+        credits = card.get("credits") or []
+        if credits:
+            st.markdown("**Credits**\n" + "\n".join(f"- {c}" for c in credits))
+
+
 def segmentation_ui(picked, shown, pred, heatmap) -> None:
     """The "Tumour segmentation" section under the Analyze columns (nothing without a model)."""
     from core.errors import MedScanError
@@ -147,10 +193,12 @@ def segmentation_ui(picked, shown, pred, heatmap) -> None:
         cam = contour_overlay(cam, mask, color=_OUTLINE)
         st.image(cam, width="stretch", caption="Grad-CAM with the tumour outline")
     stem = picked.name.rsplit(".", 1)[0]
-    d1, d2 = st.columns(2)
+    d1, d2, d3 = st.columns(3)
     d1.download_button("Download mask (PNG)", png_bytes(mask_png(seg.mask)),
                        key="download_seg_mask", file_name=f"{stem}_mask.png", mime="image/png",
                        on_click="ignore", icon=":material/download:")
     d2.download_button("Download outline overlay (PNG)", png_bytes(view),
                        key="download_seg_overlay", file_name=f"{stem}_outline.png",
                        mime="image/png", on_click="ignore", icon=":material/download:")
+    with d3:
+        about_ui(model)
