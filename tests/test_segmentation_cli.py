@@ -62,6 +62,10 @@ def test_training_publishes_a_card(seg_env, tmp_path):
     split = card["data"]["split"]
     assert split["margin"] == 0 and "figshare_index" in split["method"]
     assert card["data"]["test_counts"] == {"glioma": 1, "meningioma": 1, "pituitary": 1}
+    tuning = card["training"]["tuning"]                          # chosen on validation only
+    assert tuning["n"] == 3 and len(tuning["grid"]) == 10
+    assert card["preprocessing"]["threshold"] == tuning["threshold"]
+    assert card["preprocessing"]["postprocess"] == tuning["postprocess"]
     test = card["metrics"]["test"]
     assert set(test["per_class"]) == {"glioma", "meningioma", "pituitary"}
     assert test["n"] == 3 and 0.0 <= test["dice"] <= 1.0

@@ -65,3 +65,15 @@ def test_localization_scores():
     summary = summarise_localization([score, score2, {"pointing_hit": None,
                                                       "energy_in_box": None}])
     assert summary["n"] == 2 and summary["pointing_game"] == 0.5
+
+
+def test_postprocess_keeps_the_largest_component():
+    from core.segmentation.inference import postprocess_mask
+
+    m = _mask((20, 20), (2, 8, 2, 8), (15, 17, 15, 17))         # 36-pixel blob + 4-pixel island
+    kept = postprocess_mask(m, "largest_component")
+    assert kept.sum() == 36 and not kept[15:17, 15:17].any()
+    assert postprocess_mask(m, "none").sum() == 40
+    assert not postprocess_mask(_mask((5, 5)), "largest_component").any()
+    with pytest.raises(ValueError, match="postprocess"):
+        postprocess_mask(m, "smooth")

@@ -38,7 +38,11 @@ def register(cmds) -> None:
     t.add_argument("--margin", type=int, default=40,
                    help="figshare numbers dropped from training around held-out windows")
     t.add_argument("--no-head-crop", action="store_true")
-    t.add_argument("--threshold", type=float, default=0.5, help="probability → mask")
+    t.add_argument("--threshold", type=float, default=0.5,
+                   help="probability → mask (with --no-tune; else chosen on validation)")
+    t.add_argument("--no-tune", action="store_true",
+                   help="keep --threshold and no clean-up instead of choosing them on the "
+                        "validation pairs")
     t.add_argument("--seed", type=int, default=42)
     t.add_argument("--max-minutes", type=float, default=None,
                    help="stop after the epoch that would pass this wall-clock budget")
@@ -96,7 +100,8 @@ def _train(args: argparse.Namespace) -> int:
         depth=args.depth, batch_norm=not args.no_batch_norm, dropout=args.dropout,
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, patience=args.patience,
         val_fraction=args.val_fraction, test_fraction=args.test_fraction, margin=args.margin,
-        head_crop=not args.no_head_crop, threshold=args.threshold, seed=args.seed,
+        head_crop=not args.no_head_crop, threshold=args.threshold, tune=not args.no_tune,
+        seed=args.seed,
         max_minutes=args.max_minutes, max_images=args.max_images, threads=args.threads,
         workers=args.workers, run_dir=args.run_dir, resume=args.resume, version=args.version,
         activate=args.activate, publish=not args.no_publish, tried=list(args.tried),

@@ -158,12 +158,14 @@ def index_split(index: np.ndarray, labels: np.ndarray, *, val_fraction: float = 
 
 
 def preprocessing_config(size: int, *, head_crop: bool = True, crop_margin: float = 0.02,
-                         mask_threshold: float = 0.5, threshold: float = 0.5) -> dict:
-    """The card's ``preprocessing``: ``threshold`` turns probabilities into the mask."""
+                         mask_threshold: float = 0.5, threshold: float = 0.5,
+                         postprocess: str = "none") -> dict:
+    """The card's ``preprocessing``: ``threshold`` turns probabilities into the mask and
+    ``postprocess`` cleans it (:func:`core.segmentation.inference.postprocess_mask`)."""
     return {"head_crop": bool(head_crop), "crop_margin": float(crop_margin),
             "mask_threshold": float(mask_threshold), "size": [int(size), int(size)],
             "interpolation": "area", "normalise": "unit", "channels": 1,
-            "threshold": float(threshold)}
+            "threshold": float(threshold), "postprocess": str(postprocess)}
 
 
 def prepare(image: np.ndarray, config: dict) -> tuple[np.ndarray, HeadBox]:

@@ -14,7 +14,11 @@ from core.segmentation import TASK
 from core.segmentation.data import PairData, list_pairs, read_gray, read_mask
 from core.segmentation.metrics import bootstrap_ci, dice, iou
 
-__all__ = ["evaluate_pairs", "evaluate_folder", "summarise"]
+__all__ = ["evaluate_pairs", "evaluate_folder", "summarise", "tune_postprocessing",
+           "THRESHOLDS"]
+
+#: Thresholds :func:`tune_postprocessing` tries on the validation pairs.
+THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7)
 
 _CHUNK = 32
 
@@ -58,7 +62,7 @@ def evaluate_pairs(segmenter, data: PairData, positions: Sequence[int] | None = 
             if truth.shape != img.shape[:2]:
                 raise ValueError(f"{data.images[i]}: image {img.shape[:2]} and mask "
                                  f"{truth.shape} differ in size.")
-            pred = prob >= segmenter.threshold
+            pred = segmenter.mask_from_prob(prob)
             rows.append({"class": data.classes[int(data.labels[i])],
                          "name": f"{data.images[i].parent.name}/{data.images[i].name}",
                          "dice": dice(pred, truth), "iou": iou(pred, truth),
@@ -80,3 +84,31 @@ def evaluate_folder(segmenter, folder: str | Path, *,
     report = evaluate_pairs(segmenter, data, progress=progress)
     report["data_fingerprint"] = fingerprint(data)
     return report
+
+
+def tune_postprocessing(segmenter, data: PairData, positions: Sequence[int], *,
+                        thresholds: Sequence[float] = THRESHOLDS,
+                        postprocess: Sequence[str] = ("none", "largest_component"),
+                        progress: ProgressCallback = null_progress) -> dict:
+    """Choose the probability threshold and the mask clean-up on validation pairs (never the
+    test pairs): the combination with the highest mean Dice at the masks' own size (ties: the
+    earlier one, i.e. no clean-up and the lower threshold). Returns ``{"threshold",
+    "postprocess", "dice", "grid": [{threshold, postprocess, dice}], "n"}``."""
+    from core.segmentation.inference import postprocess_mask
+
+    positions = [int(i) for i in positions]
+    probs, truths = [], []
+    for start in range(0, len(positions), _CHUNK):
+        chunk = positions[start:start + _CHUNK]
+        probs += segmenter.probabilities([read_gray(data.images[i]) for i in chunk])
+        truths += [read_mask(data.masks[i]) for i in chunk]
+        progress(Progress(task=TASK, phase="tune", step=len(probs), steps=len(positions),
+                          message=f"{len(probs)}/{len(positions)} validation images"))
+    grid = []
+    for how in postprocess:
+        for t in thresholds:
+            scores = [dice(postprocess_mask(p >= t, how), m) for p, m in zip(probs, truths)]
+            grid.append({"threshold": float(t), "postprocess": how,
+                         "dice": round(float(np.mean(scores)), 4)})
+    best = max(grid, key=lambda g: g["dice"])   # max keeps the first of equal values
+    return {**best, "grid": grid, "n": len(positions)}

@@ -12,13 +12,17 @@ from pathlib import Path
 
 import numpy as np
 
+from core.errors import ModelCardError
 from core.segmentation import TASK
 from core.segmentation.data import prepare, restore
 from core.segmentation.metrics import mask_bbox
 
-__all__ = ["Segmentation", "Segmenter", "area_mm2", "contour_overlay", "mask_png"]
+__all__ = ["Segmentation", "Segmenter", "POSTPROCESS", "postprocess_mask", "area_mm2",
+           "contour_overlay", "mask_png"]
 
 _BATCH = 16
+#: How a thresholded mask is cleaned (the card's ``preprocessing.postprocess``).
+POSTPROCESS = ("none", "largest_component")
 
 
 @dataclass
@@ -58,6 +62,22 @@ class Segmentation:
                 "bbox": self.bbox, "max_probability": round(self.max_probability, 4)}
 
 
+def postprocess_mask(mask: np.ndarray, how: str = "none") -> np.ndarray:
+    """``"none"``: ``mask`` as is; ``"largest_component"``: only its largest 8-connected
+    region (a slice of these data holds one tumour; small islands are false positives)."""
+    mask = np.asarray(mask, bool)
+    if how == "none" or not mask.any():
+        return mask
+    if how != "largest_component":
+        raise ValueError(f"Unknown postprocess {how!r}; expected one of {', '.join(POSTPROCESS)}.")
+    import cv2
+
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    if n <= 2:
+        return mask
+    return labels == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+
+
 def area_mm2(pixels: int, spacing: tuple[float, float] | None) -> float | None:
     """``pixels`` × row spacing × column spacing (mm²); None without a pixel spacing."""
     if not spacing:
@@ -73,6 +93,10 @@ class Segmenter:
         self.version: str = card["version"]
         self.preprocessing: dict = card["preprocessing"]
         self.threshold = float(self.preprocessing.get("threshold", 0.5))
+        self.postprocess = str(self.preprocessing.get("postprocess", "none"))
+        if self.postprocess not in POSTPROCESS:
+            raise ModelCardError(f"Model card: unknown postprocess {self.postprocess!r}; "
+                                 f"expected one of {', '.join(POSTPROCESS)}.")
         self.input_size = int(card["input_size"])
 
     @classmethod
@@ -97,11 +121,15 @@ class Segmenter:
                 out.append(restore(p, box, np.asarray(img).shape[:2]))
         return out
 
+    def mask_from_prob(self, prob: np.ndarray) -> np.ndarray:
+        """Probability map → bool mask: ≥ the card's threshold, then its ``postprocess``."""
+        return postprocess_mask(prob >= self.threshold, self.postprocess)
+
     def segment(self, pixels: np.ndarray, pixel_spacing: tuple[float, float] | None = None
                 ) -> Segmentation:
-        """One scan → :class:`Segmentation` (mask = probability ≥ the card's threshold)."""
+        """One scan → :class:`Segmentation` (mask = :meth:`mask_from_prob`)."""
         prob = self.probabilities([pixels])[0]
-        return Segmentation(prob >= self.threshold, prob, self.threshold,
+        return Segmentation(self.mask_from_prob(prob), prob, self.threshold,
                             tuple(pixel_spacing) if pixel_spacing else None)
 
     def segment_scan(self, scan) -> Segmentation:

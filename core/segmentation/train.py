@@ -101,7 +101,8 @@ class TrainConfig:
     test_fraction: float = 0.15
     margin: int = 40                    # figshare numbers dropped around held-out windows
     head_crop: bool = True
-    threshold: float = 0.5
+    threshold: float = 0.5              # before tuning (or with tune=False)
+    tune: bool = True                   # choose threshold and clean-up on the validation pairs
     seed: int = 42
     max_minutes: float | None = None
     max_images: int | None = None       # first N training pairs (quick runs, tests)
@@ -208,7 +209,7 @@ def train(cfg: TrainConfig, progress: ProgressCallback = null_progress) -> Train
     from core.models.unet import build_unet
     from core.segmentation.data import (PairSequence, fingerprint, index_split, list_pairs,
                                         load_pairs, preprocessing_config)
-    from core.segmentation.evaluate import evaluate_pairs
+    from core.segmentation.evaluate import evaluate_pairs, tune_postprocessing
     from core.segmentation.inference import Segmenter
 
     if cfg.arch not in ARCHITECTURES:
@@ -279,6 +280,12 @@ def train(cfg: TrainConfig, progress: ProgressCallback = null_progress) -> Train
     minutes_train = (time.monotonic() - t_start) / 60
     draft = {"task": TASK, "version": version, "architecture": cfg.arch, "network": network,
              "input_size": int(cfg.input_size), "preprocessing": prep}
+    tuning = None
+    if cfg.tune:
+        progress(Progress(task=TASK, phase="tune", message=(
+            "threshold and mask clean-up chosen on the validation pairs")))
+        tuning = tune_postprocessing(Segmenter(export, draft), data, va, progress=progress)
+        prep.update(threshold=tuning["threshold"], postprocess=tuning["postprocess"])
     segmenter = Segmenter(export, draft)
     metrics = {}
     for name, positions in (("validation", va), ("test", te)):
@@ -287,6 +294,9 @@ def train(cfg: TrainConfig, progress: ProgressCallback = null_progress) -> Train
                 f"{name}: {len(positions)} held-out pairs at the masks' own size")))
             report = evaluate_pairs(segmenter, data, positions, progress=progress)
             report.pop("images")
+            report["note"] = ("never seen in training or tuning" if name == "test" else
+                              "chose the best epoch" + (" and the threshold / clean-up"
+                                                        if tuning else "") + ": optimistic")
             metrics[name] = report
     held = metrics.get("test", metrics["validation"])
     seconds = [h["seconds"] for h in state["history"]]
@@ -296,7 +306,8 @@ def train(cfg: TrainConfig, progress: ProgressCallback = null_progress) -> Train
         "description": (f"U-Net, {cfg.depth} levels, {cfg.base_filters} base filters, "
                         f"{cfg.input_size}² grayscale input after head crop, trained from scratch "
                         "on expert tumour masks (Dice + BCE); outputs the enhancing tumour"),
-        "output": "one tumour probability per pixel; mask = probability ≥ preprocessing.threshold",
+        "output": "one tumour probability per pixel; mask = probability ≥ "
+                  "preprocessing.threshold, cleaned by preprocessing.postprocess",
         "classes_seen": data.classes,
         "data": {"name": data.root.name, "path": str(data.root.resolve()),
                  "fingerprint": fingerprint(data), "counts": data.counts(),
@@ -321,6 +332,9 @@ def train(cfg: TrainConfig, progress: ProgressCallback = null_progress) -> Train
                      "stopped_reason": state["stopped_reason"],
                      "minutes": round(minutes_train, 1),
                      "seconds_per_epoch": round(float(np.median(seconds)), 1) if seconds else None,
+                     "tuning": dict(tuning, note="threshold and clean-up chosen on the "
+                                                 "validation pairs only; test figures use them"
+                                    ) if tuning else None,
                      "tried": list(cfg.tried), "history": state["history"]},
         "metrics": metrics,
         "headline": {"split": "test" if "test" in metrics else "validation",
