@@ -43,7 +43,6 @@ def test_index_split_no_overlap_and_margin(margin):
             assert not np.any((index[t] >= lo) & (index[t] <= hi))
     # test = lowest numbers of each class, validation = highest
     for c in np.unique(labels):
-        same = labels == c
         assert index[te][labels[te] == c].max() < index[va][labels[va] == c].min()
     dropped = len(index) - len(tr) - len(va) - len(te)
     assert (dropped > 0) == (margin > 0)

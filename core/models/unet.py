@@ -54,8 +54,9 @@ def build_unet(input_size: int = 128, base_filters: int = 16, depth: int = 4,
         if not isinstance(value, int) or isinstance(value, bool) or value < lo:
             raise ValueError(f"{name} must be an integer >= {lo}, got {value!r}.")
     if input_size % (2 ** depth):
-        raise ValueError(f"input_size {input_size} is not divisible by 2**depth = {2 ** depth} "
-                         f"(depth {depth}): choose e.g. {2 ** depth * max(1, input_size // 2 ** depth)}.")
+        step = 2 ** depth
+        raise ValueError(f"input_size {input_size} is not divisible by 2**depth = {step} "
+                         f"(depth {depth}): choose e.g. {step * max(1, input_size // step)}.")
     if not 0.0 <= float(dropout) < 1.0:
         raise ValueError(f"dropout must be in [0, 1), got {dropout!r}.")
     inputs = keras.Input((input_size, input_size, channels), name="image")

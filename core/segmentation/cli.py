@@ -49,7 +49,8 @@ def register(cmds) -> None:
     t.add_argument("--max-images", type=int, default=None, help="use the first N training pairs")
     t.add_argument("--threads", type=int, default=None, help="intra-op CPU threads")
     t.add_argument("--workers", type=int, default=1, help="augmentation threads")
-    t.add_argument("--run-dir", default=None, help="checkpoints (default runs/segmentation/VERSION)")
+    t.add_argument("--run-dir", default=None,
+                   help="checkpoints (default runs/segmentation/VERSION)")
     t.add_argument("--resume", action="store_true", help="continue from RUN_DIR/last.keras")
     t.add_argument("--version", default=None, help="registry version name")
     t.add_argument("--activate", action="store_true", help="make the new version active")

@@ -110,6 +110,7 @@ def evaluate_localization(clf, folder, *, methods=("gradcam", "gradcam++"),
             groups["train_near_dup"] = [r for r, d in zip(rows[method], dup) if d is True]
         report[method] = {g: summarise_localization(r) for g, r in groups.items()}
     first = report[methods[0]]["all"]
-    report["pointing_game"], report["energy_in_box"] = first["pointing_game"], first["energy_in_box"]
+    report["pointing_game"] = first["pointing_game"]
+    report["energy_in_box"] = first["energy_in_box"]
     report["baseline_energy_in_box"] = round(float(np.mean(baseline)), 4) if baseline else None
     return report

@@ -3,9 +3,10 @@ checkpoint (validation Dice) → held-out evaluation → registry version with a
 
 Per epoch the run folder's ``ckpt/`` (``runs/segmentation/<version>/ckpt/``; the layout the
 job runner's resume looks for) gets ``last.keras`` (model + optimizer, for ``resume``),
-``best.weights.h5`` (highest validation Dice) and ``state.json`` (history, best epoch). ``max_minutes`` stops after the epoch that would otherwise overrun the
-budget; the run still evaluates and publishes. Backend-agnostic Keras 3 (``keras.ops`` loss,
-``PyDataset`` input).
+``best.weights.h5`` (highest validation Dice) and ``state.json`` (history, best epoch).
+``max_minutes`` stops after the epoch that would otherwise overrun the budget; the run still
+chooses its threshold on the validation pairs, evaluates and publishes. Backend-agnostic Keras 3
+(``keras.ops`` loss, ``PyDataset`` input).
 """
 from __future__ import annotations
 
@@ -30,7 +31,8 @@ ARCHITECTURES = {"unet": "U-Net (Ronneberger et al. 2015), batch norm, sigmoid m
 # Dice + binary cross-entropy, equal weights: Dice counters the ~1 % foreground (a BCE-only model
 # learns "no tumour anywhere"), BCE keeps gradients well-behaved where Dice is flat.
 LOSS_WEIGHTS = {"dice": 1.0, "bce": 1.0}
-_SMOOTH = 1.0   # added to Dice's numerator and denominator: an empty prediction of an empty mask is 1
+# added to Dice's numerator and denominator: an empty prediction of an empty mask scores 1
+_SMOOTH = 1.0
 
 
 def _keras():
@@ -324,8 +326,9 @@ def train(cfg: TrainConfig, progress: ProgressCallback = null_progress) -> Train
         "training": {"config": cfg_dict, "command": cfg.command, "device": device.label,
                      "loss": "soft Dice (per image) + binary cross-entropy, weights "
                              f"{LOSS_WEIGHTS}",
-                     "augmentation": "horizontal flip, rotation ±15°, zoom 0.9–1.15, shift ±6 % "
-                                     "(one affine map for image and mask; mask nearest), "
+                     "augmentation": "horizontal flip, rotation ±15°, zoom 0.9–1.15, "
+                                     "shift ±6 % (one affine map for image and mask; mask "
+                                     "nearest), "
                                      "gamma / contrast / brightness / light blur on the image",
                      "epochs_run": state["epoch"], "best_epoch": state["best_epoch"],
                      "best_val_dice_training_size": state["best_val_dice"],
