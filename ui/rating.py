@@ -24,7 +24,8 @@ from ui.images import thumbnail_png
 from ui.resources import db
 from ui.scan_ui import markdown_literal, scan_label
 
-__all__ = ["SCALE", "QUESTION_LABELS", "rating_form_ui", "study_rating_form_ui", "view_id"]
+__all__ = ["SCALE", "QUESTION_LABELS", "STUDY_KEYS", "rating_form_ui", "study_rating_form_ui",
+           "study_answer_ui", "view_id"]
 
 SCALE = {1: "1 · extremely bad", 2: "2 · poor", 3: "3 · acceptable", 4: "4 · good",
          5: "5 · excellent"}
@@ -130,14 +131,110 @@ def rating_form_ui(*, reader_id: int, picked, method: str, model_version: str | 
 
 
 def study_rating_form_ui(*, reader_id: int, item, key: str) -> bool:
-    """Rate one reader-study item by its id (the method stays hidden when blinded)."""
+    """Rate one reader-study showing by its item id (the method stays hidden when blinded).
+    The simple form (no keyboard); the reader-study page uses :func:`study_answer_ui`."""
     from core.db.studies import rate_study_item
 
     def save(q: int, u: int, comment: str | None) -> None:
         with db() as session:
             rate_study_item(session, reader_id=reader_id, item_id=item.item_id,
-                            image_quality=q, diagnostic_usefulness=u, comment=comment)
+                            image_quality=q, diagnostic_usefulness=u, comment=comment,
+                            repeat=getattr(item, "is_repeat", False))
 
     return _form(key, f"**Your rating of {item.label}**", item.image_quality,
                  item.diagnostic_usefulness, item.comment, None, save, rated=item.rated,
                  wide=False)
+
+
+#: The keys of the reader-study form: 1–5 answer the highlighted question, ↑ / ↓ pick the
+#: question, Enter saves and moves on (the page adds ← / → for previous / next).
+STUDY_KEYS = "Keyboard: 1–5 answer the highlighted question · ↑ ↓ pick the question · " \
+             "Enter saves and moves on · ← → previous / next image"
+
+
+# Widget-key suffix of each question in the reader-study form.
+_SUFFIX = {"image_quality": "quality", "diagnostic_usefulness": "usefulness"}
+
+
+def _pick(state_key: str, active_key: str, value: int, order: list[str]) -> None:
+    """Shortcut button callback: answer the active question, then highlight the next one."""
+    active = st.session_state.get(active_key, order[0])
+    st.session_state[f"{state_key}_{_SUFFIX[active]}"] = value
+    i = order.index(active)
+    st.session_state[active_key] = order[min(i + 1, len(order) - 1)]
+
+
+def _move(active_key: str, order: list[str], step: int) -> None:
+    i = order.index(st.session_state.get(active_key, order[0]))
+    st.session_state[active_key] = order[max(0, min(len(order) - 1, i + step))]
+
+
+def study_answer_ui(*, reader_id: int, showing, key: str, ask_comment: bool = True,
+                    diagnosis_choices: tuple[str, ...] | None = None,
+                    seconds: Callable[[], float] | None = None) -> bool:
+    """The reader-study answer: both 1–5 scales (pre-filled with the reader's own answer to
+    this showing), the optional diagnosis and comment, keyboard shortcuts (:data:`STUDY_KEYS`)
+    and a save button. ``seconds()`` is the time spent on the showing, stored with the answer.
+    Widget keys start with ``key`` (one per showing). Returns True on the run it was saved."""
+    from core.db.studies import rate_study_item
+
+    order = list(QUESTION_LABELS)
+    active_key = f"{key}_active"
+    for q, value in (("image_quality", showing.image_quality),
+                     ("diagnostic_usefulness", showing.diagnostic_usefulness)):
+        st.session_state.setdefault(f"{key}_{_SUFFIX[q]}", value)
+    if active_key not in st.session_state:
+        st.session_state[active_key] = next(
+            (q for q in order if st.session_state.get(f"{key}_{_SUFFIX[q]}") is None), order[0])
+    active = st.session_state[active_key]
+    options = list(SCALE)
+    with st.container(border=True):
+        st.markdown(f"**Your rating of {showing.label}**")
+        if showing.rated:
+            st.caption("You have rated this image; saving again replaces your rating until the "
+                       "study closes.")
+        for q in order:
+            mark = " ◀" if q == active else ""
+            st.radio(f"{QUESTION_LABELS[q]}{mark}", options, format_func=SCALE.get, index=None,
+                     key=f"{key}_{_SUFFIX[q]}")
+        cols = st.columns(5)
+        for value, col in zip(options, cols):
+            col.button(str(value), key=f"{key}_k{value}", shortcut=str(value),
+                       on_click=_pick, args=(key, active_key, value, order),
+                       help=f"Answer the highlighted question ◀ with {SCALE[value]}",
+                       width="stretch")
+        c_up, c_down = st.columns(2)
+        c_up.button("↑ question", key=f"{key}_up", shortcut="Up", on_click=_move,
+                    args=(active_key, order, -1), width="stretch")
+        c_down.button("↓ question", key=f"{key}_down", shortcut="Down", on_click=_move,
+                      args=(active_key, order, 1), width="stretch")
+        diagnosis = None
+        if diagnosis_choices:
+            choices = list(diagnosis_choices)
+            st.session_state.setdefault(f"{key}_diagnosis", showing.diagnosis
+                                        if showing.diagnosis in choices else None)
+            diagnosis = st.radio("Diagnosis (optional)", choices, index=None,
+                                 key=f"{key}_diagnosis", horizontal=True)
+        comment = None
+        if ask_comment:
+            st.session_state.setdefault(f"{key}_comment", showing.comment or "")
+            comment = st.text_area("Comment (optional)", key=f"{key}_comment", height=68)
+        submitted = st.button("Update rating" if showing.rated else "Save and next",
+                              type="primary", key=f"{key}_submit", shortcut="Enter",
+                              width="stretch")
+    if not submitted:
+        return False
+    q, u = (st.session_state.get(f"{key}_{_SUFFIX[x]}") for x in order)
+    if q is None or u is None:
+        st.warning("Choose a value on both scales before saving.")
+        return False
+    try:
+        with db() as session:
+            rate_study_item(session, reader_id=reader_id, item_id=showing.item_id,
+                            image_quality=int(q), diagnostic_usefulness=int(u),
+                            comment=(comment or "").strip() or None, diagnosis=diagnosis,
+                            seconds=seconds() if seconds else None, repeat=showing.is_repeat)
+    except DBError as err:       # closed meanwhile, storage error: keep what was entered
+        st.error(str(err), icon=":material/error:")
+        return False
+    return True

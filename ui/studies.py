@@ -5,11 +5,27 @@ from ui import cached
 from ui.images import png_bytes
 from ui.sr import METHOD_LABELS
 
-__all__ = ["VIEWS", "build_study_images"]
+__all__ = ["VIEWS", "build_study_images", "cond_label", "state_badge"]
 
 VIEWS = {"original": "Original scan",
          **{m: f"{METHOD_LABELS[m]} (restored from the shrunk scan)"
             for m in ("bicubic", "srcnn", "rrdb_psnr", "esrgan")}}
+
+
+def cond_label(condition: str | None) -> str:
+    """A condition (``method`` or ``method@version``) as people read it (admin pages only)."""
+    from core.db.views import view_label
+
+    if condition is None:
+        return "—"
+    method, _, version = str(condition).partition("@")
+    return view_label(method) + (f" ({version})" if version else "")
+
+
+def state_badge(state: str) -> str:
+    """A study's state as a coloured Markdown badge."""
+    colour = {"draft": "gray", "open": "green", "closed": "orange"}.get(state, "gray")
+    return f":{colour}-badge[{state}]"
 
 
 def build_study_images(picked: list, views: list[str], scale: int,

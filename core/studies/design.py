@@ -29,7 +29,7 @@ from core.sr.methods import METHOD_LABELS, SR_METHODS
 
 __all__ = ["CONDITIONS", "CONDITION_LABELS", "REFERENCE_LABELS", "IMAGE_SUFFIXES",
            "MAX_FOLDER_FILES", "CaseSource", "StudyDesign", "library_sources", "folder_sources",
-           "design_study"]
+           "library_summary", "classifier_classes", "design_study"]
 
 #: What a study can compare: the original and every SR method (one table, never retyped).
 CONDITIONS = ("original", *SR_METHODS)
@@ -82,6 +82,30 @@ def library_sources(session: Session, *, label: str | None = None, source: str |
         rows = rows[: int(limit)]
     return [CaseSource(sha256=c.sha256, case_id=c.id, label=c.label, modality=c.modality,
                        shape=(c.height, c.width)) for c in rows]
+
+
+def library_summary(session: Session) -> dict:
+    """``{"total": n, "labels": {label: n}, "sources": {import: n}}`` of the case library
+    (``None`` label: unlabelled), for picking cases."""
+    from collections import Counter
+
+    from core.db.studies import library_cases
+
+    rows = library_cases(session)
+    return {"total": len(rows), "labels": dict(Counter(c.label for c in rows).most_common()),
+            "sources": dict(Counter(c.source for c in rows).most_common())}
+
+
+def classifier_classes(weights_dir: Path | str | None = None) -> list[str]:
+    """The active classifier's classes (the optional diagnosis question's choices), or ``[]``
+    when no classifier is active."""
+    from core import registry
+
+    try:
+        card = registry.load_card("classifier", weights_dir=weights_dir)
+    except Exception:      # no active classifier, or a broken card: no suggestion
+        return []
+    return [str(c) for c in card.get("classes") or []]
 
 
 def folder_sources(folder: str | Path, *, labels_from_subfolders: bool = True,
