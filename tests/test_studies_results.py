@@ -318,3 +318,42 @@ def test_cli_studies_list_show_results(seeded_study, capsys):
     assert "9999" in capsys.readouterr().err
     assert main(["studies", "results", str(study_id), "--reference", "srcnn"]) == 2
     assert "srcnn" in capsys.readouterr().err
+
+
+def _resp(reader, item, repeat, iq, du, seconds=None, condition="original", dx=None,
+          label=None):
+    return {"reader": reader, "item_id": item, "repeat": repeat, "image_quality": iq,
+            "diagnostic_usefulness": du, "seconds": seconds, "condition": condition,
+            "diagnosis": dx, "case_label": label}
+
+
+def test_reader_details_time_and_repeat_consistency_by_hand():
+    from core.studies.results import reader_details
+
+    rows = [_resp("ann", 1, False, 4, 3, 10.0), _resp("ann", 1, True, 4, 5, 6.0),
+            _resp("ann", 2, False, 2, 2, 2.0), _resp("ann", 2, True, 3, 2, None),
+            _resp("ann", 3, False, 5, 5, 4.0),
+            _resp("bob", 1, False, 3, 3)]                      # no time, no repeats
+    ann, bob = reader_details(rows)
+    assert (ann["reader"], ann["n_items"], ann["n_showings"]) == ("ann", 3, 5)
+    assert ann["seconds_median"] == 5.0 and ann["seconds_total"] == 22.0   # 10, 6, 2, 4
+    iq, du = ann["consistency"]["image_quality"], ann["consistency"]["diagnostic_usefulness"]
+    assert iq["n_pairs"] == 2 and iq["exact"] == 0.5 and iq["within_one"] == 1.0
+    assert iq["mean_abs_diff"] == 0.5
+    # pairs (4,4), (2,3): observed mean (x-y)^2 = 0.5; expected over all pairings
+    # ((4-4)^2 + (4-3)^2 + (2-4)^2 + (2-3)^2) / 4 = 1.5 -> kappa = 1 - 0.5 / 1.5
+    assert iq["kappa_quadratic"] == pytest.approx(1 - 0.5 / 1.5)
+    assert du["exact"] == 0.5 and du["mean_abs_diff"] == 1.0
+    assert bob["seconds_median"] is None and bob["consistency"]["image_quality"]["n_pairs"] == 0
+    assert bob["consistency"]["image_quality"]["exact"] is None
+
+
+def test_diagnosis_accuracy_per_condition_first_showings_only():
+    from core.studies.results import diagnosis_accuracy
+
+    rows = [_resp("a", 1, False, 3, 3, condition="bicubic", dx="Glioma", label="glioma"),
+            _resp("a", 2, False, 3, 3, condition="bicubic", dx="notumor", label="glioma"),
+            _resp("a", 2, True, 3, 3, condition="bicubic", dx="glioma", label="glioma"),
+            _resp("a", 3, False, 3, 3, condition="esrgan", dx="glioma", label=None),
+            _resp("a", 4, False, 3, 3, condition="esrgan", dx=None, label="glioma")]
+    assert diagnosis_accuracy(rows) == {"bicubic": {"n": 2, "correct": 1, "accuracy": 0.5}}
