@@ -22,8 +22,8 @@ st.title("Reader studies")
 from core.db.auth import list_users  # noqa: E402
 from core.db.jobs import ACTIVE_STATUSES, get_job, start_training_job  # noqa: E402
 from core.db.studies import (close_study, create_study, delete_study,  # noqa: E402
-                             list_studies, open_study, set_study_job, study_rating_rows,
-                             study_reader_progress, study_response_rows)
+                             list_studies, open_study, set_study_job, set_study_readers,
+                             study_rating_rows, study_reader_progress, study_response_rows)
 from core.studies.design import (CONDITION_LABELS, CONDITIONS, REFERENCE_LABELS,  # noqa: E402
                                  StudyDesign, classifier_classes, design_study, folder_sources,
                                  library_sources, library_summary)
@@ -202,6 +202,24 @@ def _job_ui(study_id: int, job_id: int) -> None:
             st.rerun(scope="app")
 
 
+def _readers_ui(s, users: dict[int, str]) -> None:
+    """Change a draft or open study's reader list (none: anyone signed in)."""
+    with st.expander("Readers"):
+        by_name = {name: uid for uid, name in users.items()}
+        current = [] if s.open_to_all else [r for r in s.readers if r in by_name]
+        st.multiselect("Readers (none: anyone signed in)", list(by_name), default=current,
+                       key=f"study_readers_{s.id}")
+        st.button("Save readers", key=f"study_readers_save_{s.id}", on_click=_save_readers,
+                  args=(s.id, by_name))
+
+
+def _save_readers(study_id: int, by_name: dict[str, int]) -> None:
+    """Callback: the readers chosen at click time (the multiselect's state, not its value
+    when the button was drawn)."""
+    names = st.session_state.get(f"study_readers_{study_id}") or []
+    _act(set_study_readers, study_id, [by_name[n] for n in names], admin["id"])
+
+
 def _studies_tab(studies, users) -> None:
     if err := st.session_state.pop("studies_error", None):
         st.error(err)
@@ -239,6 +257,8 @@ def _studies_tab(studies, users) -> None:
                       kwargs={"confirm": confirm})
             if s.state == "draft" and s.job_id is not None:
                 _job_ui(s.id, s.job_id)
+            if s.state != "closed":
+                _readers_ui(s, users)
             rows = [{"reader": users.get(p.reader_id, p.reader_id), "rated": p.rated,
                      "of": p.total, "done": p.done} for p in progress[s.id]]
             if rows:

@@ -150,6 +150,10 @@ def test_admin_designs_from_a_folder_opens_closes_and_exports(app_env, folder):
         study = list_studies(s)[0]
     assert study.state == "draft" and study.presentation == "side_by_side"
     assert at.button(key=f"study_open_{study.id}").disabled       # images not made yet
+    at.multiselect(key=f"study_readers_{study.id}").set_value(["reader"])
+    at.button(key=f"study_readers_save_{study.id}").click().run()
+    with session_scope(engine) as s:
+        assert list_studies(s)[0].readers == ("reader",)
     generate_study_images(engine, study.id)                      # what the job does
     at.run()
     at.button(key=f"study_open_{study.id}").click().run()
