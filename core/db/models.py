@@ -192,6 +192,9 @@ class Study(Base):
     ``alpha`` are the SR factor and ESRGAN interpolation weight of the study's conditions.
     ``source`` is the design the condition images are generated from (``core.studies.design``);
     ``job_id`` the background job (``training_jobs``) that generates them, if any.
+    ``state``, ``presentation`` and ``reference`` are checked by ``core.db.studies`` rather
+    than by CHECK constraints: SQLite adds a constraint only by rebuilding ``studies``, and
+    dropping the old table would cascade to its items and ratings.
     """
 
     __tablename__ = "studies"
