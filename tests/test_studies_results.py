@@ -270,7 +270,7 @@ def test_study_rating_rows(seeded_study):
     with session_scope(engine) as s:
         rows = study_rating_rows(s, study_id)
         assert study_conditions(s, study_id) == {"esrgan": 3, "original": 3}
-        assert study_readers(s, study_id) == [("r1", 6), ("r2", 5)]
+        assert study_readers(s, study_id) == [("r1", 6, 6), ("r2", 5, 6)]
     assert len(rows) == 2 * 11
     assert (SHAS[2], "esrgan", "r1", "diagnostic_usefulness", 5) in rows
     assert not any(r[0] == SHAS[2] and r[1] == "esrgan" and r[2] == "r2" for r in rows)
@@ -284,7 +284,8 @@ def test_cli_studies_list_show_results(seeded_study, capsys):
     assert main(["studies", "show", str(study_id), "--json"]) == 0
     shown = json.loads(capsys.readouterr().out)
     assert shown["conditions"] == {"esrgan": 3, "original": 3} and shown["n_items"] == 6
-    assert shown["readers"] == [{"reader": "r1", "n_rated": 6}, {"reader": "r2", "n_rated": 5}]
+    assert shown["readers"] == [{"reader": "r1", "n_rated": 6, "of": 6},
+                                {"reader": "r2", "n_rated": 5, "of": 6}]
 
     assert main(["studies", "results", str(study_id), "--json"]) == 0
     r = json.loads(capsys.readouterr().out)

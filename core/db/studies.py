@@ -732,11 +732,12 @@ def study_conditions(session: Session, study_id: int) -> dict[str, int]:
     return dict(sorted(counts.items()))
 
 
-def study_readers(session: Session, study_id: int) -> list[tuple[str, int]]:
-    """Admin: ``(username, showings answered)`` of each listed reader or reader who rated."""
+def study_readers(session: Session, study_id: int) -> list[tuple[str, int, int]]:
+    """Admin: ``(username, showings answered, showings in their sequence)`` of each listed
+    reader or reader who rated, by name."""
     _study(session, study_id)
     names = dict(session.execute(select(User.id, User.username)).all())
-    return sorted((names.get(p.reader_id, str(p.reader_id)), p.rated)
+    return sorted((names.get(p.reader_id, str(p.reader_id)), p.rated, p.total)
                   for p in study_reader_progress(session, study_id))
 
 

@@ -206,8 +206,8 @@ def _studies_show(args: argparse.Namespace) -> int:
     with session_scope(init_db()) as s:
         out = _study_dict(get_study(s, args.study_id))
         out["conditions"] = study_conditions(s, args.study_id)
-        out["readers"] = [{"reader": name, "n_rated": n}
-                          for name, n in study_readers(s, args.study_id)]
+        out["readers"] = [{"reader": name, "n_rated": n, "of": total}
+                          for name, n, total in study_readers(s, args.study_id)]
     if args.json:
         print(json.dumps(out, indent=2))
         return 0
@@ -217,7 +217,7 @@ def _studies_show(args: argparse.Namespace) -> int:
     print("conditions: " + (", ".join(f"{c} ({n})" for c, n in out["conditions"].items())
                             or "none"))
     for r in out["readers"]:
-        print(f"  {r['reader']:<32} {r['n_rated']:>5} / {out['n_items']} rated")
+        print(f"  {r['reader']:<32} {r['n_rated']:>5} / {r['of']} showings rated")
     if not out["readers"]:
         print("  (no ratings yet)")
     return 0

@@ -100,7 +100,7 @@ def _label(condition: str) -> str:
 
 def _bars_svg(scores: dict[str, list[float]], conditions: list[str]) -> str:
     """Horizontal 100% stacked bars: the share of each score 1–5 per condition."""
-    row_h, label_w, bar_w = 26, 170, 460
+    row_h, label_w, bar_w = 26, 170, 560
     height = row_h * len(conditions) + 34
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{label_w + bar_w + 10}" '
              f'height="{height}" role="img" font-family="sans-serif" font-size="12">']
@@ -123,7 +123,7 @@ def _bars_svg(scores: dict[str, list[float]], conditions: list[str]) -> str:
             x += w
     y = row_h * len(conditions) + 12
     for score in range(1, 6):
-        x = label_w + (score - 1) * 92
+        x = label_w + (score - 1) * 112
         parts.append(f'<rect x="{x}" y="{y}" width="12" height="12" '
                      f'fill="{_SCORE_FILL[score]}" stroke="#555" stroke-width="0.5"/>'
                      f'<text x="{x + 16}" y="{y + 11}">{score} {SCALE_WORDS[score]}</text>')
