@@ -27,7 +27,11 @@ total = sum(per_label.values())
 active = active_classifier_version()
 
 
-@st.fragment(run_every=3)
+# Polls every few seconds only while an embeddings job runs (then its progress moves).
+_running = embeddings_status(active)["job"] is not None
+
+
+@st.fragment(run_every=3 if _running else None)
 def embeddings_panel() -> None:
     status = embeddings_status(active)
     done = status["per_version"].get(active, 0) if active else 0
@@ -38,6 +42,8 @@ def embeddings_panel() -> None:
     left, right = st.columns([3, 2], vertical_alignment="center")
     left.progress(done / total if total else 0.0,
                   text=f"Retrieval embeddings for classifier {active}: {done} of {total} cases")
+    if job is None and _running:
+        st.rerun()   # the job just finished: one full run shows the final state and stops polling
     if job is not None:
         right.info(f"Embeddings job {job.id} is {job.status} "
                    f"({job.fraction:.0%}); the previous index serves until it is done.",
@@ -88,37 +94,38 @@ with db() as session:
     shown = cases.list_cases(session, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE, **query)
 st.caption(f"{n_match:,} case(s) match; showing {len(shown)}.")
 
-cols = st.columns(6)
-for i, c in enumerate(shown):
-    with cols[i % 6]:
-        if c.thumbnail:
-            st.image(c.thumbnail, width="stretch")
-        st.markdown(f"**{c.label or 'no label'}**  \n:grey[case {c.id} · {c.source}]")
-        if st.button("Open", key=f"library_open_{c.id}", width="stretch"):
-            st.session_state["library_case"] = c.id
+
+def _open(case_id: int) -> None:
+    """Button callback: runs before the script, so the case shows above the grid at once."""
+    st.session_state["library_case"] = case_id
+
 
 chosen = st.session_state.get("library_case")
+case = None
 if chosen is not None:
     try:
         with db() as session:
             case = cases.get_case(session, chosen)
             pixels = cases.case_pixels(session, chosen)
-    except MedScanError as err:
+    except MedScanError as err:      # removed in another tab, or its image is missing
         st.session_state.pop("library_case", None)
         st.warning(str(err))
-        st.stop()
-    st.divider()
+        case = chosen = None
+if case is not None:
     st.subheader(f"Case {case.id}")
     img_col, info_col = st.columns([3, 2])
+    if info_col.button("Close", key="library_close", icon=":material/close:"):
+        st.session_state.pop("library_case", None)
+        st.rerun()
     img_col.image(pixels, width="stretch", clamp=True,
                   caption=f"{case.width}×{case.height}, {case.bit_depth}-bit, as stored")
     with info_col:
+        origin = "confirmed by an admin" if case.label_source == "admin" else "from the import"
         st.markdown(f"**Label:** {case.label or 'none'}"
-                    + (f" ({'confirmed by an admin' if case.label_source == 'admin' else 'from the import'})"
-                       if case.label else ""))
-        st.markdown(f"**Modality / body part:** {case.modality or '-'} / {case.body_part or '-'}  \n"
-                    f"**Source:** {case.source}  \n**File (identifiers masked):** "
-                    f"{case.source_path or '-'}  \n**Added:** "
+                    + (f" ({origin})" if case.label else ""))
+        st.markdown(f"**Modality / body part:** {case.modality or '-'} / "
+                    f"{case.body_part or '-'}  \n**Source:** {case.source}  \n"
+                    f"**File (identifiers masked):** {case.source_path or '-'}  \n**Added:** "
                     f"{case.created_at:%Y-%m-%d %H:%M} UTC")
         with st.form(f"library_label_form_{case.id}", border=False):
             new = st.text_input("Confirmed label", value=case.label or "", max_chars=64,
@@ -126,12 +133,14 @@ if chosen is not None:
             if st.form_submit_button("Save label"):
                 try:
                     with db() as session:
-                        cases.set_case_label(session, case.id, new or None, user_id=admin["id"])
+                        cases.set_case_label(session, case.id, new or None,
+                                             user_id=admin["id"])
                 except (MedScanError, ValueError) as err:
                     st.error(str(err))
                 else:
                     st.rerun()
-        sure = st.checkbox("Yes, remove this case from the library", key=f"library_rm_ok_{case.id}")
+        sure = st.checkbox("Yes, remove this case from the library",
+                           key=f"library_rm_ok_{case.id}")
         if st.button("Remove case", key=f"library_remove_{case.id}", disabled=not sure,
                      icon=":material/delete:"):
             try:
@@ -143,3 +152,14 @@ if chosen is not None:
                 st.session_state.pop("library_case", None)
                 st.toast(f"Case {case.id} removed.")
                 st.rerun()
+    st.divider()
+
+cols = st.columns(6)
+for i, c in enumerate(shown):
+    with cols[i % 6]:
+        if c.thumbnail:
+            st.image(c.thumbnail, width="stretch")
+        st.markdown(f"**{c.label or 'no label'}**  \n:grey[case {c.id} · {c.source}]")
+        st.button("Open", key=f"library_open_{c.id}", width="stretch", on_click=_open,
+                  args=(c.id,), type="primary" if c.id == chosen else "secondary")
+

@@ -221,7 +221,7 @@ def test_cli_import_list_show_remove(tmp_path, tree, monkeypatch, capsys):
     monkeypatch.setenv("MEDSCAN_WEIGHTS_DIR", str(tmp_path / "no-weights"))
     try:
         assert main(["library", "import", str(tree), "--label-from-folder", "--name", "fx",
-                     "--json"]) == 0
+                     "--modality", "MR", "--body-part", "brain", "--json"]) == 0
         out = json.loads(capsys.readouterr().out)
         assert out["added"] == _count(DATA, "glioma") + _count(DATA, "pituitary")
         assert out["embedded"]["computed"] == 0 and "no embeddings" in out["embedded"]["note"]
@@ -230,6 +230,7 @@ def test_cli_import_list_show_remove(tmp_path, tree, monkeypatch, capsys):
         assert main(["library", "list", "--label", "glioma", "--json"]) == 0
         listed = json.loads(capsys.readouterr().out)
         assert listed["total"] == _count(DATA, "glioma")
+        assert {(c["modality"], c["body_part"]) for c in listed["cases"]} == {("MR", "brain")}
         cid = listed["cases"][0]["id"]
         png = tmp_path / "case.png"
         assert main(["library", "show", str(cid), "--out", str(png)]) == 0

@@ -18,7 +18,8 @@ from core.db.models import Case, CaseEmbedding
 from core.db.views import CaseView
 
 __all__ = ["case_view", "case_by_sha", "insert_case", "get_case", "list_cases", "count_cases",
-           "label_counts", "source_counts", "cases_by_ids", "set_case_label", "delete_case", "source_paths",
+           "label_counts", "source_counts", "cases_by_ids", "set_case_label", "delete_case",
+           "source_paths",
            "store_embeddings", "case_ids_without_embedding", "embedding_matrix",
            "embedding_counts", "embedding_state", "MAX_LABEL", "LABEL_SOURCES"]
 

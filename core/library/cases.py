@@ -118,13 +118,16 @@ def add_pixels(session: Session, image: np.ndarray, *, source: str,
 def add_scan(session: Session, scan: Scan, *, label: str | None = None,
              source: str = UPLOAD_SOURCE, label_source: str | None = None,
              source_path: str | None = None, added_by: int | None = None,
-             store: PixelStore | None = None) -> AddResult:
+             store: PixelStore | None = None, modality: str | None = None,
+             body_part: str | None = None) -> AddResult:
     """Add a loaded scan's displayed pixels with its modality and body part, nothing else of
-    its header. ``source_path`` must already be PHI-masked (uploads keep none)."""
+    its header (``modality`` / ``body_part`` fill in where the file has none, e.g. a PNG).
+    ``source_path`` must already be PHI-masked (uploads keep none)."""
     return add_pixels(session, case_image(scan), source=source, label=label,
                       label_source=label_source or ("admin" if source == UPLOAD_SOURCE
                                                     else "import"),
-                      modality=scan.modality, body_part=scan.body_part,
+                      modality=scan.modality or modality,
+                      body_part=scan.body_part or body_part,
                       source_path=source_path, added_by=added_by, store=store)
 
 

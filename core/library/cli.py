@@ -27,6 +27,8 @@ def register(cmds) -> None:
     imp.add_argument("--labels", metavar="FILE",
                      help="CSV 'path,label' (path relative to DIR); wins over the folder")
     imp.add_argument("--name", help="the import's source name (default: DIR's name)")
+    imp.add_argument("--modality", help="modality of files without a header (e.g. MR)")
+    imp.add_argument("--body-part", help="body part of files without a header (e.g. brain)")
     imp.add_argument("--no-embed", action="store_true",
                      help="do not compute the active classifier's embeddings afterwards")
     imp.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -102,7 +104,8 @@ def _import(args: argparse.Namespace) -> int:
     with session_scope(init_db()) as s:
         summary = import_tree(s, args.folder, name=args.name,
                               label_from_folder=args.label_from_folder, labels=labels,
-                              progress=bar_progress("import"))
+                              progress=bar_progress("import"), modality=args.modality,
+                              body_part=args.body_part)
     out = summary.to_dict()
     if not args.no_embed and summary.added:
         out["embedded"] = _embed_active(quiet=args.json)

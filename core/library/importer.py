@@ -112,10 +112,12 @@ def import_tree(session: Session, root: str | os.PathLike[str], *, name: str | N
                 label_from_folder: bool = False, labels: dict[str, str] | None = None,
                 added_by: int | None = None, store: PixelStore | None = None,
                 progress: ProgressCallback = null_progress,
-                commit: Callable[[], None] | None = None) -> ImportSummary:
+                commit: Callable[[], None] | None = None, modality: str | None = None,
+                body_part: str | None = None) -> ImportSummary:
     """Import every readable scan under ``root`` (see the module notes). ``name`` is the
     import's source name (default: the folder's name). ``commit`` is called every
-    :data:`BATCH` files and at the end (default ``session.commit``)."""
+    :data:`BATCH` files and at the end (default ``session.commit``). ``modality`` and
+    ``body_part`` are recorded for files whose header has none (PNG / JPEG)."""
     root = Path(root).expanduser()
     if not root.is_dir():
         raise LibraryImportError(f"{root} is not a folder.")
@@ -143,7 +145,8 @@ def import_tree(session: Session, root: str | os.PathLike[str], *, name: str | N
             try:
                 scan = load_scan(data, filename=path.name)
                 res = add_scan(session, scan, label=label, source=source, label_source="import",
-                               source_path=masked, added_by=added_by, store=store)
+                               source_path=masked, added_by=added_by, store=store,
+                               modality=modality, body_part=body_part)
             except MedScanError as err:   # ScanError: unreadable; StoreError: disk
                 summary.skipped.append((masked, str(err)))
             else:
