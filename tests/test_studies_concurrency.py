@@ -67,3 +67,40 @@ def test_twenty_readers_rate_at_once_and_nothing_is_lost(db_url):
         scores = {(r.reader_id, r.item_id): r.diagnostic_usefulness
                   for r in s.scalars(select(m.StudyResponse))}
         assert all(v == 1 + rid % 5 for (rid, _), v in scores.items())
+
+
+def test_two_tabs_saving_the_same_showing_at_once_keep_one_answer(db_url):
+    """The same reader saving the same showing from several tabs at once (and joining an
+    open-to-all study at once): one reader row, one answer, one ``ratings`` row; time adds."""
+    engine = init_db(db_url)
+    sha = hashlib.sha256(b"two tabs").hexdigest()
+    with session_scope(engine) as s:
+        reader = auth.create_user(s, "tabs", "a long password 1", "radiologist").id
+        record_scan(s, sha, {}, "png", "MR", (1, 1), reader)
+        study = create_study(s, "Tabs", reader, [(sha, "original", None, PNG_1PX)])
+        item = s.scalar(select(m.StudyItem.id))
+    n = 8
+    start = threading.Barrier(n)
+    errors: list[BaseException] = []
+
+    def work(k: int) -> None:
+        try:
+            start.wait(timeout=60)
+            with session_scope(engine) as s:
+                rate_study_item(s, reader_id=reader, item_id=item, image_quality=1 + k % 5,
+                                diagnostic_usefulness=3, seconds=1.0)
+        except BaseException as err:  # noqa: BLE001 - reported below
+            errors.append(err)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors, errors[:3]
+    with session_scope(engine) as s:
+        assert s.scalar(select(func.count()).select_from(m.StudyReader)) == 1
+        (answer,) = s.scalars(select(m.StudyResponse)).all()
+        assert answer.seconds == n * 1.0
+        assert s.scalar(select(func.count()).select_from(m.Rating)
+                        .where(m.Rating.study_key == study.id)) == 1
