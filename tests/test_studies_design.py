@@ -212,3 +212,27 @@ def test_generation_runs_as_a_background_job(env, folder):
         assert done.fraction == 1.0 and get_study(s, study.id).ready
         steps = [p.step for p in jobs.job_history(s, job.id) if p.phase == "generate"]
         assert steps[0] == 1 and steps[-1] == 3        # throttled: not every step is written
+
+
+def test_library_cases_end_to_end_with_the_case_library(env):
+    """Cases stored by ``core.library`` (pixels in its store, 8- and 16-bit): a side-by-side
+    study of the glioma cases is designed, its images made from the stored pixels, opened."""
+    library = pytest.importorskip("core.library.cases")
+
+    engine, ids = env
+    with session_scope(engine) as s:
+        library.add_pixels(s, _head(40, 150), source="import-b", label="glioma")
+        library.add_pixels(s, (_head(40, 90).astype(np.uint16) * 257), source="import-b",
+                           label="glioma")
+        library.add_pixels(s, _head(40, 200), source="import-b", label="notumor")
+        study = design_study(s, StudyDesign(name="Library e2e", scale=2,
+                                            presentation="side_by_side", reference="original"),
+                             library_sources(s, label="glioma"), ids["boss"])
+    done = generate_study_images(engine, study.id)
+    assert done["cases"] == 2 and done["made"] == 2 * 2 + 2
+    with session_scope(engine) as s:
+        opened = open_study(s, study.id, ids["boss"])
+        assert opened.state == "open" and opened.n_cases == 2
+        view = study_queue(s, study.id, ids["r1"])[0]
+        assert study_image_bytes(s, view.item_id)[:4] == b"\x89PNG"
+        assert study_reference_bytes(s, view.item_id)[:4] == b"\x89PNG"
