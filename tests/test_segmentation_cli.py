@@ -63,7 +63,8 @@ def test_training_publishes_a_card(seg_env, tmp_path):
     assert split["margin"] == 0 and "figshare_index" in split["method"]
     assert card["data"]["test_counts"] == {"glioma": 1, "meningioma": 1, "pituitary": 1}
     tuning = card["training"]["tuning"]                          # chosen on validation only
-    assert tuning["n"] == 3 and len(tuning["grid"]) == 10
+    assert tuning["n"] == 3 and len(tuning["grid"]) == 20         # 2 TTA × 2 clean-up × 5
+    assert card["preprocessing"]["tta"] == tuning["tta"]
     assert card["preprocessing"]["threshold"] == tuning["threshold"]
     assert card["preprocessing"]["postprocess"] == tuning["postprocess"]
     test = card["metrics"]["test"]

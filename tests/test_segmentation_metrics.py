@@ -77,3 +77,20 @@ def test_postprocess_keeps_the_largest_component():
     assert not postprocess_mask(_mask((5, 5)), "largest_component").any()
     with pytest.raises(ValueError, match="postprocess"):
         postprocess_mask(m, "smooth")
+
+
+def test_hflip_tta_is_mirror_consistent():
+    """With test-time flipping, the map of a mirrored scan is the mirror of the scan's map."""
+    import keras
+
+    from core.models.unet import TINY_CONFIG, build_unet
+    from core.segmentation.data import preprocessing_config
+    from core.segmentation.inference import Segmenter
+
+    keras.utils.set_random_seed(1)
+    card = {"version": "t", "input_size": 32, "network": dict(TINY_CONFIG),
+            "preprocessing": preprocessing_config(32, head_crop=False, tta="hflip")}
+    seg = Segmenter(build_unet(**TINY_CONFIG), card)
+    img = np.random.default_rng(0).integers(0, 255, (32, 32)).astype(np.uint8)
+    a, b = seg.probabilities([img, img[:, ::-1]])
+    assert np.allclose(a, b[:, ::-1], atol=1e-5)

@@ -159,13 +159,14 @@ def index_split(index: np.ndarray, labels: np.ndarray, *, val_fraction: float = 
 
 def preprocessing_config(size: int, *, head_crop: bool = True, crop_margin: float = 0.02,
                          mask_threshold: float = 0.5, threshold: float = 0.5,
-                         postprocess: str = "none") -> dict:
+                         postprocess: str = "none", tta: str = "none") -> dict:
     """The card's ``preprocessing``: ``threshold`` turns probabilities into the mask and
-    ``postprocess`` cleans it (:func:`core.segmentation.inference.postprocess_mask`)."""
+    ``postprocess`` cleans it (:func:`core.segmentation.inference.postprocess_mask`); ``tta``
+    ``"hflip"`` averages the maps of the scan and its mirror."""
     return {"head_crop": bool(head_crop), "crop_margin": float(crop_margin),
             "mask_threshold": float(mask_threshold), "size": [int(size), int(size)],
             "interpolation": "area", "normalise": "unit", "channels": 1,
-            "threshold": float(threshold), "postprocess": str(postprocess)}
+            "threshold": float(threshold), "postprocess": str(postprocess), "tta": str(tta)}
 
 
 def prepare(image: np.ndarray, config: dict) -> tuple[np.ndarray, HeadBox]:

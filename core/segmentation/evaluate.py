@@ -89,26 +89,30 @@ def evaluate_folder(segmenter, folder: str | Path, *,
 def tune_postprocessing(segmenter, data: PairData, positions: Sequence[int], *,
                         thresholds: Sequence[float] = THRESHOLDS,
                         postprocess: Sequence[str] = ("none", "largest_component"),
+                        tta: Sequence[str] = ("none", "hflip"),
                         progress: ProgressCallback = null_progress) -> dict:
-    """Choose the probability threshold and the mask clean-up on validation pairs (never the
-    test pairs): the combination with the highest mean Dice at the masks' own size (ties: the
-    earlier one, i.e. no clean-up and the lower threshold). Returns ``{"threshold",
-    "postprocess", "dice", "grid": [{threshold, postprocess, dice}], "n"}``."""
-    from core.segmentation.inference import postprocess_mask
+    """Choose the test-time augmentation, probability threshold and mask clean-up on
+    validation pairs (never the test pairs): the combination with the highest mean Dice at the
+    masks' own size (ties: the earlier one, i.e. no TTA, no clean-up, the lower threshold).
+    Returns ``{"tta", "threshold", "postprocess", "dice", "grid": [...], "n"}``."""
+    from core.segmentation.inference import Segmenter, postprocess_mask
 
     positions = [int(i) for i in positions]
-    probs, truths = [], []
-    for start in range(0, len(positions), _CHUNK):
-        chunk = positions[start:start + _CHUNK]
-        probs += segmenter.probabilities([read_gray(data.images[i]) for i in chunk])
-        truths += [read_mask(data.masks[i]) for i in chunk]
-        progress(Progress(task=TASK, phase="tune", step=len(probs), steps=len(positions),
-                          message=f"{len(probs)}/{len(positions)} validation images"))
+    truths = [read_mask(data.masks[i]) for i in positions]
     grid = []
-    for how in postprocess:
-        for t in thresholds:
-            scores = [dice(postprocess_mask(p >= t, how), m) for p, m in zip(probs, truths)]
-            grid.append({"threshold": float(t), "postprocess": how,
-                         "dice": round(float(np.mean(scores)), 4)})
+    for mode in tta:
+        card = dict(segmenter.card, preprocessing=dict(segmenter.preprocessing, tta=mode))
+        seg = Segmenter(segmenter.model, card)
+        probs = []
+        for start in range(0, len(positions), _CHUNK):
+            chunk = positions[start:start + _CHUNK]
+            probs += seg.probabilities([read_gray(data.images[i]) for i in chunk])
+            progress(Progress(task=TASK, phase="tune", step=len(probs), steps=len(positions),
+                              message=f"tta {mode}: {len(probs)}/{len(positions)} images"))
+        for how in postprocess:
+            for t in thresholds:
+                scores = [dice(postprocess_mask(p >= t, how), m) for p, m in zip(probs, truths)]
+                grid.append({"tta": mode, "threshold": float(t), "postprocess": how,
+                             "dice": round(float(np.mean(scores)), 4)})
     best = max(grid, key=lambda g: g["dice"])   # max keeps the first of equal values
     return {**best, "grid": grid, "n": len(positions)}

@@ -17,12 +17,15 @@ from core.segmentation import TASK
 from core.segmentation.data import prepare, restore
 from core.segmentation.metrics import mask_bbox
 
-__all__ = ["Segmentation", "Segmenter", "POSTPROCESS", "postprocess_mask", "area_mm2",
-           "contour_overlay", "mask_png"]
+__all__ = ["Segmentation", "Segmenter", "POSTPROCESS", "TTA_MODES", "postprocess_mask",
+           "area_mm2", "contour_overlay", "mask_png"]
 
 _BATCH = 16
 #: How a thresholded mask is cleaned (the card's ``preprocessing.postprocess``).
 POSTPROCESS = ("none", "largest_component")
+#: Test-time augmentation (the card's ``preprocessing.tta``): ``hflip`` averages the
+#: probabilities of the scan and its left-right mirror.
+TTA_MODES = ("none", "hflip")
 
 
 @dataclass
@@ -94,6 +97,10 @@ class Segmenter:
         self.preprocessing: dict = card["preprocessing"]
         self.threshold = float(self.preprocessing.get("threshold", 0.5))
         self.postprocess = str(self.preprocessing.get("postprocess", "none"))
+        self.tta = str(self.preprocessing.get("tta", "none"))
+        if self.tta not in TTA_MODES:
+            raise ModelCardError(f"Model card: unknown tta {self.tta!r}; expected one of "
+                                 f"{', '.join(TTA_MODES)}.")
         if self.postprocess not in POSTPROCESS:
             raise ModelCardError(f"Model card: unknown postprocess {self.postprocess!r}; "
                                  f"expected one of {', '.join(POSTPROCESS)}.")
@@ -117,6 +124,9 @@ class Segmenter:
             prepared = [prepare(img, self.preprocessing) for img in chunk]
             x = np.stack([p[0] for p in prepared]).astype(np.float32)[..., None] / 255.0
             prob = np.asarray(keras.ops.convert_to_numpy(self.model(x, training=False)))[..., 0]
+            if self.tta == "hflip":   # mean of the scan's and its mirror's maps
+                flipped = self.model(np.ascontiguousarray(x[:, :, ::-1]), training=False)
+                prob = (prob + np.asarray(keras.ops.convert_to_numpy(flipped))[:, :, ::-1, 0]) / 2
             for img, (_, box), p in zip(chunk, prepared, prob):
                 out.append(restore(p, box, np.asarray(img).shape[:2]))
         return out

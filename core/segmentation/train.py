@@ -287,7 +287,8 @@ def train(cfg: TrainConfig, progress: ProgressCallback = null_progress) -> Train
         progress(Progress(task=TASK, phase="tune", message=(
             "threshold and mask clean-up chosen on the validation pairs")))
         tuning = tune_postprocessing(Segmenter(export, draft), data, va, progress=progress)
-        prep.update(threshold=tuning["threshold"], postprocess=tuning["postprocess"])
+        prep.update(threshold=tuning["threshold"], postprocess=tuning["postprocess"],
+                    tta=tuning["tta"])
     segmenter = Segmenter(export, draft)
     metrics = {}
     for name, positions in (("validation", va), ("test", te)):
