@@ -25,7 +25,10 @@ if result is None:
     st.stop()
 record_sr_once(user, picked, result, settings.alpha)
 
-st.caption(f"{MODE_HELP[result.mode]} Computed in {sum(result.seconds.values()):.1f} s "
+st.caption(f"{MODE_HELP[result.mode]}"
+           + (f" Low-resolution input made by {result.degradation}." if result.degradation
+              else "")
+           + f" Computed in {sum(result.seconds.values()):.1f} s "
            "(cached: changing tabs or zooming does not recompute).")
 methods = list(result.outputs)
 hr_shape = next(iter(result.outputs.values())).shape[:2]

@@ -125,3 +125,22 @@ def test_image_figures_have_bare_axes():
         assert axes
         for axis in axes:
             assert (axis.ticks, axis.showticklabels, axis.showline) == ("", False, False)
+
+
+def test_kspace_degradation_adds_the_zero_filled_reference(app_env, compare_calls):
+    from core.db import init_db, session_scope
+    from core.db.models import SRResult
+
+    at = _sr_page(app_env)
+    at.segmented_control(key="sr_degradation").set_value("kspace").run()
+    assert not at.exception, at.exception
+    assert compare_calls[-1]["degradation"] == "kspace"
+    assert list(at.dataframe[0].value["method"])[:2] == ["Bicubic", "Zero-filled (sinc)"]
+    assert any("made by k-space truncation" in c.value for c in at.caption)
+    with session_scope(init_db(app_env["MEDSCAN_DATABASE_URL"])) as s:
+        modes = {(r.method, r.mode) for r in s.query(SRResult)}
+    assert ("zero_filled", "simulate-kspace") in modes and ("bicubic", "simulate") in modes
+    assert "sr_degradation" in [w.key for w in at.get("button_group")]
+    at.segmented_control(key="sr_mode").set_value("enhance").run()   # no degradation there
+    assert not at.exception
+    assert "sr_degradation" not in [w.key for w in at.get("button_group")]

@@ -110,4 +110,4 @@ def test_compare_simulate_and_enhance(tmp_weights):
     assert enh.hr is None and enh.metrics is None and enh.diff_maps is None
     assert "not applicable" in enh.metrics_note
     assert enh.outputs["rrdb_psnr"].shape == (80, 96, 3)
-    assert set(SR_METHODS) == {"bicubic", "srcnn", "rrdb_psnr", "esrgan"}
+    assert set(SR_METHODS) == {"bicubic", "srcnn", "rrdb_psnr", "esrgan", "zero_filled"}

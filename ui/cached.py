@@ -53,13 +53,14 @@ def explain(key: str, version: str, weights_dir: str, class_name: str | None, me
 @st.cache_data(show_spinner=False, max_entries=64)
 def sr_compare(key: str, scale: int, mode: str, methods: tuple[str, ...], alpha: float,
                versions: tuple[tuple[str, str | None], ...], weights_dir: str,
-               _pixels: np.ndarray):
-    """``core.sr.compare`` with the cached SR models; keyed by image hash, settings and the
-    model versions used."""
+               _pixels: np.ndarray, degradation: str = "bicubic"):
+    """``core.sr.compare`` with the cached SR models; keyed by image hash, settings (the
+    simulate mode's ``degradation`` included) and the model versions used."""
     from core.sr import compare
 
     models = {m: resources.sr_model(m, scale, v) for m, v in versions if v and m in methods}
-    return compare(_pixels, scale=scale, mode=mode, methods=methods, alpha=alpha, models=models)
+    return compare(_pixels, scale=scale, mode=mode, methods=methods, alpha=alpha, models=models,
+                   degradation=degradation)
 
 
 def weights_key() -> str:

@@ -20,6 +20,12 @@ MODE_HELP = {
                "higher-resolution reference, so PSNR/SSIM cannot measure quality here.",
 }
 SCALES = (2, 4)
+DEGRADATION_LABELS = {"bicubic": "Bicubic downscaling", "kspace": "MRI k-space truncation"}
+DEGRADATION_HELP = ("How the scan is made low-resolution in Simulate mode. Bicubic "
+                    "downscaling is what SR papers (and the shipped models' training) use. An "
+                    "MRI slice is low-resolution because less of k-space was sampled: k-space "
+                    "truncation keeps the central 1/scale of the image's Fourier spectrum; the "
+                    "zero-filled (sinc) reconstruction is then the honest baseline.")
 SMALLEST_INPUT_PX = 16
 #: Enhance mode runs the learned models on the full scan; above this many input pixels (256²)
 #: that takes tens of seconds per model on a CPU, so the page asks before starting.
@@ -33,6 +39,7 @@ class SRSettings:
     mode: str
     alpha: float
     versions: tuple[tuple[str, str | None], ...]
+    degradation: str = "bicubic"
 
 
 def sr_methods_ui(scan) -> SRSettings:
@@ -44,6 +51,12 @@ def sr_methods_ui(scan) -> SRSettings:
     mode = c2.segmented_control("Mode", ["simulate", "enhance"], default="simulate",
                                 required=True, key="sr_mode", format_func=str.capitalize,
                                 help=MODE_HELP["simulate"] + "\n\n" + MODE_HELP["enhance"])
+    degradation = "bicubic"
+    if mode == "simulate":
+        degradation = st.segmented_control(
+            "Low-resolution input made by", tuple(DEGRADATION_LABELS), default="bicubic",
+            required=True, key="sr_degradation", format_func=DEGRADATION_LABELS.get,
+            help=DEGRADATION_HELP)
     available = available_methods(scale)
     usable = [m for m, v in available.items() if m == "bicubic" or v]
     missing = [METHOD_LABELS.get(m, m) for m, v in available.items() if m != "bicubic" and not v]
@@ -59,10 +72,11 @@ def sr_methods_ui(scan) -> SRSettings:
     if "esrgan" in chosen:
         alpha = st.slider("ESRGAN interpolation α (0 = RRDB PSNR model: smoother; 1 = ESRGAN: "
                           "sharper, may invent texture)", 0.0, 1.0, 0.8, 0.1, key="sr_alpha")
-    methods = ("bicubic", *[m for m in usable if m in chosen])
+    methods = ("bicubic", *(("zero_filled",) if degradation == "kspace" else ()),
+               *[m for m in usable if m in chosen])
     versions = tuple((m, available.get(m)) for m in methods)
     return SRSettings(methods=methods, scale=int(scale), mode=mode, alpha=float(alpha),
-                      versions=versions)
+                      versions=versions, degradation=degradation)
 
 
 def run_comparison(picked, settings: SRSettings):
@@ -89,7 +103,8 @@ def run_comparison(picked, settings: SRSettings):
                         show_time=True):
             return cached.sr_compare(picked.key, settings.scale, settings.mode, settings.methods,
                                      settings.alpha, settings.versions, cached.weights_key(),
-                                     _pixels=picked.scan.pixels)
+                                     _pixels=picked.scan.pixels,
+                                     degradation=settings.degradation)
     except MedScanError as err:
         st.error(str(err))
         return None
@@ -100,8 +115,10 @@ def record_sr_once(user: dict, picked, result, alpha: float) -> None:
     from core.db.records import record_sr_result
 
     seen: set = st.session_state.setdefault("_recorded", set())
+    # the stored mode says how the LR input was made: "simulate" (bicubic) / "simulate-kspace"
+    mode = result.mode + ("-kspace" if (result.degradation or "").startswith("k-space") else "")
     for method, version in result.versions.items():
-        tag = f"sr:{picked.key}:{result.mode}:{result.scale}:{method}:{version}" + (
+        tag = f"sr:{picked.key}:{mode}:{result.scale}:{method}:{version}" + (
             f":{alpha}" if method == "esrgan" else "")
         if tag in seen:
             continue
@@ -109,7 +126,7 @@ def record_sr_once(user: dict, picked, result, alpha: float) -> None:
         metrics = (result.metrics or {}).get(method, {})
         with db_write(f"The {method} result") as session:  # a failing database: a warning
             record_sr_result(session, scan_sha256=picked.scan.sha256, method=method, scale=result.scale,
-                             mode=result.mode, model_version=version,
+                             mode=mode, model_version=version,
                              alpha=alpha if method == "esrgan" else None,
                              psnr=metrics.get("psnr"), ssim=metrics.get("ssim"),
                              user_id=user["id"])

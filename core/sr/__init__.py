@@ -3,11 +3,12 @@
 
 Public API::
 
-    SR_METHODS = ("bicubic", "srcnn", "rrdb_psnr", "esrgan")
+    SR_METHODS = ("bicubic", "srcnn", "rrdb_psnr", "esrgan", "zero_filled")
     available_methods(scale) -> {method: active version or None (bicubic)}   # installed only
     compare(image, *, scale=4, mode="simulate"|"enhance", methods=..., alpha=0.8, tile=128,
-            models=None, progress=None) -> SRComparison
-    bicubic_upscale(image, scale); degrade(hr, scale, *, blur_sigma=0, noise_sigma=0)
+            models=None, progress=None, degradation="bicubic"|"kspace", window=None,
+            rician_snr=None) -> SRComparison
+    bicubic_upscale(image, scale); degrade(hr, scale, *, kind="bicubic"|"kspace", ...)
     core.sr.models.load_sr_model(method, scale, version=None)   # cache it in the app
     core.sr.metrics.psnr / ssim / diff_map
 
@@ -23,6 +24,7 @@ from pathlib import Path
 # light (numpy, Pillow); scikit-image and TensorFlow are imported on first use.
 from core.sr.compare import SRComparison, compare
 from core.sr.degrade import bicubic_upscale, degrade
+from core.sr.methods import MODEL_METHODS
 from core.sr.models import SR_METHODS, load_sr_model, slot_name
 
 __all__ = ["SR_METHODS", "available_methods", "compare", "SRComparison", "bicubic_upscale",
@@ -35,7 +37,7 @@ def available_methods(scale: int, *, weights_dir: Path | str | None = None) -> d
     from core import registry
 
     out: dict[str, str | None] = {"bicubic": None}
-    for method in SR_METHODS[1:]:
+    for method in MODEL_METHODS:
         version = registry.active_version("sr", slot=slot_name(method, scale),
                                           weights_dir=weights_dir)
         if version is None:

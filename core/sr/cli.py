@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 from core.progress import add_progress_args, progress_from_args
+from core.sr.degrade import DEGRADATIONS
 
 __all__ = ["register"]
 
@@ -48,6 +49,13 @@ def register(cmds) -> None:
     p.add_argument("--max-minutes", type=float, default=None, help="wall-clock cap")
     p.add_argument("--blur", type=float, default=0.0, help="max Gaussian blur sigma (HR px)")
     p.add_argument("--noise", type=float, default=0.0, help="max noise sigma ([0, 1] scale)")
+    p.add_argument("--degradation", default="bicubic", choices=("bicubic", "kspace", "mixed"),
+                   help="how LR patches are made: bicubic, MRI k-space truncation, or half "
+                        "and half (one model for both); recorded in the card")
+    p.add_argument("--window", default=None, choices=("tukey", "hamming"),
+                   help="k-space window (default none)")
+    p.add_argument("--rician-snr", type=float, default=0.0,
+                   help="Rician noise on half the patches at SNR in [S, 4S] (0 = off)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--run-dir", default=None, help="checkpoint folder (default runs/sr_<m>_x<s>)")
     p.add_argument("--resume", action="store_true", help="continue the checkpoint in --run-dir")
@@ -76,6 +84,13 @@ def register(cmds) -> None:
     e.add_argument("--alpha", type=float, default=1.0, help="esrgan network interpolation")
     e.add_argument("--tile", type=int, default=0, help="tile size (LR px); 0 = untiled")
     e.add_argument("--limit", type=int, default=None)
+    e.add_argument("--degradation", default="bicubic", choices=DEGRADATIONS,
+                   help="how LR is made: bicubic downscaling, or MRI k-space truncation (adds "
+                        "the zero-filled reference)")
+    e.add_argument("--window", default=None, choices=("tukey", "hamming"),
+                   help="kspace: window over the kept k-space (default none)")
+    e.add_argument("--rician-snr", type=float, default=None,
+                   help="add Rician noise at this SNR (mean signal / sigma)")
     e.add_argument("--json", action="store_true", help="print one JSON object")
     e.add_argument("--threads", type=int, default=None)
     add_progress_args(e)
@@ -116,7 +131,8 @@ def _train(args) -> int:
         lr_patch=args.lr_patch, batch_size=args.batch_size, steps=steps,
         steps_per_epoch=args.steps_per_epoch, learning_rate=lr, schedule=args.schedule,
         max_minutes=args.max_minutes, blur_sigma_max=args.blur, noise_sigma_max=args.noise,
-        seed=args.seed, val=args.val, val_limit=args.val_limit, run_dir=args.run_dir,
+        kspace_fraction={"bicubic": 0.0, "kspace": 1.0, "mixed": 0.5}[args.degradation],
+        kspace_window=args.window, rician_snr_min=args.rician_snr, seed=args.seed, val=args.val, val_limit=args.val_limit, run_dir=args.run_dir,
         resume=args.resume, init=args.init, perceptual=args.perceptual,
         perceptual_layer=args.perceptual_layer, gan_weight=args.gan_weight,
         l1_weight=args.l1_weight, perceptual_weight=args.perceptual_weight,
@@ -152,13 +168,15 @@ def _evaluate(args) -> int:
         models[override] = load_sr_model(override, args.scale, args.model)
     progress = progress_from_args(args) if not args.json else (lambda p: None)
     result = evaluate_folder(args.data, args.scale, models, tile=args.tile, alpha=args.alpha,
-                             limit=args.limit, progress=progress)
+                             limit=args.limit, progress=progress, degradation=args.degradation,
+                             window=args.window, rician_snr=args.rician_snr)
     result["versions"] = {m: getattr(mod, "version", None) for m, mod in models.items()}
     if args.json:
         for d in result["methods"].values():
             d.pop("seconds", None)
         print(json.dumps(result))
     else:
+        print(f"LR by {result['degradation']['text']}, {result['images']} images")
         for m, d in result["methods"].items():
             print(f"{m:10s} PSNR {d['psnr']:.2f} dB  SSIM {d['ssim']:.4f}  "
                   f"{d['seconds']:.2f} s/image  ({result['versions'][m]})")

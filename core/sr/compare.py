@@ -19,7 +19,7 @@ import numpy as np
 
 from core.errors import MedScanError
 from core.progress import Progress
-from core.sr.degrade import as_float01, crop_to_multiple, degrade
+from core.sr.degrade import as_float01, crop_to_multiple, degrade, describe_degradation
 from core.sr.metrics import diff_map, psnr, ssim
 from core.sr.models import SR_METHODS, load_sr_model
 
@@ -44,17 +44,24 @@ class SRComparison:
     diff_maps: dict[str, np.ndarray] | None = None
     versions: dict[str, str | None] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
+    degradation: str | None = None       # simulate: how the LR input was made, in words
 
 
 def compare(image: np.ndarray, *, scale: int = 4, mode: str = "simulate",
             methods: Sequence[str] = ("bicubic", "rrdb_psnr"), alpha: float = 0.8,
             tile: int = 128, models: Mapping | None = None,
-            progress: Callable[[Progress], None] | None = None) -> SRComparison:
+            progress: Callable[[Progress], None] | None = None, degradation: str = "bicubic",
+            window: str | None = None, rician_snr: float | None = None) -> SRComparison:
     """Run ``methods`` on ``image`` (H×W or H×W×3; float [0, 1] or uint8/uint16) and compare.
 
     ``models`` maps method → a loaded model (:func:`core.sr.models.load_sr_model`, cached by
     the app); missing ones are loaded from the registry. ``alpha`` is the ESRGAN network
     interpolation (1 = pure GAN, 0 = PSNR model). ``tile`` (LR px, 0 = untiled) bounds memory.
+    ``degradation`` (simulate mode): how the low-resolution input is made, ``"bicubic"`` or
+    ``"kspace"`` (MRI k-space truncation, with ``window`` and optional Rician noise at
+    ``rician_snr``; see :mod:`core.sr.degrade`); with ``"kspace"`` the zero-filled (sinc)
+    reference is added after bicubic. Rician noise is seeded by the image, so a rerun is the
+    same comparison.
     """
     if mode not in ("simulate", "enhance"):
         raise MedScanError(f"mode must be 'simulate' or 'enhance', got {mode!r}.")
@@ -72,14 +79,23 @@ def compare(image: np.ndarray, *, scale: int = 4, mode: str = "simulate",
         hr = crop_to_multiple(img, scale)
         if min(hr.shape[:2]) < 4 * scale:
             raise MedScanError(f"Image {img.shape[1]}×{img.shape[0]} is too small to simulate ×{scale}.")
-        lr = degrade(hr, scale)
+        if degradation == "kspace" and "zero_filled" not in methods:
+            methods = (*methods[:1], "zero_filled", *methods[1:])
+        rng = np.random.default_rng(int(hr.size) + int(hr.sum() * 1000) % 2**31)
+        try:
+            lr = degrade(hr, scale, kind=degradation, window=window, rician_snr=rician_snr,
+                         rng=rng)
+        except ValueError as err:
+            raise MedScanError(str(err)) from None
+        result_degradation = describe_degradation(degradation, window=window,
+                                                  rician_snr=rician_snr)
     else:
-        hr, lr = None, img
+        hr, lr, result_degradation = None, img, None
     if lr.shape[0] * lr.shape[1] > MAX_INPUT_PIXELS:
         raise MedScanError(f"Image {lr.shape[1]}×{lr.shape[0]} is too large to super-resolve "
                            f"(limit {MAX_INPUT_PIXELS} input pixels).")
     models = dict(models or {})
-    result = SRComparison(mode=mode, scale=scale, lr=lr, hr=hr)
+    result = SRComparison(mode=mode, scale=scale, lr=lr, hr=hr, degradation=result_degradation)
     if hr is not None:
         result.metrics, result.diff_maps = {}, {}
     else:

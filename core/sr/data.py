@@ -68,15 +68,37 @@ def folder_fingerprint(folder: str | Path) -> dict:
 
 @dataclass(frozen=True)
 class DegradationConfig:
-    """HR → LR: bicubic downscale by ``scale`` after optional blur; optional noise. ``*_max``
-    fields sample a random strength in [0, max] per patch (0 = off)."""
+    """HR → LR per patch. With probability ``kspace_fraction`` k-space truncation (with
+    ``kspace_window``), else bicubic downscaling after optional blur with optional Gaussian
+    noise (``*_max`` fields sample a random strength in [0, max], 0 = off). With
+    ``rician_snr_min`` > 0, Rician noise at an SNR drawn log-uniformly from
+    [``rician_snr_min``, 4 × ``rician_snr_min``] is added to half the patches."""
     blur_sigma_max: float = 0.0
     noise_sigma_max: float = 0.0
+    kspace_fraction: float = 0.0
+    kspace_window: str | None = None
+    rician_snr_min: float = 0.0
 
     def apply(self, hr: np.ndarray, scale: int, rng: np.random.Generator) -> np.ndarray:
+        snr = None
+        if self.rician_snr_min > 0 and rng.random() < 0.5:
+            snr = float(self.rician_snr_min * 4 ** rng.random())
+        if self.kspace_fraction > 0 and rng.random() < self.kspace_fraction:
+            return degrade(hr, scale, kind="kspace", window=self.kspace_window,
+                           rician_snr=snr, rng=rng)
         blur = float(rng.uniform(0, self.blur_sigma_max)) if self.blur_sigma_max > 0 else 0.0
         noise = float(rng.uniform(0, self.noise_sigma_max)) if self.noise_sigma_max > 0 else 0.0
-        return degrade(hr, scale, blur_sigma=blur, noise_sigma=noise, rng=rng)
+        return degrade(hr, scale, blur_sigma=blur, noise_sigma=noise, rng=rng,
+                       rician_snr=snr)
+
+    def describe(self) -> dict:
+        """The card's ``degradation`` section."""
+        kinds = ("kspace" if self.kspace_fraction >= 1 else "mixed" if self.kspace_fraction > 0
+                 else "bicubic")
+        return {"kind": kinds, "bicubic": "Pillow, anti-aliased",
+                "kspace_fraction": self.kspace_fraction, "kspace_window": self.kspace_window,
+                "blur_sigma_max": self.blur_sigma_max, "noise_sigma_max": self.noise_sigma_max,
+                "rician_snr_min": self.rician_snr_min or None}
 
 
 class PatchSampler:

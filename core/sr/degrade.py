@@ -1,15 +1,35 @@
-"""Degradation model (HR → LR) and the bicubic reference upscaler.
+"""Degradation models (HR → LR) and the reference upscalers.
 
-Bicubic resampling is Pillow's (Keys kernel a = -0.5, widened by the scale factor when
-downscaling, i.e. anti-aliased like MATLAB's ``imresize``, which SR papers use to make LR data).
-Images are float32 in [0, 1], ``H×W`` or ``H×W×C``; every function here is pure numpy/Pillow.
+Two ways a low-resolution image is made (:data:`DEGRADATIONS`):
+
+- ``bicubic``: Pillow's bicubic resampling (Keys kernel a = -0.5, widened by the scale factor
+  when downscaling, i.e. anti-aliased like MATLAB's ``imresize``, which SR papers use);
+- ``kspace``: how an MRI slice really becomes low-resolution. The scanner samples less of
+  k-space (the 2-D Fourier transform), so the LR image is the inverse transform of the centred
+  1/scale × 1/scale block of the HR image's spectrum (optionally tapered by a Tukey or Hamming
+  window against Gibbs ringing), its magnitude, at 1/scale the size. Rician noise at a chosen
+  SNR (:func:`add_rician_noise`) models the magnitude image of a noisy complex signal.
+
+:func:`zero_filled_upscale` is the matching reference for ``kspace``: the LR spectrum padded
+with zeros back to the HR size (sinc interpolation, what a scanner console shows when asked for
+a larger matrix). Images are float32 in [0, 1], ``H×W`` or ``H×W×C``; pure numpy/Pillow.
 """
 from __future__ import annotations
 
 import numpy as np
 from PIL import Image
 
-__all__ = ["resize_bicubic", "bicubic_upscale", "degrade", "crop_to_multiple", "as_float01"]
+__all__ = ["resize_bicubic", "bicubic_upscale", "degrade", "crop_to_multiple", "as_float01",
+           "kspace_downsample", "zero_filled_upscale", "add_rician_noise", "rician_sigma",
+           "DEGRADATIONS", "KSPACE_WINDOWS", "describe_degradation"]
+
+DEGRADATIONS = ("bicubic", "kspace")
+KSPACE_WINDOWS = (None, "tukey", "hamming")
+#: Tukey window taper: the outer 25 % of each k-space axis on each side (a common choice that
+#: removes most ringing while keeping the resolution of the central 50 %).
+TUKEY_ALPHA = 0.5
+#: Pixels above this fraction of the image's maximum are "signal" for the SNR definition.
+SIGNAL_FRACTION = 0.1
 
 
 def as_float01(image: np.ndarray) -> np.ndarray:
@@ -53,16 +73,25 @@ def crop_to_multiple(image: np.ndarray, scale: int) -> np.ndarray:
 
 
 def degrade(hr: np.ndarray, scale: int, *, blur_sigma: float = 0.0, noise_sigma: float = 0.0,
-            rng: np.random.Generator | None = None) -> np.ndarray:
-    """Make a low-resolution image from ``hr``: optional Gaussian blur (``blur_sigma`` in HR
-    pixels), bicubic downscaling by ``scale``, optional additive Gaussian noise (``noise_sigma``
-    on the [0, 1] scale), clipped to [0, 1]. ``hr`` must have sides divisible by ``scale``
-    (see :func:`crop_to_multiple`). The default is the plain bicubic degradation of the SR
-    literature."""
+            rng: np.random.Generator | None = None, kind: str = "bicubic",
+            window: str | None = None, rician_snr: float | None = None) -> np.ndarray:
+    """Make a low-resolution image from ``hr``, clipped to [0, 1]. ``kind="bicubic"`` (the
+    default, the plain degradation of the SR literature): optional Gaussian blur
+    (``blur_sigma`` in HR pixels), bicubic downscaling by ``scale``, optional additive Gaussian
+    noise (``noise_sigma`` on the [0, 1] scale). ``kind="kspace"``: :func:`kspace_downsample`
+    with ``window``. Either may add Rician noise at ``rician_snr`` (:func:`add_rician_noise`).
+    ``hr`` must have sides divisible by ``scale`` (see :func:`crop_to_multiple`)."""
+    if kind not in DEGRADATIONS:
+        raise ValueError(f"Unknown degradation {kind!r}; expected one of {DEGRADATIONS}.")
     img = np.asarray(hr, dtype=np.float32)
     h, w = img.shape[:2]
     if h % scale or w % scale:
         raise ValueError(f"HR size {h}×{w} is not divisible by scale {scale}; crop it first.")
+    if kind == "kspace":
+        lr = kspace_downsample(img, scale, window=window)
+        if rician_snr:
+            lr = add_rician_noise(lr, rician_snr, rng)
+        return np.clip(lr, 0.0, 1.0).astype(np.float32)
     if blur_sigma > 0:
         import cv2
 
@@ -72,4 +101,108 @@ def degrade(hr: np.ndarray, scale: int, *, blur_sigma: float = 0.0, noise_sigma:
     if noise_sigma > 0:
         rng = rng if rng is not None else np.random.default_rng()
         lr = lr + rng.normal(0.0, noise_sigma, lr.shape).astype(np.float32)
+    if rician_snr:
+        lr = add_rician_noise(np.clip(lr, 0.0, None), rician_snr, rng)
     return np.clip(lr, 0.0, 1.0).astype(np.float32)
+
+
+def _window_1d(n: int, window: str | None) -> np.ndarray:
+    if window is None:
+        return np.ones(n)
+    if window == "hamming":
+        return np.hamming(n)
+    if window == "tukey":
+        from scipy.signal.windows import tukey
+
+        return tukey(n, TUKEY_ALPHA)
+    raise ValueError(f"Unknown k-space window {window!r}; expected one of {KSPACE_WINDOWS}.")
+
+
+def _per_channel(fn, img: np.ndarray) -> np.ndarray:
+    if img.ndim == 2:
+        return fn(img)
+    return np.stack([fn(img[..., c]) for c in range(img.shape[2])], axis=-1)
+
+
+def kspace_downsample(hr: np.ndarray, scale: int, *, window: str | None = None) -> np.ndarray:
+    """The LR image an MRI scanner would reconstruct from the central 1/``scale`` of k-space
+    per axis: centred crop of ``fft2(hr)``, optional ``window``, inverse transform at the
+    smaller size, magnitude; intensities keep their scale (divided by ``scale²``, the ratio of
+    the transforms' sizes). Not clipped (a window or noise may leave values just outside
+    [0, 1]). ``hr`` sides must be divisible by ``scale``."""
+    img = np.asarray(hr, dtype=np.float64)
+    h, w = img.shape[:2]
+    if h % scale or w % scale:
+        raise ValueError(f"HR size {h}×{w} is not divisible by scale {scale}; crop it first.")
+    lh, lw = h // scale, w // scale
+    win = np.outer(_window_1d(lh, window), _window_1d(lw, window))
+
+    def one(ch: np.ndarray) -> np.ndarray:
+        k = np.fft.fftshift(np.fft.fft2(ch))
+        top, left = (h - lh) // 2 + (h % 2 == 0 and lh % 2 == 1), (w - lw) // 2 + (
+            w % 2 == 0 and lw % 2 == 1)
+        crop = k[top:top + lh, left:left + lw] * win
+        return np.abs(np.fft.ifft2(np.fft.ifftshift(crop))) / (scale * scale)
+
+    return _per_channel(one, img).astype(np.float32)
+
+
+def zero_filled_upscale(lr: np.ndarray, scale: int) -> np.ndarray:
+    """Sinc interpolation: the LR spectrum zero-padded to ``scale`` × its size, inverse
+    transform, magnitude, clipped to [0, 1]. The reference an SR model should beat under the
+    ``kspace`` degradation (bicubic is the reference under ``bicubic``)."""
+    img = np.asarray(lr, dtype=np.float64)
+    lh, lw = img.shape[:2]
+    h, w = lh * scale, lw * scale
+
+    def one(ch: np.ndarray) -> np.ndarray:
+        k = np.fft.fftshift(np.fft.fft2(ch))
+        big = np.zeros((h, w), complex)
+        top, left = (h - lh) // 2 + (h % 2 == 0 and lh % 2 == 1), (w - lw) // 2 + (
+            w % 2 == 0 and lw % 2 == 1)
+        big[top:top + lh, left:left + lw] = k
+        return np.abs(np.fft.ifft2(np.fft.ifftshift(big))) * (scale * scale)
+
+    return np.clip(_per_channel(one, img), 0.0, 1.0).astype(np.float32)
+
+
+def rician_sigma(image: np.ndarray, snr: float) -> float:
+    """The noise σ for ``snr`` = mean signal / σ, the signal being the pixels above
+    :data:`SIGNAL_FRACTION` of the image's maximum (the head, not the air around it)."""
+    img = np.asarray(image, dtype=np.float64)
+    if snr <= 0:
+        raise ValueError(f"SNR must be positive, got {snr}.")
+    peak = float(img.max())
+    fg = img[img > SIGNAL_FRACTION * peak] if peak > 0 else img
+    return float(fg.mean() if fg.size else 0.0) / float(snr)
+
+
+def add_rician_noise(image: np.ndarray, snr: float, rng: np.random.Generator | None = None
+                     ) -> np.ndarray:
+    """Magnitude of the image plus complex Gaussian noise (σ from :func:`rician_sigma` in both
+    the real and the imaginary channel): Rician-distributed, Rayleigh where there is no
+    signal. Not clipped."""
+    rng = rng if rng is not None else np.random.default_rng()
+    img = np.asarray(image, dtype=np.float64)
+    sigma = rician_sigma(img, snr)
+    real = img + rng.normal(0.0, sigma, img.shape)
+    imag = rng.normal(0.0, sigma, img.shape)
+    return np.hypot(real, imag).astype(np.float32)
+
+
+def describe_degradation(kind: str = "bicubic", *, window: str | None = None,
+                         rician_snr: float | None = None, blur_sigma: float = 0.0,
+                         noise_sigma: float = 0.0) -> str:
+    """The degradation in words, for pages, cards and reports."""
+    if kind == "kspace":
+        text = "k-space truncation (central 1/scale of the spectrum"
+        text += f", {window} window)" if window else ", no window)"
+    else:
+        text = "bicubic downscaling"
+        if blur_sigma:
+            text = f"Gaussian blur σ {blur_sigma:g} px + " + text
+        if noise_sigma:
+            text += f" + Gaussian noise σ {noise_sigma:g}"
+    if rician_snr:
+        text += f" + Rician noise at SNR {rician_snr:g}"
+    return text

@@ -6,12 +6,16 @@ from __future__ import annotations
 
 from core.errors import MedScanError
 
-__all__ = ["SR_METHODS", "METHOD_LABELS", "MODEL_METHODS", "ARCHITECTURE_BY_METHOD", "slot_name"]
+__all__ = ["SR_METHODS", "METHOD_LABELS", "MODEL_METHODS", "ARCHITECTURE_BY_METHOD", "slot_name",
+           "REFERENCE_METHODS"]
 
-SR_METHODS = ("bicubic", "srcnn", "rrdb_psnr", "esrgan")
+SR_METHODS = ("bicubic", "srcnn", "rrdb_psnr", "esrgan", "zero_filled")
+#: Upscalers without weights: bicubic (the reference under bicubic degradation) and zero-filled
+#: k-space (sinc) interpolation (the reference under k-space degradation).
+REFERENCE_METHODS = ("bicubic", "zero_filled")
 #: What people read for each method (menus, tables, My ratings, the export's ``view`` text).
 METHOD_LABELS = {"bicubic": "Bicubic", "srcnn": "SRCNN", "rrdb_psnr": "RRDB (PSNR)",
-                 "esrgan": "ESRGAN"}
+                 "esrgan": "ESRGAN", "zero_filled": "Zero-filled (sinc)"}
 MODEL_METHODS = ("srcnn", "rrdb_psnr", "esrgan")
 ARCHITECTURE_BY_METHOD = {"srcnn": "srcnn", "rrdb_psnr": "rrdbnet", "esrgan": "rrdbnet"}
 

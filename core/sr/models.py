@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from core.errors import MedScanError, ModelCardError, ModelNotFoundError
-from core.sr.degrade import bicubic_upscale
+from core.sr.degrade import bicubic_upscale, zero_filled_upscale
 from core.sr.tiling import DEFAULT_OVERLAP, DEFAULT_TILE, upscale_tiled
 
 __all__ = ["SR_METHODS", "METHOD_LABELS", "MODEL_METHODS", "ARCHITECTURE_BY_METHOD", "slot_name",
@@ -78,6 +78,15 @@ class BicubicSR:
 
     def upscale(self, image: np.ndarray, **_) -> np.ndarray:
         return bicubic_upscale(image, self.scale)
+
+
+class ZeroFilledSR(BicubicSR):
+    """Zero-filled k-space (sinc) interpolation: the reference under k-space degradation."""
+
+    method = "zero_filled"
+
+    def upscale(self, image: np.ndarray, **_) -> np.ndarray:
+        return zero_filled_upscale(image, self.scale)
 
 
 def _compiled_predict(model) -> Callable[[np.ndarray], np.ndarray]:
@@ -169,6 +178,8 @@ def load_sr_model(method: str, scale: int, version: str | None = None, *,
 
     if method == "bicubic":
         return BicubicSR(scale)
+    if method == "zero_filled":
+        return ZeroFilledSR(scale)
     slot = slot_name(method, scale)
     model, card = registry.load_model("sr", version, slot=None if version else slot,
                                       weights_dir=weights_dir)

@@ -47,6 +47,12 @@ CREDITS = ("Training data: Brain Tumor MRI Dataset compiled by Masoud Nickparvar
            "HR slices from Cheng J. et al., PLoS ONE 10(10), 2015 (figshare, CC BY 4.0).")
 
 
+def degradation_of(cfg) -> DegradationConfig:
+    """The patch degradation a training config asks for (recorded in the card)."""
+    return DegradationConfig(cfg.blur_sigma_max, cfg.noise_sigma_max, cfg.kspace_fraction,
+                             cfg.kspace_window, cfg.rician_snr_min)
+
+
 def method_of(arch: str, stage: str) -> str:
     """Registry method name: ``rrdb``+``psnr`` → ``rrdb_psnr``, ``rrdb``+``gan`` → ``esrgan``."""
     if arch == "srcnn":
@@ -75,6 +81,9 @@ class SRTrainConfig:
     max_minutes: float | None = None
     blur_sigma_max: float = 0.0
     noise_sigma_max: float = 0.0
+    kspace_fraction: float = 0.0         # share of patches degraded by k-space truncation
+    kspace_window: str | None = None
+    rician_snr_min: float = 0.0          # 0 = no Rician noise
     min_content: float = 0.5
     seed: int = 0
     val: str | None = None
@@ -211,7 +220,7 @@ def train_sr(cfg: SRTrainConfig, progress: ProgressCallback | None = None) -> Tr
     images = load_folder(cfg.data, cfg.channels)
     sampler = PatchSampler(images, scale=cfg.scale, lr_patch=cfg.lr_patch,
                            batch_size=cfg.batch_size, seed=cfg.seed + state["step"],
-                           degradation=DegradationConfig(cfg.blur_sigma_max, cfg.noise_sigma_max),
+                           degradation=degradation_of(cfg),
                            min_content=cfg.min_content)
     from core.device import configure_device
 
@@ -230,9 +239,7 @@ def train_sr(cfg: SRTrainConfig, progress: ProgressCallback | None = None) -> Tr
         "channels": cfg.channels, "input": "LR image, float32 [0, 1], (N, h, w, C)",
         "output": f"(N, {cfg.scale}h, {cfg.scale}w, C), clip to [0, 1]",
         "data": folder_fingerprint(cfg.data),
-        "degradation": {"kind": "bicubic (Pillow, anti-aliased)",
-                        "blur_sigma_max": cfg.blur_sigma_max,
-                        "noise_sigma_max": cfg.noise_sigma_max},
+        "degradation": degradation_of(cfg).describe(),
         "training": {"config": asdict(cfg), "steps_done": state["step"],
                      "elapsed_minutes": round(clock.elapsed / 60, 1), "device": device.label,
                      "command": command_line()},
