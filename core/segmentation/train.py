@@ -336,7 +336,7 @@ def train(cfg: TrainConfig, progress: ProgressCallback = null_progress) -> Train
                      "stopped_reason": state["stopped_reason"],
                      "minutes": round(minutes_train, 1),
                      "seconds_per_epoch": round(float(np.median(seconds)), 1) if seconds else None,
-                     "tuning": dict(tuning, note="threshold and clean-up chosen on the "
+                     "tuning": dict(tuning, note="flip, threshold and clean-up chosen on the "
                                                  "validation pairs only; test figures use them"
                                     ) if tuning else None,
                      "tried": list(cfg.tried), "history": state["history"]},
