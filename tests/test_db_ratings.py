@@ -353,3 +353,32 @@ def test_upgrade_0003_to_0004_keeps_ratings(tmp_path, fast_hasher):
     upgrade_to_head(engine, force=True)
     with session_scope(engine) as s:
         assert len(my_ratings(s, 7)) == 1
+
+
+def test_a_readers_own_list_keeps_blinded_study_ratings_blinded(env):
+    """A reader of a blinded study must not learn the condition (method, model, scale, α, file
+    name, thumbnail) from My ratings; an unblinded study's and a free rating's views show."""
+    engine, ids = env
+    with session_scope(engine) as s:
+        blind = m.Study(name="blind", seed=1, blinded=True, state="open")
+        open_ = m.Study(name="open", seed=2, blinded=False, state="open")
+        s.add_all([blind, open_])
+        s.flush()
+        save_rating(s, reader_id=ids["ann"], scan_sha256=SHA, method="esrgan",
+                    model_version="v1", image_quality=4, diagnostic_usefulness=3,
+                    study_id=blind.id, scale=4, mode="simulate", alpha=0.8)
+        save_rating(s, reader_id=ids["ann"], scan_sha256=SHA2, method="bicubic",
+                    model_version=None, image_quality=2, diagnostic_usefulness=2,
+                    study_id=open_.id, scale=4)
+        save_rating(s, reader_id=ids["ann"], scan_sha256=SHA, method="original",
+                    model_version=None, image_quality=5, diagnostic_usefulness=5)
+    with session_scope(engine) as s:
+        rows = {r.study_id: r for r in my_ratings(s, ids["ann"])}
+        blind_id = s.scalar(select(m.Study.id).where(m.Study.name == "blind"))
+    hidden = rows[blind_id]
+    assert hidden.method == "blinded" and hidden.view == "Reader-study image (blinded)"
+    assert (hidden.model_version, hidden.scale, hidden.mode, hidden.alpha, hidden.scan_name,
+            hidden.thumbnail) == (None,) * 6
+    assert hidden.image_quality == 4                   # the reader still sees their own scores
+    assert sorted(r.method for sid, r in rows.items() if sid != blind_id) == ["bicubic",
+                                                                             "original"]

@@ -3,7 +3,9 @@
 Actions used by the app: ``login_ok``, ``login_failed``, ``login_locked``, ``login_sso_ok``,
 ``login_sso_failed``, ``user_sso_email``, ``logout``, ``sessions_end``, ``upload``,
 ``predict``, ``super_resolve``, ``rate``, ``study_create``, ``train_start``, ``train_cancel``,
-``model_activate``, ``user_add``, ``user_update``. ``core.db`` functions write their own rows
+``model_activate``, ``user_add``, ``user_update``, ``study_open``, ``study_close``,
+``study_reopen``, ``study_delete``, ``study_readers``, ``case_add``, ``case_label``,
+``case_remove``. ``core.db`` functions write their own rows
 (login, upload, predict, rate, user_add, train_start...); pages add ``logout`` and
 ``model_activate``.
 """

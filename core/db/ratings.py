@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -135,14 +136,29 @@ def get_my_rating(session: Session, *, reader_id: int, scan_sha256: str, method:
     return None if row is None else _view(row, sha)
 
 
+#: The ``method`` a reader sees for their own rating of a blinded study's image.
+BLINDED = "blinded"
+
+
+def _blinded(v: RatingView) -> RatingView:
+    """A rating of a blinded study's image as its reader may see it: no method, model, scale,
+    mode, α, file name or thumbnail (any of them could tell the condition)."""
+    return replace(v, method=BLINDED, model_version=None, frame=None, scale=None, mode=None,
+                   alpha=None, scan_name=None, thumbnail=None)
+
+
 def my_ratings(session: Session, reader_id: int) -> list[RatingView]:
     """All of this reader's ratings, newest first, with each scan's display name and thumbnail.
-    Never other readers' rows."""
-    rows = session.execute(select(Rating, Scan.sha256, Scan.display_name, Scan.thumbnail)
+    Never other readers' rows. Ratings in a blinded reader study come back blinded
+    (:func:`_blinded`), so a reader cannot learn the conditions from this list."""
+    rows = session.execute(select(Rating, Scan.sha256, Scan.display_name, Scan.thumbnail,
+                                  Study.blinded)
                            .join(Scan, Scan.id == Rating.scan_id)
+                           .outerjoin(Study, Study.id == Rating.study_id)
                            .where(Rating.reader_id == reader_id)
                            .order_by(Rating.updated_at.desc(), Rating.id.desc()))
-    return [_view(r, sha, name, thumb) for r, sha, name, thumb in rows]
+    return [_blinded(_view(r, sha, name, thumb)) if blinded else _view(r, sha, name, thumb)
+            for r, sha, name, thumb, blinded in rows]
 
 
 def export_ratings(session: Session) -> list[dict[str, Any]]:

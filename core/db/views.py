@@ -102,7 +102,8 @@ class RatingView:
 
 
 #: Rated views that are not super-resolution methods (those take ``core.sr.METHOD_LABELS``).
-VIEW_LABELS = {"original": "Original scan", "gradcam": "Grad-CAM overlay"}
+VIEW_LABELS = {"original": "Original scan", "gradcam": "Grad-CAM overlay",
+               "blinded": "Reader-study image (blinded)"}
 
 
 def view_label(method: str) -> str:
