@@ -124,23 +124,41 @@ def _per_channel(fn, img: np.ndarray) -> np.ndarray:
     return np.stack([fn(img[..., c]) for c in range(img.shape[2])], axis=-1)
 
 
+def _shift_ramp(n: int, shift: float) -> np.ndarray:
+    """Phase ramp over a centred (fftshift-ed) axis of ``n`` frequencies that moves the image
+    by ``-shift`` pixels: sample ``i`` of the result is the input at ``i + shift``."""
+    f = np.fft.fftshift(np.fft.fftfreq(n)) * n
+    return np.exp(2j * np.pi * f * shift / n)
+
+
+def _centre(big: int, small: int) -> int:
+    """First index of the centred ``small`` block inside a centred spectrum of ``big``."""
+    return big // 2 - small // 2
+
+
 def kspace_downsample(hr: np.ndarray, scale: int, *, window: str | None = None) -> np.ndarray:
     """The LR image an MRI scanner would reconstruct from the central 1/``scale`` of k-space
     per axis: centred crop of ``fft2(hr)``, optional ``window``, inverse transform at the
     smaller size, magnitude; intensities keep their scale (divided by ``scale²``, the ratio of
     the transforms' sizes). Not clipped (a window or noise may leave values just outside
-    [0, 1]). ``hr`` sides must be divisible by ``scale``."""
+    [0, 1]). ``hr`` sides must be divisible by ``scale``.
+
+    Pixel grid: both matrices cover the same field of view with pixel centres half a pixel in
+    from its edges (as DICOM places them), so LR pixel ``m`` is centred on HR position
+    ``m·scale + (scale − 1)/2``: the same grid as bicubic downscaling. A bare DFT crop would
+    sample at ``m·scale`` instead, 1.5 HR pixels off at ×4; a phase ramp moves it."""
     img = np.asarray(hr, dtype=np.float64)
     h, w = img.shape[:2]
     if h % scale or w % scale:
         raise ValueError(f"HR size {h}×{w} is not divisible by scale {scale}; crop it first.")
     lh, lw = h // scale, w // scale
+    delta = (scale - 1) / 2
+    ramp = np.outer(_shift_ramp(h, delta), _shift_ramp(w, delta))
     win = np.outer(_window_1d(lh, window), _window_1d(lw, window))
+    top, left = _centre(h, lh), _centre(w, lw)
 
     def one(ch: np.ndarray) -> np.ndarray:
-        k = np.fft.fftshift(np.fft.fft2(ch))
-        top, left = (h - lh) // 2 + (h % 2 == 0 and lh % 2 == 1), (w - lw) // 2 + (
-            w % 2 == 0 and lw % 2 == 1)
+        k = np.fft.fftshift(np.fft.fft2(ch)) * ramp
         crop = k[top:top + lh, left:left + lw] * win
         return np.abs(np.fft.ifft2(np.fft.ifftshift(crop))) / (scale * scale)
 
@@ -154,14 +172,15 @@ def zero_filled_upscale(lr: np.ndarray, scale: int) -> np.ndarray:
     img = np.asarray(lr, dtype=np.float64)
     lh, lw = img.shape[:2]
     h, w = lh * scale, lw * scale
+    delta = (scale - 1) / 2     # the LR grid of :func:`kspace_downsample`, moved back
+    ramp = np.outer(_shift_ramp(h, -delta), _shift_ramp(w, -delta))
+    top, left = _centre(h, lh), _centre(w, lw)
 
     def one(ch: np.ndarray) -> np.ndarray:
         k = np.fft.fftshift(np.fft.fft2(ch))
         big = np.zeros((h, w), complex)
-        top, left = (h - lh) // 2 + (h % 2 == 0 and lh % 2 == 1), (w - lw) // 2 + (
-            w % 2 == 0 and lw % 2 == 1)
         big[top:top + lh, left:left + lw] = k
-        return np.abs(np.fft.ifft2(np.fft.ifftshift(big))) * (scale * scale)
+        return np.abs(np.fft.ifft2(np.fft.ifftshift(big * ramp))) * (scale * scale)
 
     return np.clip(_per_channel(one, img), 0.0, 1.0).astype(np.float32)
 
