@@ -126,3 +126,27 @@ def test_perceptual_from_project_classifier(tmp_weights):
     out = feats(np.zeros((1, 64, 48, 1), np.float32))
     assert tuple(out.shape) == (1, 4, 3, 32)
     assert float(np.min(out)) < 0  # before the ReLU
+
+
+def test_psnr_fine_tune_from_a_published_version_on_mixed_degradation(data_dir, tmp_path,
+                                                                      tmp_weights):
+    """``--init V`` at the psnr stage starts from V's weights and architecture; the card records
+    it and the k-space / bicubic mixture."""
+    import numpy as np
+
+    base = dict(data=str(data_dir / "brain-mri-hr"), scale=4, lr_patch=8, batch_size=2,
+                steps=1, steps_per_epoch=1)
+    train_sr(SRTrainConfig(**base, network=TINY, learning_rate=1e-3,
+                           run_dir=str(tmp_path / "a"), version="p-base"))
+    res = train_sr(SRTrainConfig(**base, init="p-base", learning_rate=0.0,
+                                 kspace_fraction=0.5, rician_snr_min=20.0,
+                                 run_dir=str(tmp_path / "b"), version="p-ft"))
+    card = registry.load_card("sr", "p-ft")
+    assert card["init_version"] == "p-base" and card["network"] == registry.load_card(
+        "sr", "p-base")["network"]
+    assert card["degradation"]["kind"] == "mixed" and card["degradation"]["rician_snr_min"] == 20
+    a, _ = registry.load_model("sr", "p-base")
+    b, _ = registry.load_model("sr", "p-ft")
+    for wa, wb in zip(a.get_weights(), b.get_weights()):   # learning rate 0: the same weights
+        assert np.allclose(wa, wb)
+    assert res.version == "p-ft"

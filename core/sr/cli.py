@@ -60,7 +60,8 @@ def register(cmds) -> None:
     p.add_argument("--run-dir", default=None, help="checkpoint folder (default runs/sr_<m>_x<s>)")
     p.add_argument("--resume", action="store_true", help="continue the checkpoint in --run-dir")
     p.add_argument("--init", default=None, help="gan: PSNR model version to start from "
-                   "(default: the active rrdb_psnr of this scale)")
+                   "(default: the active rrdb_psnr of this scale); psnr: fine-tune this "
+                   "published version (its architecture) instead of starting from scratch")
     p.add_argument("--perceptual", default="auto",
                    help="gan: auto | vgg19 | classifier | none | path of VGG19 no-top weights")
     p.add_argument("--perceptual-layer", default=None)

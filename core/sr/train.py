@@ -282,7 +282,20 @@ def _train_psnr(cfg, sampler, state, ckpt, clock, progress):
 
     from core.keras_progress import KerasProgress
 
-    model, arch, network = _build_generator(cfg)
+    init_version = None
+    if cfg.init:   # fine-tune a published version (its architecture; resume loads over it)
+        from core import registry
+
+        model, init_card = registry.load_model("sr", cfg.init)
+        if int(init_card["scale"]) != cfg.scale or init_card.get("method") != method_of(
+                cfg.method, "psnr"):
+            raise MedScanError(f"--init {cfg.init}: need an x{cfg.scale} "
+                               f"{method_of(cfg.method, 'psnr')} model, got "
+                               f"x{init_card['scale']} {init_card.get('method')}.")
+        arch, network = init_card["architecture"], dict(init_card["network"])
+        init_version = cfg.init
+    else:
+        model, arch, network = _build_generator(cfg)
     opt = keras.optimizers.Adam(cfg.learning_rate, beta_1=ADAM_BETAS[0], beta_2=ADAM_BETAS[1])
     model.compile(optimizer=opt, loss="mean_absolute_error")
     if cfg.resume:
@@ -323,4 +336,4 @@ def _train_psnr(cfg, sampler, state, ckpt, clock, progress):
                   callbacks=[Budget(), KerasProgress(progress, task="sr", phase=cfg.stage,
                                                      total_epochs=epochs,
                                                      steps_per_epoch=cfg.steps_per_epoch)])
-    return model, arch, network, {"loss": "L1", "init_version": None}
+    return model, arch, network, {"loss": "L1", "init_version": init_version}
