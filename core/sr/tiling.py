@@ -1,12 +1,12 @@
 """Tiled inference with overlap and blended seams, so any image size runs in bounded memory.
 
-The LR image is cut into windows of ``tile + 2·overlap`` pixels placed every ``tile`` pixels
-(``tile`` is the core, ``overlap`` the context added on each side; the last window of a
-row/column is aligned to the image edge, so every window has the same shape and a compiled
-model is traced once). Neighbouring windows share a band of ``2·overlap`` pixels, across which
-their upscaled outputs are cross-faded with linear weights (pixels near a window edge see less
-context, so they weigh less). Model activations are bounded by the window size; the output and a
-weight map are full size.
+The LR image is cut into cores of ``tile`` pixels; each core is upscaled inside a window of
+``tile + 2·overlap`` pixels (``overlap`` of context on each side, the window moved in where it
+would leave the image, so every window has the same shape and a compiled model is traced once),
+and only the core's part of the window's output is kept. No seams are blended: a pixel's value
+is what the model computes with at least ``overlap`` pixels of context around it, which equals
+the untiled value once ``overlap`` covers the model's receptive field
+(:func:`core.sr.models.context_margin`). Model activations are bounded by the window size.
 """
 from __future__ import annotations
 
@@ -49,6 +49,14 @@ def upscale_tiled(predict: Callable[[np.ndarray], np.ndarray], lr: np.ndarray, s
     """Upscale ``lr`` (``h×w×C`` float32) with ``predict`` (``(1, th, tw, C)`` → ``(1, s·th,
     s·tw, C')``). ``tile <= 0``, or a window (``tile + 2·overlap``) covering the image, means
     one untiled call.
+
+    Each output pixel comes from exactly one window, one in which it has at least ``overlap``
+    LR pixels of real context on every side that is not the image's own border (there the
+    window and the whole image see the same border). Windows all have one shape (the last of a
+    row or column is moved in to the image edge), so a compiled model is traced once. With
+    ``overlap`` at least the model's receptive-field radius the result equals the untiled one
+    (to float rounding); below it, the error is what the missing context contributes, with no
+    seams blended in.
     ``on_tile(done, total)`` is called after each tile. Returns ``(s·h, s·w, C')`` float32."""
     lr = np.asarray(lr, dtype=np.float32)
     if lr.ndim != 3:
@@ -61,24 +69,26 @@ def upscale_tiled(predict: Callable[[np.ndarray], np.ndarray], lr: np.ndarray, s
         if on_tile:
             on_tile(1, 1)
         return out.astype(np.float32)
-    ys, xs = tile_starts(h, window, 2 * overlap), tile_starts(w, window, 2 * overlap)
     th, tw = min(window, h), min(window, w)
-    ramp = 2 * overlap * scale
-    acc = weight = None
-    total, done = len(ys) * len(xs), 0
-    for y in ys:
-        wy = _ramp(th * scale, ramp, y > 0, y + th < h)
-        for x in xs:
+    cores_y = _cores(h, tile) if th < h else [(0, h)]
+    cores_x = _cores(w, tile) if tw < w else [(0, w)]
+    out_img = None
+    total, done = len(cores_y) * len(cores_x), 0
+    for cy0, cy1 in cores_y:
+        y = min(max(cy0 - overlap, 0), h - th)
+        for cx0, cx1 in cores_x:
+            x = min(max(cx0 - overlap, 0), w - tw)
             out = np.asarray(predict(lr[None, y:y + th, x:x + tw]))[0].astype(np.float32)
-            if acc is None:
-                acc = np.zeros((h * scale, w * scale, out.shape[-1]), np.float32)
-                weight = np.zeros((h * scale, w * scale, 1), np.float32)
-            wx = _ramp(tw * scale, ramp, x > 0, x + tw < w)
-            wt = (wy[:, None] * wx[None, :])[..., None]
-            sl = (slice(y * scale, (y + th) * scale), slice(x * scale, (x + tw) * scale))
-            acc[sl] += out * wt
-            weight[sl] += wt
+            if out_img is None:
+                out_img = np.zeros((h * scale, w * scale, out.shape[-1]), np.float32)
+            out_img[cy0 * scale:cy1 * scale, cx0 * scale:cx1 * scale] = out[
+                (cy0 - y) * scale:(cy1 - y) * scale, (cx0 - x) * scale:(cx1 - x) * scale]
             done += 1
             if on_tile:
                 on_tile(done, total)
-    return acc / weight
+    return out_img
+
+
+def _cores(length: int, tile: int) -> list[tuple[int, int]]:
+    """Consecutive core ranges of ``tile`` pixels covering ``[0, length)`` (the last shorter)."""
+    return [(a, min(a + tile, length)) for a in range(0, length, tile)]
