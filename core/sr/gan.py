@@ -88,7 +88,7 @@ def train_gan(cfg, sampler, state, ckpt, clock, progress):
     from core.models.discriminator import build_vgg_discriminator
     from core.sr.models import slot_name
     from core.sr.perceptual import build_perceptual
-    from core.sr.train import ADAM_BETAS, _load_optimizer, _lr_factor, _save_optimizer
+    from core.sr.optim import ADAM_BETAS, load_optimizer, lr_factor, save_optimizer
 
     init_version = cfg.init or registry.active_version("sr", slot=slot_name("rrdb_psnr", cfg.scale))
     if init_version is None:
@@ -110,15 +110,15 @@ def train_gan(cfg, sampler, state, ckpt, clock, progress):
     if cfg.resume:
         G.load_weights(ckpt / "generator.weights.h5")
         D.load_weights(ckpt / "discriminator.weights.h5")
-        _load_optimizer(opt_g, G.trainable_variables, ckpt / "optimizer.npz")
-        _load_optimizer(opt_d, D.trainable_variables, ckpt / "optimizer_d.npz")
+        load_optimizer(opt_g, G.trainable_variables, ckpt / "optimizer.npz")
+        load_optimizer(opt_d, D.trainable_variables, ckpt / "optimizer_d.npz")
     step_fn = make_gan_step(G, D, features, opt_g, opt_d, w_percep=cfg.perceptual_weight,
                             w_gan=cfg.gan_weight, w_l1=cfg.l1_weight)
     epochs = -(-cfg.steps // cfg.steps_per_epoch)
     step, last, t_start, start_step = state["step"], 0.0, time.monotonic(), state["step"]
     window: list[dict] = []
     while step < cfg.steps and not clock.out_of_time():
-        lr_now = cfg.learning_rate * _lr_factor(clock.fraction(step), cfg.schedule)
+        lr_now = cfg.learning_rate * lr_factor(clock.fraction(step), cfg.schedule)
         opt_g.learning_rate = lr_now
         opt_d.learning_rate = lr_now
         lr_b, hr_b = sampler.batch()
@@ -146,8 +146,8 @@ def train_gan(cfg, sampler, state, ckpt, clock, progress):
                                      "elapsed_s": round(clock.elapsed, 1)} | mean)
             G.save_weights(ckpt / "generator.weights.h5")
             D.save_weights(ckpt / "discriminator.weights.h5")
-            _save_optimizer(opt_g, ckpt / "optimizer.npz")
-            _save_optimizer(opt_d, ckpt / "optimizer_d.npz")
+            save_optimizer(opt_g, ckpt / "optimizer.npz")
+            save_optimizer(opt_d, ckpt / "optimizer_d.npz")
             (ckpt / "state.json").write_text(json.dumps(state) + "\n")
     extra = {"init_version": init_version, "perceptual": percep_info,
              "loss": "ESRGAN: perceptual (L1 on features) + RaGAN + L1",

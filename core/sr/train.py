@@ -20,12 +20,12 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
 
 from core.cli import command_line
 from core.errors import MedScanError
 from core.progress import Progress, ProgressCallback, null_progress
 from core.sr.data import DegradationConfig, PatchSampler, folder_fingerprint, load_folder
+from core.sr.optim import ADAM_BETAS, LR_FLOOR, load_optimizer, lr_factor, save_optimizer
 
 __all__ = ["SRTrainConfig", "TrainResult", "train_sr", "limit_threads", "method_of",
            "PAPER_RRDB", "SHIPPED_RRDB", "GAN_WEIGHT", "L1_WEIGHT_GAN", "PERCEPTUAL_WEIGHT",
@@ -39,10 +39,6 @@ SHIPPED_RRDB = {"num_feat": 32, "num_block": 6, "num_grow_ch": 16, "global_resid
 GAN_WEIGHT = 5e-3
 L1_WEIGHT_GAN = 1e-2
 PERCEPTUAL_WEIGHT = 1.0
-# The cosine schedule ends at this fraction of the initial learning rate.
-LR_FLOOR = 0.05
-# Adam moments as in BasicSR's ESRGAN options.
-ADAM_BETAS = (0.9, 0.99)
 CREDITS = ("Training data: Brain Tumor MRI Dataset compiled by Masoud Nickparvar (Kaggle, CC0); "
            "HR slices from Cheng J. et al., PLoS ONE 10(10), 2015 (figshare, CC BY 4.0).")
 
@@ -138,13 +134,6 @@ def limit_threads(n: int | None) -> None:
             pass
 
 
-def _lr_factor(frac: float, schedule: str) -> float:
-    if schedule == "constant":
-        return 1.0
-    frac = min(max(frac, 0.0), 1.0)
-    return LR_FLOOR + (1 - LR_FLOOR) * 0.5 * (1 + math.cos(math.pi * frac))
-
-
 class _Clock:
     """Budget bookkeeping shared by both stages (elapsed includes earlier, resumed sessions)."""
 
@@ -177,20 +166,6 @@ def _build_generator(cfg: SRTrainConfig):
                    "num_out_ch": cfg.channels} | cfg.network
         arch = "rrdbnet"
     return build_model({"architecture": arch, "network": network}), arch, network
-
-
-def _save_optimizer(opt, path: Path) -> None:
-    np.savez(path, *[np.asarray(v) for v in opt.variables])
-
-
-def _load_optimizer(opt, variables, path: Path) -> None:
-    opt.build(variables)
-    data = np.load(path)
-    arrays = [data[f"arr_{i}"] for i in range(len(data.files))]
-    if len(arrays) != len(opt.variables):
-        raise MedScanError(f"{path}: optimizer state does not match this model.")
-    for var, arr in zip(opt.variables, arrays):
-        var.assign(arr)
 
 
 def _run_dir(cfg: SRTrainConfig) -> Path:
@@ -300,7 +275,7 @@ def _train_psnr(cfg, sampler, state, ckpt, clock, progress):
     model.compile(optimizer=opt, loss="mean_absolute_error")
     if cfg.resume:
         model.load_weights(ckpt / "generator.weights.h5")
-        _load_optimizer(opt, model.trainable_variables, ckpt / "optimizer.npz")
+        load_optimizer(opt, model.trainable_variables, ckpt / "optimizer.npz")
     epochs = math.ceil(cfg.steps / cfg.steps_per_epoch)
 
     class Batches(keras.utils.PyDataset):
@@ -313,7 +288,7 @@ def _train_psnr(cfg, sampler, state, ckpt, clock, progress):
     class Budget(keras.callbacks.Callback):
         def on_train_batch_begin(self, batch, logs=None):
             step = int(keras.ops.convert_to_numpy(opt.iterations))
-            opt.learning_rate = cfg.learning_rate * _lr_factor(clock.fraction(step), cfg.schedule)
+            opt.learning_rate = cfg.learning_rate * lr_factor(clock.fraction(step), cfg.schedule)
             if step >= cfg.steps or clock.out_of_time():
                 self.model.stop_training = True
 
@@ -326,7 +301,7 @@ def _train_psnr(cfg, sampler, state, ckpt, clock, progress):
                                      "lr": float(keras.ops.convert_to_numpy(opt.learning_rate)),
                                      "elapsed_s": round(clock.elapsed, 1)})
             model.save_weights(ckpt / "generator.weights.h5")
-            _save_optimizer(opt, ckpt / "optimizer.npz")
+            save_optimizer(opt, ckpt / "optimizer.npz")
             (ckpt / "state.json").write_text(json.dumps(state) + "\n")
             if state["step"] >= cfg.steps or clock.out_of_time():
                 self.model.stop_training = True
