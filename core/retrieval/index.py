@@ -25,6 +25,27 @@ HNSW_EF_CONSTRUCTION = 80
 HNSW_EF_SEARCH = 128
 
 
+_threads_set = False
+
+
+def _set_threads() -> None:
+    """FAISS searches with ``MEDSCAN_FAISS_THREADS`` OpenMP threads (default 1). An app server
+    answers one query per request, and requests of several users already run in parallel;
+    an OpenMP team per single query measured 16 ms instead of 0.45 ms (p50, 10^4 vectors, 2
+    busy cores; ``benchmarks/bench_retrieval.py``)."""
+    global _threads_set
+    if _threads_set:
+        return
+    import faiss
+
+    try:
+        n = int(os.environ.get("MEDSCAN_FAISS_THREADS", 1))
+    except ValueError:
+        n = 1
+    faiss.omp_set_num_threads(max(1, n))
+    _threads_set = True
+
+
 def approx_threshold() -> int:
     """Library size above which the approximate (HNSW) index is used."""
     try:
@@ -43,6 +64,7 @@ class VectorIndex:
                  ef_search: int = HNSW_EF_SEARCH) -> None:
         import faiss
 
+        _set_threads()
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         ids = np.asarray(ids, np.int64)
         if vectors.ndim != 2 or len(ids) != len(vectors):
