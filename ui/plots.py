@@ -156,20 +156,40 @@ def difference_map(diff: np.ndarray, *, title: str, height: int = 460) -> go.Fig
     return fig
 
 
+def _padded_range(values: Sequence[float], pad: float = 0.25, min_span: float = 0.0
+                  ) -> list[float] | None:
+    """An axis range around ``values`` (finite ones) with ``pad`` × their span (at least
+    ``min_span``) on each side, or None when there is nothing finite to show."""
+    vals = [v for v in values if np.isfinite(v)]
+    if not vals:
+        return None
+    lo, hi = min(vals), max(vals)
+    span = max(hi - lo, min_span)
+    return [lo - pad * span, hi + pad * span]
+
+
 def metrics_bars(metrics: Mapping[str, Mapping[str, float]],
                  labels: Mapping[str, str] | None = None) -> go.Figure:
-    """PSNR (dB) and SSIM per method, two panels."""
+    """PSNR (dB) and SSIM per method, two panels of dots (not bars: a bar from 0 dB makes 29 and
+    32 dB look alike). Each axis spans the values shown plus a margin; the numbers are printed
+    with fixed decimals (PSNR 2, SSIM 3). An infinite PSNR (identical images) is written "∞" at
+    the top of the panel."""
     methods = list(metrics)
     names = [(labels or {}).get(m, m) for m in methods]
     fig = make_subplots(rows=1, cols=2, subplot_titles=("PSNR (dB, higher is better)",
                                                         "SSIM (higher is better)"))
-    for col, key, fmt in ((1, "psnr", "{:.2f}"), (2, "ssim", "{:.3f}")):
+    for col, key, fmt, min_span in ((1, "psnr", "{:.2f}", 1.0), (2, "ssim", "{:.3f}", 0.02)):
         vals = [float(metrics[m][key]) for m in methods]
-        shown = [v if np.isfinite(v) else None for v in vals]
-        fig.add_trace(go.Bar(x=names, y=shown, marker_color=_ACCENT, showlegend=False,
-                             text=[fmt.format(v) if np.isfinite(v) else "∞" for v in vals],
-                             textposition="outside", cliponaxis=False), row=1, col=col)
-    fig.update_yaxes(range=[0, 1.05], row=1, col=2)
+        rng = _padded_range(vals, min_span=min_span)
+        top = rng[1] if rng else 1.0
+        shown = [v if np.isfinite(v) else top for v in vals]
+        fig.add_trace(go.Scatter(x=names, y=shown, mode="markers+text", showlegend=False,
+                                 marker=dict(color=_ACCENT, size=13),
+                                 text=[fmt.format(v) if np.isfinite(v) else "∞" for v in vals],
+                                 textposition="top center", cliponaxis=False), row=1, col=col)
+        if rng:
+            fig.update_yaxes(range=rng, row=1, col=col)
+    fig.update_yaxes(showgrid=True, gridcolor="#e5e7eb")
     fig.update_layout(height=320, margin=dict(l=10, r=10, t=40, b=10))
     return fig
 
