@@ -17,7 +17,7 @@ def test_psnr_and_ssim_axes_span_the_values_with_fixed_decimals():
     assert 0.7 < slo < 0.8 and 0.885 < shi < 0.95
     psnr, ssim = fig.data
     assert list(psnr.text) == ["28.90", "30.87", "26.40"]
-    assert list(ssim.text) == ["0.851", "0.885", "0.800"]
+    assert list(ssim.text) == ["0.8510", "0.8850", "0.8000"]
     assert all(t.type == "scatter" and t.mode == "markers+text" for t in fig.data)
 
 

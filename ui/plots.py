@@ -172,13 +172,13 @@ def metrics_bars(metrics: Mapping[str, Mapping[str, float]],
                  labels: Mapping[str, str] | None = None) -> go.Figure:
     """PSNR (dB) and SSIM per method, two panels of dots (not bars: a bar from 0 dB makes 29 and
     32 dB look alike). Each axis spans the values shown plus a margin; the numbers are printed
-    with fixed decimals (PSNR 2, SSIM 3). An infinite PSNR (identical images) is written "∞" at
+    with the decimals of the table beside it (PSNR 2, SSIM 4). An infinite PSNR (identical images) is written "∞" at
     the top of the panel."""
     methods = list(metrics)
     names = [(labels or {}).get(m, m) for m in methods]
     fig = make_subplots(rows=1, cols=2, subplot_titles=("PSNR (dB, higher is better)",
                                                         "SSIM (higher is better)"))
-    for col, key, fmt, min_span in ((1, "psnr", "{:.2f}", 1.0), (2, "ssim", "{:.3f}", 0.02)):
+    for col, key, fmt, min_span in ((1, "psnr", "{:.2f}", 1.0), (2, "ssim", "{:.4f}", 0.02)):
         vals = [float(metrics[m][key]) for m in methods]
         rng = _padded_range(vals, min_span=min_span)
         top = rng[1] if rng else 1.0
