@@ -62,7 +62,7 @@ def test_no_active_model_message(tmp_weights):
     (lambda c: c.pop("classes"), "missing classifier key"),
     (lambda c: c.pop("network"), "missing key"),
     (lambda c: c.update(classes=["only"]), "at least two"),
-    (lambda c: c.update(task="segmentation"), "Unknown task"),
+    (lambda c: c.update(task="detection"), "Unknown task"),
     (lambda c: c.update(network=[1, 2]), "'network' must be an object"),
 ])
 def test_bad_cards_are_named(tmp_weights, tiny_builder, mutate, message):
