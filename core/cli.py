@@ -33,8 +33,8 @@ _COMMAND_MODULES = ("core.imaging.cli", "core.classifier.cli", "core.sr.cli",
 @dataclass
 class Commands:
     sub: argparse._SubParsersAction        # top level: inspect, convert, predict, ...
-    train: argparse._SubParsersAction      # train classifier | train sr
-    evaluate: argparse._SubParsersAction   # evaluate classifier | evaluate sr
+    train: argparse._SubParsersAction      # train classifier | sr | segmentation
+    evaluate: argparse._SubParsersAction   # evaluate classifier | sr | segmentation | ...
     # ratings export | ratings agreement: set by the first module that adds the group
     ratings: argparse._SubParsersAction | None = None
 
@@ -45,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="MedScan: load scans, classify, explain (Grad-CAM), super-resolve, train.")
     parser.add_argument("--version", action="version", version=f"medscan {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    train = sub.add_parser("train", help="train a model (classifier | sr)").add_subparsers(
+    train = sub.add_parser("train", help="train a model (classifier | sr | segmentation)").add_subparsers(
         dest="model_kind", metavar="MODEL", required=True)
     evaluate = sub.add_parser("evaluate", help="evaluate a model on a data folder").add_subparsers(
         dest="model_kind", metavar="MODEL", required=True)

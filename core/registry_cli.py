@@ -10,6 +10,8 @@ import argparse
 import json
 import sys
 
+from core.registry import TASKS
+
 __all__ = ["register"]
 
 
@@ -18,11 +20,11 @@ def register(cmds) -> None:
                                            "model versions")
     sub = p.add_subparsers(dest="models_cmd", metavar="ACTION", required=True)
     ls = sub.add_parser("list", help="versions of a task: active, candidate or shipped")
-    ls.add_argument("task", choices=["classifier", "sr"])
+    ls.add_argument("task", choices=list(TASKS))
     ls.add_argument("--json", action="store_true")
     ls.set_defaults(func=_list)
     show = sub.add_parser("show", help="print a model card")
-    show.add_argument("task", choices=["classifier", "sr"])
+    show.add_argument("task", choices=list(TASKS))
     show.add_argument("version", nargs="?", help="default: the active version")
     show.set_defaults(func=_show)
     ev = sub.add_parser("evaluate", help="evaluate classifier versions on the fixed evaluation "
@@ -33,14 +35,14 @@ def register(cmds) -> None:
                     help="evaluation image folder (default $MEDSCAN_EVAL_DIR)")
     ev.set_defaults(func=_evaluate)
     act = sub.add_parser("activate", help="make a version the active one (audited)")
-    act.add_argument("task", choices=["classifier", "sr"])
+    act.add_argument("task", choices=list(TASKS))
     act.add_argument("version")
     act.add_argument("--slot", default=None, help="sr: e.g. rrdb_psnr_x4 (default: the card's)")
     act.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     act.add_argument("--user", default=None, help="user name recorded in the audit log")
     act.set_defaults(func=_activate)
     rb = sub.add_parser("rollback", help="re-activate the previously active version (audited)")
-    rb.add_argument("task", choices=["classifier", "sr"])
+    rb.add_argument("task", choices=list(TASKS))
     rb.add_argument("--slot", default=None)
     rb.add_argument("--user", default=None, help="user name recorded in the audit log")
     rb.set_defaults(func=_rollback)
