@@ -186,6 +186,25 @@ def ood_card_text(card: dict) -> str:
     return text
 
 
+def localization_card_text(card: dict) -> str | None:
+    """Where Grad-CAM looks against expert tumour masks (the card's ``gradcam_localization``,
+    from ``python -m core evaluate gradcam-localization``), in words; None without it."""
+    loc = card.get("gradcam_localization")
+    if not isinstance(loc, dict) or not isinstance(loc.get("gradcam"), dict):
+        return None
+    g = loc["gradcam"].get("not_train_near_dup") or loc["gradcam"].get("all") or {}
+    if not isinstance(g.get("pointing_game"), (int, float)):
+        return None
+    base = loc.get("baseline_energy_in_box")
+    return (f"**Does Grad-CAM look at the tumour?** On {g.get('n', '?')} slices with expert "
+            f"tumour masks and no near-copy in this model's training data, the Grad-CAM peak lies on the "
+            f"tumour in {g['pointing_game']:.0%} of them, and "
+            f"{g.get('energy_in_box', float('nan')):.0%} of the map falls in the tumour's box"
+            + (f" (a uniform map: {base:.0%})" if isinstance(base, (int, float)) else "")
+            + ". The map shows what drove the class, often not the tumour itself: it is not a "
+              "tumour outline.")
+
+
 def model_card_ui(clf) -> None:
     """The model card's caveats, data and credits, one click away."""
     card = clf.card
@@ -223,6 +242,9 @@ def model_card_ui(clf) -> None:
                 st.plotly_chart(plots.reliability_diagram(m["reliability"], height=300),
                                 key="model_card_reliability", config={"displaylogo": False})
         st.markdown(ood_card_text(card))
+        loc_text = localization_card_text(card)
+        if loc_text:
+            st.markdown(loc_text)
         data = card.get("data")
         counts = data.get("counts") if isinstance(data, dict) else None
         if isinstance(counts, dict) and counts:

@@ -17,7 +17,7 @@ import cv2
 import keras
 import numpy as np
 
-from core.classifier.preprocess import crop_resize, head_bbox, normalise, to_gray_uint8
+from core.classifier.preprocess import crop_resize, head_bbox, normalise, read_gray
 from core.imaging.export import IMAGE_SUFFIXES
 
 __all__ = ["IMAGE_EXTENSIONS", "FolderData", "list_image_folder", "stratified_split",
@@ -106,23 +106,12 @@ def fingerprint(data: FolderData) -> str:
     return "sha256:" + h.hexdigest()
 
 
-def _read_gray(path: Path) -> np.ndarray:
-    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if img is None:
-        raise ValueError(f"Could not read image {path}.")
-    if img.ndim == 3:
-        img = cv2.cvtColor(img[..., :3], cv2.COLOR_BGR2GRAY)
-    if img.dtype != np.uint8:
-        img = to_gray_uint8(img.astype(np.float64) / max(float(img.max()), 1.0))
-    return img
-
-
 def load_images(files: Sequence[Path], preprocessing: dict) -> np.ndarray:
     """Decode, head-crop and resize: ``(N, S, S)`` uint8 (OpenCV fast path for training)."""
     size = int(preprocessing["size"][0])
     out = np.empty((len(files), size, size), np.uint8)
     for i, f in enumerate(files):
-        gray = _read_gray(Path(f))
+        gray = read_gray(Path(f))
         box = (head_bbox(gray, preprocessing.get("crop_margin", 0.02),
                          preprocessing.get("mask_threshold", 0.5))
                if preprocessing.get("head_crop", True) else None)

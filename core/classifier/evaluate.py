@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from core.classifier.calibration import softmax
-from core.classifier.data import _read_gray, list_image_folder
+from core.classifier.data import read_gray, list_image_folder
 from core.classifier.gradcam import mass_outside
 from core.classifier.metrics import classification_report
 from core.classifier.preprocess import head_mask
@@ -34,7 +34,7 @@ def evaluate_folder(clf, data: str | Path, *, calibrated: bool = True, gradcam_m
     folder = list_image_folder(data, clf.classes)
     xs, masses = [], []
     for i, f in enumerate(folder.files):
-        gray = _read_gray(f)
+        gray = read_gray(f)
         if gradcam_mass:
             _, cam = clf.explain(gray)
             masses.append(mass_outside(cam, head_mask(gray)))

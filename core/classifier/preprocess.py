@@ -11,12 +11,14 @@ see ``../shared/datasets/README.md``) -> resize to the model's input size -> nor
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
 
 __all__ = ["DEFAULT_PREPROCESSING", "HeadBox", "to_gray_uint8", "head_mask", "head_bbox",
-           "crop_resize", "normalise", "preprocess", "preprocessing_config"]
+           "crop_resize", "normalise", "preprocess", "preprocessing_config", "head_crop_resize",
+           "read_gray"]
 
 # ImageNet means in BGR order, as keras.applications.vgg16.preprocess_input subtracts them.
 _CAFFE_MEAN_BGR = np.array([103.939, 116.779, 123.68], dtype=np.float32)
@@ -125,13 +127,31 @@ def normalise(batch_u8: np.ndarray, mode: str, channels: int) -> np.ndarray:
     raise ValueError(f"Unknown normalisation {mode!r}; expected 'vgg16' or 'unit'.")
 
 
-def preprocess(image: np.ndarray, config: dict) -> tuple[np.ndarray, HeadBox]:
-    """One scan -> ``(model input (S, S, C) float32, crop box in scan pixels)``."""
+def head_crop_resize(image: np.ndarray, config: dict) -> tuple[np.ndarray, HeadBox]:
+    """One scan -> ``(S×S uint8 crop of the head, crop box in scan pixels)`` as ``config``
+    (a card's ``preprocessing``) says; the whole image when ``head_crop`` is off."""
     gray = to_gray_uint8(image)
     size = int(config["size"][0])
     if config.get("head_crop", True):
         box = head_bbox(gray, config.get("crop_margin", 0.02), config.get("mask_threshold", 0.5))
     else:
         box = HeadBox(0, 0, gray.shape[1], gray.shape[0])
-    small = crop_resize(gray, box, size)
+    return crop_resize(gray, box, size), box
+
+
+def preprocess(image: np.ndarray, config: dict) -> tuple[np.ndarray, HeadBox]:
+    """One scan -> ``(model input (S, S, C) float32, crop box in scan pixels)``."""
+    small, box = head_crop_resize(image, config)
     return normalise(small[None], config["normalise"], int(config.get("channels", 3)))[0], box
+
+
+def read_gray(path: str | Path) -> np.ndarray:
+    """An image file → H×W uint8 (OpenCV: the training fast path; PNG/JPEG/TIFF/BMP)."""
+    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if img is None:
+        raise ValueError(f"Could not read image {path}.")
+    if img.ndim == 3:
+        img = cv2.cvtColor(img[..., :3], cv2.COLOR_BGR2GRAY)
+    if img.dtype != np.uint8:
+        img = to_gray_uint8(img.astype(np.float64) / max(float(img.max()), 1.0))
+    return img

@@ -151,47 +151,11 @@ def _lr_at(cfg: TrainConfig, epoch: int, base_lr: float, start: int = 0, total: 
 
 def _epoch_state_callback(run_dir: Path, cfg: TrainConfig, state: dict, progress: ProgressCallback,
                           t_start: float):
-    import keras
+    """Checkpoints, best weights (lowest val_loss), early stopping and the wall-clock cap."""
+    from core.keras_checkpoint import epoch_checkpoint
 
-    class EpochState(keras.callbacks.Callback):
-        """Checkpoints, best weights, early stopping and the wall-clock cap, resumable."""
-
-        def on_epoch_begin(self, epoch, logs=None):
-            self._t0 = time.monotonic()
-
-        def on_epoch_end(self, epoch, logs=None):
-            logs = {k: float(v) for k, v in (logs or {}).items()}
-            try:
-                logs["lr"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
-            except Exception:  # noqa: BLE001 - a schedule object: not needed for the record
-                pass
-            dt = time.monotonic() - self._t0
-            state["history"].append({"epoch": epoch + 1, "seconds": round(dt, 1), **logs})
-            state["epoch"] = epoch + 1
-            val = logs.get("val_loss", logs.get("loss"))
-            if val is not None and (state["best_val_loss"] is None or val < state["best_val_loss"]):
-                state["best_val_loss"], state["best_epoch"] = val, epoch + 1
-                self.model.save_weights(run_dir / "best.tmp.weights.h5")
-                os.replace(run_dir / "best.tmp.weights.h5", run_dir / "best.weights.h5")
-            # atomic (temp + rename): a worker killed mid-write leaves the previous checkpoint
-            self.model.save(run_dir / "last.tmp.keras")
-            os.replace(run_dir / "last.tmp.keras", run_dir / "last.keras")
-            stop = None
-            if state["best_epoch"] is not None and epoch + 1 - state["best_epoch"] >= cfg.patience:
-                stop = f"early stopping: no val_loss improvement for {cfg.patience} epochs"
-            elapsed = time.monotonic() - t_start
-            if cfg.max_minutes is not None and elapsed + dt > cfg.max_minutes * 60:
-                stop = (f"time cap: {elapsed / 60:.1f} min used, another epoch (~{dt / 60:.1f} min)"
-                        f" would pass --max-minutes {cfg.max_minutes:g}")
-            if stop:
-                state["stopped_reason"] = stop
-                self.model.stop_training = True
-                progress(Progress(task=TASK, phase="train", epoch=epoch + 1, epochs=cfg.epochs,
-                                  message=stop))
-            (run_dir / "state.tmp.json").write_text(json.dumps(state, indent=1))
-            os.replace(run_dir / "state.tmp.json", run_dir / "state.json")
-
-    return EpochState()
+    return epoch_checkpoint(run_dir, state, progress, task=TASK, epochs=cfg.epochs,
+                            patience=cfg.patience, max_minutes=cfg.max_minutes, t_start=t_start)
 
 
 def _set_threads(threads: int | None) -> None:

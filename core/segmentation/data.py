@@ -32,7 +32,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from core.classifier.preprocess import HeadBox, crop_resize, head_bbox, to_gray_uint8
+from core.classifier.preprocess import HeadBox, head_crop_resize, read_gray
 from core.imaging.export import IMAGE_SUFFIXES
 
 __all__ = ["PairData", "list_pairs", "fingerprint", "index_split", "preprocessing_config",
@@ -170,14 +170,9 @@ def preprocessing_config(size: int, *, head_crop: bool = True, crop_margin: floa
 
 
 def prepare(image: np.ndarray, config: dict) -> tuple[np.ndarray, HeadBox]:
-    """One scan (H×W or H×W×3, any dtype the loader gives) → ``(S×S uint8, crop box)``."""
-    gray = to_gray_uint8(image)
-    size = int(config["size"][0])
-    if config.get("head_crop", True):
-        box = head_bbox(gray, config.get("crop_margin", 0.02), config.get("mask_threshold", 0.5))
-    else:
-        box = HeadBox(0, 0, gray.shape[1], gray.shape[0])
-    return crop_resize(gray, box, size), box
+    """One scan (H×W or H×W×3, any dtype the loader gives) → ``(S×S uint8, crop box)``: the
+    classifier's head crop and resize (:func:`core.classifier.preprocess.head_crop_resize`)."""
+    return head_crop_resize(image, config)
 
 
 def prepare_mask(mask: np.ndarray, box: HeadBox, size: int) -> np.ndarray:
@@ -196,18 +191,6 @@ def restore(prob: np.ndarray, box: HeadBox, shape: tuple[int, int]) -> np.ndarra
         out[box.y0:box.y1, box.x0:box.x1] = cv2.resize(
             np.asarray(prob, np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
     return out
-
-
-def read_gray(path: str | Path) -> np.ndarray:
-    """An image file → H×W uint8 (OpenCV: the training fast path; PNG/JPEG/TIFF)."""
-    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if img is None:
-        raise ValueError(f"Could not read image {path}.")
-    if img.ndim == 3:
-        img = cv2.cvtColor(img[..., :3], cv2.COLOR_BGR2GRAY)
-    if img.dtype != np.uint8:
-        img = to_gray_uint8(img.astype(np.float64) / max(float(img.max()), 1.0))
-    return img
 
 
 def read_mask(path: str | Path) -> np.ndarray:

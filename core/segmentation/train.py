@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -143,48 +142,14 @@ def _lr_at(cfg: TrainConfig, epoch: int, time_fraction: float = 0.0) -> float:
 
 def _epoch_callback(run_dir: Path, cfg: TrainConfig, state: dict, progress: ProgressCallback,
                     t_start: float):
-    keras = _keras()
+    """Checkpoints, best weights (highest validation Dice), early stopping, wall-clock cap."""
+    from core.keras_checkpoint import epoch_checkpoint
 
-    class EpochState(keras.callbacks.Callback):
-        """Checkpoints, best weights (validation Dice), early stopping, wall-clock cap."""
-
-        def on_epoch_begin(self, epoch, logs=None):
-            self._t0 = time.monotonic()
-
-        def on_epoch_end(self, epoch, logs=None):
-            logs = {k: float(v) for k, v in (logs or {}).items()}
-            try:
-                logs["lr"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
-            except Exception:  # noqa: BLE001 - not needed for the record
-                pass
-            dt = time.monotonic() - self._t0
-            state["history"].append({"epoch": epoch + 1, "seconds": round(dt, 1),
-                                     **{k: round(v, 5) for k, v in logs.items()}})
-            state["epoch"] = epoch + 1
-            score = logs.get("val_dice", logs.get("dice"))
-            if score is not None and (state["best_val_dice"] is None
-                                      or score > state["best_val_dice"]):
-                state["best_val_dice"], state["best_epoch"] = score, epoch + 1
-                self.model.save_weights(run_dir / "best.tmp.weights.h5")
-                os.replace(run_dir / "best.tmp.weights.h5", run_dir / "best.weights.h5")
-            self.model.save(run_dir / "last.tmp.keras")
-            os.replace(run_dir / "last.tmp.keras", run_dir / "last.keras")
-            stop = None
-            if state["best_epoch"] is not None and epoch + 1 - state["best_epoch"] >= cfg.patience:
-                stop = f"early stopping: no validation Dice improvement for {cfg.patience} epochs"
-            elapsed = time.monotonic() - t_start
-            if cfg.max_minutes is not None and elapsed + dt > cfg.max_minutes * 60:
-                stop = (f"time cap: {elapsed / 60:.1f} min used, another epoch (~{dt / 60:.1f} "
-                        f"min) would pass --max-minutes {cfg.max_minutes:g}")
-            if stop:
-                state["stopped_reason"] = stop
-                self.model.stop_training = True
-                progress(Progress(task=TASK, phase="train", epoch=epoch + 1, epochs=cfg.epochs,
-                                  message=stop))
-            (run_dir / "state.tmp.json").write_text(json.dumps(state, indent=1))
-            os.replace(run_dir / "state.tmp.json", run_dir / "state.json")
-
-    return EpochState()
+    return epoch_checkpoint(run_dir, state, progress, task=TASK, epochs=cfg.epochs,
+                            patience=cfg.patience, max_minutes=cfg.max_minutes, t_start=t_start,
+                            monitor=("val_dice", "dice"), best_key="best_val_dice",
+                            higher_is_better=True, metric_words="validation Dice",
+                            history_decimals=5)
 
 
 def _set_threads(threads: int | None) -> None:

@@ -1,5 +1,5 @@
-"""Charts with honest axes (issue 18): PSNR / SSIM as dots on axes that span the values shown,
-not bars from zero that make 29 and 32 dB look alike; fixed decimals."""
+"""Honest figures on the pages: PSNR / SSIM dots on axes spanning the values (issue 18), and
+where Grad-CAM looks against expert masks in "About this model" (issue 10)."""
 from __future__ import annotations
 
 import math
@@ -26,3 +26,18 @@ def test_identical_images_show_infinity_at_the_top():
                         "same": {"psnr": math.inf, "ssim": 1.0}})
     psnr = fig.data[0]
     assert list(psnr.text) == ["30.00", "∞"] and psnr.y[1] == fig.layout.yaxis.range[1]
+
+
+def test_about_this_model_says_where_gradcam_looks():
+    """The classifier card's Grad-CAM localization figures (issue 10) reach "About this model"
+    in words; a card without them says nothing about it."""
+    import json
+    from pathlib import Path
+
+    from ui.analysis import localization_card_text
+
+    card = json.loads((Path(__file__).resolve().parent.parent / "weights" / "classifier" /
+                       "vgg16_bn-w0.5-96px-20261122" / "model_card.json").read_text())
+    text = localization_card_text(card)
+    assert "Grad-CAM peak lies on the tumour in 37%" in text and "uniform map: 4%" in text
+    assert localization_card_text({"classes": ["a"]}) is None
