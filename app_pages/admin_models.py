@@ -10,7 +10,7 @@ from core.errors import MedScanError
 from ui import auth, plots
 from ui.models import (CLASSIFIER_COLUMNS, EVAL_METRICS, METRIC_LABELS, change_summary,
                        classifier_rows, eval_sets, headline_metrics, metric_label, recipe_line,
-                       slot_of, sr_rows)
+                       segmentation_rows, slot_of, sr_rows)
 from ui.resources import db
 from ui.retrieval import queue_embeddings_if_needed
 
@@ -140,7 +140,7 @@ def _eval_set_ui(status: dict[str, str]) -> None:
                "in columns named by their set.")
 
 
-tab_clf, tab_sr = st.tabs(["Classifier", "Super-resolution"])
+tab_clf, tab_sr, tab_seg = st.tabs(["Classifier", "Super-resolution", "Segmentation"])
 with tab_clf:
     cards = registry.list_versions("classifier")
     if not cards:
@@ -197,3 +197,16 @@ with tab_sr:
                                       else "candidate") for c in in_slot}
         _activate_ui("sr", [c["version"] for c in in_slot], active, f"sr_{slot}", slot_status,
                      slot=slot)
+with tab_seg:
+    cards = registry.list_versions("segmentation")
+    if not cards:
+        st.info("No segmentation versions yet. Train one on the Training page "
+                "(Model: segmentation).")
+    else:
+        active = registry.active_version("segmentation")
+        status = {r["version"]: r["status"] for r in registry.version_rows("segmentation")}
+        st.dataframe(segmentation_rows(cards, status), hide_index=True, key="seg_versions")
+        st.caption("Dice / IoU: means over held-out tumour-bearing slices (the card's test "
+                   "split, never seen in training or tuning).")
+        st.subheader("Activate")
+        _activate_ui("segmentation", [c["version"] for c in cards], active, "seg", status)

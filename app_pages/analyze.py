@@ -63,7 +63,7 @@ with col_cam:
     from core.classifier.gradcam import hot_region_bbox, overlay_heatmap
 
     alpha = st.slider("Overlay opacity", 0.0, 1.0, 0.4, 0.05, key="cam_opacity")
-    show_box = st.toggle("Box around the hottest region", key="cam_box",
+    show_box = st.toggle("Grad-CAM box (hottest region)", key="cam_box",
                          help="Outline the connected region where the map is at least 50 % of "
                          "its maximum.")
     overlay = overlay_heatmap(to_rgb(shown.to_uint8()), heatmap, alpha)

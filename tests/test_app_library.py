@@ -175,3 +175,37 @@ def test_activating_a_classifier_queues_its_embeddings(app_env, library, tiny_we
     finally:
         registry.activate("classifier", "clf-test", weights_dir=tiny_weights)
         registry.delete_version("classifier", "clf-test-3", weights_dir=tiny_weights)
+
+
+def test_model_versions_page_lists_and_activates_segmentation(app_env, tiny_weights):
+    """Segmentation versions get their own tab: held-out Dice / IoU, and audited activation."""
+    from core import registry
+    from core.models.unet import build_unet
+    from core.segmentation.data import preprocessing_config
+
+    net = {"input_size": 32, "base_filters": 4, "depth": 2}
+    for v in ("seg-a", "seg-b"):
+        if v not in [c["version"] for c in registry.list_versions("segmentation",
+                                                                  weights_dir=tiny_weights)]:
+            registry.save_version("segmentation", build_unet(**net), {
+                "architecture": "unet", "network": net, "input_size": 32,
+                "preprocessing": preprocessing_config(32),
+                "metrics": {"test": {"dice": 0.81, "iou": 0.72, "dice_ci95": [0.77, 0.84],
+                                     "per_class": {"glioma": {"dice": 0.67}}, "n": 180}}},
+                version=v, activate=v == "seg-a", weights_dir=tiny_weights)
+    at = logged_in("admin", app_env["ids"]).run()
+    try:
+        at.switch_page("app_pages/admin_models.py").run()
+        assert not at.exception, at.exception
+        table = next(d for d in at.dataframe if "test Dice" in d.value.columns).value
+        assert set(table["version"]) >= {"seg-a", "seg-b"}
+        assert table["test Dice"].iloc[0] == "0.810 [0.770, 0.840]"
+        at.selectbox(key="seg_pick").set_value("seg-b").run()
+        at.checkbox(key="seg_confirm").check().run()
+        at.button(key="seg_activate").click().run()
+        assert not at.exception
+        assert registry.active_version("segmentation", weights_dir=tiny_weights) == "seg-b"
+    finally:   # the session's shared registry keeps no segmentation model for other tests
+        (tiny_weights / "segmentation" / "ACTIVE").unlink(missing_ok=True)
+        for v in ("seg-a", "seg-b"):
+            registry.delete_version("segmentation", v, weights_dir=tiny_weights)

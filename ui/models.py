@@ -7,7 +7,8 @@ from core import registry
 
 __all__ = ["flat_metrics", "classifier_rows", "sr_rows", "slot_of", "headline_metrics",
            "confidence_statement", "eval_sets", "set_label", "change_summary", "EVAL_METRICS",
-           "METRIC_LABELS", "metric_label", "CLASSIFIER_COLUMNS", "recipe_line", "progress_text"]
+           "METRIC_LABELS", "metric_label", "CLASSIFIER_COLUMNS", "recipe_line", "progress_text",
+           "segmentation_rows"]
 
 CLASSIFIER_METRICS = ("accuracy", "macro_f1", "ece_calibrated")
 EVAL_METRICS = ("accuracy", "macro_f1", "ece")   # figures compared on one evaluation set
@@ -176,3 +177,24 @@ def confidence_statement(bins, threshold: float = 0.9) -> str | None:
     right = round(sum(b["count"] * b["accuracy"] for b in high))
     return (f"When it said {threshold:.0%} or more, it was right in {right} of {n} images "
             f"({right / n:.0%}).")
+
+
+def segmentation_rows(cards: list[dict], status: dict[str, str]) -> list[dict]:
+    """One row per segmentation version: status, input, test Dice / IoU (with the Dice
+    interval), per-class Dice, created."""
+    rows = []
+    for c in cards:
+        test = (c.get("metrics") or {}).get("test") or {}
+        ci = test.get("dice_ci95")
+        per = test.get("per_class") or {}
+        rows.append({
+            "version": c["version"], "status": status.get(c["version"], ""),
+            "input": f"{c.get('input_size', '?')}²",
+            "test Dice": (f"{test['dice']:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]"
+                                                  if isinstance(ci, list) else ""))
+            if isinstance(test.get("dice"), (int, float)) else "—",
+            "test IoU": f"{test['iou']:.3f}" if isinstance(test.get("iou"), (int, float)) else "—",
+            "per class (Dice)": ", ".join(f"{k} {v['dice']:.2f}" for k, v in per.items()
+                                          if isinstance(v, dict) and "dice" in v) or "—",
+            "n": test.get("n", "—"), "created": str(c.get("created_at", ""))[:16]})
+    return rows
