@@ -16,6 +16,7 @@ import importlib.abc
 import importlib.util
 import os
 import shlex
+from pathlib import Path
 import sys
 from dataclasses import dataclass
 
@@ -66,7 +67,27 @@ def command_line() -> str:
     argv = list(sys.argv)
     if argv and argv[0].endswith("__main__.py"):
         argv[0:1] = ["python", "-m", "core"]
-    return " ".join(shlex.quote(a) for a in argv)
+    return " ".join(shlex.quote(_portable_arg(a)) for a in argv)
+
+
+def _portable_arg(arg: str) -> str:
+    """An argument without this machine's absolute paths: a path inside the project (or next to
+    it, like ``../shared``) becomes relative to the project; any other absolute path keeps only
+    its last part under ``<local>/`` (a scratch folder means nothing on another machine)."""
+    if "=" in arg and arg.startswith("--"):
+        flag, value = arg.split("=", 1)
+        return f"{flag}={_portable_arg(value)}"
+    if not arg.startswith("/"):
+        return arg
+    from core.config import REPO_ROOT
+
+    path = Path(os.path.normpath(arg))
+    for base, prefix in ((REPO_ROOT.resolve(), ""), (REPO_ROOT.resolve().parent, "../")):
+        try:
+            return prefix + str(path.relative_to(base))
+        except ValueError:
+            continue
+    return f"<local>/{path.name}"
 
 
 @contextlib.contextmanager

@@ -152,3 +152,18 @@ def test_users_sso_email_errors(url, monkeypatch, capsys):
     with session_scope(init_db(url)) as s:
         assert {u.username: u.sso_email for u in auth.list_users(s)} == {
             "vera": "v@h.org", "walt": None}
+
+
+def test_recorded_command_line_has_no_machine_paths(monkeypatch):
+    """Model cards record the training command; absolute paths of this machine must not leak
+    into them (a card travels with the weights)."""
+    from core.cli import command_line
+    from core.config import REPO_ROOT
+
+    monkeypatch.setattr(sys, "argv", [
+        str(REPO_ROOT / "core" / "__main__.py"), "train", "sr",
+        "--data", str(REPO_ROOT.parent / "shared" / "datasets" / "x"),
+        "--run-dir", "/tmp/sr_runs/rrdb_mixed", f"--out={REPO_ROOT / 'runs' / 'a'}", "--steps", "5"])
+    line = command_line()
+    assert line == ("python -m core train sr --data ../shared/datasets/x "
+                    "--run-dir '<local>/rrdb_mixed' --out=runs/a --steps 5")
