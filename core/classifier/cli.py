@@ -97,7 +97,10 @@ def register(cmds) -> None:
     c.set_defaults(func=_calibrate)
 
     p = cmds.sub.add_parser("predict", help="classify scans (calibrated confidence)")
-    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("files", nargs="*", metavar="FILE")
+    from core.pacs.cli import add_source_args
+
+    add_source_args(p)   # --pacs-study STUDY_UID [--url URL] [--series UID]
     p.add_argument("--model", default=None, metavar="VERSION")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_predict)
@@ -279,25 +282,34 @@ def _predict(args: argparse.Namespace) -> int:
 
     from core.imaging import load_scan
 
+    if bool(args.files) == bool(args.pacs_study):
+        raise MedScanError("Give scan files or --pacs-study STUDY_UID (one of the two).")
     clf = Classifier.load(args.model)
-    # One result per file, in order: a broken file gets an error entry and never stops the
-    # batch. Exit status: 0 every file classified, 1 some file failed (see its entry), 2 the
-    # command itself failed (usage, model) before any file was read.
+    # One result per file (or PACS instance, keyed by its UIDs), in order: a broken file gets
+    # an error entry and never stops the batch. Exit status: 0 every file classified, 1 some
+    # file failed (see its entry), 2 the command itself failed (usage, model, PACS) before
+    # any file was read.
+    if args.pacs_study:
+        from core.pacs.cli import pacs_sources
+
+        sources = pacs_sources(args)      # retrieved bytes go through the same loader
+    else:
+        sources = [({"file": f}, Path(f)) for f in args.files]
     out, status = [], 0
-    for f in args.files:
+    for head, src in sources:
         try:
-            scan = load_scan(Path(f))
+            scan = load_scan(src)
             pred = clf.predict(scan.pixels)
         except MedScanError as err:
-            out.append({"file": f, "error": str(err), "code": getattr(err, "code", "error")})
+            out.append({**head, "error": str(err), "code": getattr(err, "code", "error")})
             status = 1
             continue
         except Exception as err:  # noqa: BLE001 - one file's failure must not end the batch
-            out.append({"file": f, "error": f"This file could not be classified (internal "
+            out.append({**head, "error": f"This file could not be classified (internal "
                         f"error: {type(err).__name__}).", "code": "internal"})
             status = 1
             continue
-        out.append({"file": f, "label": pred.label, "confidence": pred.confidence,
+        out.append({**head, "label": pred.label, "confidence": pred.confidence,
                     "probabilities": pred.probabilities, **pred.ood_fields(),
                     **({"warnings": list(scan.warnings)} if scan.warnings else {})})
     failed = sum("error" in r for r in out)
@@ -308,10 +320,11 @@ def _predict(args: argparse.Namespace) -> int:
         print(json.dumps(out, indent=None))
     else:
         for r in out:
+            name = r.get("file") or r.get("sop_instance_uid")
             if "error" in r:
-                print(f"{r['file']}: error: {r['error']}")
+                print(f"{name}: error: {r['error']}")
             else:
-                print(f"{r['file']}: {r['label']} ({r['confidence']:.1%}); "
+                print(f"{name}: {r['label']} ({r['confidence']:.1%}); "
                       + ("OUT OF DISTRIBUTION: " + r["ood_reason"] if r["out_of_distribution"]
                          else r["ood_status"]))
                 for warning in r.get("warnings", []):
