@@ -8,6 +8,7 @@ from core.errors import MedScanError
 from ui import auth, cached, resources
 from ui.analysis import batch_row, prediction_ui, record_prediction_once
 from ui.images import draw_box, png_bytes, to_rgb
+from ui.pacs import pacs_send_ui, pacs_source_ui
 from ui.rating import rating_form_ui
 from ui.retrieval import add_to_library_ui, similar_cases_ui
 from ui.scan_ui import all_scans_ui, scan_or_stop_ui, window_ui
@@ -16,6 +17,7 @@ from ui.segmentation import segmentation_ui
 user = auth.require_role()
 st.title("Analyze")
 
+pacs_source_ui("analyze")      # "Open from PACS" beside the uploader (when configured)
 picked = scan_or_stop_ui("analyze_pick", "analyze_frame",
                          "Upload a scan to see the predicted class, its calibrated "
                          "probabilities and the Grad-CAM explanation.")
@@ -87,6 +89,7 @@ with col_pred:
 
 segmentation_ui(picked, shown, pred, heatmap)   # tumour outline, only with a segmentation model
 similar_cases_ui(picked, shown, clf)
+pacs_send_ui(picked, user, clf)   # only for a scan opened from the PACS
 
 with st.expander("Scan metadata (identifiers masked)", icon=":material/badge:"):
     st.dataframe({"field": list(scan.metadata), "value": list(scan.metadata.values())},

@@ -6,6 +6,7 @@ import streamlit as st
 from ui import auth, plots
 from ui.analysis import record_scan_once
 from ui.images import fit_to, png_bytes, to_rgb
+from ui.pacs import pacs_source_ui
 from ui.rating import rating_form_ui
 from ui.scan_ui import scan_or_stop_ui
 from ui.sr import (METHOD_LABELS, MODE_HELP, difference_maps, record_sr_once, run_comparison,
@@ -14,6 +15,7 @@ from ui.sr import (METHOD_LABELS, MODE_HELP, difference_maps, record_sr_once, ru
 user = auth.require_role()
 st.title("Super-resolution")
 
+pacs_source_ui("sr")           # "Open from PACS" beside the uploader (when configured)
 picked = scan_or_stop_ui("sr_pick", "sr_frame",
                          "Upload a scan (or pick one uploaded on the Analyze page) to compare "
                          "super-resolution methods.")
