@@ -244,8 +244,16 @@ def make_studies(out: Path) -> Fixture:
                    compressed_syntax=syntax or "")
 
 
-# ---- pytest ---------------------------------------------------------------------------------
-import pytest  # noqa: E402
+# ---- pytest (absent from the runtime environment the demo runs in) --------------------------
+try:
+    import pytest
+except ImportError:  # scripts/demo_pacs.sh: `make run`'s environment has no pytest
+    class _NoPytest:
+        @staticmethod
+        def fixture(*args, **kwargs):
+            return (lambda f: f) if not args or not callable(args[0]) else args[0]
+
+    pytest = _NoPytest()
 
 
 @dataclass
@@ -315,8 +323,8 @@ def _serve(argv: list[str]) -> int:
     print(f"Orthanc (DICOMweb) at {server.url} (user {USER}); studies: "
           f"{fixture.study_a} (MR, accession {STUDY_A['AccessionNumber']}), "
           f"{fixture.study_b} (CT)", flush=True)
-    if args.ready:
-        Path(args.ready).write_text(server.url)
+    if args.ready:      # URL, user, password of this throw-away server, one a line
+        Path(args.ready).write_text(f"{server.url}\n{USER}\n{PASSWORD}\n")
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
     try:
         while server.process is not None and server.process.poll() is None:

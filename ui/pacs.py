@@ -138,33 +138,36 @@ def pacs_source_ui(page: str) -> None:
     loaded = st.session_state.pop(_LOADED, None)
     with st.expander("Open from PACS", icon=":material/lan:",
                      expanded=studies is not None and loaded is None):
-        with st.form(f"{page}_pacs_search", clear_on_submit=True, border=False):
-            c1, c2, c3, c4 = st.columns([1, 1, 1.3, 0.8])
-            c1.text_input("Accession number", key=f"{page}_pacs_accession")
-            c2.text_input("Patient ID", key=f"{page}_pacs_patient")
-            c3.date_input("Study date (from – to)", value=(), min_value=date(1950, 1, 1),
-                                  max_value=date.today(), format="YYYY-MM-DD",
-                                  key=f"{page}_pacs_dates")
-            c4.selectbox("Modality", MODALITIES, key=f"{page}_pacs_modality")
-            st.form_submit_button("Search the PACS", icon=":material/search:",
-                                  key=f"{page}_pacs_search_button", on_click=_on_search,
-                                  args=(cfg, page))
-        error = st.session_state.pop(_ERROR, None)
-        if error:
-            st.error(error, icon=":material/lan:")
-            return
-        studies = st.session_state.get(_STUDIES)
-        if loaded:
-            st.success(loaded, icon=":material/download_done:")
-        if studies is None:
-            st.caption("Search by accession number, patient ID, study date or modality (what "
-                       "you type is sent to the PACS only and cleared after the search). "
-                       "Identifiers in the list are masked.")
-            return
-        if not studies:
-            st.info("No study in the PACS matches that search.", icon=":material/search_off:")
-            return
-        _pick_and_retrieve_ui(cfg, page, studies)
+        _search_and_pick_ui(cfg, page)
+    if loaded:          # outside the (now folded) expander, so it is seen
+        st.success(loaded, icon=":material/download_done:")
+
+
+def _search_and_pick_ui(cfg, page: str) -> None:
+    with st.form(f"{page}_pacs_search", clear_on_submit=True, border=False):
+        c1, c2, c3, c4 = st.columns([1, 1, 1.3, 0.8])
+        c1.text_input("Accession number", key=f"{page}_pacs_accession")
+        c2.text_input("Patient ID", key=f"{page}_pacs_patient")
+        c3.date_input("Study date (from – to)", value=(), min_value=date(1950, 1, 1),
+                      max_value=date.today(), format="YYYY-MM-DD", key=f"{page}_pacs_dates")
+        c4.selectbox("Modality", MODALITIES, key=f"{page}_pacs_modality")
+        st.form_submit_button("Search the PACS", icon=":material/search:",
+                              key=f"{page}_pacs_search_button", on_click=_on_search,
+                              args=(cfg, page))
+    error = st.session_state.pop(_ERROR, None)
+    if error:
+        st.error(error, icon=":material/lan:")
+        return
+    studies = st.session_state.get(_STUDIES)
+    if studies is None:
+        st.caption("Search by accession number, patient ID, study date or modality (what you "
+                   "type is sent to the PACS only and cleared after the search). Identifiers "
+                   "in the list are masked.")
+        return
+    if not studies:
+        st.info("No study in the PACS matches that search.", icon=":material/search_off:")
+        return
+    _pick_and_retrieve_ui(cfg, page, studies)
 
 
 def _pick_and_retrieve_ui(cfg, page: str, studies: list[dict]) -> None:
