@@ -50,3 +50,19 @@ def test_open_from_pacs_predicts_and_sends_back(app_env, pacs_env):
         rows = recent_audit(s, action="pacs_send")
     assert len(rows) == 1 and rows[0].username == "reader"
     assert rows[0].detail["new_sop"] == objs[0]["sop_uid"]
+
+
+def test_super_resolution_has_the_pacs_source(app_env, pacs_env):
+    at = logged_in("radiologist", app_env["ids"])
+    at.switch_page("app_pages/super_resolution.py").run()
+    assert not at.exception, at.exception
+    assert at.title[0].value == "Super-resolution"
+    assert any(e.label == "Open from PACS" for e in at.expander)
+    at.selectbox(key="sr_pacs_modality").set_value("CT")
+    at.button(key="sr_pacs_search_button").click().run()
+    assert not at.exception, at.exception
+    study = at.selectbox(key="sr_pacs_study")
+    assert len(study.options) == 1 and "CT" in study.options[0]
+    at.button(key="sr_pacs_retrieve").click().run()
+    assert not at.exception, at.exception
+    assert any("Loaded 1 instance(s) from the PACS" in s.value for s in at.success)
