@@ -82,11 +82,15 @@ def _portable_arg(arg: str) -> str:
     from core.config import REPO_ROOT
 
     path = Path(os.path.normpath(arg))
-    for base, prefix in ((REPO_ROOT.resolve(), ""), (REPO_ROOT.resolve().parent, "../")):
-        try:
-            return prefix + str(path.relative_to(base))
-        except ValueError:
-            continue
+    root = REPO_ROOT.resolve()
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        pass
+    try:  # the team's shared data folder next to the project (../shared/datasets/...)
+        return "../shared/" + str(path.relative_to(root.parent / "shared"))
+    except ValueError:
+        pass
     return f"<local>/{path.name}"
 
 

@@ -163,7 +163,7 @@ def test_recorded_command_line_has_no_machine_paths(monkeypatch):
     monkeypatch.setattr(sys, "argv", [
         str(REPO_ROOT / "core" / "__main__.py"), "train", "sr",
         "--data", str(REPO_ROOT.parent / "shared" / "datasets" / "x"),
-        "--run-dir", "/tmp/sr_runs/rrdb_mixed", f"--out={REPO_ROOT / 'runs' / 'a'}", "--steps", "5"])
+        "--run-dir", str(REPO_ROOT.parent / "sr_runs" / "rrdb_mixed"), f"--out={REPO_ROOT / 'runs' / 'a'}", "--steps", "5"])
     line = command_line()
     assert line == ("python -m core train sr --data ../shared/datasets/x "
                     "--run-dir '<local>/rrdb_mixed' --out=runs/a --steps 5")
