@@ -45,26 +45,25 @@ def register(cmds) -> None:
     f.add_argument("--json", action="store_true")
     f.set_defaults(func=_fetch)
 
-    g = sub.add_parser("send-gradcam", help="store the Grad-CAM Secondary Capture of every "
-                                            "instance of a study in the PACS")
-    g.add_argument("study_uid", metavar="STUDY_UID")
-    g.add_argument("--url", default=None, help=_URL_HELP)
-    g.add_argument("--series", default=None, metavar="UID", help="only this series")
-    g.add_argument("--model", default=None, metavar="VERSION", help="default: the active one")
-    g.add_argument("--user", default=None, help="user name recorded in the audit log")
-    g.add_argument("--json", action="store_true")
-    g.set_defaults(func=_send_gradcam)
+    _add_send_parser(sub, "send-gradcam", _send_gradcam,
+                     "store the Grad-CAM Secondary Capture of every instance of a study in the PACS",
+                     "default: the active one")
+    _add_send_parser(sub, "send-seg", _send_seg,
+                     "store the tumour mask of every instance of a study as a DICOM Segmentation "
+                     "(needs a segmentation model)",
+                     "segmentation version (default: the active one)")
 
-    m = sub.add_parser("send-seg", help="store the tumour mask of every instance of a study "
-                                        "as a DICOM Segmentation (needs a segmentation model)")
-    m.add_argument("study_uid", metavar="STUDY_UID")
-    m.add_argument("--url", default=None, help=_URL_HELP)
-    m.add_argument("--series", default=None, metavar="UID", help="only this series")
-    m.add_argument("--model", default=None, metavar="VERSION",
-                   help="segmentation version (default: the active one)")
-    m.add_argument("--user", default=None, help="user name recorded in the audit log")
-    m.add_argument("--json", action="store_true")
-    m.set_defaults(func=_send_seg)
+
+def _add_send_parser(sub, name: str, func, help_text: str, model_help: str) -> None:
+    """The send commands share their arguments: study, PACS, series, model, audit user."""
+    p = sub.add_parser(name, help=help_text)
+    p.add_argument("study_uid", metavar="STUDY_UID")
+    p.add_argument("--url", default=None, help=_URL_HELP)
+    p.add_argument("--series", default=None, metavar="UID", help="only this series")
+    p.add_argument("--model", default=None, metavar="VERSION", help=model_help)
+    p.add_argument("--user", default=None, help="user name recorded in the audit log")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=func)
 
 
 def add_source_args(parser: argparse.ArgumentParser) -> None:
