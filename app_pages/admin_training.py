@@ -17,8 +17,9 @@ admin = auth.require_role("admin")
 st.title("Training")
 
 from core import registry  # noqa: E402
+from core.classifier.data import AUGMENTATIONS  # noqa: E402
 from core.classifier.train import (ARCHITECTURES, default_eval_data,  # noqa: E402
-                                   recipe_from_card)
+                                   default_extra_data, expected_minutes, recipe_from_card)
 from core.config import job_heartbeat_s  # noqa: E402
 from core.db.jobs import (cancel_job, checkpoint_of, heartbeat_age_s,  # noqa: E402
                           job_history, job_log_tail, list_jobs, resume_job,
@@ -75,6 +76,22 @@ with st.expander("Start a training run", expanded=True, icon=":material/play_arr
                                        help="Early stopping: the run stops after this many "
                                             "epochs without a lower validation loss.")
             minutes = c4.number_input("Time limit (min)", 1, 24 * 60, 60, key="train_minutes")
+            c1, c2 = st.columns([1, 3])
+            augs = list(AUGMENTATIONS)
+            augmentation = c1.selectbox(
+                "Augmentation", augs, key="train_augmentation",
+                index=augs.index(recipe["augmentation"]) if recipe["augmentation"] in augs else 0,
+                help="**strong** adds what differs between the data set's sources: bias field, "
+                     "noise, JPEG re-compression, padding bars, wider rotation and zoom, "
+                     "cut-out.")
+            smoothing = c1.number_input("Label smoothing", 0.0, 0.5,
+                                        float(recipe.get("label_smoothing") or 0.0), 0.05,
+                                        key="train_smoothing")
+            extra = c2.text_area(
+                "Extra training data (optional; one folder per line, <class>/ sub-folders)",
+                value="\n".join(default_extra_data(active_card)), key="train_extra", height=90,
+                help="Used for training only, never for validation; images that are near "
+                     "copies of a validation image are dropped and counted in the model card.")
             eval_data = st.text_input(
                 "Evaluation set (image folder, one sub-folder per class)", key="train_eval",
                 value=default_eval_data(active_card) or "",
@@ -92,6 +109,18 @@ with st.expander("Start a training run", expanded=True, icon=":material/play_arr
                     "--max-minutes", str(minutes)]
             for name in ("lr_schedule", "warmup_epochs", "dropout", "val_fraction", "seed"):
                 args += [f"--{name.replace('_', '-')}", str(recipe[name])]
+            args += ["--augmentation", augmentation, "--label-smoothing", f"{smoothing:g}"]
+            extra_dirs = [line.strip() for line in extra.splitlines() if line.strip()]
+            for folder in extra_dirs:
+                args += ["--extra-data", str(Path(folder).expanduser())]
+            eta = expected_minutes(active_card, input_size=int(size), width=float(width),
+                                   epochs=int(epochs))
+            if eta is not None:
+                st.caption(f":material/schedule: Expected duration on this server: about "
+                           f"**{eta:.0f} min** for {int(epochs)} epochs at {int(size)} px, "
+                           f"width {width:g} (from the active version's recorded seconds per "
+                           f"epoch, scaled by pixels and width; more images take longer). "
+                           f"The time limit stops the run after the epoch that passes it.")
             if eval_data.strip():
                 args += ["--eval-data", str(Path(eval_data.strip()).expanduser())]
             if from_active and active_card is not None:
@@ -128,8 +157,12 @@ with st.expander("Start a training run", expanded=True, icon=":material/play_arr
                    "admin compares and activates it on Model versions.")
         submitted = st.form_submit_button("Start training", type="primary", key="train_submit")
     if submitted:
+        missing_extra = [f for f in (extra_dirs if kind == "classifier" else [])
+                         if not Path(f).expanduser().is_dir()]
         if not data.strip() or not Path(data.strip()).expanduser().is_dir():
             st.error(f"Data folder {data!r} does not exist on the server.")
+        elif missing_extra:
+            st.error(f"Extra training folder {missing_extra[0]!r} does not exist on the server.")
         elif eval_data.strip() and not Path(eval_data.strip()).expanduser().is_dir():
             st.error(f"Evaluation folder {eval_data!r} does not exist on the server.")
         else:

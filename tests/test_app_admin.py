@@ -78,9 +78,20 @@ def test_training_job_starts_and_is_polled(app_env, tmp_path, monkeypatch):
     at.button(key="train_submit").click().run()
     assert "does not exist" in at.error[0].value
     at.text_input(key="train_data").input(str(data))
+    at.text_area(key="train_extra").input(str(tmp_path / "no-such-extra"))
+    at.button(key="train_submit").click().run()
+    assert "Extra training folder" in at.error[0].value and "does not exist" in at.error[0].value
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    at.text_area(key="train_extra").input(f"{extra}\n")
+    at.selectbox(key="train_augmentation").set_value("strong")
+    at.number_input(key="train_smoothing").set_value(0.1)
     at.button(key="train_submit").click().run()
     assert not at.exception and "Started training job" in at.success[0].value
     assert start.args[:2] == ["--data", str(data)]
+    joined = " ".join(start.args)
+    assert "--augmentation strong" in joined and "--label-smoothing 0.1" in joined
+    assert f"--extra-data {extra}" in joined
     for _ in range(40):
         time.sleep(0.5)
         at.run()

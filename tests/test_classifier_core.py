@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from core.classifier.calibration import fit_temperature, nll, softmax
-from core.classifier.data import (augment, class_weights, list_image_folder, load_images,
-                                  stratified_split)
+from core.classifier.data import (augment, augment_strong, class_weights, letterbox,
+                                  list_image_folder, load_images, stratified_split)
 from core.classifier.gradcam import (cam_from_gradients, hot_region_bbox, mass_outside,
                                      overlay_heatmap, place_in_scan)
 from core.classifier.metrics import (classification_report, confusion_matrix,
@@ -72,6 +72,37 @@ def test_augment_keeps_shape_and_range():
     outs = [augment(img, rng) for _ in range(20)]
     assert all(o.shape == (32, 32) and 0 <= o.min() and o.max() <= 255 for o in outs)
     assert not all(np.array_equal(outs[0], o) for o in outs[1:])
+
+
+def test_strong_augmentation_adds_source_shifts_and_is_reproducible():
+    img = cv2.resize(_padded_head(), (64, 64))
+    a = [augment_strong(img, np.random.default_rng((1, i))) for i in range(40)]
+    b = [augment_strong(img, np.random.default_rng((1, i))) for i in range(40)]
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))               # seeded: reproducible
+    assert all(o.shape == (64, 64) and o.dtype == np.float32 for o in a)
+    assert all(0 <= o.min() and o.max() <= 255 for o in a)
+    # letterbox bars: black rows top and bottom, or columns left and right, the rest untouched
+    bright = np.full((64, 64), 200, np.uint8)
+    for i in range(10):
+        o = letterbox(bright, np.random.default_rng(i))
+        rows, cols = (o == 0).all(axis=1), (o == 0).all(axis=0)
+        assert (rows[0] and rows[-1]) != (cols[0] and cols[-1])
+        assert 2 <= max(rows.sum(), cols.sum()) <= 2 * 0.15 * 64 and o[32, 32] == 200
+    outs = [augment_strong(bright, np.random.default_rng((2, i))) for i in range(60)]
+    # and it spreads intensities further than the standard augmentation (noise, bias field)
+    std_strong = np.mean([o[16:48, 16:48].std() for o in outs])
+    std_plain = np.mean([augment(bright, np.random.default_rng((2, i)))[16:48, 16:48].std()
+                         for i in range(60)])
+    assert std_strong > std_plain
+
+
+def test_sequence_rejects_unknown_augmentation():
+    from core.classifier.data import ImageFolderSequence
+
+    with pytest.raises(ValueError, match="augmentation must be one of"):
+        ImageFolderSequence(np.zeros((2, 8, 8), np.uint8), np.zeros(2, np.int64), 2,
+                            batch_size=2, normalise_mode="vgg16", channels=3, training=True,
+                            augmentation="extreme")
 
 
 def test_metrics_known_values():
@@ -203,6 +234,20 @@ def test_near_duplicates_are_found():
     assert calibration_subset(train, val, min_keep=10).tolist() == [0, 1, 2, 3]
 
 
+def test_max_ncc_finds_rescaled_copies_that_phash_may_miss():
+    from core.classifier.dedup import max_ncc
+
+    rng = np.random.default_rng(3)
+    base = [cv2.GaussianBlur(rng.integers(0, 255, (80, 80)).astype(np.uint8), (0, 0), 3)
+            for _ in range(4)]
+    ref = np.stack(base[:2])
+    rescaled = np.clip(base[0].astype(np.float32) * 0.6 + 40, 0, 255).astype(np.uint8)
+    q = np.stack([rescaled, base[2], base[3]])
+    ncc = max_ncc(q, ref)
+    assert ncc[0] > 0.98 and (ncc[1:] < 0.9).all()
+    assert max_ncc(q, ref[:0]).tolist() == [-1.0, -1.0, -1.0]
+
+
 def test_confidence_statement_and_calibration_figures():
     from ui.models import confidence_statement, headline_metrics
     from ui.plots import confusion_heatmap, reliability_diagram
@@ -221,3 +266,19 @@ def test_confidence_statement_and_calibration_figures():
     assert list(fig.data[0].y) == [0.6, 0.9, 0.9] and list(fig.data[0].customdata[1]) == [10, 0.92]
     heat = confusion_heatmap([[3, 1], [0, 4]], ["a", "b"])
     assert heat.data[0].z.tolist() == [[0.75, 0.25], [0.0, 1.0]]
+
+
+def test_expected_minutes_scales_recorded_epoch_time():
+    from core.classifier.train import expected_minutes
+
+    card = {"input_size": 96, "network": {"width": 0.5},
+            "data": {"train_counts": {"a": 500, "b": 500}},
+            "training": {"history": [{"epoch": 1, "seconds": 110.0},
+                                     {"epoch": 2, "seconds": 100.0},
+                                     {"epoch": 3, "seconds": 90.0}]}}
+    same = expected_minutes(card, input_size=96, width=0.5, epochs=12)
+    assert same == pytest.approx(100 * 12 / 60 + 1)
+    bigger = expected_minutes(card, input_size=128, width=1.0, epochs=12, n_images=2000)
+    assert bigger == pytest.approx(100 * (128 / 96) ** 2 * 4 * 2 * 12 / 60 + 1)
+    assert expected_minutes(None, input_size=96, width=0.5, epochs=3) is None
+    assert expected_minutes({"training": {}}, input_size=96, width=0.5, epochs=3) is None

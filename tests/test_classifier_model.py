@@ -81,6 +81,47 @@ def test_init_from_weights_at_another_input_size(trained, data_dir, tmp_path):
     assert result.card["input_size"] == 48 and "continued from" in result.card["description"]
 
 
+def test_extra_training_data_is_train_only_and_never_a_validation_copy(data_dir, tmp_path):
+    """--extra-data: train-only images; a copy of a validation image (here re-exported with
+    other intensity scaling, as the segmentation set's PNGs are) is dropped; the card records
+    the folder, its fingerprint and the counts; an unknown class folder is an error."""
+    import shutil
+
+    from core.classifier.data import list_image_folder, training_split
+
+    extra = tmp_path / "extra"
+    shutil.copytree(data_dir / "brain-mri-seg" / "images", extra)
+    data = list_image_folder(data_dir / "brain-mri")
+    _, va = training_split(data.labels, TINY["val_fraction"], 42)
+    val_file = data.files[va[0]]
+    img = cv2.imread(str(val_file), cv2.IMREAD_GRAYSCALE).astype(np.float32)
+    copy = np.clip((img - img.min()) / max(img.max() - img.min(), 1) * 255, 0, 255)
+    (extra / "notumor").mkdir()
+    cv2.imwrite(str(extra / "notumor" / "copy_of_val.png"), copy.astype(np.uint8))
+    cfg = TrainConfig(data=str(data_dir / "brain-mri"), arch="vgg16_bn", extra_data=(str(extra),),
+                      augmentation="strong", label_smoothing=0.1, run_dir=str(tmp_path / "r"),
+                      publish=False, **(TINY | {"epochs": 1}))
+    events = []
+    card = train(cfg, events.append).card
+    entry, = card["data"]["extra_training_data"]
+    assert entry["counts"] == {"glioma": 3, "meningioma": 3, "notumor": 1, "pituitary": 3}
+    assert entry["dropped_near_validation"] >= 1 and entry["used_counts"]["notumor"] == 0
+    assert entry["used"] == 10 - entry["dropped_near_validation"]
+    assert entry["fingerprint"].startswith("sha256:")
+    # the validation split is the plain folder's; the extra images only add to training
+    assert card["data"]["val_counts"] == {c: int(v) for c, v in zip(
+        data.classes, np.bincount(data.labels[va], minlength=4))}
+    assert sum(card["data"]["train_counts"].values()) == len(data.files) - len(va) + entry["used"]
+    assert card["training"]["config"]["augmentation"] == "strong"
+    assert any("dropped as near duplicates" in (e.message or "") for e in events)
+
+    (extra / "tumour_other").mkdir()
+    with pytest.raises(ValueError, match="not among the training classes"):
+        train(TrainConfig(data=str(data_dir / "brain-mri"), arch="vgg16_bn",
+                          extra_data=(str(extra),), run_dir=str(tmp_path / "r2"), publish=False,
+                          **(TINY | {"epochs": 1})))
+
+
 def test_time_cap_stops_gracefully(data_dir, tmp_path):
     cfg = TrainConfig(data=str(data_dir / "brain-mri"), arch="cnn", run_dir=str(tmp_path / "r"),
                       publish=False, max_minutes=1e-4, **(TINY | {"epochs": 5}))

@@ -50,6 +50,17 @@ def register(cmds) -> None:
                    help="comma-separated DICOM body-part values matching the training data "
                         "(default BRAIN,HEAD; 'none' to omit)")
     t.add_argument("--no-class-weights", action="store_true")
+    t.add_argument("--label-smoothing", type=float, default=0.0)
+    from core.classifier.data import AUGMENTATIONS
+
+    t.add_argument("--augmentation", default="standard", choices=list(AUGMENTATIONS),
+                   help="standard: flip, rotation, zoom, shift, gamma/contrast, blur; strong: "
+                        "also wider geometry, bias field, noise, JPEG re-compression, padding "
+                        "bars and cut-out (against the data set's source shift)")
+    t.add_argument("--extra-data", action="append", default=[], metavar="DIR",
+                   help="more labelled images (<class>/*), used for training only; images "
+                        "that are near duplicates of a validation image are dropped "
+                        "(repeatable)")
     t.add_argument("--threads", type=int, default=None, help="intra-op CPU threads")
     t.add_argument("--workers", type=int, default=1, help="augmentation threads")
     t.add_argument("--init-from", default=None, metavar="WEIGHTS.h5",
@@ -205,7 +216,8 @@ def _train(args: argparse.Namespace) -> int:
         modality=None if args.modality.lower() == "none" else args.modality.upper(),
         body_part=(None if args.body_part.lower() == "none"
                    else tuple(p.strip().upper() for p in args.body_part.split(",") if p.strip())),
-        class_weighting=not args.no_class_weights,
+        class_weighting=not args.no_class_weights, label_smoothing=args.label_smoothing,
+        augmentation=args.augmentation, extra_data=tuple(args.extra_data),
         threads=args.threads, workers=args.workers, init_from=args.init_from,
         run_dir=args.run_dir, resume=args.resume,
         version=args.version, activate=args.activate, publish=not args.no_publish,

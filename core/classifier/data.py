@@ -21,7 +21,7 @@ from core.classifier.preprocess import crop_resize, head_bbox, normalise, read_g
 from core.imaging.export import IMAGE_SUFFIXES
 
 __all__ = ["IMAGE_EXTENSIONS", "FolderData", "list_image_folder", "stratified_split",
-           "training_split", "card_split", "fingerprint", "load_images", "class_weights", "augment", "ImageFolderSequence"]
+           "training_split", "card_split", "fingerprint", "load_images", "class_weights", "augment", "augment_strong", "letterbox", "AUGMENTATIONS", "ImageFolderSequence"]
 
 IMAGE_EXTENSIONS = frozenset(IMAGE_SUFFIXES)
 
@@ -36,15 +36,16 @@ class FolderData:
         return {c: int((self.labels == i).sum()) for i, c in enumerate(self.classes)}
 
 
-def list_image_folder(root: str | Path, classes: Sequence[str] | None = None) -> FolderData:
+def list_image_folder(root: str | Path, classes: Sequence[str] | None = None,
+                      min_classes: int = 2) -> FolderData:
     """Files of ``root/<class>/*`` sorted by name; ``classes`` fixes the label order."""
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"Data folder {root} does not exist.")
     found = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
     classes = list(classes) if classes is not None else found
-    if len(classes) < 2:
-        raise ValueError(f"{root}: need at least two class subfolders, found {found}.")
+    if len(classes) < min_classes:
+        raise ValueError(f"{root}: need at least {min_classes} class subfolders, found {found}.")
     files, labels = [], []
     for i, c in enumerate(classes):
         d = root / c
@@ -153,18 +154,80 @@ def augment(img: np.ndarray, rng: np.random.Generator, *, max_rotate: float = 12
     return np.clip(x * 255.0, 0, 255)
 
 
+def _bias_field(s: int, rng: np.random.Generator, strength: float) -> np.ndarray:
+    """A smooth multiplicative field (MRI coil inhomogeneity): exp of a random 2nd-order
+    polynomial in x, y scaled to +-``strength`` (log units)."""
+    yy, xx = np.mgrid[-1:1:complex(s), -1:1:complex(s)].astype(np.float32)
+    c = rng.uniform(-1, 1, size=5).astype(np.float32)
+    field = c[0] * xx + c[1] * yy + c[2] * xx * yy + c[3] * xx ** 2 + c[4] * yy ** 2
+    field /= max(float(np.abs(field).max()), 1e-6)
+    return np.exp(strength * field)
+
+
+def letterbox(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Black bars of 3-15 % of the side on top and bottom, or left and right (the padding of
+    non-square sources)."""
+    s = img.shape[0]
+    bar = max(1, int(s * rng.uniform(0.03, 0.15)))
+    out = img.copy()
+    if rng.random() < 0.5:
+        out[:bar], out[s - bar:] = 0, 0
+    else:
+        out[:, :bar], out[:, s - bar:] = 0, 0
+    return out
+
+
+def augment_strong(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """:func:`augment` with wider geometry, then what differs between the data set's sources:
+    bias field, noise, JPEG re-compression and letterbox bars (most notumor sources are
+    non-square and padded), plus a small cut-out. Same in / out as :func:`augment`."""
+    s = img.shape[0]
+    img = np.ascontiguousarray(img)
+    if rng.random() < 0.3:
+        img = letterbox(img, rng)
+    x = augment(img, rng, max_rotate=20.0, zoom=(0.82, 1.2), p_blur=0.45) / 255.0
+    if rng.random() < 0.5:
+        x = x * _bias_field(s, rng, rng.uniform(0.1, 0.35))
+    if rng.random() < 0.4:                                    # Gaussian / Rician-like noise
+        sigma = rng.uniform(0.005, 0.04)
+        x = np.sqrt((x + rng.normal(0, sigma, x.shape)) ** 2 + rng.normal(0, sigma, x.shape) ** 2)
+    x = np.clip(x * 255.0, 0, 255)
+    if rng.random() < 0.35:                                   # JPEG re-compression
+        ok, buf = cv2.imencode(".jpg", x.astype(np.uint8),
+                               [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(30, 92))])
+        if ok:
+            x = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE).astype(np.float32)
+    if rng.random() < 0.25:                                   # cut-out
+        h = int(s * rng.uniform(0.08, 0.2))
+        y0, x0 = rng.integers(0, s - h, size=2)
+        x = x.copy()
+        x[y0:y0 + h, x0:x0 + h] = float(x.mean())
+    return x.astype(np.float32)
+
+
+AUGMENTATIONS = {
+    "standard": augment,
+    "strong": augment_strong,
+}
+
+
 class ImageFolderSequence(keras.utils.PyDataset):
     """Batches ``(x, one-hot y)`` from in-memory uint8 crops; shuffles and augments when
     ``training``. Keras prefetches ``max_queue_size`` batches with ``workers`` threads."""
 
     def __init__(self, images: np.ndarray, labels: np.ndarray, num_classes: int, *,
                  batch_size: int, normalise_mode: str, channels: int, training: bool,
-                 seed: int = 0, workers: int = 1, max_queue_size: int = 8) -> None:
+                 seed: int = 0, workers: int = 1, max_queue_size: int = 8,
+                 augmentation: str = "standard") -> None:
         super().__init__(workers=workers, use_multiprocessing=False, max_queue_size=max_queue_size)
         self.images, self.labels = images, labels
         self.num_classes, self.batch_size = num_classes, batch_size
         self.normalise_mode, self.channels = normalise_mode, channels
         self.training, self.seed = training, seed
+        if augmentation not in AUGMENTATIONS:
+            raise ValueError(f"augmentation must be one of {sorted(AUGMENTATIONS)}, "
+                             f"got {augmentation!r}.")
+        self._augment = AUGMENTATIONS[augmentation]
         self._epoch = 0
         self._order = np.arange(len(images))
         self._reshuffle()
@@ -180,7 +243,7 @@ class ImageFolderSequence(keras.utils.PyDataset):
         idx = self._order[index * self.batch_size:(index + 1) * self.batch_size]
         if self.training:
             rng = np.random.default_rng((self.seed, self._epoch, index))
-            batch = np.stack([augment(self.images[i], rng) for i in idx])
+            batch = np.stack([self._augment(self.images[i], rng) for i in idx])
         else:
             batch = self.images[idx]
         x = normalise(batch, self.normalise_mode, self.channels)

@@ -13,9 +13,11 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-__all__ = ["phash", "phashes", "min_hamming", "calibration_subset", "DEDUP_MAX_BITS"]
+__all__ = ["phash", "phashes", "min_hamming", "max_ncc", "calibration_subset", "DEDUP_MAX_BITS",
+           "DEDUP_MIN_NCC"]
 
 DEDUP_MAX_BITS = 8  # Hamming distance (of 64) at or below which two images count as near duplicates
+DEDUP_MIN_NCC = 0.90  # normalised correlation at 64x64 above which two images count as near duplicates
 
 
 def phash(gray_u8: np.ndarray) -> np.ndarray:
@@ -41,6 +43,24 @@ def min_hamming(query: np.ndarray, reference: np.ndarray, chunk: int = 256) -> n
         d = q.shape[1] - (q @ ref.T + (1 - q) @ (1 - ref).T)  # bits that differ
         out.append(d.min(axis=1))
     return np.concatenate(out).astype(np.int64) if out else np.zeros(0, np.int64)
+
+
+def _ncc_vectors(images: np.ndarray, size: int = 64) -> np.ndarray:
+    v = np.stack([cv2.resize(np.asarray(im, np.float32), (size, size),
+                             interpolation=cv2.INTER_AREA).ravel() for im in images])
+    v -= v.mean(axis=1, keepdims=True)
+    return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-6)
+
+
+def max_ncc(query: np.ndarray, reference: np.ndarray, chunk: int = 512) -> np.ndarray:
+    """For each query image (N, H, W), the highest normalised correlation at 64x64 with any
+    reference image: catches copies whose intensity scaling differs (another export of the
+    same slice), which pHash at times misses."""
+    if not len(reference) or not len(query):
+        return np.full(len(query), -1.0)
+    ref = _ncc_vectors(reference)
+    return np.concatenate([(_ncc_vectors(query[i:i + chunk]) @ ref.T).max(axis=1)
+                           for i in range(0, len(query), chunk)])
 
 
 def calibration_subset(train_images: np.ndarray, val_images: np.ndarray,

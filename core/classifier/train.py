@@ -45,7 +45,7 @@ ARCHITECTURES = {
 # training-config fields a new run copies from the active version's card (the shipped recipe)
 RECIPE_FIELDS = ("arch", "input_size", "width", "dropout", "epochs", "batch_size", "lr",
                  "lr_schedule", "warmup_epochs", "patience", "val_fraction", "seed",
-                 "label_smoothing", "bn_momentum")
+                 "label_smoothing", "bn_momentum", "augmentation", "extra_data")
 
 
 @dataclass
@@ -74,6 +74,8 @@ class TrainConfig:
     class_weighting: bool = True
     label_smoothing: float = 0.0
     bn_momentum: float = 0.9
+    augmentation: str = "standard"      # standard | strong (core.classifier.data.AUGMENTATIONS)
+    extra_data: tuple[str, ...] = ()    # train-only folders (<class>/*.png); never in validation
     threads: int | None = None          # intra-op threads (TensorFlow back end)
     workers: int = 1                    # PyDataset augmentation threads
     init_from: str | None = None        # weights file of the same architecture (any input size)
@@ -213,10 +215,19 @@ def train(cfg: TrainConfig, progress: ProgressCallback = null_progress) -> Train
     images = load_images([data.files[i] for i in np.concatenate([tr_idx, va_idx])], prep)
     x_tr, x_va = images[:len(tr_idx)], images[len(tr_idx):]
     y_tr, y_va = data.labels[tr_idx], data.labels[va_idx]
+    extra_entries = []
+    for extra in cfg.extra_data:
+        x_ex, y_ex, entry = load_extra(extra, data.classes, prep, x_va)
+        x_tr, y_tr = np.concatenate([x_tr, x_ex]), np.concatenate([y_tr, y_ex])
+        extra_entries.append(entry)
+        progress(Progress(task=TASK, phase="load", message=(
+            f"extra training data {entry['path']}: {entry['used']} images used, "
+            f"{entry['dropped_near_validation']} dropped as near duplicates of validation images")))
     norm, ch = prep["normalise"], prep["channels"]
     train_seq = ImageFolderSequence(x_tr, y_tr, num_classes, batch_size=cfg.batch_size,
                                     normalise_mode=norm, channels=ch, training=True,
-                                    seed=cfg.seed, workers=cfg.workers)
+                                    seed=cfg.seed, workers=cfg.workers,
+                                    augmentation=cfg.augmentation)
     val_seq = ImageFolderSequence(x_va, y_va, num_classes, batch_size=cfg.batch_size,
                                   normalise_mode=norm, channels=ch, training=False)
 
@@ -326,7 +337,8 @@ def train(cfg: TrainConfig, progress: ProgressCallback = null_progress) -> Train
                  "train_counts": {c: int((y_tr == i).sum()) for i, c in enumerate(data.classes)},
                  "val_counts": {c: int((y_va == i).sum()) for i, c in enumerate(data.classes)},
                  "split": {"val_fraction": cfg.val_fraction, "seed": cfg.seed,
-                           "stratified_by": "class, by file"}},
+                           "stratified_by": "class, by file"},
+                 "extra_training_data": extra_entries},
         "training": {"config": cfg_dict, "command": cfg.command, "device": device.label,
                      "epochs_run": state["epoch"], "best_epoch": state["best_epoch"],
                      "stopped_reason": state["stopped_reason"], "minutes": round(minutes, 1),
@@ -370,6 +382,39 @@ def train(cfg: TrainConfig, progress: ProgressCallback = null_progress) -> Train
     return TrainResult(version if path else None, path, card, run_dir, state["history"])
 
 
+def load_extra(folder: str | Path, classes: list[str], prep: dict, x_val: np.ndarray
+               ) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Train-only images from ``folder`` (``<class>/*``, a subset of ``classes``): decoded like
+    the training images; those within the near-duplicate distance of any validation image are
+    dropped, so validation stays unseen. Returns (images, labels, card entry)."""
+    from core.classifier.data import fingerprint, list_image_folder, load_images
+    from core.classifier.dedup import (DEDUP_MAX_BITS, DEDUP_MIN_NCC, max_ncc, min_hamming,
+                                       phashes)
+
+    root = Path(folder)
+    if not root.is_dir():
+        raise ValueError(f"--extra-data {folder}: no such folder.")
+    present = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    unknown = [c for c in present if c not in classes]
+    if unknown:
+        raise ValueError(f"--extra-data {folder}: class folder(s) {unknown} are not among the "
+                         f"training classes {classes}.")
+    extra = list_image_folder(root, [c for c in classes if c in present], min_classes=1)
+    labels = np.asarray([classes.index(extra.classes[i]) for i in extra.labels], np.int64)
+    images = load_images(extra.files, prep)
+    near = ((min_hamming(phashes(images), phashes(x_val)) <= DEDUP_MAX_BITS)
+            | (max_ncc(images, x_val) > DEDUP_MIN_NCC))
+    keep = np.flatnonzero(~near)
+    entry = {"path": str(root.resolve()), "fingerprint": fingerprint(extra),
+             "counts": extra.counts(), "used": int(len(keep)),
+             "dropped_near_validation": int(near.sum()),
+             "used_counts": {c: int((labels[keep] == i).sum()) for i, c in enumerate(classes)},
+             "rule": f"train only; dropped when the DCT pHash is within {DEDUP_MAX_BITS} of 64 "
+                     f"bits of any validation image, or the normalised correlation at 64x64 "
+                     f"exceeds {DEDUP_MIN_NCC}"}
+    return images[keep], labels[keep], entry
+
+
 def _fit_ood_or_warn(cfg: TrainConfig, version: str, progress: ProgressCallback) -> None:
     """Fit the new version's out-of-distribution check on its own training split (threshold
     from its validation split), so a candidate is not published "not checked" when it could be
@@ -405,6 +450,42 @@ def recipe_from_card(card: dict | None) -> dict:
     if "dropout" in net:
         recipe["dropout"] = float(net["dropout"])
     return recipe
+
+
+def expected_minutes(card: dict | None, *, input_size: int, width: float, epochs: int,
+                     n_images: int | None = None) -> float | None:
+    """Expected wall-clock minutes of a run on this kind of machine, from the median seconds
+    per epoch the card's own training recorded, scaled by pixels (input size squared), by
+    width (the convolutions' cost grows with width squared) and by the number of training
+    images (``n_images``; the card's own count when None). None when the card has no timing."""
+    if not card:
+        return None
+    training = card.get("training") or {}
+    secs = [float(h["seconds"]) for h in training.get("history") or []
+            if isinstance(h, dict) and h.get("seconds")]
+    if not secs:
+        return None
+    per_epoch = float(np.median(secs))
+    size0 = int(card.get("input_size") or input_size)
+    width0 = float((card.get("network") or {}).get("width") or width)
+    n0 = sum(((card.get("data") or {}).get("train_counts") or {}).values()) or None
+    scale = (input_size / size0) ** 2 * (width / width0) ** 2
+    if n_images and n0:
+        scale *= n_images / n0
+    return per_epoch * scale * epochs / 60 + 1.0   # + loading, calibration and OOD fit
+
+
+def default_extra_data(card: dict | None) -> list[str]:
+    """The active version's train-only extra folders that exist on this machine."""
+    from core.config import recorded_path
+
+    entries = ((card or {}).get("data") or {}).get("extra_training_data") or []
+    out = []
+    for e in entries:
+        p = recorded_path(str(e.get("path", "")))
+        if e.get("path") and p.is_dir():
+            out.append(str(p))
+    return out
 
 
 def default_eval_data(card: dict | None) -> str | None:
