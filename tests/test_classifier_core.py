@@ -154,6 +154,12 @@ def test_reliability_bins_nll_brier_and_ece_interval():
     r = classification_report(pr, yy, list("abcd"), ci=True)
     assert r["ece_ci95"] == [pytest.approx(v, abs=0.02) for v in ece_confidence_interval(pr, yy)]
     assert r["nll"] > 0 and len(r["reliability"]) == len(bins)
+    lo, hi = r["accuracy_ci95"]
+    assert lo < r["accuracy"] < hi and 0.02 < hi - lo < 0.2   # about +-1.96 sqrt(p(1-p)/n)
+    se = np.sqrt(r["accuracy"] * (1 - r["accuracy"]) / n)
+    assert hi - lo == pytest.approx(2 * 1.96 * se, rel=0.25)
+    flo, fhi = r["macro_f1_ci95"]
+    assert flo < r["macro_f1"] < fhi
 
 
 def test_temperature_scaling_lowers_ece_of_overconfident_model():

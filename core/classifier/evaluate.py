@@ -30,7 +30,8 @@ def evaluate_folder(clf, data: str | Path, *, calibrated: bool = True, gradcam_m
     """Report with keys accuracy, macro_f1, ece (calibrated unless told not to), ece_ci95
     (bootstrap), nll, brier, reliability (confidence bins), ece_uncalibrated, classes,
     per_class, confusion_matrix, n, model, temperature and, with
-    ``gradcam_mass``, gradcam_outside_head (mean) and gradcam_outside_head_p90."""
+    ``gradcam_mass``, gradcam_outside_head (mean, with gradcam_outside_head_ci95) and
+    gradcam_outside_head_p90. Accuracy and macro-F1 carry 95 % bootstrap intervals."""
     folder = list_image_folder(data, clf.classes)
     xs, masses = [], []
     for i, f in enumerate(folder.files):
@@ -52,7 +53,12 @@ def evaluate_folder(clf, data: str | Path, *, calibrated: bool = True, gradcam_m
     report["model"], report["temperature"] = clf.version, clf.temperature
     report["calibrated"] = calibrated
     if gradcam_mass:
+        from core.classifier.metrics import bootstrap_interval
+
+        m = np.asarray(masses, np.float64)
         report["gradcam_outside_head"] = float(np.mean(masses))
+        report["gradcam_outside_head_ci95"] = list(bootstrap_interval(
+            lambda i: float(m[i].mean()), len(m)))
         report["gradcam_outside_head_p90"] = float(np.percentile(masses, 90))
     return report
 

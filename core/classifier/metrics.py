@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["confusion_matrix", "per_class_report", "macro_f1", "accuracy",
+__all__ = ["bootstrap_interval", "confusion_matrix", "per_class_report", "macro_f1", "accuracy",
            "expected_calibration_error", "reliability_bins", "ece_confidence_interval",
            "negative_log_likelihood", "brier_score", "classification_report", "ECE_BINS"]
 
@@ -105,6 +105,18 @@ def ece_confidence_interval(probs, y_true, *, level: float = 0.95, n_boot: int =
     return float(np.quantile(eces, a)), float(np.quantile(eces, 1.0 - a))
 
 
+def bootstrap_interval(stat, n: int, *, level: float = 0.95, n_boot: int = 2000,
+                       seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval of ``stat(idx)`` over ``n`` items resampled with
+    replacement (``stat`` receives an index array)."""
+    if n == 0:
+        return 0.0, 0.0
+    rng = np.random.default_rng(seed)
+    vals = np.array([stat(rng.integers(0, n, size=n)) for _ in range(n_boot)])
+    a = (1.0 - level) / 2.0
+    return float(np.quantile(vals, a)), float(np.quantile(vals, 1.0 - a))
+
+
 def negative_log_likelihood(probs, y_true) -> float:
     """Mean −log p(true class), probabilities clipped at 1e-12."""
     probs = np.asarray(probs, np.float64)
@@ -128,10 +140,20 @@ def brier_score(probs, y_true) -> float:
 def classification_report(probs, y_true, classes: list[str], *, ci: bool = False) -> dict:
     """The JSON the ``evaluate`` command prints: accuracy, macro_f1, ece, classes, per_class,
     confusion_matrix (rows true, columns predicted), n, nll, brier, reliability (bins) and,
-    with ``ci``, ece_ci95 (bootstrap)."""
+    with ``ci``, ece_ci95, accuracy_ci95 and macro_f1_ci95 (percentile bootstrap, 2000
+    resamples of the images)."""
     probs = np.asarray(probs)
     y_pred = probs.argmax(1)
+    y_arr = np.asarray(y_true, np.int64)
     cm = confusion_matrix(y_true, y_pred, len(classes))
+    cis = {}
+    if ci:
+        cis = {"ece_ci95": list(ece_confidence_interval(probs, y_true)),
+               "accuracy_ci95": list(bootstrap_interval(
+                   lambda i: float((y_pred[i] == y_arr[i]).mean()), len(y_arr))),
+               "macro_f1_ci95": list(bootstrap_interval(
+                   lambda i: macro_f1(confusion_matrix(y_arr[i], y_pred[i], len(classes))),
+                   len(y_arr)))}
     return {
         "accuracy": accuracy(y_true, y_pred),
         "macro_f1": macro_f1(cm),
@@ -143,4 +165,4 @@ def classification_report(probs, y_true, classes: list[str], *, ci: bool = False
         "nll": negative_log_likelihood(probs, y_true),
         "brier": brier_score(probs, y_true),
         "reliability": reliability_bins(probs, y_true),
-    } | ({"ece_ci95": list(ece_confidence_interval(probs, y_true))} if ci else {})
+    } | cis
