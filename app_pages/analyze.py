@@ -13,6 +13,7 @@ from ui.rating import rating_form_ui
 from ui.retrieval import add_to_library_ui, similar_cases_ui
 from ui.scan_ui import all_scans_ui, scan_or_stop_ui, window_ui
 from ui.segmentation import segmentation_ui
+from ui.viewing import analyze_viewer_ui, viewer_toggle_ui
 
 user = auth.require_role()
 st.title("Analyze")
@@ -29,6 +30,9 @@ except MedScanError as err:
     st.warning(str(err), icon=":material/warning:")
 
 scan = picked.scan
+viewer_slot = st.container()     # the interactive viewer, filled once the overlays exist
+with viewer_slot:
+    use_viewer = viewer_toggle_ui("analyze_viewer")
 col_img, col_cam, col_pred = st.columns([1, 1, 1], gap="medium")
 
 with col_img:
@@ -40,6 +44,9 @@ with col_img:
         st.warning(note, icon=":material/report:")
 
 if clf is None:
+    if use_viewer:
+        with viewer_slot:
+            analyze_viewer_ui(picked, shown)
     st.stop()
 
 # The model sees the scan as loaded (file default window): the display window never changes
@@ -79,6 +86,10 @@ with col_cam:
     st.download_button("Download overlay (PNG)", png_bytes(overlay), key="download_overlay",
                        file_name=f"{picked.name.rsplit('.', 1)[0]}_gradcam_{explained}.png",
                        mime="image/png", on_click="ignore", icon=":material/download:")
+if use_viewer:
+    with viewer_slot:
+        analyze_viewer_ui(picked, shown, heatmap=heatmap, cam_label=f"Grad-CAM ({explained})",
+                          opacity=alpha, cam_box=show_box)
 
 with col_pred:
     st.subheader("Prediction")

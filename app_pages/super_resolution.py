@@ -11,6 +11,7 @@ from ui.rating import rating_form_ui
 from ui.scan_ui import scan_or_stop_ui
 from ui.sr import (METHOD_LABELS, MODE_HELP, difference_maps, record_sr_once, run_comparison,
                    sr_methods_ui)
+from ui.viewing import sr_viewer_ui, viewer_toggle_ui
 
 user = auth.require_role()
 st.title("Super-resolution")
@@ -36,8 +37,15 @@ methods = list(result.outputs)
 hr_shape = next(iter(result.outputs.values())).shape[:2]
 lr_big = fit_to(to_rgb(result.lr), hr_shape)  # nearest-neighbour: the real low-res pixels
 
-tab_side, tab_slider, tab_diff = st.tabs(["Side by side", "Slider comparison",
-                                          "Difference map"])
+use_viewer = viewer_toggle_ui("sr_viewer")
+if use_viewer:
+    tab_viewer, tab_side, tab_slider, tab_diff = st.tabs(
+        ["Viewer", "Side by side (static)", "Slider comparison (static)", "Difference map"])
+    with tab_viewer:
+        sr_viewer_ui(result, picked.scan, METHOD_LABELS)
+else:
+    tab_side, tab_slider, tab_diff = st.tabs(["Side by side", "Slider comparison",
+                                              "Difference map"])
 with tab_side:
     panels = {f"Low-res input ({result.lr.shape[1]}×{result.lr.shape[0]})": lr_big}
     if result.hr is not None and result.mode == "simulate":

@@ -1,0 +1,140 @@
+"""The viewer on the pages: a scan as a viewer panel (its modality-LUT values, HU on CT, with
+the window in force), the Analyze view (scan + Grad-CAM heat + tumour outline) and the
+Super-resolution comparison (low-res input, original, every method; synchronised, split).
+
+Each page keeps its static images / plotly figures: they are what AppTest sees (it does not run
+components), what the downloads are made of, and the fallback when the viewer is switched off
+or its bundle is missing."""
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from ui.images import to_uint8
+from ui import viewer as _viewer
+
+__all__ = ["viewer_toggle_ui", "scan_panel", "analyze_viewer_ui", "sr_viewer_ui",
+           "ANALYZE_HEIGHT"]
+
+#: Height of the Analyze viewer's image area (px): about the column's width at 1400 px.
+ANALYZE_HEIGHT = 620
+#: Height of one row of Super-resolution panels (px).
+SR_ROW_HEIGHT = 380
+_HELP = ("The interactive viewer (Cornerstone3D): wheel or right-drag zooms, left-drag sets "
+         "window / level, middle-drag or Shift+drag pans, Ctrl+wheel scrolls frames, "
+         "double-click resets; full screen from its toolbar. Off: the static images only.")
+
+
+def viewer_toggle_ui(key: str) -> bool:
+    """The "Interactive viewer" switch (on by default); False, with a note, when the bundle
+    is missing."""
+    if not _viewer.available():
+        st.caption(":grey[The interactive viewer is not built (ui/viewer/build is missing); "
+                   "run scripts/build_viewer.sh. Static images are shown instead.]")
+        return False
+    return st.toggle("Interactive viewer", value=True, key=key, help=_HELP)
+
+
+def scan_panel(scan, *, label: str = "Scan") -> dict:
+    """A viewer panel of a loaded (and windowed) scan.
+
+    Greyscale DICOM and rasters with a linear window: the modality-LUT values (Hounsfield
+    units on CT) of every frame the scan kept, with the window in force, so dragging the
+    window works in the scan's own units and the read-out shows real values. A VOI LUT table
+    or a colour image: the displayed pixels (uint8)."""
+    from core.imaging.windowing import is_ct
+
+    display = getattr(scan, "_display", None)   # decoded values kept by core.imaging
+    spacing = scan.pixel_spacing
+    if display is not None and not scan.is_color and scan.window is not None:
+        values = np.asarray(display.values)
+        frame = scan.frame_index if values.ndim == 3 else 0
+        return {"label": label, "pixels": values, "spacing": spacing,
+                "window": tuple(scan.window), "unit": "HU" if is_ct(scan) else None,
+                "invert": bool(display.invert), "frame": frame}
+    volume = scan.volume
+    pixels = volume if volume is not None else scan.pixels
+    return {"label": label, "pixels": to_uint8(pixels), "rgb": bool(scan.is_color),
+            "spacing": spacing, "window": (128.0, 256.0),
+            "frame": scan.frame_index if volume is not None else 0}
+
+
+def _tumour_mask(picked):
+    """The active segmentation model's mask for this scan (cached), or None."""
+    from core import config
+    from core.errors import MedScanError
+    from ui.segmentation import _segment, segmenter
+
+    try:
+        model = segmenter()
+        if model is None:
+            return None
+        scan = picked.scan
+        return _segment(picked.key, model.version, str(config.weights_dir()), scan.pixels,
+                        scan.pixel_spacing).mask
+    except MedScanError:
+        return None
+
+
+def analyze_viewer_ui(picked, shown, *, heatmap: np.ndarray | None = None,
+                      cam_label: str = "Grad-CAM", opacity: float = 0.4,
+                      cam_box: bool = False) -> None:
+    """The scan large, with the Grad-CAM heat map and (with a segmentation model) the tumour
+    outline as overlays on the frame they were computed for."""
+    panel = scan_panel(shown, label="Scan")
+    frame = panel["frame"] if np.ndim(panel["pixels"]) == 3 + bool(panel.get("rgb")) else None
+    overlays = []
+    if heatmap is not None:
+        overlays.append(_viewer.heat_overlay(heatmap, label=cam_label, opacity=opacity,
+                                             frame=frame))
+        if cam_box:
+            from core.classifier.gradcam import hot_region_bbox
+
+            overlays.append(_viewer.box_overlay(hot_region_bbox(heatmap, threshold=0.5),
+                                                label="Grad-CAM box", frame=frame))
+        mask = _tumour_mask(picked)
+        if mask is not None:
+            overlays.append(_viewer.outline_overlay(mask, frame=frame))
+    panel["overlays"] = overlays
+    _viewer.viewer([panel], height=ANALYZE_HEIGHT, key="analyze_viewer_view")
+    if frame is not None and overlays:
+        st.caption(f"Overlays belong to frame {frame + 1} (the one analysed); scroll frames "
+                   "with Ctrl+wheel or the viewer's slider, choose the analysed frame with "
+                   "the Frame slider above.")
+
+
+def sr_viewer_ui(result, scan, labels: dict[str, str]) -> None:
+    """The low-res input, the original (simulate mode) and each method's output, zooming,
+    panning and windowing together; a split comparison of any two (opened on the original
+    against the last method in simulate mode, the input against it in enhance mode)."""
+    scale = result.scale
+    s = scan.pixel_spacing
+    simulate = result.mode == "simulate" and result.hr is not None
+    hr_spacing = (s if simulate else (s[0] / scale, s[1] / scale)) if s else None
+    lr_spacing = (hr_spacing[0] * scale, hr_spacing[1] * scale) if hr_spacing else None
+
+    def panel(label, image, spacing, pixel_size=1.0, smooth=True):
+        img = to_uint8(image)
+        return {"label": label, "pixels": img, "rgb": img.ndim == 3, "spacing": spacing,
+                "pixel_size": pixel_size, "window": (128.0, 256.0), "smooth": smooth}
+
+    lr_h, lr_w = result.lr.shape[:2]
+    panels = [panel(f"Low-res input ({lr_w}×{lr_h})", result.lr, lr_spacing, float(scale),
+                    smooth=False)]
+    if simulate:
+        panels.append(panel("Original (reference)", result.hr, hr_spacing))
+    for m, out in result.outputs.items():
+        panels.append(panel(labels.get(m, m), out, hr_spacing))
+    rgb = {p["rgb"] for p in panels}
+    if len(rgb) > 1:                    # one colour panel: show them all as RGB
+        for p in panels:
+            if not p["rgb"]:
+                p["pixels"], p["rgb"] = np.repeat(p["pixels"][..., None], 3, axis=-1), True
+    cols = min(len(panels), 3)
+    rows = -(-len(panels) // cols)
+    compare = (1 if simulate else 0, len(panels) - 1)
+    _viewer.viewer(panels, sync=True, compare=compare, mode="grid", columns=cols,
+                   height=rows * SR_ROW_HEIGHT, key="sr_viewer_view")
+    st.caption("All panels zoom, pan and window together; **Split** compares any two (the "
+               "original included) with a divider you drag. The low-res input is shown with "
+               "its real pixels (nearest neighbour), at the size of the outputs.")
