@@ -1,7 +1,9 @@
 """Training (admin): start a classifier or super-resolution training run on a data folder and
-watch it. Training runs as a separate process (core.db.jobs); this page only starts, polls,
-cancels and resumes it. The form's defaults are the active version's recipe (its model card);
-a finished run is published as a candidate, never activated here."""
+watch it. Training runs as a separate process: this page queues the job (core.db.jobs) and a
+worker (``python -m core worker``, core.jobs) runs it; with no live worker the app starts one on
+this machine. The page only queues, polls, cancels and resumes. The form's defaults are the
+active version's recipe (its model card); a finished run is published as a candidate, never
+activated here."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -172,7 +174,7 @@ with st.expander("Start a training run", expanded=True, icon=":material/play_arr
             args[1] = str(Path(data.strip()).expanduser())
             try:
                 with db() as session:
-                    job = start_training_job(session, kind, args, admin["id"])
+                    job = start_training_job(session, kind, args, admin["id"], queue=True)
                 st.success(f"Started training job {job.id}. Its version will be a candidate; "
                            "compare and activate it on Model versions.")
             except MedScanError as err:
@@ -217,7 +219,7 @@ def _job_panel(job) -> None:
                          help=f"A new job continues from {checkpoint_of(job)}."):
                 try:
                     with db() as session:
-                        new = resume_job(session, job.id, admin["id"])
+                        new = resume_job(session, job.id, admin["id"], queue=True)
                     st.session_state["training_flash"] = (
                         f"Started job {new.id}: it resumes job {job.id} from its checkpoint.")
                 except MedScanError as err:

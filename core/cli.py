@@ -28,7 +28,8 @@ __all__ = ["Commands", "build_parser", "main", "command_line", "quiet_tensorflow
 # Packages that contribute commands, in help order.
 _COMMAND_MODULES = ("core.imaging.cli", "core.classifier.cli", "core.sr.cli",
                     "core.segmentation.cli", "core.library.cli", "core.retrieval.cli",
-                    "core.db.cli", "core.studies.cli", "core.registry_cli", "core.pacs.cli")
+                    "core.db.cli", "core.jobs.cli", "core.studies.cli", "core.registry_cli",
+                    "core.pacs.cli")
 
 
 @dataclass

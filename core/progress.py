@@ -1,8 +1,8 @@
 """The progress interface every long job (training, evaluation) reports through.
 
-A job calls ``callback(Progress(...))``; the CLI prints it, the admin page's worker writes it to
-the database. Keras-free so that it can be used anywhere; ``core.keras_progress`` adapts it to a
-Keras callback.
+A job calls ``callback(Progress(...))``; the CLI prints it, and a job run for the Training page
+(``--job-id N``) also writes it to the job's row. Keras-free so that it can be used anywhere;
+``core.keras_progress`` adapts it to a Keras callback.
 """
 from __future__ import annotations
 
@@ -83,12 +83,13 @@ def add_progress_args(parser) -> None:
 def progress_from_args(args) -> ProgressCallback:
     """stdout lines, plus database rows when ``--job-id`` is given.
 
-    The database side is ``core.db.jobs.progress_callback(job_id)``, imported only when needed.
+    The database side is ``core.jobs.job_reporter(job_id)`` (the job's row), imported only when
+    needed: this module knows nothing of the database, so nothing here cycles back to it.
     """
     callbacks: list[ProgressCallback] = [] if getattr(args, "quiet", False) else [print_progress]
     job_id = getattr(args, "job_id", None)
     if job_id is not None:
-        from core.db.jobs import progress_callback  # lazy: the CLI works without a database
+        from core.jobs import job_reporter  # lazy: the CLI works without a database
 
-        callbacks.append(progress_callback(job_id))
+        callbacks.append(job_reporter(job_id))
     return fanout(*callbacks) if callbacks else null_progress

@@ -103,6 +103,65 @@ def test_training_job_starts_and_is_polled(app_env, tmp_path, monkeypatch):
     assert at.get("progress")
 
 
+def test_training_page_queues_the_job_and_the_app_starts_a_worker(app_env, tmp_path,
+                                                                   monkeypatch):
+    """Single machine, no worker running: the page queues the job (queue=True) and the app
+    starts ``python -m core worker`` itself, which claims and runs it. Only the worker's job
+    command is swapped for a short script (its ``--command``)."""
+    import core.db.jobs as jobs
+    from core.config import REPO_ROOT
+    from core.db import init_db, session_scope
+    from core.db import models as m
+    from core.jobs import runner
+
+    script = tmp_path / "fake_train.py"
+    script.write_text(
+        "import sys\n"
+        "from core.progress import Progress\n"
+        "from core.jobs import job_reporter\n"
+        "cb = job_reporter(int(sys.argv[1]))\n"
+        "cb(Progress(task='classifier', phase='train', epoch=1, epochs=1, loss=0.5))\n"
+        "cb(Progress(task='classifier', phase='done', epoch=1, epochs=1, "
+        "message='version=v-worker'))\n")
+    original = jobs.start_training_job
+
+    def start(session, kind, args, user_id, **kw):
+        start.kw = kw
+        return original(session, kind, args, user_id, env={"PYTHONPATH": str(REPO_ROOT)},
+                        argv=[sys.executable, str(script), "{job_id}"], **kw)
+
+    monkeypatch.setattr(jobs, "start_training_job", start)
+    monkeypatch.delenv("MEDSCAN_LOCAL_WORKER", raising=False)
+    monkeypatch.setattr(runner, "_local_worker", None)
+    data = tmp_path / "images"
+    data.mkdir()
+    at = logged_in("admin", app_env["ids"]).run()
+    at.switch_page("app_pages/admin_training.py").run()
+    at.text_input(key="train_data").input(str(data))
+    at.text_area(key="train_extra").input("")
+    at.button(key="train_submit").click().run()
+    try:
+        assert not at.exception and "Started training job" in at.success[0].value
+        assert start.kw == {"queue": True}
+        assert runner._local_worker is not None        # the app started a worker
+        for _ in range(80):      # a cold `python -m core worker` takes seconds to start
+            time.sleep(0.5)
+            at.run()
+            if any("Published version v-worker" in s.value for s in at.success):
+                break
+        assert any("Published version v-worker" in s.value for s in at.success), \
+            [e.value for e in at.error] + [c.value for c in at.code]
+        with session_scope(init_db()) as s:
+            job = s.query(m.TrainingJob).order_by(m.TrainingJob.id.desc()).first()
+            [worker] = jobs.live_workers(s)
+        assert job.status == "succeeded" and job.claimed_by == worker.name
+        assert worker.pid == runner._local_worker.pid  # not the page's own process
+    finally:
+        if runner._local_worker is not None:
+            runner._local_worker.terminate()
+            runner._local_worker.wait(timeout=30)
+
+
 def test_reader_study_create_rate_export(app_env):
     st.cache_data.clear()
     admin = logged_in("admin", app_env["ids"]).run()

@@ -13,6 +13,7 @@ import pytest
 from core.db import dispose_engines, init_db, jobs, session_scope
 from core.db import models as m
 from core.db.errors import JobError
+from core.jobs import runner
 from core.progress import Progress
 
 CHILD = textwrap.dedent("""
@@ -174,7 +175,7 @@ def test_default_command_and_validation(engine, monkeypatch):
         def poll(self):
             return None
 
-    monkeypatch.setattr(jobs.subprocess, "Popen", FakePopen)
+    monkeypatch.setattr(runner.subprocess, "Popen", FakePopen)  # spawning moved to core.jobs
     with session_scope(engine) as s:
         job = jobs.start_training_job(s, "classifier", ["--data", "d", "--epochs", 2], None)
         with pytest.raises(JobError, match="kind"):
@@ -325,7 +326,7 @@ def test_cli_jobs_resume(engine, tmp_path, monkeypatch, capsys):
         old = m.TrainingJob(kind="sr", status="cancelled",
                             args=["--data", "/d", "--run-dir", str(run), "--activate"])
         s.add(old)
-    monkeypatch.setattr(jobs.subprocess, "Popen", FakePopen)
+    monkeypatch.setattr(runner.subprocess, "Popen", FakePopen)  # spawning moved to core.jobs
     from core.cli import main
 
     assert main(["jobs", "resume", str(old.id)]) == 0

@@ -1,24 +1,46 @@
-"""Training jobs: started by the admin page as detached processes, reporting to the database.
+"""Training jobs: the ``training_jobs``, ``job_progress`` and ``job_workers`` tables' queries.
 
-Long work never runs inside a page (DESIGN.md rule 12). The page calls
-:func:`start_training_job`, which spawns ``python -m core train <kind> ARGS --job-id N`` in its own
-session (process group), output to ``<data dir>/jobs/<N>.log``. The training CLI reports through
-``core.progress.progress_from_args`` → :func:`progress_callback`, which writes the latest
-``Progress`` (JSON + fraction) to the job row and appends a ``job_progress`` row for the loss
-curve; writes are throttled to one per ``min_interval_s`` except for phase changes, epoch ends
-and ``phase == "done"``.
+Long work never runs inside a page (DESIGN.md rule 12). Processes are ``core.jobs``' business:
+:mod:`core.jobs.runner` starts and signals them, :mod:`core.jobs.worker` claims and runs jobs.
+Here: queue a job, claim it, write its progress, list it, cancel it, detect dead ones.
 
-**Publishing a version:** a trainer ends with ``Progress(phase="done", message=f"version={v}")``;
-that marks the job ``succeeded`` with ``result_version = v`` (``"published sr/<v>"`` and
-``"saved <dir>/<v>"`` are understood too, see :func:`parse_version`).
+**Two ways a job runs.**
 
-**Dead workers.** Every reader of the job list (:func:`list_jobs`, :func:`get_job`, so the page
-and ``python -m core jobs list`` alike) first runs :func:`refresh_jobs`: a queued/running job
-whose process is gone on this host (``waitpid`` / ``kill(pid, 0)`` / ``/proc``), or, on another
-host, whose heartbeat (``updated_at``, the last progress write) is older than
-``config.job_heartbeat_s()``, is marked ``failed`` with the reason ("no heartbeat for N min; the
-worker process is gone") and the tail of its log, or ``succeeded`` if it exited with status 0.
-:func:`cancel_job` sends SIGTERM to the job's process group.
+- *Queued for a worker* (the Training page: ``start_training_job(..., queue=True)``): the row
+  waits as ``queued`` until a worker (``python -m core worker``, on this machine or another one
+  sharing the database) claims it with :func:`claim_job`, runs ``python -m core train KIND ARGS
+  --job-id N`` and records the outcome (:func:`record_exit`). When no live worker takes that
+  kind, the caller's machine starts one (``core.jobs.runner.start_local_worker``; it exits
+  after some idle minutes), so a single-machine install trains with no separate worker;
+  ``MEDSCAN_LOCAL_WORKER=0`` turns that off.
+- *Run here, now* (the default; the CLI, the studies and retrieval pages, tests): the job is
+  claimed by the calling process and its command is started at once as its child.
+
+**Claiming** is safe with several workers: on PostgreSQL the candidate row is locked with
+``SELECT ... FOR UPDATE SKIP LOCKED``; on SQLite each candidate is taken by an atomic
+``UPDATE ... WHERE id = :id AND status = 'queued' AND claimed_by IS NULL`` whose row count says
+whether this worker won. The claim sets ``claimed_by`` (the worker's ``host:pid``), ``status =
+running``, the log path and the ``--run-dir`` (checkpoints) under the worker's data folder.
+
+**Progress and publishing.** The training process reports through :func:`progress_callback`,
+which writes the latest ``Progress`` (JSON + fraction) to the job row and appends a
+``job_progress`` row for the loss curve; writes are throttled to one per ``min_interval_s``
+except for phase changes, epoch ends and ``phase == "done"``. A trainer ends with
+``Progress(phase="done", message=f"version={v}")``; that marks the job ``succeeded`` with
+``result_version = v`` (``"published sr/<v>"`` and ``"saved <dir>/<v>"`` are understood too, see
+:func:`parse_version`).
+
+**Dead jobs.** Every reader of the job list (:func:`list_jobs`, :func:`get_job`: the page and
+``python -m core jobs list`` alike) first runs :func:`refresh_jobs`. A worker's job is failed
+when the worker's heartbeat (``job_workers.heartbeat_at``, beaten every few seconds) is older
+than :func:`worker_timeout_s`. A queued job nobody claimed within ``START_GRACE_S`` fails only
+when no live worker takes its kind. A job started directly is judged as before: on this host by
+its process (``waitpid`` / ``kill(pid, 0)`` / ``/proc``), on another by its progress heartbeat
+(``updated_at``) against ``config.job_heartbeat_s()``.
+
+**Cancel.** :func:`cancel_job` marks the job cancelled and sets ``cancel_requested``; the worker
+running it sees the flag and SIGTERMs the training process group. A job started directly on
+this host gets the SIGTERM right away.
 
 **Resume.** Each job gets its own checkpoint folder ``<data dir>/jobs/<N>-run`` (``--run-dir``);
 :func:`checkpoint_of` says whether it holds a checkpoint and :func:`resume_job` starts a new job
@@ -31,13 +53,13 @@ import os
 import re
 import signal
 import socket
-import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, select, update
 from sqlalchemy.exc import SQLAlchemyError
@@ -46,30 +68,38 @@ from sqlalchemy.orm import Session
 from core.db.audit import audit
 from core.db.engine import get_engine, session_scope
 from core.db.errors import JobError, NotFound
-from core.db.models import JOB_KINDS, JobProgress, TrainingJob, utcnow
+from core.db.models import JOB_KINDS, JobProgress, JobWorker, TrainingJob, utcnow
 from core.db.views import JobView, ProgressPoint
-from core.progress import Progress, ProgressCallback
+from core.jobs import runner
 
-__all__ = ["start_training_job", "progress_callback", "finish_job", "refresh_jobs",
-           "cancel_job", "list_jobs", "get_job", "job_history", "job_log_tail", "jobs_dir",
-           "parse_version", "ACTIVE_STATUSES", "checkpoint_of", "resume_job", "heartbeat_age_s",
-           "JOB_COMMANDS"]
+if TYPE_CHECKING:   # core.progress is not imported at run time: it reaches us, not we it
+    from core.progress import Progress, ProgressCallback
+
+__all__ = ["start_training_job", "queue_job", "claim_job", "set_job_pid", "cancel_requested",
+           "record_exit", "progress_callback", "finish_job", "refresh_jobs", "cancel_job",
+           "list_jobs", "get_job", "job_history", "job_log_tail", "jobs_dir", "parse_version",
+           "ACTIVE_STATUSES", "checkpoint_of", "resume_job", "heartbeat_age_s", "JOB_COMMANDS",
+           "WorkerView", "register_worker", "worker_heartbeat", "stop_worker", "list_workers",
+           "live_workers", "worker_timeout_s"]
 
 ACTIVE_STATUSES = ("queued", "running")
-START_GRACE_S = 60          # a queued job with no pid after this long never started
+START_GRACE_S = 60          # a queued job no worker took after this long (and none alive) failed
+WORKER_TIMEOUT_S = 60.0     # a worker beats every few seconds; this much silence means it is gone
+_CLAIM_CANDIDATES = 20      # SQLite: queued rows tried per claim before giving up for this poll
 _VERSION = re.compile(r"version=(\S+)")
 _PUBLISHED = re.compile(r"(?<!not )\bpublished (?:[a-z]+/)?(\S+)")
 _SAVED = re.compile(r"\bsaved (\S+)")
-_children: dict[int, subprocess.Popen] = {}
-_children_lock = threading.Lock()
+
+# The runner's (core.jobs.runner) names that callers have always found here.
+JOB_COMMANDS = runner.JOB_COMMANDS
+jobs_dir = runner.jobs_dir
+_children = runner.children
 
 
-def jobs_dir() -> Path:
-    from core.config import data_dir
-
-    path = data_dir() / "jobs"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+def worker_timeout_s() -> float:
+    """Seconds without a worker heartbeat after which its job is failed
+    (``MEDSCAN_WORKER_TIMEOUT_S``, default 60)."""
+    return float(os.environ.get("MEDSCAN_WORKER_TIMEOUT_S", WORKER_TIMEOUT_S))
 
 
 def parse_version(message: str | None) -> str | None:
@@ -101,141 +131,104 @@ def _job(session: Session, job_id: int) -> TrainingJob:
     return job
 
 
-# ----------------------------------------------------------------------------- page side
-
-# The ``python -m core`` command each kind of job runs (its arguments and ``--job-id N`` follow).
-JOB_COMMANDS: dict[str, tuple[str, ...]] = {
-    "classifier": ("train", "classifier"),
-    "sr": ("train", "sr"),
-    "segmentation": ("train", "segmentation"),
-    "embeddings": ("library", "embed"),
-    "study_images": ("studies", "generate"),
-}
-assert set(JOB_COMMANDS) == set(JOB_KINDS), "every job kind needs its command"
+def _url(session: Session) -> str:
+    return session.get_bind().url.render_as_string(hide_password=False)
 
 
-def start_training_job(session: Session, kind: str, args: Sequence[str], user_id: int | None,
-                       *, argv: Sequence[str] | None = None,
-                       env: Mapping[str, str] | None = None) -> JobView:
-    """Record a job, commit, and spawn its command (:data:`JOB_COMMANDS`, e.g.
-    ``python -m core train KIND ARGS --job-id N``).
+# ----------------------------------------------------------------------------- workers
 
-    ``argv`` replaces the command (tests); ``{job_id}`` in it is replaced by the job id. The
-    child inherits the environment (all ``MEDSCAN_*`` settings) plus ``MEDSCAN_DATABASE_URL`` of
-    this session's engine and ``MEDSCAN_JOB_ID``. Raises :class:`JobError` if it cannot start
-    (the job is then recorded as failed).
-    """
-    if kind not in JOB_KINDS:
-        raise JobError(f"Unknown training kind {kind!r}; expected one of {', '.join(JOB_KINDS)}.")
-    args = [str(a) for a in args]
-    if any(a == "--job-id" or a.startswith("--job-id=") for a in args):
-        raise JobError("--job-id is set by the job runner.")
-    job = TrainingJob(kind=kind, args=args, status="queued", user_id=user_id,
-                      host=socket.gethostname(), fraction=0.0)
-    session.add(job)
-    session.flush()
-    job.log_path = str(jobs_dir() / f"{job.id}.log")
-    if _arg(args, "--run-dir") is None:   # its own checkpoint folder, so it can be resumed
-        job.args = args = [*args, "--run-dir", str(jobs_dir() / f"{job.id}-run")]
-    audit(session, user_id, "train_start", job_id=job.id, kind=kind, args=args)
-    session.commit()  # the child reads and writes this row
 
-    bind = session.get_bind()
-    cmd = ([a.replace("{job_id}", str(job.id)) for a in argv] if argv is not None else
-           [sys.executable, "-m", "core", *JOB_COMMANDS[kind], *args, "--job-id", str(job.id)])
-    child_env = dict(os.environ) | dict(env or {}) | {
-        "MEDSCAN_DATABASE_URL": bind.url.render_as_string(hide_password=False),
-        "MEDSCAN_JOB_ID": str(job.id), "PYTHONUNBUFFERED": "1"}
-    from core.config import REPO_ROOT
+@dataclass(frozen=True)
+class WorkerView:
+    """A worker process (``job_workers`` row)."""
 
-    try:
-        with open(job.log_path, "ab") as log:
-            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log,
-                                    stderr=subprocess.STDOUT, cwd=REPO_ROOT, env=child_env,
-                                    start_new_session=True, close_fds=True)
-    except OSError as err:
-        job.status, job.finished_at = "failed", utcnow()
-        job.error = f"could not start: {err}"
-        session.commit()
-        raise JobError(f"Could not start the training process: {err}") from err
-    with _children_lock:
-        _children[job.id] = proc
+    id: int
+    name: str                       # host:pid, as in training_jobs.claimed_by
+    host: str
+    pid: int
+    kinds: list[str] | None         # None: every kind
+    started_at: datetime
+    heartbeat_at: datetime
+    stopped_at: datetime | None
+    job_id: int | None              # the job it runs now
+    jobs_done: int
+
+    def alive(self, now: datetime | None = None, timeout_s: float | None = None) -> bool:
+        """Not stopped, and beat within ``timeout_s`` (default :func:`worker_timeout_s`)."""
+        age = ((now or utcnow()) - self.heartbeat_at).total_seconds()
+        return self.stopped_at is None and age < (timeout_s or worker_timeout_s())
+
+    def takes(self, kind: str) -> bool:
+        return not self.kinds or kind in self.kinds
+
+
+def _worker_view(w: JobWorker) -> WorkerView:
+    return WorkerView(id=w.id, name=w.name, host=w.host, pid=w.pid,
+                      kinds=list(w.kinds) if w.kinds else None, started_at=w.started_at,
+                      heartbeat_at=w.heartbeat_at, stopped_at=w.stopped_at, job_id=w.job_id,
+                      jobs_done=w.jobs_done)
+
+
+def register_worker(session: Session, *, name: str | None = None,
+                    kinds: Sequence[str] | None = None) -> WorkerView:
+    """Record a starting worker (default name: this process's ``host:pid``) and commit."""
+    bad = [k for k in kinds or () if k not in JOB_KINDS]
+    if bad:
+        raise JobError(f"Unknown job kind {bad[0]!r}; expected some of {', '.join(JOB_KINDS)}.")
     now = utcnow()
-    session.execute(update(TrainingJob).where(TrainingJob.id == job.id)
-                    .values(pid=proc.pid))
-    session.execute(update(TrainingJob)  # unless the child already moved it on
-                    .where(TrainingJob.id == job.id, TrainingJob.status == "queued")
-                    .values(status="running", started_at=now))
+    row = JobWorker(name=name or runner.process_name(), host=socket.gethostname(),
+                    pid=os.getpid(), kinds=list(kinds) if kinds else None, started_at=now,
+                    heartbeat_at=now, jobs_done=0)
+    session.add(row)
     session.commit()
-    session.refresh(job)
-    return _view(job)
+    return _worker_view(row)
 
 
-def _proc_cmdline(pid: int) -> list[str] | None:
-    try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return None
-    return raw.decode(errors="replace").split("\0")
+def worker_heartbeat(session: Session, worker_id: int, *, job_id: int | None = None,
+                     jobs_done: int | None = None) -> None:
+    """The worker is alive (and runs ``job_id``, or nothing); commits."""
+    values: dict[str, Any] = {"heartbeat_at": utcnow(), "stopped_at": None, "job_id": job_id}
+    if jobs_done is not None:
+        values["jobs_done"] = jobs_done
+    session.execute(update(JobWorker).where(JobWorker.id == worker_id).values(**values))
+    session.commit()
 
 
-def _is_zombie(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[-1].split()[:1] == ["Z"]
+def stop_worker(session: Session, worker_id: int) -> None:
+    """The worker exits (or is about to look for work one last time); commits."""
+    session.execute(update(JobWorker).where(JobWorker.id == worker_id)
+                    .values(stopped_at=utcnow(), job_id=None))
+    session.commit()
 
 
-def _process_state(job: TrainingJob) -> tuple[bool, int | None]:
-    """(alive, exit code if known) of the job's process on this host."""
-    with _children_lock:
-        proc = _children.get(job.id)
-    if proc is not None:
-        rc = proc.poll()
-        return rc is None, rc
-    pid = job.pid
-    if pid is None:
-        return False, None
-    try:
-        done_pid, status = os.waitpid(pid, os.WNOHANG)
-        if done_pid == 0:
-            return True, None
-        return False, os.waitstatus_to_exitcode(status)
-    except ChildProcessError:
-        pass  # not our child (another page process started it)
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False, None
-    except PermissionError:
-        return False, None  # exists but not ours: the pid was reused
-    if _is_zombie(pid):
-        return False, None
-    cmdline = _proc_cmdline(pid)
-    if cmdline is not None:  # pid reuse check: it must be our job's process
-        ours = any(a == "--job-id" and b == str(job.id) for a, b in zip(cmdline, cmdline[1:]))
-        ours = ours or f"--job-id={job.id}" in cmdline
-        if not ours:
-            return False, None
-    return True, None
+def list_workers(session: Session, *, limit: int = 50) -> list[WorkerView]:
+    """Newest first."""
+    rows = session.scalars(select(JobWorker).order_by(JobWorker.id.desc()).limit(limit))
+    return [_worker_view(w) for w in rows]
 
 
-def job_log_tail(job: JobView | TrainingJob | str | Path | None, lines: int = 40,
-                 max_chars: int = 4000) -> str:
-    """Last ``lines`` lines of a job's log ('' if there is none)."""
-    path = job if isinstance(job, str | Path) or job is None else job.log_path
-    if not path:
-        return ""
-    try:
-        with open(path, "rb") as fh:
-            fh.seek(0, os.SEEK_END)
-            size = fh.tell()
-            fh.seek(max(0, size - 64 * 1024))
-            text = fh.read().decode(errors="replace")
-    except OSError:
-        return ""
-    return "\n".join(text.splitlines()[-lines:])[-max_chars:]
+def live_workers(session: Session, kind: str | None = None, *,
+                 timeout_s: float | None = None) -> list[WorkerView]:
+    """Workers that are not stopped and beat within ``timeout_s`` (and take ``kind``)."""
+    now = utcnow()
+    timeout_s = timeout_s or worker_timeout_s()
+    rows = session.scalars(select(JobWorker).where(
+        JobWorker.stopped_at.is_(None),
+        JobWorker.heartbeat_at > now - timedelta(seconds=timeout_s)))
+    views = [_worker_view(w) for w in rows]
+    return [w for w in views if w.alive(now, timeout_s) and (kind is None or w.takes(kind))]
+
+
+def _workers_named(session: Session, names: set[str]) -> dict[str, WorkerView]:
+    """The newest worker row of each name (a host may reuse a pid, much later)."""
+    if not names:
+        return {}
+    rows = session.scalars(select(JobWorker).where(JobWorker.name.in_(sorted(names)))
+                           .order_by(JobWorker.id))
+    return {w.name: _worker_view(w) for w in rows}
+
+
+# ----------------------------------------------------------------------------- queue and claim
 
 
 def _arg(args: Sequence[str], name: str) -> str | None:
@@ -249,6 +242,180 @@ def _arg(args: Sequence[str], name: str) -> str | None:
     return value
 
 
+def _set_paths(job: TrainingJob) -> None:
+    """Log file and (unless given) ``--run-dir`` under this machine's ``<data dir>/jobs``."""
+    job.log_path = job.log_path or str(jobs_dir() / f"{job.id}.log")
+    args = list(job.args or [])
+    if _arg(args, "--run-dir") is None:   # its own checkpoint folder, so it can be resumed
+        job.args = [*args, "--run-dir", str(jobs_dir() / f"{job.id}-run")]
+
+
+def _new_job(session: Session, kind: str, args: Sequence[str], user_id: int | None, *,
+             direct: bool) -> TrainingJob:
+    if kind not in JOB_KINDS:
+        raise JobError(f"Unknown training kind {kind!r}; expected one of {', '.join(JOB_KINDS)}.")
+    args = [str(a) for a in args]
+    if any(a == "--job-id" or a.startswith("--job-id=") for a in args):
+        raise JobError("--job-id is set by the job runner.")
+    job = TrainingJob(kind=kind, args=args, status="queued", user_id=user_id, fraction=0.0,
+                      cancel_requested=False)
+    if direct:   # claimed by this process at once; paths on this machine
+        job.host, job.claimed_by, job.claimed_at = (socket.gethostname(), runner.process_name(),
+                                                    utcnow())
+    session.add(job)
+    session.flush()
+    if direct:
+        _set_paths(job)
+    audit(session, user_id, "train_start", job_id=job.id, kind=kind, args=list(job.args),
+          queued=not direct)
+    session.commit()  # the child (or a worker) reads and writes this row
+    return job
+
+
+def queue_job(session: Session, kind: str, args: Sequence[str],
+              user_id: int | None) -> JobView:
+    """Record a ``queued`` job for a worker to claim, and commit. Its log path and ``--run-dir``
+    are set by the claim (on the worker's machine)."""
+    return _view(_new_job(session, kind, args, user_id, direct=False))
+
+
+def start_training_job(session: Session, kind: str, args: Sequence[str], user_id: int | None,
+                       *, argv: Sequence[str] | None = None,
+                       env: Mapping[str, str] | None = None, queue: bool = False) -> JobView:
+    """Record a job and have it run.
+
+    ``queue=True`` (the Training page): the job waits for a worker; if no live worker takes
+    ``kind`` (and ``MEDSCAN_LOCAL_WORKER`` allows it), a worker is started on this machine,
+    with ``argv`` as its job command and ``env`` added to its environment.
+
+    ``queue=False``: the job is claimed by this process and its command (``JOB_COMMANDS``, e.g.
+    ``python -m core train KIND ARGS --job-id N``; ``argv`` replaces it, ``{job_id}`` filled in)
+    starts now as a child in its own process group, output to ``<data dir>/jobs/<N>.log``. The
+    child inherits the environment (all ``MEDSCAN_*`` settings) plus ``env``,
+    ``MEDSCAN_DATABASE_URL`` of this session's engine and ``MEDSCAN_JOB_ID``.
+
+    Raises :class:`JobError` if it cannot start (the job is then recorded as failed).
+    """
+    job = _new_job(session, kind, args, user_id, direct=not queue)
+    url = _url(session)
+    try:
+        if queue:
+            if runner.local_worker_enabled() and not live_workers(session, kind):
+                runner.start_local_worker(url, argv=argv, env=env)
+            return _view(job)
+        cmd = runner.job_command(kind, job.args, job.id, argv)
+        proc = runner.spawn(cmd, job.log_path, runner.child_env(url, job.id, env), job_id=job.id)
+    except OSError as err:
+        job.status, job.finished_at = "failed", utcnow()
+        job.error = f"could not start: {err}"
+        session.commit()
+        what = "a training worker" if queue else "the training process"
+        raise JobError(f"Could not start {what}: {err}") from err
+    now = utcnow()
+    session.execute(update(TrainingJob).where(TrainingJob.id == job.id)
+                    .values(pid=proc.pid))
+    session.execute(update(TrainingJob)  # unless the child already moved it on
+                    .where(TrainingJob.id == job.id, TrainingJob.status == "queued")
+                    .values(status="running", started_at=now))
+    session.commit()
+    session.refresh(job)
+    return _view(job)
+
+
+def claim_job(session: Session, worker: WorkerView,
+              kinds: Sequence[str] | None = None) -> JobView | None:
+    """Take the oldest queued job (of ``kinds``, default the worker's) for ``worker``, or
+    ``None`` when there is none; commits. Never hands one job to two workers: PostgreSQL locks
+    the row (``FOR UPDATE SKIP LOCKED``: another worker skips it), SQLite takes it with an
+    atomic conditional ``UPDATE`` and checks its row count."""
+    now = utcnow()
+    kinds = list(kinds if kinds is not None else worker.kinds or [])
+    q = (select(TrainingJob.id)
+         .where(TrainingJob.status == "queued", TrainingJob.claimed_by.is_(None),
+                TrainingJob.cancel_requested.is_(False))
+         .order_by(TrainingJob.id))
+    if kinds:
+        q = q.where(TrainingJob.kind.in_(kinds))
+    if session.get_bind().dialect.name == "postgresql":
+        candidates = list(session.scalars(q.limit(1).with_for_update(skip_locked=True)))
+    else:   # a plain read (no transaction held), then one atomic UPDATE per candidate
+        candidates = list(session.scalars(q.limit(_CLAIM_CANDIDATES)))
+    claimed = None
+    for job_id in candidates:
+        result = session.execute(
+            update(TrainingJob)
+            .where(TrainingJob.id == job_id, TrainingJob.status == "queued",
+                   TrainingJob.claimed_by.is_(None))
+            .values(status="running", claimed_by=worker.name, claimed_at=now, started_at=now,
+                    updated_at=now, host=worker.host, pid=None)
+            .execution_options(synchronize_session=False))
+        if result.rowcount == 1:
+            claimed = job_id
+            break
+    if claimed is None:
+        session.rollback()
+        return None
+    job = session.get(TrainingJob, claimed, populate_existing=True)
+    _set_paths(job)
+    session.execute(update(JobWorker).where(JobWorker.id == worker.id)
+                    .values(job_id=claimed, heartbeat_at=now, stopped_at=None))
+    session.commit()
+    return _view(job)
+
+
+def set_job_pid(session: Session, job_id: int, pid: int) -> None:
+    """The claimed job's training process is ``pid`` (on the claiming worker's host)."""
+    session.execute(update(TrainingJob).where(TrainingJob.id == job_id).values(pid=pid))
+    session.commit()
+
+
+def cancel_requested(session: Session, job_id: int) -> bool:
+    """Whether the job should stop: a cancel was requested (or it was cancelled otherwise)."""
+    row = session.execute(select(TrainingJob.cancel_requested, TrainingJob.status)
+                          .where(TrainingJob.id == job_id)).first()
+    session.rollback()   # end the read: SQLite must not hold a snapshot between polls
+    return row is None or bool(row.cancel_requested) or row.status == "cancelled"
+
+
+def record_exit(session: Session, job_id: int, returncode: int | None, *,
+                reason: str | None = None) -> JobView:
+    """How the job's process ended, as its worker saw it; commits. A job already finished by
+    its own ``done`` report (or cancelled) keeps that; otherwise exit status 0 is success (the
+    version from the log) and anything else a failure with the log's tail. ``reason`` (e.g. the
+    worker was stopped) fails it with those words."""
+    job = session.get(TrainingJob, job_id, populate_existing=True)
+    if job is None:
+        raise NotFound(f"No training job with id {job_id}.")
+    now = utcnow()
+    if job.status not in ACTIVE_STATUSES:
+        if job.finished_at is None:
+            job.finished_at = now
+        session.commit()
+        return _view(job)
+    tail = job_log_tail(job)
+    job.finished_at = now
+    if returncode == 0 and reason is None:
+        job.status, job.fraction = "succeeded", 1.0
+        job.result_version = job.result_version or _last_version(tail)
+    else:
+        job.status = "failed"
+        why = reason or (f"the training process exited with status {returncode} before "
+                         "reporting a result.")
+        job.error = f"{why}\n{tail}".strip()
+    session.commit()
+    return _view(job)
+
+
+# ----------------------------------------------------------------------------- readers
+
+
+def job_log_tail(job: JobView | TrainingJob | str | Path | None, lines: int = 40,
+                 max_chars: int = 4000) -> str:
+    """Last ``lines`` lines of a job's log ('' if there is none)."""
+    path = job if isinstance(job, str | Path) or job is None else job.log_path
+    return runner.log_tail(path, lines, max_chars)
+
+
 def heartbeat_age_s(job: JobView | TrainingJob, now=None) -> float:
     """Seconds since the job's last progress write (or start, or creation)."""
     last = job.updated_at or job.started_at or job.created_at
@@ -259,18 +426,14 @@ def _minutes(seconds: float) -> str:
     return f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
 
 
-def _reap_children() -> None:
-    with _children_lock:
-        for job_id, proc in list(_children.items()):
-            if proc.poll() is not None:
-                del _children[job_id]
-
-
-def refresh_jobs(session: Session) -> list[JobView]:
+def refresh_jobs(session: Session, *, worker_timeout: float | None = None) -> list[JobView]:
     """Mark queued/running jobs whose worker is gone as finished; returns the jobs changed.
 
-    On this host the process itself is checked; a job of another host (a pid means nothing
-    here) is presumed dead when its heartbeat is older than ``config.job_heartbeat_s()``.
+    A worker's job: the worker's heartbeat is older than ``worker_timeout`` (default
+    :func:`worker_timeout_s`) or it stopped. A queued job nobody claimed: older than
+    ``START_GRACE_S`` while no live worker takes its kind. A job started directly: on this host
+    its process is checked; on another (a pid means nothing here) it is presumed dead when its
+    progress heartbeat is older than ``config.job_heartbeat_s()``.
     """
     from core.config import job_heartbeat_s
 
@@ -278,9 +441,46 @@ def refresh_jobs(session: Session) -> list[JobView]:
     host = socket.gethostname()
     jobs = session.scalars(select(TrainingJob)
                            .where(TrainingJob.status.in_(ACTIVE_STATUSES))).all()
+    workers = _workers_named(session, {j.claimed_by for j in jobs if j.claimed_by})
+    timeout = worker_timeout or worker_timeout_s()
+    live: list[WorkerView] | None = None
     now = utcnow()
     for job in jobs:
         age = heartbeat_age_s(job, now)
+        worker = workers.get(job.claimed_by) if job.claimed_by else None
+        if worker is not None:   # run by a worker: its heartbeat says whether it is alive
+            if worker.alive(now, timeout):
+                continue
+            session.refresh(job)
+            if job.status not in ACTIVE_STATUSES:
+                continue
+            silent = (now - worker.heartbeat_at).total_seconds()
+            why = (f"the worker {worker.name} stopped before the job ended"
+                   if worker.stopped_at is not None and silent < timeout else
+                   f"no heartbeat for {_minutes(silent)} from worker {worker.name}; the worker "
+                   "process is presumed gone")
+            if job.host == host and job.pid is not None and runner.process_state(
+                    job.id, job.pid)[0] and runner.signal_group(job.pid):
+                why += f" (its training process {job.pid} was sent SIGTERM)"
+            job.status, job.finished_at = "failed", now
+            job.error = f"{why}.\n{job_log_tail(job)}".strip()
+            changed.append(job)
+            continue
+        if job.status == "queued" and job.claimed_by is None:   # waiting for a worker
+            if (now - job.created_at).total_seconds() < START_GRACE_S:
+                continue
+            if live is None:
+                live = live_workers(session, timeout_s=timeout)
+            if any(w.takes(job.kind) for w in live):
+                continue
+            session.refresh(job)
+            if job.status != "queued" or job.claimed_by is not None:
+                continue
+            job.status, job.finished_at = "failed", now
+            job.error = (f"no heartbeat for {_minutes(age)}; no worker took the job: the worker "
+                         "process never started. Start one with `python -m core worker`.")
+            changed.append(job)
+            continue
         if job.host not in (None, host):   # a pid means nothing here: judge by the heartbeat
             if age < job_heartbeat_s():
                 continue
@@ -297,7 +497,7 @@ def refresh_jobs(session: Session) -> list[JobView]:
                 continue
             alive, rc = False, None
         else:
-            alive, rc = _process_state(job)
+            alive, rc = runner.process_state(job.id, job.pid)
         if alive:
             continue
         session.refresh(job)  # the child may have finished it meanwhile
@@ -317,7 +517,7 @@ def refresh_jobs(session: Session) -> list[JobView]:
                          f"\n{tail}").strip()
         changed.append(job)
     session.flush()
-    _reap_children()
+    runner.reap_children()
     return [_view(j) for j in changed]
 
 
@@ -327,17 +527,20 @@ def _last_version(text: str) -> str | None:
 
 
 def cancel_job(session: Session, job_id: int, *, by_user_id: int | None = None) -> JobView:
-    """SIGTERM the job's process group and mark it cancelled (no-op if already finished)."""
+    """Mark the job cancelled and request its stop (no-op if already finished): the worker
+    running it SIGTERMs its process group; a job started directly on this host is sent the
+    SIGTERM here."""
     job = _job(session, job_id)
     if job.status not in ACTIVE_STATUSES:
         return _view(job)
-    if job.pid is not None and job.host in (None, socket.gethostname()):
-        alive, _ = _process_state(job)
+    job.cancel_requested = True
+    by_worker = bool(job.claimed_by) and job.claimed_by in _workers_named(session,
+                                                                          {job.claimed_by})
+    if (not by_worker and job.pid is not None
+            and job.host in (None, socket.gethostname())):
+        alive, _ = runner.process_state(job.id, job.pid)
         if alive:
-            try:
-                os.killpg(job.pid, signal.SIGTERM)  # start_new_session: pgid == pid
-            except (ProcessLookupError, PermissionError):
-                pass
+            runner.signal_group(job.pid, signal.SIGTERM)  # start_new_session: pgid == pid
     job.status, job.finished_at = "cancelled", utcnow()
     job.error = job.error or "cancelled by a user"
     audit(session, by_user_id, "train_cancel", job_id=job.id, kind=job.kind)
@@ -389,10 +592,12 @@ def checkpoint_of(job: JobView | TrainingJob) -> Path | None:
 
 def resume_job(session: Session, job_id: int, user_id: int | None, *,
                overrides: Sequence[str] = (), argv: Sequence[str] | None = None,
-               env: Mapping[str, str] | None = None) -> JobView:
+               env: Mapping[str, str] | None = None, queue: bool = False) -> JobView:
     """Start a new job that continues ``job_id``'s checkpoint: the same arguments (and run
     folder) plus ``--resume``; ``overrides`` are appended (e.g. ``["--epochs", "12"]``).
-    Only a failed or cancelled job with a checkpoint can be resumed (:class:`JobError`)."""
+    ``queue`` as in :func:`start_training_job` (a worker resumes it: the run folder must be
+    reachable there). Only a failed or cancelled job with a checkpoint can be resumed
+    (:class:`JobError`)."""
     old = _job(session, job_id)
     if old.status not in ("failed", "cancelled"):
         raise JobError(f"Job {job_id} is {old.status}: only a failed or cancelled job can be "
@@ -401,7 +606,7 @@ def resume_job(session: Session, job_id: int, user_id: int | None, *,
         raise JobError(f"Job {job_id} left no checkpoint to resume from.")
     args = [a for a in (old.args or []) if a not in ("--resume", "--activate")]
     job = start_training_job(session, old.kind, [*args, "--resume", *overrides], user_id,
-                             argv=argv, env=env)
+                             argv=argv, env=env, queue=queue)
     audit(session, user_id, "train_resume", job_id=job.id, resumed_from=job_id,
           checkpoint=str(checkpoint_of(old)))
     session.commit()

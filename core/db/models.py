@@ -18,13 +18,14 @@ from sqlalchemy.types import TypeDecorator
 
 __all__ = ["Base", "UTCDateTime", "utcnow", "User", "Scan", "Prediction", "SRResult", "Rating",
            "Study", "StudyItem", "StudyImage", "StudyCase", "StudyReader", "StudyResponse",
-           "Case", "CaseEmbedding", "AuditLog", "TrainingJob", "JobProgress", "LoginSession",
+           "Case", "CaseEmbedding", "AuditLog", "TrainingJob", "JobProgress", "JobWorker",
+           "LoginSession",
            "LoginThrottle",
            "ROLES", "JOB_KINDS", "JOB_STATUSES", "STUDY_STATES", "STUDY_PRESENTATIONS",
            "STUDY_REFERENCES"]
 
 ROLES = ("radiologist", "admin")
-# What a background job runs (``core.db.jobs.JOB_COMMANDS`` maps each to its command line).
+# What a background job runs (``core.jobs.runner.JOB_COMMANDS`` maps each to its command line).
 JOB_KINDS = ("classifier", "sr", "segmentation", "embeddings", "study_images")
 JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 STUDY_STATES = ("draft", "open", "closed")
@@ -403,6 +404,34 @@ class TrainingJob(Base):
     result_version: Mapped[str | None] = mapped_column(String(64))
     error: Mapped[str | None] = mapped_column(Text)
     log_path: Mapped[str | None] = mapped_column(String(1024))
+    # Who runs it: a worker's name (``host:pid``, ``job_workers.name``), or the process that
+    # started it directly; NULL while it waits in the queue. Set once, by an atomic claim.
+    claimed_by: Mapped[str | None] = mapped_column(String(255))
+    claimed_at: Mapped[datetime | None]
+    # Set by ``cancel_job``; the worker running the job sees it and SIGTERMs the training process.
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class JobWorker(Base):
+    """A ``python -m core worker`` process: its heartbeat says it is alive (``core.db.jobs``).
+
+    One row per worker process start; ``name`` (``host:pid``) is what ``training_jobs.claimed_by``
+    holds. A worker that exits sets ``stopped_at``; one that dies stops beating.
+    """
+
+    __tablename__ = "job_workers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), index=True)
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    kinds: Mapped[list[Any] | None] = mapped_column(JSON)      # NULL: every kind
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    heartbeat_at: Mapped[datetime] = mapped_column(default=utcnow)
+    stopped_at: Mapped[datetime | None]
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("training_jobs.id",
+                                                          ondelete="SET NULL"))
+    jobs_done: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class JobProgress(Base):
