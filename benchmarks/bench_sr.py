@@ -3,6 +3,11 @@
     python benchmarks/bench_sr.py [--method rrdb_psnr] [--sizes 256,512,2048] [--tile 128]
                                   [--threads 2] [--repeats 2] [--json OUT.json]
 
+Three tilings per size: untiled, ``--tile`` (with the model's own context margin, see
+core/sr/tiling.py) and ``auto`` (the tile size the app and CLI choose from
+``MEDSCAN_SR_MEMORY_MB``; "untiled" when the image fits). The ``vs untiled`` column is the
+tiled throughput over the untiled one at the same size (1.0 = no tiling overhead).
+
 Each (size, tiling) case runs in a fresh subprocess so that its peak resident memory
 (``ru_maxrss``) is its own; "model RSS" is the process after loading TensorFlow and the model,
 "peak" the maximum during inference. Throughput is output megapixels per second (median of
@@ -53,14 +58,18 @@ def _one(args) -> dict:
         model = KerasSR(build_rrdbnet(**net), {"scale": SCALE, "network": net}, args.method)
         source = "random weights, shipped configuration"
     lr = np.random.default_rng(0).random((args.size, args.size)).astype(np.float32)
+    tile = None if args.tile < 0 else args.tile           # -1: automatic (memory budget)
+    chosen = model.tile_for(args.size, args.size) if tile is None else tile
+    overlap = model.context if chosen else 0              # measured before timing starts
     base = _rss_mb()
     times = []
     for _ in range(args.repeats + 1):
         t = time.perf_counter()
-        out = model.upscale(lr, tile=args.tile, overlap=16)
+        out = model.upscale(lr, tile=tile)
         times.append(time.perf_counter() - t)
     sec = statistics.median(times[1:])
-    return {"size": args.size, "tile": args.tile, "seconds": round(sec, 3),
+    return {"size": args.size, "tile": args.tile, "chosen_tile": chosen, "overlap": overlap,
+            "seconds": round(sec, 3),
             "first_call_s": round(times[0], 3),
             "mp_per_s": round(out.size / 1e6 / sec, 3), "model_rss_mb": round(base),
             "peak_rss_mb": round(_rss_mb()), "model": source,
@@ -76,7 +85,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--method", default="rrdb_psnr")
     p.add_argument("--sizes", default="256,512,2048")
-    p.add_argument("--tile", type=int, default=128)
+    p.add_argument("--tile", type=int, default=128, help="the fixed tile size compared")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--max-untiled-gb", type=float, default=6.0)
@@ -89,8 +98,8 @@ def main() -> int:
         return 0
     rows = []
     for size in (int(s) for s in args.sizes.split(",")):
-        for tile in (0, args.tile):
-            if tile and tile >= size:
+        for tile in (0, args.tile, -1):
+            if tile > 0 and tile >= size:
                 continue  # one tile == untiled
             if not tile and _estimate_untiled_gb(size) > args.max_untiled_gb:
                 rows.append({"size": size, "tile": 0, "skipped":
@@ -105,15 +114,23 @@ def main() -> int:
             else:
                 rows.append(json.loads(res.stdout.strip().splitlines()[-1]))
             print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
-    print("| input | tiling | s / image | output MP/s | model RSS MB | peak RSS MB |")
-    print("| --- | --- | --- | --- | --- | --- |")
+    untiled = {r["size"]: r["mp_per_s"] for r in rows if r["tile"] == 0 and "mp_per_s" in r}
+    print("| input | tiling | s / image | output MP/s | vs untiled | model RSS MB | peak RSS MB |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
     for r in rows:
-        tiling = f"tile {r['tile']}, overlap 16" if r["tile"] else "untiled"
+        if r["tile"] == 0:
+            tiling = "untiled"
+        else:
+            auto = "auto: " if r["tile"] < 0 else ""
+            tiling = (f"{auto}tile {r['chosen_tile']}, overlap {r['overlap']}"
+                      if r.get("chosen_tile") else f"{auto}untiled")
         if "seconds" in r:
-            print(f"| {r['size']}² | {tiling} | {r['seconds']} | {r['mp_per_s']} | "
+            ratio = (f"{r['mp_per_s'] / untiled[r['size']]:.2f}" if r["size"] in untiled
+                     else "—")
+            print(f"| {r['size']}² | {tiling} | {r['seconds']} | {r['mp_per_s']} | {ratio} | "
                   f"{r['model_rss_mb']} | {r['peak_rss_mb']} |")
         else:
-            print(f"| {r['size']}² | {tiling} | {r.get('skipped') or r.get('error')} | | | |")
+            print(f"| {r['size']}² | {tiling} | {r.get('skipped') or r.get('error')} | | | | |")
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")
     return 0

@@ -9,6 +9,7 @@
 | MEDSCAN_REGISTRY_DIR   | <data dir>/weights (versions trained in the app, the app's active pointers) |
 | MEDSCAN_EVAL_DIR       | unset: fixed evaluation set (image folder) for candidates vs the active version |
 | MEDSCAN_JOB_HEARTBEAT_MIN | 10 (a job on another host with no progress this long is presumed dead) |
+| MEDSCAN_SR_MEMORY_MB   | 3072: activation memory one SR model call may use; larger images are tiled |
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import re
 from pathlib import Path
 
 __all__ = ["REPO_ROOT", "weights_dir", "data_dir", "database_url", "max_pixels", "registry_dir",
-           "eval_dir", "job_heartbeat_s", "portable", "recorded_path"]
+           "eval_dir", "job_heartbeat_s", "portable", "recorded_path", "sr_memory_mb"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -80,3 +81,9 @@ def database_url() -> str:
 
 def max_pixels() -> int:
     return int(os.environ.get("MEDSCAN_MAX_PIXELS", 100_000_000))
+
+
+def sr_memory_mb() -> float:
+    """Memory budget (MB) for one super-resolution model call; the default tile size follows
+    from it (:func:`core.sr.tiling.auto_tile`)."""
+    return float(os.environ.get("MEDSCAN_SR_MEMORY_MB", 3072))

@@ -55,3 +55,56 @@ def test_discriminator_gives_one_logit_per_image(channels):
     assert tuple(out.shape) == (3, 1)
     with pytest.raises(ValueError, match="multiple of 32"):
         build_vgg_discriminator(input_size=48)
+
+
+@pytest.mark.parametrize("scale", [2, 4])
+@pytest.mark.parametrize("channels", [1, 3])
+@pytest.mark.parametrize("global_residual", [False, True])
+def test_srresnet_output_shape(scale, channels, global_residual):
+    from core.models.srresnet import build_srresnet
+
+    model = build_srresnet(scale=scale, num_blocks=2, features=8, num_in_ch=channels,
+                           num_out_ch=channels, global_residual=global_residual)
+    out = model(np.zeros((2, 16, 12, channels), np.float32))
+    assert tuple(out.shape) == (2, 16 * scale, 12 * scale, channels)
+    shuffles = [lyr for lyr in model.layers if lyr.name.startswith("shuffle")]
+    assert len(shuffles) == {2: 1, 4: 2}[scale]           # one sub-pixel ×2 stage per factor 2
+
+
+def test_srresnet_paper_defaults_rebuild_from_a_card_and_layout():
+    """Ledig et al. 2017: 16 blocks of 64 features, 9×9 first and last convolutions, batch
+    norm in the blocks, PReLU with one slope per channel (any image size)."""
+    import inspect
+
+    from keras import layers
+
+    from core.models.srresnet import build_srresnet
+
+    defaults = inspect.signature(build_srresnet).parameters
+    assert (defaults["num_blocks"].default, defaults["features"].default) == (16, 64)
+    model = build_model({"architecture": "srresnet",
+                         "network": {"scale": 4, "num_blocks": 2, "features": 8}})
+    assert model.get_layer("conv_first").kernel_size == (9, 9)
+    assert model.get_layer("conv_last").kernel_size == (9, 9)
+    assert isinstance(model.get_layer("block1_bn2"), layers.BatchNormalization)
+    assert model.get_layer("block0_prelu").get_weights()[0].shape == (1, 1, 8)
+    out = model(np.zeros((1, 7, 9, 1), np.float32))
+    assert tuple(out.shape) == (1, 28, 36, 1)
+
+
+def test_pixel_shuffle_matches_depth_to_space():
+    tf = pytest.importorskip("tensorflow")
+    from core.models.srresnet import PixelShuffle
+
+    x = np.random.default_rng(0).random((2, 5, 6, 12)).astype(np.float32)
+    np.testing.assert_array_equal(np.asarray(PixelShuffle(2)(x)),
+                                  tf.nn.depth_to_space(x, 2).numpy())
+
+
+@pytest.mark.parametrize("kwargs", [{"scale": 3}, {"num_blocks": 0}, {"features": 2.5},
+                                    {"global_residual": True, "num_in_ch": 1, "num_out_ch": 3}])
+def test_srresnet_rejects_bad_arguments(kwargs):
+    from core.models.srresnet import build_srresnet
+
+    with pytest.raises(ValueError):
+        build_srresnet(**({"num_blocks": 1, "features": 8} | kwargs))

@@ -113,28 +113,93 @@ def test_compare_simulate_and_enhance(tmp_weights):
     assert enh.hr is None and enh.metrics is None and enh.diff_maps is None
     assert "not applicable" in enh.metrics_note
     assert enh.outputs["rrdb_psnr"].shape == (80, 96, 3)
-    assert set(SR_METHODS) == {"bicubic", "srcnn", "rrdb_psnr", "esrgan", "zero_filled"}
+    assert set(SR_METHODS) == {"bicubic", "srcnn", "srresnet", "srgan", "rrdb_psnr", "esrgan",
+                               "zero_filled"}
 
 
-@pytest.mark.parametrize("method", ["srcnn", "rrdb_psnr", "esrgan"])
-def test_shipped_models_tiled_equal_untiled_for_every_tile_size(method):
-    """The shipped ×4 models (weights/, in the repository): every tile size the CLI and the
-    app offer gives the untiled result within half a grey level (so the 8-bit images agree
-    within 1/255): cores are stitched, no seams blended, and the default 16-pixel context
-    covers the models' effective receptive field. The blended seams before measured up to
-    0.9/255 here and 2/255 on a 128² slice at tile 48."""
+#: Every tile size the CLI (``--tile``) and the app accept, from the smallest up; 0 is untiled.
+TILE_SIZES = (8, 12, 16, 24, 32, 48, 64, 96, 128)
+
+
+def _edgy_lr(shape=(88, 120), seed=7):
     import cv2
 
-    from core.sr.models import load_sr_model
-    from core.sr.tiling import DEFAULT_OVERLAP
+    rng = np.random.default_rng(seed)
+    lr = cv2.GaussianBlur(rng.random(shape).astype(np.float32), (0, 0), 1.5)
+    return np.clip(lr * 3 - 1, 0, 1).astype(np.float32)          # contrast, edges
 
-    rng = np.random.default_rng(7)
-    lr = cv2.GaussianBlur(rng.random((88, 120)).astype(np.float32), (0, 0), 1.5)
-    lr = np.clip(lr * 3 - 1, 0, 1).astype(np.float32)          # contrast, edges
-    model = load_sr_model(method, 4, weights_dir=REPO_WEIGHTS)
-    untiled = model.upscale(lr, tile=0, alpha=0.8)
-    worst = {}
-    for tile in (8, 16, 24, 32, 48, 64, 128):
-        tiled = model.upscale(lr, tile=tile, overlap=DEFAULT_OVERLAP, alpha=0.8)
-        worst[tile] = float(np.abs(tiled - untiled).max()) * 255
-    assert max(worst.values()) <= 0.5, worst
+
+def _worst_tiled_error(model, lr, **kw) -> dict[int, float]:
+    untiled = model.upscale(lr, tile=0, **kw)
+    return {tile: float(np.abs(model.upscale(lr, tile=tile, **kw) - untiled).max()) * 255
+            for tile in TILE_SIZES}
+
+
+@pytest.mark.parametrize("method,scale", [("srcnn", 4), ("rrdb_psnr", 4), ("esrgan", 4),
+                                          ("rrdb_psnr", 2), ("srcnn", 2)])
+def test_shipped_models_tiled_equal_untiled_for_every_tile_size(method, scale):
+    """The shipped models (weights/, in the repository): every tile size the CLI and the app
+    accept gives the untiled result within half a grey level (so the 8-bit images agree within
+    1/255), with the context margin each model measures for itself (no fixed overlap)."""
+    model = load_sr_model(method, scale, weights_dir=REPO_WEIGHTS)
+    assert 0 < model.context <= model.radius
+    worst = _worst_tiled_error(model, _edgy_lr(), alpha=0.8)
+    assert max(worst.values()) <= 0.5, (model.context, worst)
+
+
+@pytest.mark.parametrize("scale", [2, 4])
+def test_srresnet_tiled_equals_untiled_for_every_tile_size(scale):
+    """SRResNet at the shipped depth (16 blocks: the receptive field does not depend on the
+    width) with 8 features and random weights, batch norm statistics moved off identity."""
+    import keras
+
+    from core.models.srresnet import build_srresnet
+
+    keras.utils.set_random_seed(3)
+    net = {"scale": scale, "num_blocks": 16, "features": 8, "global_residual": True}
+    model = build_srresnet(**net)
+    rng = np.random.default_rng(0)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            g, b, mean, var = layer.get_weights()
+            layer.set_weights([g, b, rng.normal(0, 0.1, mean.shape),
+                               rng.uniform(0.5, 2, var.shape)])
+    sr = KerasSR(model, {"architecture": "srresnet", "network": net, "scale": scale}, "srresnet")
+    assert sr.radius == 40 and sr.context <= sr.radius
+    worst = _worst_tiled_error(sr, _edgy_lr((72, 100)))
+    assert max(worst.values()) <= 0.5, (sr.context, worst)
+
+
+def test_overlap_at_the_receptive_radius_is_exact():
+    """With the theoretical radius as overlap nothing outside a window can reach its core."""
+    sr = KerasSR(_rrdb(6, gain=3.0), _card("rrdb_psnr", "t"), "rrdb_psnr")
+    assert sr.radius == 2 + 15 + 2        # conv_first, 1 RRDB (15 convs), conv_body, HR convs
+    lr = _edgy_lr((50, 70))
+    untiled = sr.upscale(lr, tile=0)
+    np.testing.assert_allclose(sr.upscale(lr, tile=8, overlap=sr.radius), untiled, atol=1e-5)
+
+
+@pytest.mark.parametrize("tile", [-1, 1, 7, 2.5])
+def test_tile_sizes_below_the_minimum_are_refused(tile):
+    from core.errors import MedScanError
+
+    sr = KerasSR(_rrdb(6), _card("rrdb_psnr", "t"), "rrdb_psnr")
+    with pytest.raises(MedScanError, match="Tile size"):
+        sr.upscale(np.zeros((20, 20), np.float32), tile=tile)
+
+
+def test_default_tile_follows_the_memory_budget(monkeypatch):
+    """Untiled while the activations fit MEDSCAN_SR_MEMORY_MB; otherwise as few equal cores
+    as fit, each window within the budget."""
+    from core.sr.tiling import MIN_AUTO_TILE, auto_tile
+
+    per_px = 8601.6                                     # the shipped ×4 RRDB's estimate
+    assert auto_tile(128, 128, 14, per_px, budget_mb=2048) == 0
+    assert auto_tile(512, 512, 14, per_px, budget_mb=4096) == 0
+    tile = auto_tile(512, 512, 14, per_px, budget_mb=2048)
+    assert tile == 256                                  # two cores a side, not 470 + 42
+    assert (tile + 28) ** 2 * per_px <= 2048 * 2**20
+    assert auto_tile(4096, 4096, 14, per_px, budget_mb=1) == MIN_AUTO_TILE
+    monkeypatch.setenv("MEDSCAN_SR_MEMORY_MB", "64")
+    sr = KerasSR(_rrdb(6), _card("rrdb_psnr", "t"), "rrdb_psnr")
+    assert sr.tile_for(40, 40) == 0 and sr.tile_for(200, 200) > 0

@@ -150,3 +150,113 @@ def test_psnr_fine_tune_from_a_published_version_on_mixed_degradation(data_dir, 
     for wa, wb in zip(a.get_weights(), b.get_weights()):   # learning rate 0: the same weights
         assert np.allclose(wa, wb)
     assert res.version == "p-ft"
+
+
+TINY_SRRESNET = {"num_blocks": 1, "features": 8, "global_residual": True}
+
+
+def test_srgan_step_lowers_generator_loss(batch):
+    """The SRGAN recipe: standard (non-relativistic) GAN term on the same machinery."""
+    from core.models.discriminator import build_vgg_discriminator
+    from core.models.srresnet import build_srresnet
+    from core.sr.gan import make_gan_step, vanilla_d_loss, vanilla_g_loss
+    from core.sr.perceptual import _truncate
+
+    import tensorflow as tf
+
+    real, fake = tf.constant([[3.0], [2.0]]), tf.constant([[-2.0], [-1.0]])
+    assert float(vanilla_d_loss(real, fake)) < float(vanilla_d_loss(fake, real))
+    assert float(vanilla_g_loss(real, real)) < float(vanilla_g_loss(real, fake))
+    keras.utils.set_random_seed(0)
+    lr, hr = batch
+    G = build_srresnet(scale=4, **TINY_SRRESNET)
+    D = build_vgg_discriminator(num_in_ch=1, num_feat=4, input_size=32)
+    feats, _ = _truncate(_tiny_feature_net(), None, 1)
+    step = make_gan_step(G, D, feats, keras.optimizers.Adam(2e-3), keras.optimizers.Adam(2e-3),
+                         w_percep=1.0, w_gan=5e-3, w_l1=1e-2, adversarial="vanilla")
+    losses = [{k: float(v) for k, v in step(lr, hr).items()} for _ in range(8)]
+    assert all(np.isfinite(v) for v in losses[-1].values())
+    content = [d["percep"] + 1e-2 * d["l1"] for d in losses]
+    assert content[-1] < content[0]
+    with pytest.raises(Exception, match="adversarial"):
+        make_gan_step(G, D, feats, keras.optimizers.Adam(), keras.optimizers.Adam(),
+                      w_percep=1.0, w_gan=5e-3, w_l1=1e-2, adversarial="wgan")
+
+
+def _tiny_classifier(version="c1"):
+    vgg16 = pytest.importorskip("core.models.vgg16")
+    net = {"num_classes": 2, "input_shape": [32, 32, 3], "width": 0.0625}
+    registry.save_version("classifier", vgg16.build_classifier_bn(**net), {
+        "architecture": "vgg16_bn", "network": net, "classes": ["a", "b"],
+        "input_size": [32, 32], "preprocessing": {"normalise": "vgg16", "channels": 3}},
+        version=version, activate=True)
+
+
+def test_srresnet_psnr_then_srgan_with_recipe_alpha_curve_and_resume(data_dir, tmp_path,
+                                                                     tmp_weights):
+    """``train sr --method srresnet --stage psnr`` then ``--stage gan``: the GAN starts from the
+    active SRResNet, uses the project classifier's features when there is no VGG19 (as ESRGAN
+    does), records its recipe and α curve in the card, and resumes from its checkpoint."""
+    _tiny_classifier()
+    base = dict(data=str(data_dir / "brain-mri-hr"), scale=4, method="srresnet", lr_patch=8,
+                batch_size=2, steps_per_epoch=1)
+    psnr = train_sr(SRTrainConfig(**base, network=TINY_SRRESNET, steps=1, learning_rate=1e-3,
+                                  run_dir=str(tmp_path / "p"), activate=True, version="sp1"))
+    assert psnr.card["architecture"] == "srresnet" and psnr.card["method"] == "srresnet"
+    assert psnr.card["recipe"]["stage"] == "psnr" and psnr.card["recipe"]["pixel_loss"] == "L1"
+    assert registry.active_version("sr", slot="srresnet_x4") == "sp1"
+
+    seen = []
+    gan_cfg = dict(base, stage="gan", steps=1, disc_feat=4, run_dir=str(tmp_path / "g"),
+                   publish=False)
+    train_sr(SRTrainConfig(**gan_cfg), seen.append)
+    state = json.loads((tmp_path / "g" / "ckpt" / "state.json").read_text())
+    assert state["step"] == 1
+    assert (tmp_path / "g" / "ckpt" / "discriminator.weights.h5").is_file()
+    with pytest.raises(Exception, match="resume"):
+        train_sr(SRTrainConfig(**gan_cfg))
+    res = train_sr(SRTrainConfig(**(gan_cfg | dict(steps=2, resume=True, publish=True,
+                                                     activate=True, version="sg1",
+                                                     val=str(data_dir / "brain-mri-hr"),
+                                                     val_limit=1))), seen.append)
+    assert res.history[-1]["step"] == 2 and [h["step"] for h in res.history] == [1, 2]
+    assert any(p.phase == "gan" for p in seen)
+    card = registry.load_card("sr", "sg1")
+    assert card["method"] == "srgan" and card["architecture"] == "srresnet"
+    assert card["init_version"] == "sp1" and card["network"] == psnr.card["network"]
+    recipe = card["recipe"]
+    assert recipe["adversarial"] == "vanilla" and recipe["generator_init"] == {
+        "version": "sp1", "method": "srresnet"}
+    assert recipe["perceptual"]["kind"] == "classifier"
+    assert recipe["loss_weights"] == {"perceptual": 1.0, "gan": 5e-3, "l1": 1e-2}
+    assert "Ledig" in recipe["paper"] and card["training"]["steps_done"] == 2
+    curve = card["metrics"]["alpha_curve"]
+    assert [p["alpha"] for p in curve["points"]] == [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
+    assert curve["psnr_version"] == "sp1" and curve["images"] == 1
+    assert set(card["metrics"]["methods"]) == {"bicubic", "srgan"}
+    # α 1 of the curve is the GAN generator the card's metrics measured
+    assert curve["points"][-1]["psnr"] == pytest.approx(card["metrics"]["methods"]["srgan"]["psnr"],
+                                                         abs=1e-3)
+    assert registry.active_version("sr", slot="srgan_x4") == "sg1"
+
+    from core.sr import available_methods
+
+    assert available_methods(4) == {"bicubic": None, "srresnet": "sp1", "srgan": "sg1"}
+
+
+def test_gan_stage_needs_its_own_psnr_partner(data_dir, tmp_path, tmp_weights):
+    """srresnet --stage gan with only an RRDB PSNR model installed: a clear error naming the
+    missing slot; an RRDB given as --init is refused."""
+    from core.errors import MedScanError
+
+    base = dict(data=str(data_dir / "brain-mri-hr"), scale=4, lr_patch=8, batch_size=2,
+                steps=1, steps_per_epoch=1)
+    train_sr(SRTrainConfig(**base, network=TINY, run_dir=str(tmp_path / "r"), activate=True,
+                           version="rp"))
+    gan = dict(base, method="srresnet", stage="gan", perceptual="none", disc_feat=4)
+    with pytest.raises(MedScanError, match="srresnet_x4"):
+        train_sr(SRTrainConfig(**gan, run_dir=str(tmp_path / "g1")))
+    with pytest.raises(MedScanError, match="srresnet"):
+        train_sr(SRTrainConfig(**gan, init="rp", run_dir=str(tmp_path / "g2")))
+    with pytest.raises(MedScanError, match="stage"):
+        SRTrainConfig(**(base | {"method": "srcnn", "stage": "gan"}))

@@ -22,6 +22,7 @@ BUILDERS: dict[str, str] = {
     "cnn": "core.models.simple_cnn:build_simple_cnn",
     "rrdbnet": "core.models.rrdbnet:build_rrdbnet",
     "srcnn": "core.models.srcnn:build_srcnn",
+    "srresnet": "core.models.srresnet:build_srresnet",
     "esrgan_discriminator": "core.models.discriminator:build_vgg_discriminator",
     "unet": "core.models.unet:build_unet",
 }

@@ -1,11 +1,12 @@
-"""Super-resolution: bicubic, SRCNN (Dong et al. 2014), PSNR-oriented RRDBNet and ESRGAN
-(Wang et al. 2018) with network interpolation; tiled inference; PSNR/SSIM comparison.
+"""Super-resolution: bicubic, SRCNN (Dong et al. 2014), SRResNet and SRGAN (Ledig et al. 2017),
+PSNR-oriented RRDBNet and ESRGAN (Wang et al. 2018), the GANs with network interpolation; tiled
+inference; PSNR/SSIM comparison; the α trade-off curve (:mod:`core.sr.evaluate`).
 
 Public API::
 
-    SR_METHODS = ("bicubic", "srcnn", "rrdb_psnr", "esrgan", "zero_filled")
+    SR_METHODS   # core.sr.methods: bicubic, srcnn, srresnet, srgan, rrdb_psnr, esrgan, zero_filled
     available_methods(scale) -> {method: active version or None (bicubic)}   # installed only
-    compare(image, *, scale=4, mode="simulate"|"enhance", methods=..., alpha=0.8, tile=128,
+    compare(image, *, scale=4, mode="simulate"|"enhance", methods=..., alpha=0.8, tile=None,
             models=None, progress=None, degradation="bicubic"|"kspace", window=None,
             rician_snr=None) -> SRComparison
     bicubic_upscale(image, scale); degrade(hr, scale, *, kind="bicubic"|"kspace", ...)
@@ -24,7 +25,7 @@ from pathlib import Path
 # light (numpy, Pillow); scikit-image and TensorFlow are imported on first use.
 from core.sr.compare import SRComparison, compare
 from core.sr.degrade import bicubic_upscale, degrade
-from core.sr.methods import MODEL_METHODS
+from core.sr.methods import GAN_PARTNER, MODEL_METHODS
 from core.sr.models import SR_METHODS, load_sr_model, slot_name
 
 __all__ = ["SR_METHODS", "available_methods", "compare", "SRComparison", "bicubic_upscale",
@@ -33,7 +34,7 @@ __all__ = ["SR_METHODS", "available_methods", "compare", "SRComparison", "bicubi
 
 def available_methods(scale: int, *, weights_dir: Path | str | None = None) -> dict[str, str | None]:
     """Installed methods at ``scale`` → active version (``None`` for bicubic, always present).
-    ``esrgan`` is listed only when its PSNR partner can be found too."""
+    A GAN method (``esrgan``, ``srgan``) is listed only when its PSNR partner can be found too."""
     from core import registry
 
     out: dict[str, str | None] = {"bicubic": None}
@@ -46,9 +47,9 @@ def available_methods(scale: int, *, weights_dir: Path | str | None = None) -> d
             card = registry.load_card("sr", version, weights_dir=weights_dir)
         except Exception:  # broken pointer or card: not installed
             continue
-        if method == "esrgan":
+        if method in GAN_PARTNER:
             partner = card.get("init_version") or registry.active_version(
-                "sr", slot=slot_name("rrdb_psnr", scale), weights_dir=weights_dir)
+                "sr", slot=slot_name(GAN_PARTNER[method], scale), weights_dir=weights_dir)
             if partner is None:
                 continue
         out[method] = version

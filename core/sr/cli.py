@@ -8,32 +8,58 @@ import json
 
 from core.progress import add_progress_args, progress_from_args
 from core.sr.degrade import DEGRADATIONS
+from core.sr.methods import (GAN_PARTNER, METHOD_LABELS, SR_METHODS, TRAIN_NETWORKS,
+                             TRAINING_METHODS, uses_alpha)
 
-__all__ = ["register"]
+__all__ = ["register", "PRESETS"]
 
+#: Network sizes per training network: ``cpu`` (what ships) and ``paper``.
 PRESETS = {
-    "cpu": {"num_feat": 32, "num_block": 6, "num_grow_ch": 16, "global_residual": True},
-    "paper": {"num_feat": 64, "num_block": 23, "num_grow_ch": 32, "global_residual": False},
+    "rrdb": {
+        "cpu": {"num_feat": 32, "num_block": 6, "num_grow_ch": 16, "global_residual": True},
+        "paper": {"num_feat": 64, "num_block": 23, "num_grow_ch": 32, "global_residual": False},
+    },
+    "srresnet": {
+        # the paper's depth (so its receptive field), half its width, bicubic skip
+        "cpu": {"num_blocks": 16, "features": 32, "global_residual": True},
+        "paper": {"num_blocks": 16, "features": 64, "global_residual": False},
+    },
+    "srcnn": {"cpu": {}, "paper": {}},
 }
+#: The generic size flags → each network's builder argument (None: not applicable).
+_SIZE_FLAGS = {"rrdb": {"num_feat": "num_feat", "num_block": "num_block",
+                        "num_grow_ch": "num_grow_ch"},
+               "srresnet": {"num_feat": "features", "num_block": "num_blocks",
+                            "num_grow_ch": None},
+               "srcnn": {"num_feat": None, "num_block": None, "num_grow_ch": None}}
+
+
+def _trains() -> str:
+    return "; ".join(f"{net}: " + ", ".join(f"{stage} → {METHOD_LABELS[m]}"
+                                            for stage, m in stages.items())
+                     for net, stages in TRAINING_METHODS.items())
 
 
 def register(cmds) -> None:
     p = cmds.train.add_parser(
-        "sr", help="train a super-resolution model (RRDB PSNR/ESRGAN or SRCNN)",
-        description="Stage psnr: L1 pre-training (RRDB or SRCNN). Stage gan: ESRGAN fine-tuning "
-                    "from a PSNR model (RaGAN + perceptual + L1).")
+        "sr", help="train a super-resolution model (RRDB/ESRGAN, SRResNet/SRGAN or SRCNN)",
+        description="Stage psnr: L1 pre-training. Stage gan: adversarial fine-tuning of the "
+                    "active PSNR model of the same network (ESRGAN: RaGAN + perceptual + L1; "
+                    "SRGAN: standard GAN + perceptual + L1). " + _trains() + ".")
     p.add_argument("--data", required=True, help="folder of HR training images")
     p.add_argument("--val", default=None, help="folder of HR validation images (metrics in card)")
     p.add_argument("--val-limit", type=int, default=None)
     p.add_argument("--scale", type=int, default=4, choices=(2, 4))
     p.add_argument("--stage", default="psnr", choices=("psnr", "gan"))
-    p.add_argument("--method", default="rrdb", choices=("rrdb", "srcnn"))
-    p.add_argument("--preset", default="cpu", choices=tuple(PRESETS),
-                   help="RRDB size: cpu = 32 feat, 6 blocks, 16 growth, bicubic skip (shipped); "
-                        "paper = ESRGAN's 64/23/32")
-    p.add_argument("--num-feat", type=int)
-    p.add_argument("--num-block", type=int)
-    p.add_argument("--num-grow-ch", type=int)
+    p.add_argument("--method", default="rrdb", choices=TRAIN_NETWORKS,
+                   help="the network: " + _trains())
+    p.add_argument("--preset", default="cpu", choices=("cpu", "paper"),
+                   help="network size: rrdb cpu = 32 feat, 6 blocks, 16 growth, bicubic skip; "
+                        "paper = ESRGAN's 64/23/32. srresnet cpu = 16 blocks of 32 features, "
+                        "bicubic skip; paper = SRGAN's 16 blocks of 64")
+    p.add_argument("--num-feat", type=int, help="features (rrdb num_feat, srresnet features)")
+    p.add_argument("--num-block", type=int, help="blocks (rrdb num_block, srresnet num_blocks)")
+    p.add_argument("--num-grow-ch", type=int, help="rrdb growth channels")
     p.add_argument("--global-residual", type=int, choices=(0, 1), default=None,
                    help="add a bicubic skip to the output (1) or not (0)")
     p.add_argument("--channels", type=int, default=1, choices=(1, 3))
@@ -44,7 +70,7 @@ def register(cmds) -> None:
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--lr-patch", type=int, default=48, help="LR patch side (HR = × scale)")
     p.add_argument("--lr", type=float, default=None,
-                   help="learning rate (default 2e-4 psnr rrdb, 1e-3 srcnn, 1e-4 gan)")
+                   help="learning rate (default 2e-4 psnr rrdb/srresnet, 1e-3 srcnn, 1e-4 gan)")
     p.add_argument("--schedule", default="cosine", choices=("cosine", "constant"))
     p.add_argument("--max-minutes", type=float, default=None, help="wall-clock cap")
     p.add_argument("--blur", type=float, default=0.0, help="max Gaussian blur sigma (HR px)")
@@ -60,14 +86,17 @@ def register(cmds) -> None:
     p.add_argument("--run-dir", default=None, help="checkpoint folder (default runs/sr_<m>_x<s>)")
     p.add_argument("--resume", action="store_true", help="continue the checkpoint in --run-dir")
     p.add_argument("--init", default=None, help="gan: PSNR model version to start from "
-                   "(default: the active rrdb_psnr of this scale); psnr: fine-tune this "
-                   "published version (its architecture) instead of starting from scratch")
+                   "(default: the active rrdb_psnr / srresnet of this scale); psnr: fine-tune "
+                   "this published version (its architecture) instead of starting from scratch")
     p.add_argument("--perceptual", default="auto",
                    help="gan: auto | vgg19 | classifier | none | path of VGG19 no-top weights")
     p.add_argument("--perceptual-layer", default=None)
-    p.add_argument("--gan-weight", type=float, default=5e-3)
-    p.add_argument("--l1-weight", type=float, default=1e-2)
-    p.add_argument("--perceptual-weight", type=float, default=1.0)
+    p.add_argument("--gan-weight", type=float, default=None,
+                   help="gan: adversarial weight (default: the recipe's, 5e-3)")
+    p.add_argument("--l1-weight", type=float, default=None,
+                   help="gan: L1 weight (default: the recipe's, 1e-2)")
+    p.add_argument("--perceptual-weight", type=float, default=None,
+                   help="gan: perceptual weight (default: the recipe's, 1)")
     p.add_argument("--disc-feat", type=int, default=64)
     p.add_argument("--activate", action="store_true", help="make it the active model of its slot")
     p.add_argument("--no-publish", action="store_true", help="do not save to the registry")
@@ -82,7 +111,14 @@ def register(cmds) -> None:
     e.add_argument("--model", default=None, help="evaluate this version in place of the active "
                    "model of its method")
     e.add_argument("--methods", default=None, help="comma list (default: every installed one)")
-    e.add_argument("--alpha", type=float, default=1.0, help="esrgan network interpolation")
+    e.add_argument("--alpha", type=float, default=1.0,
+                   help="network interpolation of the GAN methods (" + ", ".join(GAN_PARTNER)
+                   + "): 0 = their PSNR model, 1 = the GAN")
+    e.add_argument("--alpha-curve", action="store_true",
+                   help="instead: PSNR/SSIM of each GAN method (or --model) at α 0, 0.2, ..., 1")
+    e.add_argument("--record", action="store_true",
+                   help="with --alpha-curve: store each curve in its model card "
+                        "(metrics.alpha_curve), the one the Super-resolution page plots")
     e.add_argument("--tile", type=int, default=0, help="tile size (LR px); 0 = untiled")
     e.add_argument("--limit", type=int, default=None)
     e.add_argument("--degradation", default="bicubic", choices=DEGRADATIONS,
@@ -101,20 +137,31 @@ def register(cmds) -> None:
     s.add_argument("file")
     s.add_argument("--scale", type=int, default=4, choices=(2, 4))
     s.add_argument("--out", required=True, help="output PNG")
-    s.add_argument("--method", default=None, choices=("bicubic", "srcnn", "rrdb_psnr", "esrgan"),
+    s.add_argument("--method", default=None, choices=SR_METHODS,
                    help="default: esrgan if installed, else rrdb_psnr")
     s.add_argument("--model", default=None, help="model version (overrides --method)")
-    s.add_argument("--alpha", type=float, default=0.8, help="esrgan: 0 = PSNR model, 1 = GAN")
-    s.add_argument("--tile", type=int, default=128, help="tile size (LR px); 0 = untiled")
+    s.add_argument("--alpha", type=float, default=0.8,
+                   help="GAN methods: 0 = their PSNR model, 1 = the GAN")
+    s.add_argument("--tile", type=int, default=None,
+                   help="tile size (LR px, at least 8); 0 = untiled; default: from the memory "
+                        "budget MEDSCAN_SR_MEMORY_MB (untiled when the image fits). Tiled "
+                        "output equals untiled output.")
     s.add_argument("--threads", type=int, default=None)
     s.set_defaults(func=_super_resolve)
 
 
 def _network(args) -> dict:
-    net = dict(PRESETS[args.preset]) if args.method == "rrdb" else {}
-    for key in ("num_feat", "num_block", "num_grow_ch"):
-        if getattr(args, key) is not None:
-            net[key] = getattr(args, key)
+    from core.errors import MedScanError
+
+    net = dict(PRESETS[args.method][args.preset])
+    for flag, key in _SIZE_FLAGS[args.method].items():
+        value = getattr(args, flag)
+        if value is None:
+            continue
+        if key is None:
+            raise MedScanError(f"--{flag.replace('_', '-')} does not apply to --method "
+                               f"{args.method}.")
+        net[key] = value
     if args.global_residual is not None:
         net["global_residual"] = bool(args.global_residual)
     return net
@@ -153,6 +200,12 @@ def _evaluate(args) -> int:
     from core.sr.train import limit_threads
 
     limit_threads(args.threads)
+    if args.alpha_curve:
+        return _alpha_curves(args)
+    if args.record:
+        from core.errors import MedScanError
+
+        raise MedScanError("--record goes with --alpha-curve.")
     installed = available_methods(args.scale)
     methods = args.methods.split(",") if args.methods else list(installed)
     models = {}
@@ -184,6 +237,52 @@ def _evaluate(args) -> int:
     return 0
 
 
+def _alpha_curves(args) -> int:
+    """``evaluate sr --alpha-curve``: one curve per GAN method (or the ``--model`` version)."""
+    from core import registry
+    from core.errors import MedScanError
+    from core.sr import available_methods
+    from core.sr.evaluate import alpha_curve
+    from core.sr.models import load_sr_model
+
+    if args.model:
+        card = registry.load_card("sr", args.model)
+        targets = {card.get("method"): args.model}
+        if not uses_alpha(card.get("method", "")):
+            raise MedScanError(f"sr/{args.model} is a {card.get('method')!r} model; the α curve "
+                               f"needs a GAN method ({', '.join(GAN_PARTNER)}).")
+    else:
+        wanted = args.methods.split(",") if args.methods else list(GAN_PARTNER)
+        installed = available_methods(args.scale)
+        targets = {m: installed[m] for m in wanted if uses_alpha(m) and installed.get(m)}
+        if not targets:
+            raise MedScanError(f"No installed GAN method at x{args.scale} among "
+                               f"{', '.join(wanted)}.")
+    progress = progress_from_args(args) if not args.json else (lambda p: None)
+    curves = {}
+    for method, version in targets.items():
+        model = load_sr_model(method, args.scale, version)
+        curve = alpha_curve(args.data, args.scale, model, limit=args.limit, progress=progress,
+                            degradation=args.degradation, window=args.window,
+                            rician_snr=args.rician_snr)
+        curves[method] = curve
+        if args.record:
+            card = registry.load_card("sr", model.version)
+            card.setdefault("metrics", {})["alpha_curve"] = curve
+            registry.replace_card("sr", model.version, card)
+    if args.json:
+        print(json.dumps({"scale": args.scale, "alpha_curves": curves}))
+        return 0
+    for method, c in curves.items():
+        print(f"{METHOD_LABELS[method]} {c['version']} (α 0 = {c['psnr_version']}), "
+              f"{c['images']} images, LR by {c['degradation']}"
+              + (" — recorded in its card" if args.record else ""))
+        print(f"  bicubic    PSNR {c['bicubic']['psnr']:.2f} dB  SSIM {c['bicubic']['ssim']:.4f}")
+        for p in c["points"]:
+            print(f"  α {p['alpha']:.1f}      PSNR {p['psnr']:.2f} dB  SSIM {p['ssim']:.4f}")
+    return 0
+
+
 def _super_resolve(args) -> int:
     import time
 
@@ -193,7 +292,10 @@ def _super_resolve(args) -> int:
     from core.sr.models import load_sr_model
     from core.sr.train import limit_threads
 
+    from core.sr.tiling import check_tile
+
     limit_threads(args.threads)
+    check_tile(args.tile)
     if args.model:
         from core import registry
 

@@ -22,6 +22,7 @@ from core.progress import Progress
 from core.sr.degrade import as_float01, crop_to_multiple, degrade, describe_degradation
 from core.sr.metrics import diff_map, psnr, ssim
 from core.sr.models import SR_METHODS, load_sr_model
+from core.sr.tiling import check_tile
 
 __all__ = ["SRComparison", "compare", "ENHANCE_NOTE", "MAX_INPUT_PIXELS"]
 
@@ -49,14 +50,16 @@ class SRComparison:
 
 def compare(image: np.ndarray, *, scale: int = 4, mode: str = "simulate",
             methods: Sequence[str] = ("bicubic", "rrdb_psnr"), alpha: float = 0.8,
-            tile: int = 128, models: Mapping | None = None,
+            tile: int | None = None, models: Mapping | None = None,
             progress: Callable[[Progress], None] | None = None, degradation: str = "bicubic",
             window: str | None = None, rician_snr: float | None = None) -> SRComparison:
     """Run ``methods`` on ``image`` (H×W or H×W×3; float [0, 1] or uint8/uint16) and compare.
 
     ``models`` maps method → a loaded model (:func:`core.sr.models.load_sr_model`, cached by
-    the app); missing ones are loaded from the registry. ``alpha`` is the ESRGAN network
-    interpolation (1 = pure GAN, 0 = PSNR model). ``tile`` (LR px, 0 = untiled) bounds memory.
+    the app); missing ones are loaded from the registry. ``alpha`` is the network
+    interpolation of the GAN methods (1 = pure GAN, 0 = PSNR model). ``tile`` (LR px, 0 =
+    untiled, ``None`` = from the memory budget ``MEDSCAN_SR_MEMORY_MB``) bounds memory; tiled
+    output equals untiled output (:mod:`core.sr.tiling`).
     ``degradation`` (simulate mode): how the low-resolution input is made, ``"bicubic"`` or
     ``"kspace"`` (MRI k-space truncation, with ``window`` and optional Rician noise at
     ``rician_snr``; see :mod:`core.sr.degrade`); with ``"kspace"`` the zero-filled (sinc)
@@ -67,6 +70,7 @@ def compare(image: np.ndarray, *, scale: int = 4, mode: str = "simulate",
         raise MedScanError(f"mode must be 'simulate' or 'enhance', got {mode!r}.")
     if scale not in (2, 4):
         raise MedScanError(f"scale must be 2 or 4, got {scale!r}.")
+    check_tile(tile)
     unknown = [m for m in methods if m not in SR_METHODS]
     if unknown:
         raise MedScanError(f"Unknown SR method(s) {unknown}; choose from {', '.join(SR_METHODS)}.")

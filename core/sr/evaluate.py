@@ -1,7 +1,11 @@
 """Evaluate SR methods on a folder of HR images: LR by bicubic downscaling or by k-space
 truncation (:mod:`core.sr.degrade`), PSNR/SSIM of every method on the same pixels (border
 crop = scale), means over the images. Under ``kspace`` the zero-filled (sinc) reference is
-evaluated too, so a model's gain can be read against it and against bicubic."""
+evaluated too, so a model's gain can be read against it and against bicubic.
+
+:func:`alpha_curve` measures a GAN generator's perception–distortion trade-off: PSNR/SSIM at
+network-interpolation α = 0, 0.2, ..., 1 (α 0 is its PSNR-trained partner), stored in the
+card as ``metrics.alpha_curve`` and drawn next to the app's α slider."""
 from __future__ import annotations
 
 import time
@@ -15,7 +19,10 @@ from core.sr.data import list_images, load_image
 from core.sr.degrade import crop_to_multiple, degrade, describe_degradation
 from core.sr.metrics import psnr, ssim
 
-__all__ = ["evaluate_folder"]
+__all__ = ["evaluate_folder", "alpha_curve", "ALPHAS"]
+
+#: α values of the trade-off curve (ESRGAN's fig. 9 steps through the same range).
+ALPHAS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 
 
 def evaluate_folder(folder: str | Path, scale: int, models: Mapping[str, object], *,
@@ -52,3 +59,48 @@ def evaluate_folder(folder: str | Path, scale: int, models: Mapping[str, object]
                             "text": describe_degradation(degradation, window=window,
                                                          rician_snr=rician_snr)},
             "methods": methods}
+
+
+def alpha_curve(folder: str | Path, scale: int, model, *, alphas=ALPHAS,
+                limit: int | None = None, channels: int = 1,
+                progress: ProgressCallback | None = None, degradation: str = "bicubic",
+                window: str | None = None, rician_snr: float | None = None,
+                seed: int = 0) -> dict:
+    """PSNR/SSIM of an interpolated GAN model (:class:`core.sr.models.InterpolatedSR`) at each
+    α in ``alphas`` on the HR images of ``folder`` (means; LR made as in
+    :func:`evaluate_folder`, untiled), with bicubic on the same pixels as the reference line:
+    ``{"points": [{"alpha", "psnr", "ssim"}, ...], "bicubic": {"psnr", "ssim"}, "images",
+    "data", "degradation", "method", "version", "psnr_version", "note"}``."""
+    from core.sr.degrade import bicubic_upscale
+
+    progress = progress or null_progress
+    alphas = [float(a) for a in alphas]
+    if not alphas or any(not 0.0 <= a <= 1.0 for a in alphas):
+        raise ValueError(f"alphas must be in [0, 1], got {alphas}.")
+    rng = np.random.default_rng(seed)
+    files = list_images(folder)[:limit]
+    sums = {a: {"psnr": [], "ssim": []} for a in alphas}
+    ref = {"psnr": [], "ssim": []}
+    for i, path in enumerate(files, 1):
+        hr = crop_to_multiple(load_image(path, channels), scale)
+        lr = degrade(hr, scale, kind=degradation, window=window, rician_snr=rician_snr, rng=rng)
+        bic = bicubic_upscale(lr, scale)
+        ref["psnr"].append(psnr(hr, bic, crop_border=scale))
+        ref["ssim"].append(ssim(hr, bic, crop_border=scale))
+        for a in alphas:
+            out = model.upscale(lr, tile=0, alpha=a)
+            sums[a]["psnr"].append(psnr(hr, out, crop_border=scale))
+            sums[a]["ssim"].append(ssim(hr, out, crop_border=scale))
+        progress(Progress(task="sr", phase="alpha curve", epoch=1, epochs=1, step=i,
+                          steps=len(files), message=path.name))
+    mean = lambda v: round(float(np.mean(v)), 4)  # noqa: E731
+    return {"points": [{"alpha": a, "psnr": mean(d["psnr"]), "ssim": mean(d["ssim"])}
+                       for a, d in sums.items()],
+            "bicubic": {"psnr": mean(ref["psnr"]), "ssim": mean(ref["ssim"])},
+            "images": len(files), "data": str(folder),
+            "degradation": describe_degradation(degradation, window=window,
+                                                rician_snr=rician_snr),
+            "method": getattr(model, "method", None), "version": getattr(model, "version", None),
+            "psnr_version": getattr(model, "psnr_version", None),
+            "note": f"means over the images; α 0 = the PSNR model, 1 = the GAN; border crop "
+                    f"{scale} px"}

@@ -4,13 +4,19 @@
 ``version``, ``card`` and ``upscale(image, *, tile, overlap, alpha, on_tile)``; the app caches it
 (``st.cache_resource``) and passes it to :func:`core.sr.compare` through ``models=``.
 
+Tiling (:mod:`core.sr.tiling`): ``tile=None`` picks the tile size from the memory budget
+(untiled when the image fits), ``overlap=None`` uses the model's own context margin, measured
+once on first use and capped by its theoretical receptive field, so tiled output equals untiled
+output within a grey level for every tile size.
+
 Colour: the shipped models are grayscale. A colour (H×W×3) image given to a grayscale model is
 converted to YCbCr (ITU-R BT.601); the model super-resolves Y and Cb/Cr are upscaled bicubically
 (the usual SR practice: detail lives in luminance, and it costs one model call, not three).
 
 Network interpolation (Wang et al. 2018, ESRGAN sec. 3.4): ``θ = (1 − α)·θ_PSNR + α·θ_GAN``.
-``alpha=1`` is the pure ESRGAN generator, ``alpha=0`` the PSNR-oriented model it was fine-tuned
-from. Both weight lists stay cached as numpy arrays, so a new alpha costs one ``set_weights``.
+``alpha=1`` is the pure GAN generator (ESRGAN or SRGAN), ``alpha=0`` the PSNR-oriented model it
+was fine-tuned from (:data:`core.sr.methods.GAN_PARTNER`). Both weight lists stay cached as
+numpy arrays, so a new alpha costs one ``set_weights``.
 """
 from __future__ import annotations
 
@@ -22,7 +28,8 @@ import numpy as np
 
 from core.errors import MedScanError, ModelCardError, ModelNotFoundError
 from core.sr.degrade import bicubic_upscale, zero_filled_upscale
-from core.sr.tiling import DEFAULT_OVERLAP, DEFAULT_TILE, upscale_tiled
+from core.sr.tiling import (activation_bytes_per_pixel, auto_tile, check_tile, context_margin,
+                             measure_context, receptive_radius, upscale_tiled)
 
 __all__ = ["SR_METHODS", "METHOD_LABELS", "MODEL_METHODS", "ARCHITECTURE_BY_METHOD", "slot_name",
            "load_sr_model", "BicubicSR", "KerasSR", "InterpolatedSR", "interpolate_weights",
@@ -30,8 +37,8 @@ __all__ = ["SR_METHODS", "METHOD_LABELS", "MODEL_METHODS", "ARCHITECTURE_BY_METH
 
 # The table of SR methods lives in core.sr.methods (no imports, so core.db can label rated views
 # without importing the model code); re-exported here for the existing callers.
-from core.sr.methods import (ARCHITECTURE_BY_METHOD, METHOD_LABELS, MODEL_METHODS,  # noqa: E402
-                             SR_METHODS, slot_name)
+from core.sr.methods import (ARCHITECTURE_BY_METHOD, GAN_PARTNER,  # noqa: E402
+                             METHOD_LABELS, MODEL_METHODS, SR_METHODS, slot_name)
 
 
 def rgb_to_ycbcr(rgb: np.ndarray) -> np.ndarray:
@@ -102,7 +109,7 @@ def _compiled_predict(model) -> Callable[[np.ndarray], np.ndarray]:
 
 
 class KerasSR:
-    """A registry model (SRCNN or RRDBNet) that maps LR → HR."""
+    """A registry model (SRCNN, SRResNet or RRDBNet) that maps LR → HR."""
 
     def __init__(self, model, card: dict, method: str) -> None:
         self.model, self.card, self.method = model, card, method
@@ -110,14 +117,51 @@ class KerasSR:
         self.scale = int(card["scale"])
         self.channels = int(card["network"].get("num_in_ch", 1))
         self._predict = _compiled_predict(model)
+        self.radius = receptive_radius(model)
+        self.bytes_per_pixel = activation_bytes_per_pixel(model)
+        self._context: int | None = None
+        # The app shares one cached instance between sessions; RLock: the GAN subclass holds
+        # it around set_alpha + predict and measures its context inside.
+        self._lock = threading.RLock()
 
-    def _run(self, lr: np.ndarray, tile: int, overlap: int, on_tile) -> np.ndarray:
-        return upscale_tiled(self._predict, lr, self.scale, tile=tile, overlap=overlap,
+    def _forward(self, x: np.ndarray) -> np.ndarray:
+        import keras
+
+        return keras.ops.convert_to_numpy(self.model(x, training=False))
+
+    def _measure_context(self) -> int:
+        return measure_context(self._forward, self.scale, self.channels, self.radius)
+
+    @property
+    def context(self) -> int:
+        """Overlap (LR px) that makes tiled output equal untiled output: the measured
+        effective context with a safety margin, at most the theoretical receptive radius."""
+        with self._lock:
+            if self._context is None:
+                self._context = context_margin(self._measure_context(), self.radius)
+            return self._context
+
+    def tile_for(self, height: int, width: int) -> int:
+        """The automatic tile size for an LR input of this size (0 = untiled)."""
+        if auto_tile(height, width, 0, self.bytes_per_pixel) == 0:
+            return 0     # fits the budget: no need to measure the context
+        return auto_tile(height, width, self.context, self.bytes_per_pixel)
+
+    def _run(self, lr: np.ndarray, tile: int | None, overlap: int | None,
+             on_tile) -> np.ndarray:
+        check_tile(tile)
+        if tile is None:
+            tile = self.tile_for(*lr.shape[:2])
+        if tile and overlap is None:
+            overlap = self.context
+        return upscale_tiled(self._predict, lr, self.scale, tile=tile, overlap=overlap or 0,
                              on_tile=on_tile)
 
-    def upscale(self, image: np.ndarray, *, tile: int = DEFAULT_TILE,
-                overlap: int = DEFAULT_OVERLAP, on_tile=None, **_) -> np.ndarray:
-        """``image`` H×W or H×W×3 float [0, 1] → upscaled, same layout, clipped to [0, 1]."""
+    def upscale(self, image: np.ndarray, *, tile: int | None = None,
+                overlap: int | None = None, on_tile=None, **_) -> np.ndarray:
+        """``image`` H×W or H×W×3 float [0, 1] → upscaled, same layout, clipped to [0, 1].
+        ``tile``: LR core size, 0 untiled, ``None`` from the memory budget; ``overlap``: LR
+        context around each core, ``None`` the model's :attr:`context`."""
         img = np.asarray(image, dtype=np.float32)
         if img.ndim == 2:
             if self.channels == 3:
@@ -140,19 +184,17 @@ class KerasSR:
 
 
 class InterpolatedSR(KerasSR):
-    """ESRGAN generator with network interpolation towards its PSNR-oriented initialisation."""
+    """A GAN generator (ESRGAN, SRGAN) with network interpolation towards its PSNR-oriented
+    initialisation."""
 
     def __init__(self, model, card: dict, psnr_weights: list[np.ndarray],
-                 psnr_version: str | None) -> None:
-        super().__init__(model, card, "esrgan")
+                 psnr_version: str | None, method: str = "esrgan") -> None:
+        super().__init__(model, card, method)
         self.gan_weights = [np.array(w) for w in model.get_weights()]
         self.psnr_weights = psnr_weights
         self.psnr_version = psnr_version
         interpolate_weights(psnr_weights, self.gan_weights, 1.0)  # checks shapes now
         self.alpha = 1.0
-        # The app shares one cached instance between sessions: blend + predict under a lock so
-        # that a concurrent request with another alpha never sees half-swapped weights.
-        self._lock = threading.Lock()
 
     def set_alpha(self, alpha: float) -> None:
         alpha = float(alpha)
@@ -160,7 +202,21 @@ class InterpolatedSR(KerasSR):
             self.model.set_weights(interpolate_weights(self.psnr_weights, self.gan_weights, alpha))
             self.alpha = alpha
 
+    def _measure_context(self) -> int:
+        """The larger of the two end points' contexts (α 0 and 1)."""
+        with self._lock:
+            current, worst = self.alpha, 0
+            try:
+                for alpha in (0.0, 1.0):
+                    self.set_alpha(alpha)
+                    worst = max(worst, super()._measure_context())
+            finally:
+                self.set_alpha(current)
+            return worst
+
     def upscale(self, image: np.ndarray, *, alpha: float = 1.0, **kw) -> np.ndarray:
+        # blend + predict under the lock: a concurrent request with another alpha never sees
+        # half-swapped weights
         with self._lock:
             self.set_alpha(alpha)
             return super().upscale(image, **kw)
@@ -170,9 +226,10 @@ def load_sr_model(method: str, scale: int, version: str | None = None, *,
                   weights_dir: Path | str | None = None):
     """Load the active (or given) model of ``method`` at ``scale`` from the registry.
 
-    ``"bicubic"`` needs no weights. For ``"esrgan"`` the PSNR partner for interpolation is the
-    version the GAN was initialised from (``card["init_version"]``), else the active
-    ``rrdb_psnr`` model of the same scale.
+    ``"bicubic"`` needs no weights. For a GAN method (``"esrgan"``, ``"srgan"``) the PSNR
+    partner for interpolation is the version the GAN was initialised from
+    (``card["init_version"]``), else the active model of its partner method
+    (:data:`core.sr.methods.GAN_PARTNER`) at the same scale.
     """
     from core import registry
 
@@ -188,14 +245,15 @@ def load_sr_model(method: str, scale: int, version: str | None = None, *,
     if card.get("method", method) != method:
         raise ModelCardError(f"sr/{card['version']} is a {card.get('method')!r} model, "
                              f"not {method!r}.")
-    if method != "esrgan":
+    if method not in GAN_PARTNER:
         return KerasSR(model, card, method)
     partner = card.get("init_version") or registry.active_version(
-        "sr", slot=slot_name("rrdb_psnr", scale), weights_dir=weights_dir)
+        "sr", slot=slot_name(GAN_PARTNER[method], scale), weights_dir=weights_dir)
     if partner is None:
         raise ModelNotFoundError(f"sr/{card['version']}: no PSNR-oriented model to "
                                  "interpolate with (init_version missing and no active "
-                                 f"rrdb_psnr_x{scale}).")
+                                 f"{slot_name(GAN_PARTNER[method], scale)}).")
     psnr_model, _ = registry.load_model("sr", partner, weights_dir=weights_dir)
-    return InterpolatedSR(model, card, [np.array(w) for w in psnr_model.get_weights()], partner)
+    return InterpolatedSR(model, card, [np.array(w) for w in psnr_model.get_weights()], partner,
+                          method)
 

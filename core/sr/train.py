@@ -1,10 +1,14 @@
 """Training for super-resolution models, with checkpoints, resume, wall-clock cap and progress.
 
-Stage ``"psnr"`` (RRDBNet or SRCNN): L1 loss, Adam — ESRGAN's PSNR-oriented pre-training
-(Wang et al. 2018, sec. 4.1). Runs through ``keras.Model.fit`` and so on any Keras 3 backend.
-Stage ``"gan"`` (RRDBNet, initialised from a PSNR model): relativistic average GAN loss
-(Jolicoeur-Martineau 2018), perceptual loss and L1 with the paper's weights; its train step uses
-``tf.GradientTape`` and therefore needs the TensorFlow backend (see :mod:`core.sr.gan`).
+Networks (``method``): ``rrdb`` (RRDBNet), ``srresnet`` (SRResNet) and ``srcnn``; the method a
+run produces follows from network and stage (:data:`core.sr.methods.TRAINING_METHODS`).
+Stage ``"psnr"``: L1 loss, Adam — ESRGAN's PSNR-oriented pre-training (Wang et al. 2018,
+sec. 4.1), SRResNet's MSE-free variant. Runs through ``keras.Model.fit`` and so on any Keras 3
+backend. Stage ``"gan"`` (RRDBNet → ESRGAN, SRResNet → SRGAN, initialised from the active PSNR
+model of the same network): adversarial (relativistic for ESRGAN, standard for SRGAN),
+perceptual and L1 losses; its train step uses ``tf.GradientTape`` and therefore needs the
+TensorFlow backend (see :mod:`core.sr.gan`). The card records the recipe and, with ``val``, the
+PSNR/SSIM trade-off over the interpolation α (``metrics.alpha_curve``).
 
 A run lives in ``run_dir`` (default ``runs/sr_<method>_x<scale>``): ``ckpt/`` holds the latest
 weights, optimizer state and ``state.json`` (epoch, step, elapsed seconds); ``resume=True``
@@ -25,16 +29,22 @@ from core.cli import command_line
 from core.errors import MedScanError
 from core.progress import Progress, ProgressCallback, null_progress
 from core.sr.data import DegradationConfig, PatchSampler, folder_fingerprint, load_folder
+from core.sr.methods import GAN_PARTNER, PAPERS, TRAINING_METHODS, method_of
 from core.sr.optim import ADAM_BETAS, LR_FLOOR, load_optimizer, lr_factor, save_optimizer
 
 __all__ = ["SRTrainConfig", "TrainResult", "train_sr", "limit_threads", "method_of",
-           "PAPER_RRDB", "SHIPPED_RRDB", "GAN_WEIGHT", "L1_WEIGHT_GAN", "PERCEPTUAL_WEIGHT",
-           "LR_FLOOR", "CREDITS"]
+           "PAPER_RRDB", "SHIPPED_RRDB", "PAPER_SRRESNET", "GENERATORS", "GAN_WEIGHT",
+           "L1_WEIGHT_GAN", "PERCEPTUAL_WEIGHT", "LR_FLOOR", "CREDITS"]
 
 # ESRGAN paper's generator (BasicSR RRDBNet defaults).
 PAPER_RRDB = {"num_feat": 64, "num_block": 23, "num_grow_ch": 32}
 # The shipped CPU configuration (≈1.4 s for 256² → 1024² on 2 idle cores).
 SHIPPED_RRDB = {"num_feat": 32, "num_block": 6, "num_grow_ch": 16, "global_residual": True}
+# SRGAN paper's generator (Ledig et al. 2017: 16 residual blocks of 64 features).
+PAPER_SRRESNET = {"num_blocks": 16, "features": 64}
+#: Training network → (architecture in core.models, default builder arguments).
+GENERATORS = {"rrdb": ("rrdbnet", PAPER_RRDB), "srresnet": ("srresnet", PAPER_SRRESNET),
+              "srcnn": ("srcnn", {})}
 # ESRGAN loss weights (sec. 4.1): L_G = L_percep + λ·L_G^Ra + η·L_1, λ = 5e-3, η = 1e-2.
 GAN_WEIGHT = 5e-3
 L1_WEIGHT_GAN = 1e-2
@@ -49,22 +59,11 @@ def degradation_of(cfg) -> DegradationConfig:
                              cfg.kspace_window, cfg.rician_snr_min)
 
 
-def method_of(arch: str, stage: str) -> str:
-    """Registry method name: ``rrdb``+``psnr`` → ``rrdb_psnr``, ``rrdb``+``gan`` → ``esrgan``."""
-    if arch == "srcnn":
-        if stage != "psnr":
-            raise MedScanError("SRCNN has only the L1 (psnr) stage.")
-        return "srcnn"
-    if arch == "rrdb":
-        return "rrdb_psnr" if stage == "psnr" else "esrgan"
-    raise MedScanError(f"Unknown SR method {arch!r}; expected rrdb or srcnn.")
-
-
 @dataclass
 class SRTrainConfig:
     data: str
     scale: int = 4
-    method: str = "rrdb"                 # rrdb | srcnn
+    method: str = "rrdb"                 # a network: rrdb | srresnet | srcnn
     stage: str = "psnr"                  # psnr | gan
     network: dict = field(default_factory=dict)   # builder keyword arguments (overrides)
     channels: int = 1
@@ -90,9 +89,9 @@ class SRTrainConfig:
     init: str | None = None              # PSNR model version to start from (default: active)
     perceptual: str = "auto"             # auto | vgg19 | classifier | none | path to VGG19 weights
     perceptual_layer: str | None = None
-    gan_weight: float = GAN_WEIGHT
-    l1_weight: float = L1_WEIGHT_GAN
-    perceptual_weight: float = PERCEPTUAL_WEIGHT
+    gan_weight: float | None = None      # None: the method's recipe (core.sr.gan.RECIPES)
+    l1_weight: float | None = None
+    perceptual_weight: float | None = None
     disc_feat: int = 64
     # publishing
     publish: bool = True
@@ -104,9 +103,18 @@ class SRTrainConfig:
             raise MedScanError(f"scale must be 2 or 4, got {self.scale}.")
         if self.stage not in ("psnr", "gan"):
             raise MedScanError(f"stage must be psnr or gan, got {self.stage!r}.")
-        method_of(self.method, self.stage)
+        if self.method not in TRAINING_METHODS:
+            raise MedScanError(f"Unknown SR network {self.method!r}; expected one of "
+                               f"{', '.join(TRAINING_METHODS)}.")
+        method = method_of(self.method, self.stage)
         if self.steps < 1 or self.batch_size < 1 or self.lr_patch < 4:
             raise MedScanError("steps, batch_size must be ≥ 1 and lr_patch ≥ 4.")
+        if self.stage == "gan":
+            from core.sr.gan import RECIPES
+
+            for key in ("gan_weight", "l1_weight", "perceptual_weight"):
+                if getattr(self, key) is None:
+                    setattr(self, key, RECIPES[method][key])
 
 
 @dataclass
@@ -157,14 +165,9 @@ class _Clock:
 def _build_generator(cfg: SRTrainConfig):
     from core.models import build_model
 
-    if cfg.method == "srcnn":
-        network = {"scale": cfg.scale, "num_in_ch": cfg.channels, "num_out_ch": cfg.channels}
-        network |= cfg.network
-        arch = "srcnn"
-    else:
-        network = {"scale": cfg.scale, **PAPER_RRDB, "num_in_ch": cfg.channels,
-                   "num_out_ch": cfg.channels} | cfg.network
-        arch = "rrdbnet"
+    arch, defaults = GENERATORS[cfg.method]
+    network = {"scale": cfg.scale, **defaults, "num_in_ch": cfg.channels,
+               "num_out_ch": cfg.channels} | cfg.network
     return build_model({"architecture": arch, "network": network}), arch, network
 
 
@@ -234,6 +237,18 @@ def train_sr(cfg: SRTrainConfig, progress: ProgressCallback | None = None) -> Tr
         card["metrics"]["data"] = str(cfg.val)
         card["metrics"]["note"] = ("means over val images; LR by bicubic downscaling; "
                                    f"border crop {cfg.scale} px")
+        if method in GAN_PARTNER:
+            from core import registry
+            from core.sr.evaluate import alpha_curve
+            from core.sr.models import InterpolatedSR
+
+            psnr_model, _ = registry.load_model("sr", card["init_version"])
+            gan = InterpolatedSR(model, card | {"version": None}, psnr_model.get_weights(),
+                                 card["init_version"], method)
+            card["metrics"]["alpha_curve"] = alpha_curve(
+                cfg.val, cfg.scale, gan, limit=cfg.val_limit, channels=cfg.channels,
+                progress=progress)
+            gan.set_alpha(1.0)
     version = None
     if cfg.publish:
         from core import registry
@@ -311,4 +326,10 @@ def _train_psnr(cfg, sampler, state, ckpt, clock, progress):
                   callbacks=[Budget(), KerasProgress(progress, task="sr", phase=cfg.stage,
                                                      total_epochs=epochs,
                                                      steps_per_epoch=cfg.steps_per_epoch)])
-    return model, arch, network, {"loss": "L1", "init_version": init_version}
+    method = method_of(cfg.method, "psnr")
+    recipe = {"method": method, "paper": PAPERS[method], "stage": "psnr", "pixel_loss": "L1",
+              "generator_init": {"version": init_version} if init_version else "random",
+              "optimizer": {"name": "Adam", "betas": list(ADAM_BETAS),
+                            "learning_rate": cfg.learning_rate, "schedule": cfg.schedule},
+              "batch_size": cfg.batch_size, "lr_patch": cfg.lr_patch}
+    return model, arch, network, {"loss": "L1", "init_version": init_version, "recipe": recipe}
