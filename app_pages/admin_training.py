@@ -19,9 +19,9 @@ admin = auth.require_role("admin")
 st.title("Training")
 
 from core import registry  # noqa: E402
-from core.classifier.data import AUGMENTATIONS  # noqa: E402
-from core.classifier.train import (ARCHITECTURES, default_eval_data,  # noqa: E402
-                                   default_extra_data, expected_minutes, recipe_from_card)
+from core.classifier.train import (ARCHITECTURES, AUGMENTATION_CHOICES,  # noqa: E402
+                                   default_eval_data, default_extra_data, expected_minutes,
+                                   recipe_from_card)
 from core.config import job_heartbeat_s  # noqa: E402
 from core.db.jobs import (cancel_job, checkpoint_of, heartbeat_age_s,  # noqa: E402
                           job_history, job_log_tail, list_jobs, resume_job,
@@ -79,7 +79,7 @@ with st.expander("Start a training run", expanded=True, icon=":material/play_arr
                                             "epochs without a lower validation loss.")
             minutes = c4.number_input("Time limit (min)", 1, 24 * 60, 60, key="train_minutes")
             c1, c2 = st.columns([1, 3])
-            augs = list(AUGMENTATIONS)
+            augs = list(AUGMENTATION_CHOICES)
             augmentation = c1.selectbox(
                 "Augmentation", augs, key="train_augmentation",
                 index=augs.index(recipe["augmentation"]) if recipe["augmentation"] in augs else 0,

@@ -96,6 +96,13 @@ def test_strong_augmentation_adds_source_shifts_and_is_reproducible():
     assert std_strong > std_plain
 
 
+def test_augmentation_choices_match_the_implementations():
+    from core.classifier.data import AUGMENTATIONS
+    from core.classifier.train import AUGMENTATION_CHOICES
+
+    assert list(AUGMENTATIONS) == list(AUGMENTATION_CHOICES)
+
+
 def test_sequence_rejects_unknown_augmentation():
     from core.classifier.data import ImageFolderSequence
 

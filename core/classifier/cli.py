@@ -51,12 +51,10 @@ def register(cmds) -> None:
                         "(default BRAIN,HEAD; 'none' to omit)")
     t.add_argument("--no-class-weights", action="store_true")
     t.add_argument("--label-smoothing", type=float, default=0.0)
-    from core.classifier.data import AUGMENTATIONS
+    from core.classifier.train import AUGMENTATION_CHOICES
 
-    t.add_argument("--augmentation", default="standard", choices=list(AUGMENTATIONS),
-                   help="standard: flip, rotation, zoom, shift, gamma/contrast, blur; strong: "
-                        "also wider geometry, bias field, noise, JPEG re-compression, padding "
-                        "bars and cut-out (against the data set's source shift)")
+    t.add_argument("--augmentation", default="standard", choices=list(AUGMENTATION_CHOICES),
+                   help="; ".join(f"{a}: {d}" for a, d in AUGMENTATION_CHOICES.items()))
     t.add_argument("--extra-data", action="append", default=[], metavar="DIR",
                    help="more labelled images (<class>/*), used for training only; images "
                         "that are near duplicates of a validation image are dropped "

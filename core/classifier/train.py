@@ -42,6 +42,13 @@ ARCHITECTURES = {
     "vgg16": "plain VGG16 (stays at chance from scratch: needs --pretrained imagenet)",
     "cnn": "small sequential CNN baseline (grayscale)",
 }
+#: augmentation recipes (implemented in ``core.classifier.data.AUGMENTATIONS``; kept here so the
+#: CLI and the Training page list them without importing Keras)
+AUGMENTATION_CHOICES = {
+    "standard": "flip, rotation, zoom, shift, gamma/contrast, blur",
+    "strong": "also wider geometry, bias field, noise, JPEG re-compression, padding bars and "
+              "cut-out (against the data set's source shift)",
+}
 # training-config fields a new run copies from the active version's card (the shipped recipe)
 RECIPE_FIELDS = ("arch", "input_size", "width", "dropout", "epochs", "batch_size", "lr",
                  "lr_schedule", "warmup_epochs", "patience", "val_fraction", "seed",
