@@ -9,6 +9,7 @@ import streamlit as st
 
 from core.errors import MedScanError
 from core.sr import available_methods
+from core.sr.methods import GAN_METHODS, MODEL_METHODS, uses_alpha
 from ui import auth, plots
 from ui.analysis import record_scan_once
 from ui.rating import QUESTION_LABELS
@@ -78,8 +79,11 @@ def _design_from_cases() -> None:
     conditions = c1.multiselect("Conditions", list(CONDITIONS), default=["original", "bicubic"],
                                 format_func=CONDITION_LABELS.get, key="design_conditions")
     scale = c2.selectbox("SR scale", [4, 2], key="design_scale")
-    alpha = c3.number_input("ESRGAN α", 0.0, 1.0, 0.8, 0.05, key="design_alpha",
-                            disabled="esrgan" not in conditions)
+    alpha = c3.number_input("GAN α", 0.0, 1.0, 0.8, 0.05, key="design_alpha",
+                            disabled=not any(uses_alpha(c) for c in conditions),
+                            help="Network interpolation of the GAN conditions (" + ", ".join(
+                                CONDITION_LABELS[m] for m in GAN_METHODS) + "): 0 = their "
+                            "PSNR-trained generator, 1 = the GAN.")
     c1, c2, c3 = st.columns(3)
     presentation = c1.radio("Presentation", ["single", "side_by_side"], key="design_present",
                             format_func={"single": "Single image",
@@ -147,7 +151,7 @@ def _design_from_uploads() -> None:
     blinded = c3.checkbox("Blinded", value=True, key="study_blinded")
     offered = ["original", "bicubic"] + [m for m, v in available_methods(scale).items()
                                          if v and m in VIEWS]
-    learned = [m for m in ("esrgan", "rrdb_psnr", "srcnn") if m in offered][:1]
+    learned = [m for m in reversed(MODEL_METHODS) if m in offered][:1]   # esrgan first
     views = st.multiselect("Views to rate", offered, default=["original", "bicubic", *learned],
                            format_func=lambda v: VIEWS[v], key="study_views")
     if st.button("Create study", type="primary", key="study_create",

@@ -23,6 +23,7 @@ from core.classifier.train import (ARCHITECTURES, AUGMENTATION_CHOICES,  # noqa:
                                    default_eval_data, default_extra_data, expected_minutes,
                                    recipe_from_card)
 from core.config import job_heartbeat_s  # noqa: E402
+from core.sr.methods import GAN_PARTNER, METHOD_LABELS, TRAINING_METHODS  # noqa: E402
 from core.db.jobs import (cancel_job, checkpoint_of, heartbeat_age_s,  # noqa: E402
                           job_history, job_log_tail, list_jobs, resume_job,
                           start_training_job)
@@ -146,9 +147,14 @@ with st.expander("Start a training run", expanded=True, icon=":material/play_arr
             data = st.text_input("Data folder (high-resolution images)", key="train_data",
                                  placeholder="/data/brain-mri-hr")
             c1, c2, c3, c4 = st.columns(4)
-            method = c1.selectbox("Network", ["rrdb", "srcnn"], key="train_method")
+            method = c1.selectbox("Network", list(TRAINING_METHODS), key="train_method",
+                                  format_func=lambda n: " / ".join(
+                                      METHOD_LABELS[m] for m in TRAINING_METHODS[n].values()))
             stage = c2.selectbox("Stage", ["psnr", "gan"], key="train_stage",
-                                 help="gan fine-tunes the active RRDB PSNR model into ESRGAN.")
+                                 help="psnr: L1 training from scratch. gan fine-tunes the active "
+                                      "PSNR model of the network: " + ", ".join(
+                                          f"{METHOD_LABELS[GAN_PARTNER[g]]} → {METHOD_LABELS[g]}"
+                                          for g in GAN_PARTNER) + ".")
             scale = c3.selectbox("Scale", [4, 2], key="train_scale")
             minutes = c4.number_input("Time limit (min)", 1, 24 * 60, 60, key="train_minutes")
             steps = st.number_input("Optimizer steps", 10, 1_000_000, 2000, 100,

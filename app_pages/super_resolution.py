@@ -1,4 +1,5 @@
-"""Super-resolution: bicubic / SRCNN / RRDB / ESRGAN side by side with PSNR and SSIM."""
+"""Super-resolution: bicubic / SRCNN / SRResNet / SRGAN / RRDB / ESRGAN side by side with PSNR
+and SSIM."""
 from __future__ import annotations
 
 import streamlit as st
@@ -9,7 +10,8 @@ from ui.images import fit_to, png_bytes, to_rgb
 from ui.pacs import pacs_source_ui
 from ui.rating import rating_form_ui
 from ui.scan_ui import scan_or_stop_ui
-from ui.sr import (METHOD_LABELS, MODE_HELP, difference_maps, record_sr_once, run_comparison,
+from ui.sr import (GAN_NOTE, METHOD_LABELS, MODE_HELP, difference_maps, record_sr_once,
+                   run_comparison, uses_alpha,
                    sr_methods_ui)
 from ui.viewing import sr_viewer_ui, viewer_toggle_ui
 
@@ -73,13 +75,16 @@ with tab_diff:
         st.plotly_chart(plots.difference_map(maps[which],
                                              title=f"|{METHOD_LABELS.get(which, which)} − {ref}|"),
                         key="sr_diff", theme=None)
+        if any(uses_alpha(m) for m in maps):
+            st.warning(GAN_NOTE, icon=":material/visibility:")
     else:
         st.info("Choose a learned method to see what it changed compared with bicubic.")
 st.subheader("PSNR / SSIM")
 if result.metrics:
     c_table, c_chart = st.columns([1, 1], vertical_alignment="center")
     c_table.dataframe(
-        [{"method": METHOD_LABELS.get(m, m) + (f" (α {settings.alpha:.2f})" if m == "esrgan" else ""),
+        [{"method": METHOD_LABELS.get(m, m) + (f" (α {settings.alpha:.2f})" if uses_alpha(m)
+                                               else ""),
           "PSNR (dB)": round(v["psnr"], 2), "SSIM": round(v["ssim"], 4),
           "model version": result.versions.get(m) or "—"}
          for m, v in result.metrics.items()],
@@ -106,4 +111,4 @@ with c2:
 rating_form_ui(reader_id=user["id"], picked=picked, method=rated,
                model_version=result.versions.get(rated), key="sr_rating",
                title="Rate this super-resolved image", scale=result.scale, mode=result.mode,
-               alpha=settings.alpha if rated == "esrgan" else None, image=result.outputs[rated])
+               alpha=settings.alpha if uses_alpha(rated) else None, image=result.outputs[rated])

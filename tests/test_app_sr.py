@@ -144,3 +144,84 @@ def test_kspace_degradation_adds_the_zero_filled_reference(app_env, compare_call
     at.segmented_control(key="sr_mode").set_value("enhance").run()   # no degradation there
     assert not at.exception
     assert "sr_degradation" not in [w.key for w in at.get("button_group")]
+
+
+CURVE = {"points": [{"alpha": a / 5, "psnr": 30.0 - a * 0.5, "ssim": 0.9 - a * 0.01}
+                    for a in range(6)],
+         "bicubic": {"psnr": 28.5, "ssim": 0.85}, "images": 40, "psnr_version": "srresnet-test",
+         "degradation": "bicubic downscaling"}
+
+
+@pytest.fixture()
+def srgan_env(app_env, tiny_weights, tmp_path, monkeypatch) -> dict:
+    """The tiny weights plus an SRResNet and an SRGAN (with an α curve in its card)."""
+    import shutil
+
+    from core import registry
+    from core.models.srresnet import build_srresnet
+
+    root = tmp_path / "weights"
+    shutil.copytree(tiny_weights, root)
+    net = {"scale": 4, "num_blocks": 1, "features": 8, "global_residual": True}
+    for method, version, extra in (
+            ("srresnet", "srresnet-test", {}),
+            ("srgan", "srgan-test", {"init_version": "srresnet-test",
+                                     "metrics": {"alpha_curve": CURVE}})):
+        registry.save_version("sr", build_srresnet(**net), {
+            "architecture": "srresnet", "network": net, "scale": 4, "method": method} | extra,
+            version=version, activate=True, slot=f"{method}_x4", weights_dir=root)
+    monkeypatch.setenv("MEDSCAN_WEIGHTS_DIR", str(root))
+    return app_env | {"MEDSCAN_WEIGHTS_DIR": str(root)}
+
+
+def test_srgan_and_srresnet_with_the_alpha_curve(srgan_env, compare_calls):
+    """SRResNet and SRGAN are offered from the methods table; with a GAN chosen the α slider has
+    the curve from its card beside it (ESRGAN's card has none: said so), the table labels both
+    GANs with α, and the difference map says plainly that GAN output can invent structure."""
+    import json
+
+    at = _sr_page(srgan_env)
+    ms = at.multiselect(key="sr_methods")
+    assert list(ms.options) == ["SRCNN", "SRResNet (PSNR)", "SRGAN", "RRDB (PSNR)", "ESRGAN"]
+    ms.select("srresnet").select("srgan").run()
+    assert not at.exception, at.exception
+    table = list(at.dataframe[0].value["method"])
+    assert table == ["Bicubic", "SRResNet (PSNR)", "SRGAN (α 0.80)", "RRDB (PSNR)",
+                     "ESRGAN (α 0.80)"]
+    assert compare_calls[-1]["methods"] == ("bicubic", "srresnet", "srgan", "rrdb_psnr", "esrgan")
+
+    def curve_chart():
+        charts = [c for c in at.get("plotly_chart") if "sr_alpha_curve" in str(c.proto.id)]
+        assert len(charts) == 1
+        return json.loads(charts[0].proto.spec)
+
+    spec = curve_chart()
+    names = {t.get("name") for t in spec["data"]}
+    assert names == {"SRGAN"}                     # ESRGAN's card has no curve
+    assert [round(x, 1) for x in spec["data"][0]["x"]] == [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
+    rules = [s for s in spec["layout"]["shapes"] if s.get("x0") == s.get("x1")]
+    assert {r["x0"] for r in rules} == {0.8}       # one rule per panel (PSNR, SSIM)
+    assert any("No α curve recorded for ESRGAN" in c.value for c in at.caption)
+    assert any("over 40 images" in c.value for c in at.caption)
+    assert any("plausible structure that is not in the scan" in w.value for w in at.warning)
+
+    at.slider(key="sr_alpha").set_value(0.4).run()
+    assert not at.exception
+    rules = [s for s in curve_chart()["layout"]["shapes"] if s.get("x0") == s.get("x1")]
+    assert {r["x0"] for r in rules} == {0.4}
+    assert "SRGAN (α 0.40)" in list(at.dataframe[0].value["method"])
+
+    from core.db import init_db, session_scope
+    from core.db.models import SRResult
+
+    with session_scope(init_db(srgan_env["MEDSCAN_DATABASE_URL"])) as s:
+        rows = {(r.method, r.alpha) for r in s.query(SRResult)}
+    assert ("srgan", 0.4) in rows and ("srresnet", None) in rows
+
+
+def test_no_gan_chosen_no_slider_and_no_gan_note(srgan_env, compare_calls):
+    at = _sr_page(srgan_env)
+    at.multiselect(key="sr_methods").unselect("esrgan").run()
+    assert not at.exception
+    assert not [s for s in at.slider if s.key == "sr_alpha"]
+    assert not any("plausible structure" in w.value for w in at.warning)

@@ -12,7 +12,7 @@ from ui.images import png_bytes, to_rgb
 
 __all__ = ["percent", "probability_bar", "image_panels", "split_compare", "difference_map", "metrics_bars",
            "loss_curve", "version_metrics", "reliability_diagram", "confusion_heatmap",
-           "eval_set_metrics", "score_distribution", "label_counts_bar"]
+           "eval_set_metrics", "score_distribution", "label_counts_bar", "alpha_curve"]
 
 _ACCENT = "#1f6f8b"
 _MUTED = "#9fb3c2"
@@ -191,6 +191,39 @@ def metrics_bars(metrics: Mapping[str, Mapping[str, float]],
             fig.update_yaxes(range=rng, row=1, col=col)
     fig.update_yaxes(showgrid=True, gridcolor="#e5e7eb")
     fig.update_layout(height=320, margin=dict(l=10, r=10, t=40, b=10))
+    return fig
+
+
+def alpha_curve(curves: Mapping[str, Mapping], alpha: float | None = None, *,
+                height: int = 230) -> go.Figure:
+    """The GAN methods' trade-off over network interpolation α (``metrics.alpha_curve`` of their
+    cards, :func:`core.sr.evaluate.alpha_curve`): PSNR and SSIM against α, one line per method
+    (keyed by its label), bicubic on the same images as a dotted line, the current ``alpha`` as
+    a vertical rule."""
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.16,
+                        subplot_titles=("PSNR (dB)", "SSIM"))
+    colours = [_ACCENT, "#e8590c", "#2f9e44", "#862e9c"]
+    for i, (name, curve) in enumerate(curves.items()):
+        xs = [p["alpha"] for p in curve["points"]]
+        for col, key in ((1, "psnr"), (2, "ssim")):
+            fig.add_trace(go.Scatter(
+                x=xs, y=[p[key] for p in curve["points"]], mode="lines+markers", name=name,
+                legendgroup=name, showlegend=col == 1,
+                line=dict(color=colours[i % len(colours)]),
+                hovertemplate=f"{name}<br>α %{{x:.1f}}: %{{y:.{2 if key == 'psnr' else 4}f}}"
+                              "<extra></extra>"), row=1, col=col)
+            ref = (curve.get("bicubic") or {}).get(key)
+            if ref is not None:
+                fig.add_hline(y=ref, line=dict(color=_MUTED, dash="dot", width=1), row=1, col=col,
+                              annotation_text="bicubic" if i == 0 else None,
+                              annotation_font_size=10, annotation_position="bottom left")
+    if alpha is not None:
+        fig.add_vline(x=float(alpha), line=dict(color=_WARN, width=1))
+    fig.update_xaxes(title_text="α", range=[-0.05, 1.05], dtick=0.2, title_standoff=2)
+    fig.update_yaxes(showgrid=True, gridcolor="#e5e7eb")
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=28, b=10),
+                      legend=dict(orientation="h", yanchor="bottom", y=-0.55, font_size=11))
+    fig.update_annotations(font_size=12)
     return fig
 
 

@@ -6,13 +6,20 @@ from dataclasses import dataclass
 import streamlit as st
 
 from core.errors import MedScanError
-from core.sr.methods import METHOD_LABELS
+from core.sr.methods import GAN_PARTNER, METHOD_LABELS, uses_alpha
 from ui import cached
 from ui.resources import db_write
 
-__all__ = ["METHOD_LABELS", "MODE_HELP", "SRSettings", "sr_methods_ui", "run_comparison",
-           "record_sr_once", "difference_maps"]
+__all__ = ["METHOD_LABELS", "MODE_HELP", "GAN_NOTE", "SRSettings", "sr_methods_ui",
+           "run_comparison", "record_sr_once", "difference_maps", "alpha_curve_ui", "uses_alpha"]
 
+#: Said next to the difference map whenever a GAN method is shown.
+GAN_NOTE = ("GAN output (SRGAN, ESRGAN) can contain plausible structure that is not in the "
+            "scan: texture, edges or small details the network drew because they look "
+            "realistic. Read the difference map with that in mind, and never read a finding "
+            "from a super-resolved image alone; a lower α draws less.")
+ALPHA_LABEL = ("GAN interpolation α (0 = its PSNR-trained generator: smoother; 1 = the GAN: "
+               "sharper, may invent texture)")
 MODE_HELP = {
     "simulate": "Simulate: the scan is shrunk by the scale factor and each method restores it, "
                 "so PSNR/SSIM against the original are meaningful.",
@@ -60,7 +67,7 @@ def sr_methods_ui(scan) -> SRSettings:
     available = available_methods(scale)
     usable = [m for m, v in available.items() if m == "bicubic" or v]
     missing = [METHOD_LABELS.get(m, m) for m, v in available.items() if m != "bicubic" and not v]
-    default = [m for m in usable if m in ("rrdb_psnr", "esrgan")] or usable[-1:]
+    default = [m for m in usable if m in ("esrgan", GAN_PARTNER["esrgan"])] or usable[-1:]
     with c3:
         chosen = st.multiselect("Methods (bicubic is always included)",
                                 [m for m in usable if m != "bicubic"],
@@ -69,9 +76,12 @@ def sr_methods_ui(scan) -> SRSettings:
         if missing:
             st.caption(f"No active ×{scale} model for: {', '.join(missing)}.")
     alpha = 1.0
-    if "esrgan" in chosen:
-        alpha = st.slider("ESRGAN interpolation α (0 = RRDB PSNR model: smoother; 1 = ESRGAN: "
-                          "sharper, may invent texture)", 0.0, 1.0, 0.8, 0.1, key="sr_alpha")
+    gans = [m for m in chosen if uses_alpha(m)]
+    if gans:
+        c_slider, c_curve = st.columns([1, 1], vertical_alignment="center")
+        alpha = c_slider.slider(ALPHA_LABEL, 0.0, 1.0, 0.8, 0.1, key="sr_alpha")
+        with c_curve:
+            alpha_curve_ui(gans, available, alpha)
     methods = ("bicubic", *(("zero_filled",) if degradation == "kspace" else ()),
                *[m for m in usable if m in chosen])
     versions = tuple((m, available.get(m)) for m in methods)
@@ -119,7 +129,7 @@ def record_sr_once(user: dict, picked, result, alpha: float) -> None:
     mode = result.mode + ("-kspace" if (result.degradation or "").startswith("k-space") else "")
     for method, version in result.versions.items():
         tag = f"sr:{picked.key}:{mode}:{result.scale}:{method}:{version}" + (
-            f":{alpha}" if method == "esrgan" else "")
+            f":{alpha}" if uses_alpha(method) else "")
         if tag in seen:
             continue
         seen.add(tag)
@@ -127,7 +137,7 @@ def record_sr_once(user: dict, picked, result, alpha: float) -> None:
         with db_write(f"The {method} result") as session:  # a failing database: a warning
             record_sr_result(session, scan_sha256=picked.scan.sha256, method=method, scale=result.scale,
                              mode=mode, model_version=version,
-                             alpha=alpha if method == "esrgan" else None,
+                             alpha=alpha if uses_alpha(method) else None,
                              psnr=metrics.get("psnr"), ssim=metrics.get("ssim"),
                              user_id=user["id"])
 
@@ -143,3 +153,32 @@ def difference_maps(result) -> tuple[dict, str]:
     maps = {m: diff_map(base, out) for m, out in result.outputs.items()
             if m != "bicubic" and base is not None}
     return maps, "bicubic"
+
+
+def alpha_curve_ui(gans, versions: dict, alpha: float) -> None:
+    """The PSNR/SSIM trade-off over α from each chosen GAN model's card
+    (``metrics.alpha_curve``), with the slider's α marked; says so when a card has none."""
+    from core import registry
+    from ui import plots
+
+    curves, missing = {}, []
+    for m in gans:
+        try:
+            card = registry.load_card("sr", versions[m])
+        except Exception:  # a broken card: the models list says why; here just no curve
+            card = {}
+        curve = (card.get("metrics") or {}).get("alpha_curve")
+        if curve and curve.get("points"):
+            curves[METHOD_LABELS.get(m, m)] = curve
+        else:
+            missing.append(METHOD_LABELS.get(m, m))
+    if curves:
+        st.plotly_chart(plots.alpha_curve(curves, alpha), key="sr_alpha_curve",
+                        config={"displayModeBar": False})
+        first = next(iter(curves.values()))
+        st.caption(f"Validation means over {first.get('images', '?')} images "
+                   f"(LR by {first.get('degradation', 'bicubic downscaling')}); the dotted line "
+                   "is bicubic, the red rule the α chosen.")
+    if missing:
+        st.caption(f"No α curve recorded for {', '.join(missing)} "
+                   "(`python -m core evaluate sr --alpha-curve --record`).")

@@ -3,13 +3,14 @@ from __future__ import annotations
 
 from ui import cached
 from ui.images import png_bytes
+from core.sr.methods import MODEL_METHODS
 from ui.sr import METHOD_LABELS
 
 __all__ = ["VIEWS", "build_study_images", "cond_label", "state_badge"]
 
 VIEWS = {"original": "Original scan",
          **{m: f"{METHOD_LABELS[m]} (restored from the shrunk scan)"
-            for m in ("bicubic", "srcnn", "rrdb_psnr", "esrgan")}}
+            for m in ("bicubic", *MODEL_METHODS)}}
 
 
 def cond_label(condition: str | None) -> str:

@@ -75,7 +75,7 @@ def register(cmds) -> None:
                      help=f"comma-separated, from {','.join(CONDITIONS)} (default "
                           "original,bicubic)")
     des.add_argument("--scale", type=int, choices=(2, 4), default=4)
-    des.add_argument("--alpha", type=float, default=0.8, help="ESRGAN interpolation α")
+    des.add_argument("--alpha", type=float, default=0.8, help="GAN (SRGAN, ESRGAN) interpolation α")
     des.add_argument("--side-by-side", choices=("lr", "original"), metavar="REFERENCE",
                      help="show each image next to a reference: lr | original")
     des.add_argument("--repeat-fraction", type=float, default=0.0,

@@ -10,7 +10,8 @@ SHA-256 for a folder) without a display name, so nothing a reader could see name
 
 Conditions (:data:`CONDITIONS`): ``original`` and the SR methods of :mod:`core.sr.methods`, all
 produced with the simulate path at the study's scale (the original, cropped to a multiple of
-the scale, is the reference: every condition has its size). ``esrgan`` uses the study's α.
+the scale, is the reference: every condition has its size). The GAN methods (``esrgan``,
+``srgan``) use the study's α.
 The model version of each learned method is fixed when the study is designed (the active one),
 so generation reproduces exactly what was chosen.
 """
@@ -25,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from core.db.errors import StudyError
 from core.db.models import STUDY_PRESENTATIONS, STUDY_REFERENCES
-from core.sr.methods import METHOD_LABELS, SR_METHODS
+from core.sr.methods import METHOD_LABELS, SR_METHODS, uses_alpha
 
 __all__ = ["CONDITIONS", "CONDITION_LABELS", "REFERENCE_LABELS", "IMAGE_SUFFIXES",
            "MAX_FOLDER_FILES", "CaseSource", "StudyDesign", "library_sources", "folder_sources",
@@ -144,7 +145,7 @@ def _check(design: StudyDesign) -> None:
     if design.scale not in (2, 4):
         raise StudyError(f"The SR scale must be 2 or 4, got {design.scale!r}.")
     if not 0.0 <= float(design.alpha) <= 1.0:
-        raise StudyError(f"ESRGAN's α must be between 0 and 1, got {design.alpha!r}.")
+        raise StudyError(f"The GAN α must be between 0 and 1, got {design.alpha!r}.")
     if design.presentation not in STUDY_PRESENTATIONS:
         raise StudyError(f"Presentation must be one of {', '.join(STUDY_PRESENTATIONS)}.")
     if design.presentation == "side_by_side" and design.reference not in STUDY_REFERENCES:
@@ -189,7 +190,7 @@ def design_study(session: Session, design: StudyDesign, sources: Sequence[CaseSo
         state="draft", presentation=design.presentation,
         reference=design.reference if design.presentation == "side_by_side" else None,
         repeat_fraction=design.repeat_fraction, scale=design.scale,
-        alpha=float(design.alpha) if "esrgan" in design.conditions else None,
+        alpha=float(design.alpha) if any(uses_alpha(c) for c in design.conditions) else None,
         ask_comment=design.ask_comment, diagnosis_choices=design.diagnosis_choices,
         readers=design.readers,
         cases={s.sha256: {"case_id": s.case_id, "label": s.label} for s in sources},

@@ -153,7 +153,7 @@ def report_html(report: dict) -> str:
            f"{e(st['presentation'].replace('_', ' '))}"
            + (f" (reference: {e(st['reference'])})" if st["reference"] else "")
            + f" · scale ×{st['scale'] or '—'}"
-           + (f" · ESRGAN α {st['alpha']:.2f}" if st["alpha"] is not None else "")
+           + (f" · GAN α {st['alpha']:.2f}" if st["alpha"] is not None else "")
            + f" · repeated items {st['repeat_fraction']:.0%} · seed {st['seed']}</p>",
            f"<p>{report['n_ratings']} scores · {report['n_cases']} cases · "
            f"{report['n_readers']} reader(s) · reference condition: "
