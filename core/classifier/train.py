@@ -201,7 +201,7 @@ def train(cfg: TrainConfig, progress: ProgressCallback = null_progress) -> Train
     from core.classifier.metrics import classification_report
     from core.config import REPO_ROOT, eval_dir
     from core.errors import MedScanError
-    from core.device import configure_device, distribution_strategy
+    from core.device import configure_device, distribution_strategy, is_chief, worker_run_dir
     from core.keras_progress import KerasProgress
     from core.models import get_builder
 
@@ -210,6 +210,7 @@ def train(cfg: TrainConfig, progress: ProgressCallback = null_progress) -> Train
     keras.utils.set_random_seed(cfg.seed)
     version = cfg.version or registry.new_version_name(f"{cfg.arch}-")
     run_dir = Path(cfg.run_dir) if cfg.run_dir else REPO_ROOT / "runs" / TASK / version
+    run_dir = worker_run_dir(run_dir)   # TF_CONFIG cluster: non-chief workers write their own
     run_dir.mkdir(parents=True, exist_ok=True)
 
     data = list_image_folder(cfg.data)
@@ -363,7 +364,7 @@ def train(cfg: TrainConfig, progress: ProgressCallback = null_progress) -> Train
     }
     (run_dir / "card_draft.json").write_text(json.dumps(card, indent=2))
     path = None
-    if cfg.publish:
+    if cfg.publish and is_chief():   # TF_CONFIG cluster: the chief alone publishes
         # publish an uncompiled copy: the weights file then holds no optimizer state (1/3 size)
         from core.models import build_model
 
