@@ -15,6 +15,7 @@ from core.db.errors import DBError
 from ui import auth
 from ui.rating import STUDY_KEYS, study_answer_ui
 from ui.resources import db
+from ui.viewing import study_viewer_ui, viewer_toggle_ui
 
 user = auth.require_role()
 st.title("Reader study")
@@ -86,8 +87,11 @@ with col_img:
     with db() as session:
         png = study_image_bytes(session, item.item_id)
         ref = study_reference_bytes(session, item.item_id) if item.has_reference else None
+    use_viewer = png is not None and viewer_toggle_ui("study_viewer")
     if png is None:
         st.warning("This item has no stored image; ask the study's administrator.")
+    elif use_viewer:
+        study_viewer_ui(png, ref)
     elif ref is not None:
         c_ref, c_img = st.columns(2)
         c_ref.image(ref, caption="Reference", width="stretch")

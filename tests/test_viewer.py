@@ -222,3 +222,25 @@ def test_super_resolution_sends_every_method_and_the_original(app_env):
     at.toggle(key="sr_viewer").set_value(False).run()
     assert not at.exception and not _viewer_args(at)
     assert len(at.get("plotly_chart")) >= 4
+
+
+def test_reader_study_viewer_stays_blinded(app_env, tmp_path):
+    from test_app_studies import FORBIDDEN, _png, _study
+
+    folder = tmp_path / "cases"
+    for i, label in enumerate(["glioma", "glioma", "notumor"]):
+        (folder / label).mkdir(parents=True, exist_ok=True)
+        (folder / label / f"patient_{i}_secret.png").write_bytes(_png(90 + 50 * i))
+    _study(app_env, folder)
+    at = logged_in("reader", app_env["ids"]).run()
+    at.switch_page("app_pages/reader_study.py").run()
+    assert not at.exception, at.exception
+    [args] = _viewer_args(at)
+    assert [p["label"] for p in args["panels"]] == ["Reference", "Image to rate"]
+    assert args["panels"][1]["array"]["shape"] == [1, 40, 40]
+    text = json.dumps(args).lower()
+    assert not [w for w in FORBIDDEN if w in text]
+    assert not at.get("image")
+    at.toggle(key="study_viewer").set_value(False).run()
+    assert not _viewer_args(at) and [i.caption for img in at.get("image")
+                                     for i in img.proto.imgs] == ["Reference", "Image to rate"]

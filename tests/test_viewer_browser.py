@@ -22,10 +22,15 @@ IFRAME = 'iframe[title*="medscan_viewer"]'
 
 
 @pytest.fixture(scope="module")
-def server():
+def app():
     require_browser()
     with app_server() as (url, env):
-        yield url
+        yield url, env
+
+
+@pytest.fixture(scope="module")
+def server(app):
+    return app[0]
 
 
 @pytest.fixture()
@@ -91,6 +96,21 @@ def test_sr_panels_zoom_window_and_split_together(server, shots):
         assert labels[0].startswith("Low-res input (32×32)") and "Original (reference)" in labels
         assert labels[-1] == "ESRGAN" and all(c["zoom"] == pytest.approx(1.0) for c in cells)
         _shot(page, frame, shots / "viewer-sr-grid.png")
+
+        # Full screen: the viewer fills the screen, and comes back.
+        area = frame.locator(".area")
+        before_h = area.bounding_box()["height"]
+        frame.locator("button.fullscreen").click()
+        assert _poll(page, lambda: frame.locator("#root").evaluate(
+            "r => document.fullscreenElement === r"))
+        _poll(page, lambda: area.bounding_box()["height"] > before_h)
+        assert area.bounding_box()["height"] > before_h
+        page.wait_for_timeout(500)
+        page.screenshot(path=str(shots / "viewer-sr-fullscreen.png"))
+        frame.locator("button.fullscreen").click()
+        assert _poll(page, lambda: frame.locator("#root").evaluate(
+            "r => document.fullscreenElement === null"))
+        _poll(page, lambda: abs(area.bounding_box()["height"] - before_h) < 2)
 
         # Zoom with the wheel over one panel: every panel follows.
         esrgan = frame.locator(".cell").nth(len(cells) - 1)
@@ -251,3 +271,46 @@ def test_analyze_frames_overlay_and_readout(server, shots, tmp_path):
         _poll(page, lambda: _cells(frame)[0]["frame"] == 1)
         _shot(page, frame, shots / "viewer-analyze-frames.png")
         assert _cells(frame)[0]["frame"] == 1
+
+
+def test_reader_study_viewer_gives_the_keyboard_back(app, shots, tmp_path):
+    """A reader zooms in the viewer, moves the mouse away and rates with the keys 4, 3."""
+    from app_env import PASSWORDS
+    from test_studies_browser import _seed
+
+    from core.db import dispose_engines
+
+    server, env = app
+    _seed(env, tmp_path / "cases")
+    dispose_engines()
+    with browser_page() as page:
+        page.set_viewport_size({"width": 1400, "height": 1000})
+        login(page, server, "reader", PASSWORDS["reader"])
+        open_page(page, "Reader study")
+        page.get_by_role("heading", name="Image 1 of 6").wait_for()
+        frame = _viewer(page)
+        assert [c["label"] for c in _cells(frame)] == ["Image to rate"] or [
+            c["label"] for c in _cells(frame)] == ["Reference", "Image to rate"]
+        vp = frame.locator(".vp").last
+        x, y = _centre(vp)
+        page.mouse.click(x, y)                        # the iframe now has the keyboard
+        for _ in range(3):
+            page.mouse.wheel(0, -120)
+            page.wait_for_timeout(100)
+        _poll(page, lambda: all(c["zoom"] > 1.05 for c in _cells(frame)))
+        _shot(page, frame, shots / "viewer-reader-study.png")
+        assert page.evaluate("document.activeElement.tagName") == "IFRAME"
+        page.mouse.move(5, 500)                       # leave the viewer
+        page.wait_for_timeout(300)
+        assert page.evaluate("document.activeElement.tagName") != "IFRAME"
+        from playwright.sync_api import expect
+
+        for key, question, answer in (("4", "Image quality", "4 · good"),
+                                      ("3", "Diagnostic usefulness", "3 · acceptable")):
+            page.keyboard.press(key)
+            wait_idle(page)
+            expect(page.locator('[data-testid="stRadio"]').filter(has_text=question)
+                   .get_by_role("radio", name=answer)).to_be_checked(timeout=30_000)
+        page.keyboard.press("Enter")
+        wait_idle(page)
+        page.get_by_text("1 of 6 rated").wait_for(timeout=30_000)

@@ -14,7 +14,7 @@ from ui.images import to_uint8
 from ui import viewer as _viewer
 
 __all__ = ["viewer_toggle_ui", "scan_panel", "analyze_viewer_ui", "sr_viewer_ui",
-           "ANALYZE_HEIGHT"]
+           "study_viewer_ui", "png_pixels", "ANALYZE_HEIGHT"]
 
 #: Height of the Analyze viewer's image area (px): about the column's width at 1400 px.
 ANALYZE_HEIGHT = 620
@@ -84,17 +84,19 @@ def analyze_viewer_ui(picked, shown, *, heatmap: np.ndarray | None = None,
     panel = scan_panel(shown, label="Scan")
     frame = panel["frame"] if np.ndim(panel["pixels"]) == 3 + bool(panel.get("rgb")) else None
     overlays = []
+    on = "" if frame is None else f" · frame {frame + 1}"     # the frame the overlays belong to
     if heatmap is not None:
-        overlays.append(_viewer.heat_overlay(heatmap, label=cam_label, opacity=opacity,
+        overlays.append(_viewer.heat_overlay(heatmap, label=cam_label + on, opacity=opacity,
                                              frame=frame))
         if cam_box:
             from core.classifier.gradcam import hot_region_bbox
 
             overlays.append(_viewer.box_overlay(hot_region_bbox(heatmap, threshold=0.5),
-                                                label="Grad-CAM box", frame=frame))
+                                                label="Grad-CAM box" + on, frame=frame))
         mask = _tumour_mask(picked)
         if mask is not None:
-            overlays.append(_viewer.outline_overlay(mask, frame=frame))
+            overlays.append(_viewer.outline_overlay(mask, label="Tumour outline" + on,
+                                                    frame=frame))
     panel["overlays"] = overlays
     _viewer.viewer([panel], height=ANALYZE_HEIGHT, key="analyze_viewer_view")
     if frame is not None and overlays:
@@ -138,3 +140,42 @@ def sr_viewer_ui(result, scan, labels: dict[str, str]) -> None:
     st.caption("All panels zoom, pan and window together; **Split** compares any two (the "
                "original included) with a divider you drag. The low-res input is shown with "
                "its real pixels (nearest neighbour), at the size of the outputs.")
+
+
+def png_pixels(png: bytes) -> tuple[np.ndarray, bool]:
+    """(pixels, rgb) of a stored PNG: greyscale stays 2-D (8 or 16 bit), colour becomes RGB."""
+    import cv2
+
+    img = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_UNCHANGED)
+    if img is None:
+        raise ValueError("not a readable PNG")
+    if img.ndim == 3 and img.shape[2] == 4:
+        img = img[..., :3]
+    if img.ndim == 3:
+        if (img[..., 0] == img[..., 1]).all() and (img[..., 1] == img[..., 2]).all():
+            return img[..., 0], False
+        return img[..., ::-1], True
+    return img, False
+
+
+def study_viewer_ui(image_png: bytes, reference_png: bytes | None, *, height: int = 460) -> None:
+    """A reader-study item in the viewer: the image to rate and (side-by-side studies) the
+    unnamed reference, zooming and windowing together. Labels never name a method."""
+    panels = []
+    for label, png in (("Reference", reference_png), ("Image to rate", image_png)):
+        if png is None:
+            continue
+        pixels, rgb = png_pixels(png)
+        panels.append({"label": label, "pixels": pixels, "rgb": rgb})
+    if len({p["rgb"] for p in panels}) > 1:
+        for p in panels:
+            if not p["rgb"]:
+                p["pixels"], p["rgb"] = np.repeat(p["pixels"][..., None], 3, axis=-1), True
+    shapes = [p["pixels"].shape[:2] for p in panels]
+    if len(panels) == 2 and shapes[0] != shapes[1]:     # the same field of view either way
+        panels[0]["pixel_size"] = shapes[1][1] / shapes[0][1]
+    _viewer.viewer(panels, sync=True, columns=len(panels), height=height,
+                   key="study_viewer_view")
+    st.caption(("Reference (left) and the image to rate (right), moving together; **Split** "
+                "puts them on one view. " if len(panels) == 2 else "")
+               + "Click outside the viewer to use the keyboard shortcuts again.")

@@ -23,6 +23,8 @@ const SYNC_VOI = 'medscan-sync-voi';
 const { MouseBindings, KeyboardBindings } = ToolEnums;
 
 type LeftTool = 'wl' | 'pan' | 'zoom';
+const FULLSCREEN_ICON = '<svg width="16" height="16" viewBox="0 0 16 16" fill="none" '
+  + 'stroke="currentColor" stroke-width="1.8"><path d="M1 5V1h4M11 1h4v4M15 11v4h-4M5 15H1v-4"/></svg>';
 const LEFT_TOOLS: Record<LeftTool, string> = {
   wl: WindowLevelTool.toolName, pan: PanTool.toolName, zoom: ZoomTool.toolName,
 };
@@ -101,10 +103,20 @@ export class Viewer {
     this.resizeObserver.observe(this.area);
     document.addEventListener('fullscreenchange', () => {
       const button = this.toolbar.querySelector('button.fullscreen');
-      if (button) button.textContent = document.fullscreenElement ? 'Exit full screen' : 'Full screen';
+      if (button) {
+        button.setAttribute('title', document.fullscreenElement ? 'Exit full screen' : 'Full screen');
+        button.setAttribute('aria-label', button.getAttribute('title')!);
+      }
       this.layoutHeight();
     });
     root.addEventListener('contextmenu', (e) => e.preventDefault());
+    // Leaving the viewer gives the keyboard back to the page (its shortcuts, e.g. the reader
+    // study's 1–5), which a click in this iframe took.
+    root.addEventListener('mouseleave', () => {
+      if (document.hasFocus() && !document.fullscreenElement) {
+        try { window.parent.focus(); } catch { /* another origin: leave the focus alone */ }
+      }
+    });
   }
 
   /** New arguments from the page. Same pixels: keep the user's zoom, pan and window. */
@@ -159,8 +171,14 @@ export class Viewer {
   }
 
   private resized(): void {
-    if (!this.engine) return;
-    this.engine.resize(true, true);
+    if (!this.engine || !this.slots.length) return;
+    // Keep the zoom relative to "fit" and the pan (a view presentation), not the camera:
+    // a bigger area (full screen) then shows the same part of the image, larger.
+    const viewports = this.slots.map((s) => this.engine!.getViewport(s.viewportId) as Types.IStackViewport | undefined);
+    const kept = viewports.map((vp) => vp?.getViewPresentation());
+    this.engine.resize(true, false);
+    viewports.forEach((vp, i) => { if (vp && kept[i]) vp.setViewPresentation(kept[i]!); });
+    this.engine.render();
     this.placeDivider();
     this.slots.forEach((s) => this.drawOverlays(s));
   }
@@ -555,10 +573,10 @@ export class Viewer {
         ['split', 'Split', 'Two panels on one view, a divider to drag between them']],
       this.mode, (m) => { this.mode = m; this.renderToolbar(); this.layoutHeight(); void this.rebuild(); }, 'mode')));
       if (this.mode === 'split') {
-        bar.append(this.group('', this.panelSelect(0), el('span', 'glabel', '|'), this.panelSelect(1)));
+        bar.append(this.group('', this.panelSelect(0), el('span', 'glabel', 'vs'), this.panelSelect(1)));
       }
     }
-    bar.append(this.group('Left drag', this.segmented<LeftTool>([
+    bar.append(this.group('', this.segmented<LeftTool>([
       ['wl', 'Window', 'Left-drag changes window (left/right) and level (up/down)'],
       ['pan', 'Pan', 'Left-drag moves the image'],
       ['zoom', 'Zoom', 'Left-drag up/down zooms']], this.leftTool,
@@ -609,8 +627,11 @@ export class Viewer {
     reset.type = 'button';
     reset.title = 'Back to the whole image and the page\'s window (or double-click the image)';
     reset.addEventListener('click', () => this.reset());
-    const full = el('button', 'fullscreen', document.fullscreenElement ? 'Exit full screen' : 'Full screen');
+    const full = el('button', 'fullscreen');
     full.type = 'button';
+    full.innerHTML = FULLSCREEN_ICON;
+    full.title = document.fullscreenElement ? 'Exit full screen' : 'Full screen';
+    full.setAttribute('aria-label', full.title);
     full.addEventListener('click', () => this.toggleFullscreen());
     bar.append(spacer, reset, full);
   }
