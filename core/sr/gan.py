@@ -103,8 +103,10 @@ def make_gan_step(G, D, features, opt_g, opt_d, *, w_percep: float, w_gan: float
             percep = (tf.reduce_mean(tf.abs(features(sr, training=False)
                                             - features(hr, training=False)))
                       if features is not None else tf.constant(0.0))
-            real = tf.stop_gradient(D(hr, training=True))
             fake = D(sr, training=True)
+            # the relativistic term compares with the real logits; the standard one does not
+            real = (tf.stop_gradient(D(hr, training=True)) if adversarial == "ragan"
+                    else tf.zeros_like(fake))
             g_gan = g_adv(real, fake)
             g_loss = w_percep * percep + w_gan * g_gan + w_l1 * l1
         grads = tape.gradient(g_loss, G.trainable_variables)

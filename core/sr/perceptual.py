@@ -1,5 +1,6 @@
-"""Feature extractors for the perceptual loss of ESRGAN (Wang et al. 2018, sec. 3.3: VGG19
-``conv5_4`` features *before* activation, compared with L1).
+"""Feature extractors for the perceptual loss of ESRGAN and SRGAN (Wang et al. 2018, sec. 3.3:
+VGG19 ``conv5_4`` features *before* activation, compared with L1; SRGAN's "VGG54" loss, Ledig et
+al. 2017, uses the same layer).
 
 Sources, in the order ``"auto"`` tries them:
 
