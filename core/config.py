@@ -10,6 +10,7 @@
 | MEDSCAN_EVAL_DIR       | unset: fixed evaluation set (image folder) for candidates vs the active version |
 | MEDSCAN_JOB_HEARTBEAT_MIN | 10 (a job on another host with no progress this long is presumed dead) |
 | MEDSCAN_SR_MEMORY_MB   | 3072: activation memory one SR model call may use; larger images are tiled |
+| MEDSCAN_REGISTRY_POLL_S | 3: seconds between two reads of the shared active versions (database) per process |
 """
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ import re
 from pathlib import Path
 
 __all__ = ["REPO_ROOT", "weights_dir", "data_dir", "database_url", "max_pixels", "registry_dir",
-           "eval_dir", "job_heartbeat_s", "portable", "recorded_path", "sr_memory_mb"]
+           "eval_dir", "job_heartbeat_s", "portable", "recorded_path", "sr_memory_mb",
+           "registry_poll_s"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -87,3 +89,9 @@ def sr_memory_mb() -> float:
     """Memory budget (MB) for one super-resolution model call; the default tile size follows
     from it (:func:`core.sr.tiling.auto_tile`)."""
     return float(os.environ.get("MEDSCAN_SR_MEMORY_MB", 3072))
+
+
+def registry_poll_s() -> float:
+    """Seconds between two reads of the active model versions shared through the database
+    (``core.shared_registry``): how soon an activation on one app server reaches another."""
+    return max(0.0, float(os.environ.get("MEDSCAN_REGISTRY_POLL_S", 3)))

@@ -24,6 +24,15 @@ and :func:`rollback` are recorded in ``<task>/HISTORY.jsonl`` and, through
 fixed evaluation set are kept beside them (:func:`record_evaluation`, keyed by the set's
 fingerprint), never in a shipped card. A root without the marker is one plain read-write
 registry, as before (tests, developer tools).
+
+**Several app servers.** :func:`activate_audited` and :func:`rollback` also write the active
+version of the task's slot into the database (``registry_state``, with a generation counter,
+in the audit row's transaction). A process that installed a reader of those rows
+(:func:`set_shared_pointers`, done by ``core.shared_registry.install``: the app, ``python -m
+core models``) takes the database's version over the file pointers' — unless that version is
+not in this server's registry, or the writable registry's pointer was written *later* than the
+row (a file-only activation such as ``train --activate``). Without a reader or a row, the file
+pointers decide, as before; both are always written.
 """
 from __future__ import annotations
 
@@ -33,6 +42,7 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +56,7 @@ __all__ = [
     "delete_version", "READ_ONLY_MARKER", "is_read_only", "roots", "location", "version_status",
     "version_rows", "history", "previous_version", "activate_audited", "rollback",
     "record_evaluation", "evaluations", "compare_on_eval_set", "MIN_EVAL_IMAGES", "METRIC_LABELS",
+    "set_shared_pointers", "shared_state",
 ]
 
 TASKS = ("classifier", "sr", "segmentation")
@@ -268,24 +279,75 @@ def _pointer_name(slot: str | None) -> str:
     return f"ACTIVE.{slot}"
 
 
-def active_version(task: str, *, slot: str | None = None,
-                   weights_dir: Path | str | None = None) -> str | None:
-    """The active version of ``slot``: the writable registry's pointer, else the shipped one."""
-    _check_task(task)
+# The database's active pointers, when this process reads them (core.shared_registry): a
+# callable returning {(task, slot): view with .version and .updated_at}; None: files only.
+_shared_pointers: Callable[[], Mapping] | None = None
+# A file pointer written after the database row wins (a file-only activation: ``train
+# --activate``, a developer's ``activate``); the row is written after the file in an audited
+# activation. Compares the file's mtime with the row's time: machines' clocks must agree (NTP).
+_FILE_NEWER_S = 0.0
+
+
+def set_shared_pointers(reader: Callable[[], Mapping] | None) -> None:
+    """Install (or, with None, remove) the reader of the database's active pointers."""
+    global _shared_pointers
+    _shared_pointers = reader
+
+
+def shared_state(task: str, slot: str | None = None):
+    """The database row of ``task``'s ``slot`` as the installed reader last saw it (version,
+    generation, updated_at, username, ...), else None."""
+    if _shared_pointers is None:
+        return None
+    try:
+        return _shared_pointers().get((task, slot))
+    except Exception:  # noqa: BLE001 - the files still decide
+        return None
+
+
+def _file_active(task: str, slot: str | None, weights_dir) -> tuple[str | None, Path | None]:
+    """The file pointers' active version and the pointer file it came from."""
     for root, _ in roots(weights_dir):
         pointer = root / task / _pointer_name(slot)
         if pointer.is_file():
             name = pointer.read_text().strip()
             if name:
-                return name
-    return None
+                return name, pointer
+    return None, None
+
+
+def active_version(task: str, *, slot: str | None = None,
+                   weights_dir: Path | str | None = None) -> str | None:
+    """The active version of ``slot``: the database's (see the module doc), else the writable
+    registry's pointer, else the shipped one."""
+    _check_task(task)
+    name, pointer = _file_active(task, slot, weights_dir)
+    row = shared_state(task, slot)
+    if row is None or row.version == name:
+        return name
+    if location(task, row.version, weights_dir=weights_dir) is None:
+        return name            # not on this server's storage: the files decide
+    if pointer is not None and name is not None and _written_later(pointer, row, weights_dir):
+        return name
+    return row.version
+
+
+def _written_later(pointer: Path, row, weights_dir) -> bool:
+    """Whether the writable registry's ``pointer`` was written after the database ``row``."""
+    if not any(writable and pointer.parent.parent == root for root, writable in roots(weights_dir)):
+        return False           # a shipped pointer never overrides an activation
+    try:
+        return pointer.stat().st_mtime > row.updated_at.timestamp() + _FILE_NEWER_S
+    except OSError:
+        return False
 
 
 def activate(task: str, version: str, *, slot: str | None = None,
              weights_dir: Path | str | None = None, user: str | None = None,
-             action: str = "activate") -> str | None:
+             action: str = "activate", session=None, user_id: int | None = None) -> str | None:
     """Make ``version`` the active one of ``slot`` (pointer in the writable registry; atomic,
-    so readers never see a half-written pointer) and append it to the task's history.
+    so readers never see a half-written pointer) and append it to the task's history; with a
+    database ``session``, also its ``registry_state`` row (every app server follows it).
     Returns the previously active version. See :func:`activate_audited` for the app's path."""
     load_card(task, version, weights_dir=weights_dir)  # validates that it exists and is sound
     previous = active_version(task, slot=slot, weights_dir=weights_dir)
@@ -301,6 +363,11 @@ def activate(task: str, version: str, *, slot: str | None = None,
              "user": user}
     with open(folder / HISTORY_FILE, "a") as fh:
         fh.write(json.dumps(entry) + "\n")
+    if session is not None:
+        from core.db.registry_state import record_active
+
+        record_active(session, task, slot, version, previous=previous, action=action,
+                      user_id=user_id, username=user)
     return previous
 
 
@@ -325,6 +392,10 @@ def previous_version(task: str, *, slot: str | None = None,
     """The version a rollback would re-activate: the one active before the current one was
     activated (a rollback itself is not undone by another rollback)."""
     current = active_version(task, slot=slot, weights_dir=weights_dir)
+    row = shared_state(task, slot)
+    if (row is not None and row.version == current and row.action != "rollback"
+            and row.previous and row.previous != current):
+        return row.previous     # the activation every server follows (any server's history)
     for entry in reversed(history(task, slot=slot, weights_dir=weights_dir)):
         if entry.get("version") == current and entry.get("action") != "rollback":
             prev = entry.get("previous")
@@ -339,7 +410,8 @@ def activate_audited(session, task: str, version: str, *, user_id: int | None,
     and ``details``, e.g. metric deltas). Returns the previous version."""
     from core.db.audit import audit
 
-    previous = activate(task, version, slot=slot, weights_dir=weights_dir, user=user)
+    previous = activate(task, version, slot=slot, weights_dir=weights_dir, user=user,
+                        session=session, user_id=user_id)
     audit(session, user_id, "model_activate", task=task, version=version, slot=slot,
           previous=previous, **details)
     return previous
@@ -357,21 +429,34 @@ def rollback(session, task: str, *, user_id: int | None, slot: str | None = None
     if target is None:
         raise ModelNotFoundError(f"Nothing to roll back to: no earlier active {task} version "
                                  "is recorded.")
-    activate(task, target, slot=slot, weights_dir=weights_dir, user=user, action="rollback")
+    activate(task, target, slot=slot, weights_dir=weights_dir, user=user, action="rollback",
+             session=session, user_id=user_id)
     audit(session, user_id, "model_rollback", task=task, version=target, slot=slot,
           previous=current)
     return target, current
 
 
 def active_slots(task: str, *, weights_dir: Path | str | None = None) -> dict[str, str]:
-    """Every slot's active version: ``{"default" | slot: version}`` (writable registry first)."""
-    out: dict[str, str] = {}
+    """Every slot's active version: ``{"default" | slot: version}`` (as :func:`active_version`
+    says: the database's rows, the writable registry's pointers, the shipped ones)."""
+    slots: list[str | None] = []
     for root, _ in roots(weights_dir):
         folder = root / task
         for p in sorted(folder.glob("ACTIVE*")) if folder.is_dir() else []:
-            slot = "default" if p.name == "ACTIVE" else p.name[len("ACTIVE."):]
-            if p.read_text().strip():
-                out.setdefault(slot, p.read_text().strip())
+            slots.append(None if p.name == "ACTIVE" else p.name[len("ACTIVE."):])
+    if _shared_pointers is not None:
+        try:
+            slots += [s for (t, s) in _shared_pointers() if t == task]
+        except Exception:  # noqa: BLE001 - the files still decide
+            pass
+    out: dict[str, str] = {}
+    for slot in dict.fromkeys(slots):
+        try:
+            version = active_version(task, slot=slot, weights_dir=weights_dir)
+        except ModelCardError:   # a stray ACTIVE.<odd name> file
+            continue
+        if version:
+            out.setdefault("default" if slot is None else slot, version)
     return out
 
 

@@ -2,7 +2,9 @@
 
 ``activate`` and ``rollback`` are audited (``core.db.audit``) exactly like the Model versions
 page; ``activate`` shows what changes on the shared evaluation set and asks for confirmation
-unless ``--yes``.
+unless ``--yes``. Like the app, they write the database's active pointers too (every app server
+follows them) and every command here reads them (``core.shared_registry``) when the database
+exists.
 """
 from __future__ import annotations
 
@@ -48,8 +50,30 @@ def register(cmds) -> None:
     rb.set_defaults(func=_rollback)
 
 
+def _follow_database(*, migrate: bool = False) -> None:
+    """Make the registry read the database's active versions, as every app server does: always
+    for ``activate`` / ``rollback`` (``migrate``: they write it), otherwise only when the
+    database is configured or its SQLite file exists (a look never creates one)."""
+    import os
+    from pathlib import Path
+
+    from core import config, shared_registry
+
+    url = config.database_url()
+    if migrate:
+        from core.db import init_db
+
+        init_db(url)
+    elif not os.environ.get("MEDSCAN_DATABASE_URL") and not Path(
+            url.removeprefix("sqlite:///")).is_file():
+        return
+    shared_registry.install(url, interval_s=60)   # one read for this short-lived command
+
+
 def _list(args: argparse.Namespace) -> int:
     from core import registry
+
+    _follow_database()
 
     rows = registry.version_rows(args.task)
     if args.json:
@@ -70,6 +94,8 @@ def _list(args: argparse.Namespace) -> int:
 def _show(args: argparse.Namespace) -> int:
     from core import registry
 
+    _follow_database()
+
     print(json.dumps(registry.load_card(args.task, args.version), indent=2))
     return 0
 
@@ -79,6 +105,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     from core.classifier.train import evaluate_versions
     from core.config import eval_dir
 
+    _follow_database()
     data = args.data or eval_dir()
     if data is None:
         print("error: no evaluation set: pass --data DIR or set MEDSCAN_EVAL_DIR",
@@ -119,6 +146,7 @@ def _activate(args: argparse.Namespace) -> int:
     from core import registry
     from core.db import init_db, session_scope
 
+    _follow_database(migrate=True)
     slot = _slot(args)
     registry.load_card(args.task, args.version)
     current = registry.active_version(args.task, slot=slot)
@@ -158,6 +186,7 @@ def _rollback(args: argparse.Namespace) -> int:
     from core import registry
     from core.db import init_db, session_scope
 
+    _follow_database(migrate=True)
     with session_scope(init_db()) as s:
         now, before = registry.rollback(s, args.task, slot=args.slot,
                                         user_id=_user_id(s, args.user), user=args.user)

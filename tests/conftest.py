@@ -11,6 +11,18 @@ os.environ.setdefault("MEDSCAN_FORCE_CPU", "1")
 DATA = Path(__file__).parent / "data"
 
 
+@pytest.fixture(autouse=True)
+def _files_decide_active_versions():
+    """A test that opened the app's database (or ran ``models activate``) leaves the registry
+    reading that database's active versions (``core.shared_registry``); the next test starts
+    with the file pointers alone again."""
+    yield
+    import sys
+
+    if "core.shared_registry" in sys.modules:
+        sys.modules["core.shared_registry"].uninstall()
+
+
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     """Small fixtures shipped inside the repo (never ../shared)."""

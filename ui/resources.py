@@ -3,7 +3,9 @@ user, never mutated): the database engine and the models.
 
 Keys include the weights folder and database URL so that a test (or a reconfigured server)
 with other settings never gets a stale object; the classifier is keyed by the *active* version
-so that publishing a new version on the admin page takes effect on the next rerun.
+and its generation in the database (``core.shared_registry``, read at most every few seconds),
+so that activating a version on the admin page of *any* app server takes effect on every server
+within seconds, without a restart.
 """
 from __future__ import annotations
 
@@ -26,7 +28,12 @@ def _engine(url: str):
 
 
 def engine():
-    return _engine(config.database_url())
+    from core import shared_registry
+
+    url = config.database_url()
+    eng = _engine(url)
+    shared_registry.install(url)   # the registry follows activations made on other servers
+    return eng
 
 
 @contextmanager
@@ -63,11 +70,12 @@ def device():
 
 
 def active_classifier_version() -> str | None:
+    engine()   # opens the database once per process and installs the shared registry reader
     return registry.active_version("classifier")
 
 
 @st.cache_resource(show_spinner="Loading the classifier…", max_entries=3)
-def _classifier(version: str, weights_dir: str):
+def _classifier(version: str, generation: int, weights_dir: str):
     from core.classifier import Classifier
 
     device()
@@ -75,15 +83,21 @@ def _classifier(version: str, weights_dir: str):
 
 
 def classifier(version: str | None = None):
-    """The classifier (default: the active version). Raises ModelNotFoundError if none."""
+    """The classifier (default: the active version). Raises ModelNotFoundError if none.
+
+    Cached per ``(version, generation)``: a version activated again on another server (a new
+    generation of the database row) is loaded afresh, e.g. after its card was recalibrated."""
+    from core import shared_registry
     from core.errors import ModelNotFoundError
 
-    version = version or active_classifier_version()
+    active = active_classifier_version()
+    version = version or active
     if version is None:
         raise ModelNotFoundError(
             "No classifier model is active yet. An administrator can train one or activate a "
             "version on the Models page.")
-    return _classifier(version, str(config.weights_dir()))
+    generation = shared_registry.generation("classifier") if version == active else 0
+    return _classifier(version, generation, str(config.weights_dir()))
 
 
 @st.cache_resource(show_spinner="Loading the super-resolution model…", max_entries=8)

@@ -19,7 +19,7 @@ from sqlalchemy.types import TypeDecorator
 __all__ = ["Base", "UTCDateTime", "utcnow", "User", "Scan", "Prediction", "SRResult", "Rating",
            "Study", "StudyItem", "StudyImage", "StudyCase", "StudyReader", "StudyResponse",
            "Case", "CaseEmbedding", "AuditLog", "TrainingJob", "JobProgress", "JobWorker",
-           "LoginSession",
+           "RegistryState", "LoginSession",
            "LoginThrottle",
            "ROLES", "JOB_KINDS", "JOB_STATUSES", "STUDY_STATES", "STUDY_PRESENTATIONS",
            "STUDY_REFERENCES"]
@@ -451,6 +451,29 @@ class JobProgress(Base):
     loss: Mapped[float | None] = mapped_column(Float)
     metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     fraction: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class RegistryState(Base):
+    """The model registry's active pointer of one task and slot, shared by every app server
+    (``core.db.registry_state``; ``core.registry`` writes it with the audited activation and
+    rollback, and it wins over the file pointers ``weights/<task>/ACTIVE[.slot]``).
+
+    ``slot`` is ``""`` for a task's default slot (a NULL would not be unique). ``generation``
+    counts the writes of the row, so a server that cached a model of an older generation
+    reloads it; ``previous`` is what was active before.
+    """
+
+    __tablename__ = "registry_state"
+
+    task: Mapped[str] = mapped_column(String(32), primary_key=True)
+    slot: Mapped[str] = mapped_column(String(64), primary_key=True, default="")
+    version: Mapped[str] = mapped_column(String(64))
+    previous: Mapped[str | None] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(16), default="activate")   # or "rollback"
+    generation: Mapped[int] = mapped_column(Integer, default=1)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    username: Mapped[str | None] = mapped_column(String(64))     # as given (CLI --user too)
 
 
 class LoginSession(Base):

@@ -8,7 +8,8 @@ from typing import Any
 
 __all__ = ["UserView", "ScanView", "PredictionView", "SRResultView", "RatingView",
            "describe_view", "view_label", "VIEW_LABELS", "StudyView", "StudyItemView",
-           "StudyProgress", "AuditView", "JobView", "ProgressPoint", "CaseView"]
+           "StudyProgress", "AuditView", "JobView", "ProgressPoint", "CaseView",
+           "ActiveModelView"]
 
 
 @dataclass(frozen=True)
@@ -245,3 +246,18 @@ class CaseView:
     added_by: int | None
     created_at: datetime
     thumbnail: bytes | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class ActiveModelView:
+    """One row of ``registry_state``: the active version of a task's slot (``slot`` None: the
+    default slot), how many times it was written (``generation``), when and by whom."""
+    task: str
+    slot: str | None
+    version: str
+    generation: int
+    updated_at: datetime
+    previous: str | None = None
+    action: str = "activate"
+    user_id: int | None = None
+    username: str | None = None
