@@ -22,6 +22,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -188,38 +189,31 @@ def _logits(model, x_seq) -> np.ndarray:
                                       np.float64) for x, _ in (x_seq[i] for i in range(len(x_seq)))])
 
 
-def train(cfg: TrainConfig, progress: ProgressCallback = null_progress) -> TrainResult:
-    """Train, calibrate and (``cfg.publish``) save a registry version. See the module doc."""
-    _set_threads(cfg.threads)
-    import keras
+@dataclass
+class _Loaded:
+    """What :func:`_load` gives the later stages: the folder, its split and the batches."""
+    data: Any
+    x_tr: np.ndarray
+    y_tr: np.ndarray
+    x_va: np.ndarray
+    y_va: np.ndarray
+    extra_entries: list[dict]
+    train_seq: Any
+    val_seq: Any
 
-    from core import registry
-    from core.classifier.calibration import fit_temperature, softmax
-    from core.classifier.dedup import calibration_subset
-    from core.classifier.data import (ImageFolderSequence, class_weights, fingerprint,
-                                      list_image_folder, load_images, training_split)
-    from core.classifier.metrics import classification_report
-    from core.config import REPO_ROOT, eval_dir
-    from core.errors import MedScanError
-    from core.device import configure_device, distribution_strategy, is_chief, worker_run_dir
-    from core.keras_progress import KerasProgress
-    from core.models import get_builder
 
-    t_start = time.monotonic()
-    device = configure_device()
-    keras.utils.set_random_seed(cfg.seed)
-    version = cfg.version or registry.new_version_name(f"{cfg.arch}-")
-    run_dir = Path(cfg.run_dir) if cfg.run_dir else REPO_ROOT / "runs" / TASK / version
-    run_dir = worker_run_dir(run_dir)   # TF_CONFIG cluster: non-chief workers write their own
-    run_dir.mkdir(parents=True, exist_ok=True)
+def _load(cfg: TrainConfig, prep: dict, device_label: str, progress: ProgressCallback
+          ) -> _Loaded:
+    """Stage 1: list the folder, split it, decode and crop the images, add the train-only
+    extra folders, and build the training (augmented) and validation batches."""
+    from core.classifier.data import (ImageFolderSequence, list_image_folder, load_images,
+                                      training_split)
 
     data = list_image_folder(cfg.data)
     tr_idx, va_idx = training_split(data.labels, cfg.val_fraction, cfg.seed, cfg.max_images)
-    num_classes = len(data.classes)
-    network, prep, gradcam_layer = _network(cfg, num_classes)
     progress(Progress(task=TASK, phase="load", message=(
         f"{len(tr_idx)} training / {len(va_idx)} validation images, classes {data.classes}, "
-        f"{device.label}")))
+        f"{device_label}")))
     images = load_images([data.files[i] for i in np.concatenate([tr_idx, va_idx])], prep)
     x_tr, x_va = images[:len(tr_idx)], images[len(tr_idx):]
     y_tr, y_va = data.labels[tr_idx], data.labels[va_idx]
@@ -231,14 +225,20 @@ def train(cfg: TrainConfig, progress: ProgressCallback = null_progress) -> Train
         progress(Progress(task=TASK, phase="load", message=(
             f"extra training data {entry['path']}: {entry['used']} images used, "
             f"{entry['dropped_near_validation']} dropped as near duplicates of validation images")))
-    norm, ch = prep["normalise"], prep["channels"]
-    train_seq = ImageFolderSequence(x_tr, y_tr, num_classes, batch_size=cfg.batch_size,
+    norm, ch, k = prep["normalise"], prep["channels"], len(data.classes)
+    train_seq = ImageFolderSequence(x_tr, y_tr, k, batch_size=cfg.batch_size,
                                     normalise_mode=norm, channels=ch, training=True,
                                     seed=cfg.seed, workers=cfg.workers,
                                     augmentation=cfg.augmentation)
-    val_seq = ImageFolderSequence(x_va, y_va, num_classes, batch_size=cfg.batch_size,
+    val_seq = ImageFolderSequence(x_va, y_va, k, batch_size=cfg.batch_size,
                                   normalise_mode=norm, channels=ch, training=False)
+    return _Loaded(data, x_tr, y_tr, x_va, y_va, extra_entries, train_seq, val_seq)
 
+
+def _pretrained_start(cfg: TrainConfig, progress: ProgressCallback
+                      ) -> tuple[str | None, str | None]:
+    """(weights to start the base from, notice for the card): ImageNet-style weights only for
+    plain vgg16 at width 1; everything else trains from scratch and says so."""
     pretrained_weights, notice = (None, SCRATCH_NOTICE)
     if cfg.arch == "vgg16" and cfg.pretrained:
         if cfg.width != 1.0:
@@ -248,12 +248,22 @@ def train(cfg: TrainConfig, progress: ProgressCallback = null_progress) -> Train
         notice = f"{SCRATCH_NOTICE} (--pretrained ignored: only architecture vgg16 has them)"
     if notice:
         progress(Progress(task=TASK, phase="load", message=f"NOTICE: {notice}"))
-    two_phase = pretrained_weights is not None
+    return pretrained_weights, notice
+
+
+def _build(cfg: TrainConfig, network: dict, pretrained_weights: str | None, run_dir: Path,
+           loss, progress: ProgressCallback):
+    """Stage 2: the compiled model and the run state — resumed from ``run_dir/last.keras``
+    with ``cfg.resume``, else built (optionally initialised from ``cfg.init_from``) inside the
+    distribution strategy's scope."""
+    import keras
+
+    from core.device import distribution_strategy
+    from core.models import get_builder
 
     state_path = run_dir / "state.json"
     state = {"epoch": 0, "best_val_loss": None, "best_epoch": None, "history": [],
              "stopped_reason": None}
-    loss = keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing)
     strategy = distribution_strategy()
     scope = strategy.scope() if strategy is not None else _nullcontext()
     with scope:
@@ -276,13 +286,23 @@ def train(cfg: TrainConfig, progress: ProgressCallback = null_progress) -> Train
                                   message=f"initialised from {cfg.init_from}"))
             model.compile(optimizer=keras.optimizers.Adam(cfg.lr), loss=loss,
                           metrics=["accuracy"])
-    cw = class_weights(y_tr, num_classes) if cfg.class_weighting else None
-    common = dict(x=train_seq, validation_data=val_seq, class_weight=cw, verbose=0)
+    return model, state
+
+
+def _fit(cfg: TrainConfig, model, loss, d: _Loaded, state: dict, run_dir: Path,
+         two_phase: bool, cw: dict | None, t_start: float, progress: ProgressCallback) -> None:
+    """Stage 3: fit (pretrained: frozen base, then the last blocks), checkpointing every epoch
+    into ``run_dir``; ends with the best epoch's weights loaded and ``state`` filled in."""
+    import keras
+
+    from core.keras_progress import KerasProgress
+
+    common = dict(x=d.train_seq, validation_data=d.val_seq, class_weight=cw, verbose=0)
     epoch_cb = _epoch_state_callback(run_dir, cfg, state, progress, t_start)
 
     def callbacks(phase: str, offset: int, base_lr: float, start: int, total: int):
         cbs = [epoch_cb, KerasProgress(progress, task=TASK, phase=phase, total_epochs=cfg.epochs,
-                                       epoch_offset=offset, steps_per_epoch=len(train_seq))]
+                                       epoch_offset=offset, steps_per_epoch=len(d.train_seq))]
         if cfg.lr_schedule == "plateau":
             cbs.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=2,
                                                          min_lr=cfg.min_lr))
@@ -315,17 +335,33 @@ def train(cfg: TrainConfig, progress: ProgressCallback = null_progress) -> Train
     if (run_dir / "best.weights.h5").is_file():
         model.load_weights(run_dir / "best.weights.h5")
 
-    progress(Progress(task=TASK, phase="calibrate", epoch=state["epoch"], epochs=cfg.epochs,
-                      message="fitting temperature on the validation split"))
-    logits = _logits(model, val_seq)
-    cal_idx = calibration_subset(x_tr, x_va)
-    temperature = fit_temperature(logits[cal_idx], y_va[cal_idx])
-    before = classification_report(softmax(logits), y_va, data.classes)
-    after = classification_report(softmax(logits, temperature), y_va, data.classes)
-    minutes = (time.monotonic() - t_start) / 60
+
+def _calibrate(model, d: _Loaded) -> tuple[float, int, dict, dict]:
+    """Stage 4: the temperature, fitted on the validation images with no near duplicate in the
+    training images; returns (temperature, images used, report before, report after)."""
+    from core.classifier.calibration import fit_temperature, softmax
+    from core.classifier.dedup import calibration_subset
+    from core.classifier.metrics import classification_report
+
+    logits = _logits(model, d.val_seq)
+    cal_idx = calibration_subset(d.x_tr, d.x_va)
+    temperature = fit_temperature(logits[cal_idx], d.y_va[cal_idx])
+    before = classification_report(softmax(logits), d.y_va, d.data.classes)
+    after = classification_report(softmax(logits, temperature), d.y_va, d.data.classes)
+    return temperature, len(cal_idx), before, after
+
+
+def _card(cfg: TrainConfig, version: str, d: _Loaded, *, network: dict, prep: dict,
+          gradcam_layer: str, calibration: dict, before: dict, after: dict, two_phase: bool,
+          notice: str | None, state: dict, cw: dict | None, minutes: float, device_label: str,
+          run_dir: Path) -> dict:
+    """Stage 5: the model card (written through ``registry`` with portable paths)."""
+    from core.classifier.data import fingerprint
+
+    data, y_tr, y_va = d.data, d.y_tr, d.y_va
     cfg_dict = {k: v for k, v in dataclasses.asdict(cfg).items()
                 if k not in ("command", "weights_dir", "publish")}
-    card = {
+    return {
         "task": TASK, "version": version,
         "architecture": cfg.arch,
         "network": network,
@@ -333,7 +369,7 @@ def train(cfg: TrainConfig, progress: ProgressCallback = null_progress) -> Train
         "input_size": int(cfg.input_size),
         "preprocessing": prep,
         "gradcam_layer": gradcam_layer,
-        "calibration": _calibration_entry(temperature, len(cal_idx), len(y_va)),
+        "calibration": calibration,
         "pretrained": bool(two_phase),
         "pretrained_source": (cfg.pretrained if two_phase else None),
         "notice": notice,
@@ -346,8 +382,8 @@ def train(cfg: TrainConfig, progress: ProgressCallback = null_progress) -> Train
                  "val_counts": {c: int((y_va == i).sum()) for i, c in enumerate(data.classes)},
                  "split": {"val_fraction": cfg.val_fraction, "seed": cfg.seed,
                            "stratified_by": "class, by file"},
-                 "extra_training_data": extra_entries},
-        "training": {"config": cfg_dict, "command": cfg.command, "device": device.label,
+                 "extra_training_data": d.extra_entries},
+        "training": {"config": cfg_dict, "command": cfg.command, "device": device_label,
                      "epochs_run": state["epoch"], "best_epoch": state["best_epoch"],
                      "stopped_reason": state["stopped_reason"], "minutes": round(minutes, 1),
                      "history": state["history"],
@@ -362,7 +398,18 @@ def train(cfg: TrainConfig, progress: ProgressCallback = null_progress) -> Train
                     "Cheng J. et al., PLoS ONE 10(10), 2015 (figshare brain tumor dataset, "
                     "CC BY 4.0)"],
     }
-    (run_dir / "card_draft.json").write_text(json.dumps(card, indent=2))
+
+
+def _publish(cfg: TrainConfig, version: str, model, card: dict, progress: ProgressCallback
+             ) -> Path | None:
+    """Stage 6: save the registry version (the chief alone in a TF_CONFIG cluster), fit its
+    out-of-distribution statistics, and evaluate it next to the active version on the fixed
+    evaluation set when there is one. Returns the version's folder, or None."""
+    from core import registry
+    from core.config import eval_dir
+    from core.device import is_chief
+    from core.errors import MedScanError
+
     path = None
     if cfg.publish and is_chief():   # TF_CONFIG cluster: the chief alone publishes
         # publish an uncompiled copy: the weights file then holds no optimizer state (1/3 size)
@@ -383,11 +430,59 @@ def train(cfg: TrainConfig, progress: ProgressCallback = null_progress) -> Train
         except (ValueError, OSError, MedScanError) as err:   # the candidate stays published
             progress(Progress(task=TASK, phase="evaluate",
                               message=f"WARNING: evaluation set {eval_data} skipped: {err}"))
+    return path
+
+
+def train(cfg: TrainConfig, progress: ProgressCallback = null_progress) -> TrainResult:
+    """Train, calibrate and (``cfg.publish``) save a registry version. See the module doc.
+    Stages: :func:`_load`, :func:`_build`, :func:`_fit`, :func:`_calibrate`, :func:`_card`,
+    :func:`_publish`."""
+    _set_threads(cfg.threads)
+    import keras
+
+    from core import registry
+    from core.classifier.data import class_weights
+    from core.config import REPO_ROOT
+    from core.device import configure_device, worker_run_dir
+
+    t_start = time.monotonic()
+    device = configure_device()
+    keras.utils.set_random_seed(cfg.seed)
+    version = cfg.version or registry.new_version_name(f"{cfg.arch}-")
+    run_dir = Path(cfg.run_dir) if cfg.run_dir else REPO_ROOT / "runs" / TASK / version
+    run_dir = worker_run_dir(run_dir)   # TF_CONFIG cluster: non-chief workers write their own
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+    network, prep, gradcam_layer = _network(cfg, len(_class_names(cfg.data)))
+    d = _load(cfg, prep, device.label, progress)
+    pretrained_weights, notice = _pretrained_start(cfg, progress)
+    two_phase = pretrained_weights is not None
+    loss = keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing)
+    model, state = _build(cfg, network, pretrained_weights, run_dir, loss, progress)
+    cw = class_weights(d.y_tr, len(d.data.classes)) if cfg.class_weighting else None
+    _fit(cfg, model, loss, d, state, run_dir, two_phase, cw, t_start, progress)
+
+    progress(Progress(task=TASK, phase="calibrate", epoch=state["epoch"], epochs=cfg.epochs,
+                      message="fitting temperature on the validation split"))
+    temperature, n_cal, before, after = _calibrate(model, d)
+    card = _card(cfg, version, d, network=network, prep=prep, gradcam_layer=gradcam_layer,
+                 calibration=_calibration_entry(temperature, n_cal, len(d.y_va)),
+                 before=before, after=after, two_phase=two_phase, notice=notice, state=state,
+                 cw=cw, minutes=(time.monotonic() - t_start) / 60, device_label=device.label,
+                 run_dir=run_dir)
+    (run_dir / "card_draft.json").write_text(json.dumps(card, indent=2))
+    path = _publish(cfg, version, model, card, progress)
     progress(Progress(task=TASK, phase="done", epoch=state["epoch"], epochs=cfg.epochs,
                       metrics={"val_accuracy": after["accuracy"], "val_macro_f1": after["macro_f1"],
                                "temperature": temperature},
                       message=(f"version={version} saved {path}" if path else "not published")))
     return TrainResult(version if path else None, path, card, run_dir, state["history"])
+
+
+def _class_names(folder: str) -> list[str]:
+    from core.classifier.data import list_image_folder
+
+    return list_image_folder(folder).classes
 
 
 def load_extra(folder: str | Path, classes: list[str], prep: dict, x_val: np.ndarray
