@@ -81,3 +81,25 @@ def test_simple_cnn_and_build_model_from_card():
     assert cnn.output.shape == (None, 4) and cnn.get_layer(CNN_LAYER).output.shape == (None, 4, 4, 8)
     card = {"architecture": "vgg16_bn", "network": dict(TINY, input_shape=[32, 32, 3])}
     assert build_model(card).count_params() == build_classifier_bn(**TINY).count_params()
+
+
+def test_architecture_table_matches_the_builders():
+    """The classifier table's Grad-CAM layers are the builders' constants and name real layers;
+    the CLI choices and the Training page's list come from the same table."""
+    from core.classifier.architectures import CLASSIFIER_ARCHITECTURES, architecture
+    from core.classifier.train import ARCHITECTURES
+    from core.models import simple_cnn, vgg16
+
+    assert architecture("vgg16_bn").gradcam_layer == vgg16.GRADCAM_LAYER_BN
+    assert architecture("vgg16").gradcam_layer == vgg16.GRADCAM_LAYER
+    assert architecture("cnn").gradcam_layer == simple_cnn.GRADCAM_LAYER
+    assert list(ARCHITECTURES) == list(CLASSIFIER_ARCHITECTURES)
+    for name, arch in CLASSIFIER_ARCHITECTURES.items():
+        kw = {"num_classes": 3, "input_shape": (32, 32, arch.channels)}
+        if arch.default_width is not None:
+            kw |= {"weights": None, "width": 1 / 16}
+        model = arch.builder(**kw)
+        assert model.get_layer(arch.gradcam_layer) is not None, name
+        assert model.output_shape == (None, 3)
+    with pytest.raises(ValueError, match="Unknown architecture 'resnet'"):
+        architecture("resnet")

@@ -21,13 +21,15 @@ def register(cmds) -> None:
                               description="Train on DIR/<class>/*.png|jpg, calibrate, publish a "
                                           "registry version with its model card.")
     t.add_argument("--data", required=True, help="image folder, one subfolder per class")
-    from core.classifier.train import ARCHITECTURES
+    from core.classifier.architectures import CLASSIFIER_ARCHITECTURES, DEFAULT_ARCHITECTURE
 
-    t.add_argument("--arch", default="vgg16_bn", choices=list(ARCHITECTURES),
-                   help="; ".join(f"{a}: {d}" for a, d in ARCHITECTURES.items()))
+    t.add_argument("--arch", default=DEFAULT_ARCHITECTURE, choices=list(CLASSIFIER_ARCHITECTURES),
+                   help="; ".join(f"{a}: {e.description}"
+                                  for a, e in CLASSIFIER_ARCHITECTURES.items()))
     t.add_argument("--input-size", type=int, default=96)
     t.add_argument("--width", type=float, default=None,
-                   help="VGG filter multiplier in (0, 1] (default 1.0 for vgg16, 0.5 for vgg16_bn)")
+                   help="VGG filter multiplier in (0, 1] (default: the architecture's, 0.5 for "
+                        "vgg16_bn, 1.0 for vgg16)")
     t.add_argument("--dropout", type=float, default=0.5)
     t.add_argument("--pretrained", default=None, metavar="imagenet|PATH",
                    help="VGG16 no-top weights: 'imagenet' (Keras cache) or a file (vgg16 only)")
@@ -203,7 +205,10 @@ def _evaluate_ood(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace) -> int:
     from core.classifier.train import TrainConfig, train
 
-    width = args.width if args.width is not None else (0.5 if args.arch == "vgg16_bn" else 1.0)
+    from core.classifier.architectures import architecture
+
+    width = (args.width if args.width is not None
+             else architecture(args.arch).default_width or 1.0)
     cfg = TrainConfig(
         data=args.data, arch=args.arch, input_size=args.input_size, width=width,
         dropout=args.dropout, pretrained=args.pretrained, epochs=args.epochs,

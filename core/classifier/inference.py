@@ -70,19 +70,16 @@ class Prediction:
 
 
 def gradcam_layer_for(card: dict) -> str:
-    """The Grad-CAM target layer: the card's ``gradcam_layer``, else the architecture's constant."""
+    """The Grad-CAM target layer: the card's ``gradcam_layer``, else the architecture table's."""
     if card.get("gradcam_layer"):
         return card["gradcam_layer"]
-    arch = card.get("architecture")
-    if arch == "vgg16":
-        from core.models.vgg16 import GRADCAM_LAYER
-    elif arch == "vgg16_bn":
-        from core.models.vgg16 import GRADCAM_LAYER_BN as GRADCAM_LAYER
-    elif arch == "cnn":
-        from core.models.simple_cnn import GRADCAM_LAYER
-    else:
-        raise ModelCardError(f"No Grad-CAM layer known for architecture {arch!r}.")
-    return GRADCAM_LAYER
+    from core.classifier.architectures import CLASSIFIER_ARCHITECTURES
+
+    arch = CLASSIFIER_ARCHITECTURES.get(card.get("architecture"))
+    if arch is None:
+        raise ModelCardError(f"No Grad-CAM layer known for architecture "
+                             f"{card.get('architecture')!r}.")
+    return arch.gradcam_layer
 
 
 class Classifier:

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from core.classifier.architectures import CLASSIFIER_ARCHITECTURES, architecture
 from core.progress import Progress, ProgressCallback, null_progress
 
 __all__ = ["TrainConfig", "TrainResult", "train", "recalibrate", "resolve_pretrained",
@@ -37,12 +38,8 @@ SCRATCH_NOTICE = "trained from scratch, no ImageNet weights"
 IMAGENET_NOTOP_FILE = "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"
 _FINETUNE_BLOCKS = ("block4", "block5")
 TASK = "classifier"
-# architecture -> what it is (CLI choices and the Training page's selector come from here)
-ARCHITECTURES = {
-    "vgg16_bn": "batch-normalised VGG16 (learns from scratch; the shipped recipe)",
-    "vgg16": "plain VGG16 (stays at chance from scratch: needs --pretrained imagenet)",
-    "cnn": "small sequential CNN baseline (grayscale)",
-}
+# architecture -> what it is (CLI choices and the Training page's selector), from the one table
+ARCHITECTURES = {name: a.description for name, a in CLASSIFIER_ARCHITECTURES.items()}
 #: augmentation recipes (implemented in ``core.classifier.data.AUGMENTATIONS``; kept here so the
 #: CLI and the Training page list them without importing Keras)
 AUGMENTATION_CHOICES = {
@@ -124,25 +121,19 @@ def resolve_pretrained(spec: str | None) -> tuple[str | None, str | None]:
 
 
 def _network(cfg: TrainConfig, num_classes: int) -> tuple[dict, dict, str]:
-    """(builder kwargs for the card, preprocessing dict, Grad-CAM layer)."""
+    """(builder kwargs for the card, preprocessing dict, Grad-CAM layer), from the
+    architecture table."""
     from core.classifier.preprocess import preprocessing_config
 
+    arch = architecture(cfg.arch)
     n = int(cfg.input_size)
-    if cfg.arch == "cnn":
-        from core.models.simple_cnn import GRADCAM_LAYER
-
-        net = {"num_classes": num_classes, "input_shape": [n, n, 1], "dropout": cfg.dropout}
-        return net, preprocessing_config("unit", 1, n), GRADCAM_LAYER
-    from core.models.vgg16 import GRADCAM_LAYER, GRADCAM_LAYER_BN
-
-    net = {"num_classes": num_classes, "input_shape": [n, n, 3], "weights": None,
-           "width": cfg.width, "dropout": cfg.dropout}
-    if cfg.arch == "vgg16_bn":
+    net = {"num_classes": num_classes, "input_shape": [n, n, arch.channels]}
+    if arch.default_width is not None:
+        net |= {"weights": None, "width": cfg.width}
+    net["dropout"] = cfg.dropout
+    if arch.uses_bn_momentum:
         net["bn_momentum"] = cfg.bn_momentum
-        return net, preprocessing_config("vgg16", 3, n), GRADCAM_LAYER_BN
-    if cfg.arch == "vgg16":
-        return net, preprocessing_config("vgg16", 3, n), GRADCAM_LAYER
-    raise ValueError(f"Unknown architecture {cfg.arch!r}; expected vgg16, vgg16_bn or cnn.")
+    return net, preprocessing_config(arch.normalise, arch.channels, n), arch.gradcam_layer
 
 
 def _lr_at(cfg: TrainConfig, epoch: int, base_lr: float, start: int = 0, total: int | None = None
@@ -240,12 +231,14 @@ def _pretrained_start(cfg: TrainConfig, progress: ProgressCallback
     """(weights to start the base from, notice for the card): ImageNet-style weights only for
     plain vgg16 at width 1; everything else trains from scratch and says so."""
     pretrained_weights, notice = (None, SCRATCH_NOTICE)
-    if cfg.arch == "vgg16" and cfg.pretrained:
+    if architecture(cfg.arch).pretrained_weights and cfg.pretrained:
         if cfg.width != 1.0:
             raise ValueError(f"--width {cfg.width:g} cannot use pretrained weights (width 1 only).")
         pretrained_weights, notice = resolve_pretrained(cfg.pretrained)
     elif cfg.pretrained:
-        notice = f"{SCRATCH_NOTICE} (--pretrained ignored: only architecture vgg16 has them)"
+        have = [a for a, e in CLASSIFIER_ARCHITECTURES.items() if e.pretrained_weights]
+        notice = (f"{SCRATCH_NOTICE} (--pretrained ignored: only architecture "
+                  f"{', '.join(have)} has them)")
     if notice:
         progress(Progress(task=TASK, phase="load", message=f"NOTICE: {notice}"))
     return pretrained_weights, notice
@@ -259,7 +252,6 @@ def _build(cfg: TrainConfig, network: dict, pretrained_weights: str | None, run_
     import keras
 
     from core.device import distribution_strategy
-    from core.models import get_builder
 
     state_path = run_dir / "state.json"
     state = {"epoch": 0, "best_val_loss": None, "best_epoch": None, "history": [],
@@ -276,8 +268,9 @@ def _build(cfg: TrainConfig, network: dict, pretrained_weights: str | None, run_
             if cfg.resume:
                 progress(Progress(task=TASK, phase="load",
                                   message=f"nothing to resume in {run_dir}: starting afresh"))
-            model = get_builder(cfg.arch)(**dict(network, weights=pretrained_weights)
-                                          if cfg.arch != "cnn" else network)
+            builder = architecture(cfg.arch).builder
+            model = builder(**dict(network, weights=pretrained_weights)
+                            if "weights" in network else network)
             if cfg.init_from:
                 if not Path(cfg.init_from).is_file():
                     raise ValueError(f"--init-from {cfg.init_from!r}: no such weights file.")
@@ -765,9 +758,10 @@ def recalibrate(data: str, version: str | None = None, *, weights_dir: str | Non
 
 
 def _describe(cfg: TrainConfig, pretrained: bool) -> str:
-    if cfg.arch == "cnn":
-        return f"sequential CNN baseline, {cfg.input_size}² grayscale input, trained from scratch"
-    bn = "batch-normalised VGG16 (vgg16_bn layout)" if cfg.arch == "vgg16_bn" else "VGG16"
+    arch = architecture(cfg.arch)
+    if arch.default_width is None:
+        return f"{arch.label}, {cfg.input_size}² grayscale input, trained from scratch"
+    bn = arch.label
     start = "fine-tuned from ImageNet weights" if pretrained else "trained from scratch"
     if cfg.init_from and not pretrained:
         start += f" (no ImageNet; continued from {Path(cfg.init_from).name} at this input size)"
