@@ -217,6 +217,8 @@ def test_analyze_frames_overlay_and_readout(server, shots, tmp_path):
         assert frame.locator("input[data-name^='overlay-Grad-CAM']").is_checked()
         # Read-out: value and position in mm (MR_small has a 0.3125 mm pixel spacing).
         vp = frame.locator(".vp").first
+        vp.scroll_into_view_if_needed()
+        page.wait_for_timeout(300)
         box = vp.bounding_box()
         page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
         status = frame.locator(".status")
@@ -238,6 +240,15 @@ def test_analyze_frames_overlay_and_readout(server, shots, tmp_path):
         _poll(page, lambda: _cells(frame)[0]["wl"] != "W 1600 · L 600")
         assert _cells(frame)[0]["wl"] != "W 1600 · L 600"
         _shot(page, frame, shots / "viewer-analyze.png")
+        # The page's own opacity slider moves the viewer's (same pixels: no reload).
+        opacity = frame.locator("input.opacity").first
+        assert float(opacity.input_value()) == pytest.approx(0.4)
+        page.get_by_role("slider", name="Overlay opacity").focus()
+        page.keyboard.press("ArrowRight")
+        wait_idle(page)
+        _poll(page, lambda: float(opacity.input_value()) > 0.41)
+        assert float(opacity.input_value()) == pytest.approx(0.45)
+        assert _cells(frame)[0]["wl"] != "W 1600 · L 600"      # the dragged window is kept
 
         page.set_input_files(UPLOADER, str(dicom))
         wait_idle(page)
@@ -247,6 +258,8 @@ def test_analyze_frames_overlay_and_readout(server, shots, tmp_path):
         start = _cells(frame)[0]["frame"]
         assert frame.locator(".cell .frame").first.inner_text() == f"Frame {start + 1} / 10"
         vp = frame.locator(".vp").first
+        vp.scroll_into_view_if_needed()               # the mouse must be over the image
+        page.wait_for_timeout(300)
         page.mouse.move(*_centre(vp))
         for step in (1, 2):                      # Ctrl+wheel down: the next frame
             page.keyboard.down("Control")

@@ -2,7 +2,7 @@
 // "medscan:<data id>:<panel>:<frame>" resolves to an IImage built from the decoded typed array,
 // and a metadata provider answers the modules a StackViewport asks for (pixel, plane, series,
 // VOI LUT, modality LUT). No DICOM is parsed in the browser and no header reaches it.
-import { Enums, imageLoader, metaData, utilities } from '@cornerstonejs/core';
+import { Enums, cache, imageLoader, metaData, utilities } from '@cornerstonejs/core';
 import type { Types } from '@cornerstonejs/core';
 import type { DecodedPanel } from './spec';
 
@@ -11,6 +11,21 @@ const registry = new Map<string, DecodedPanel[]>();
 
 export function registerPanels(dataId: string, panels: DecodedPanel[]): void {
   registry.set(dataId, panels);
+}
+
+/** Drop the pixels (and Cornerstone's cached images) of every data set but ``keep``: a new
+ * scan or result replaces the old one, so a long session does not pile up arrays. */
+export function forgetAllExcept(keep: string): void {
+  for (const [dataId, panels] of registry) {
+    if (dataId === keep) continue;
+    panels.forEach((p, i) => p.frames.forEach((_, f) => {
+      const imageId = `${SCHEME}:${dataId}:${i}:${f}`;
+      try {
+        if (cache.getImageLoadObject(imageId)) cache.removeImageLoadObject(imageId, { force: true });
+      } catch { /* not cached */ }
+    }));
+    registry.delete(dataId);
+  }
 }
 
 export function imageIdsFor(dataId: string, panel: number): string[] {

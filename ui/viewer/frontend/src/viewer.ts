@@ -5,15 +5,15 @@
 // viewports, placed with the viewport's own worldToCanvas on every render (see README "Viewer"
 // for why they are not Cornerstone actors).
 import {
-  Enums, RenderingEngine, getRenderingEngine, init as csInit, isCornerstoneInitialized,
-  utilities,
+  Enums, RenderingEngine, getRenderingEngine, imageLoader, init as csInit,
+  isCornerstoneInitialized, utilities,
 } from '@cornerstonejs/core';
 import type { Types } from '@cornerstonejs/core';
 import {
   Enums as ToolEnums, PanTool, StackScrollTool, SynchronizerManager, ToolGroupManager,
   WindowLevelTool, ZoomTool, addTool, init as toolsInit, synchronizers,
 } from '@cornerstonejs/tools';
-import { imageIdsFor, pixelSize, registerLoader, registerPanels } from './loader';
+import { forgetAllExcept, imageIdsFor, pixelSize, registerLoader, registerPanels } from './loader';
 import type { DecodedPanel, HeatOverlay, Overlay, ShapeOverlay, ViewerArgs } from './spec';
 
 const ENGINE_ID = 'medscan-engine';
@@ -88,6 +88,7 @@ export class Viewer {
   private voi = new Map<number, Types.VOIRange>();   // panel → window in force
   private presentation: Types.ViewPresentation | null = null;
   private building: Promise<void> = Promise.resolve();
+  private lastJson = '';
   private resizeObserver: ResizeObserver;
   private onHeight: (h: number) => void;
 
@@ -122,8 +123,11 @@ export class Viewer {
   /** New arguments from the page. Same pixels: keep the user's zoom, pan and window. */
   async update(args: ViewerArgs, decode: () => Promise<DecodedPanel[]>): Promise<void> {
     const previous = this.args;
-    this.args = args;
     const sameData = args.data_id === this.dataId;
+    const json = JSON.stringify({ ...args, data: undefined });
+    if (sameData && json === this.lastJson) return;     // a repeated render: nothing to do
+    this.lastJson = json;
+    this.args = args;
     if (!sameData) {
       const panels = await decode();
       registerPanels(args.data_id, panels);
@@ -141,9 +145,14 @@ export class Viewer {
         this.panels[i].spec = p;
       });
     }
+    const sent = new Map<string, OverlayState>();
+    previous?.panels.forEach((p) => p.overlays.forEach((o) => sent.set(o.label, o)));
     for (const p of this.panels) {
       p.spec.overlays.forEach((o) => {
-        if (!this.overlayState.has(o.label)) {
+        const before = sent.get(o.label);
+        // new overlay, or the page changed its opacity / visibility (e.g. its own slider)
+        if (!this.overlayState.has(o.label) || (sameData && before
+            && (before.opacity !== o.opacity || before.visible !== o.visible))) {
           this.overlayState.set(o.label, { visible: o.visible, opacity: o.opacity });
         }
       });
@@ -155,9 +164,31 @@ export class Viewer {
       this.compare = [c[0], c[1]];
     }
     if (!sameData) this.link = args.sync;
+    const layout = (a: ViewerArgs | null) => JSON.stringify(
+      a && [a.mode, a.compare, a.columns, a.sync, a.panels.map((p) => [p.label, p.smooth])]);
     this.renderToolbar();
     this.layoutHeight();
-    await this.rebuild();
+    if (!sameData || layout(previous) !== layout(args) || !this.slots.length) {
+      await this.rebuild();
+    } else {
+      await this.building;
+      this.applyInPlace();      // only windows or overlay settings changed: keep the viewports
+    }
+  }
+
+  /** The page's windows (where the user has not dragged one) and overlay settings, applied to
+   * the viewports as they are. */
+  private applyInPlace(): void {
+    for (const s of this.slots) {
+      const vp = this.engine?.getViewport(s.viewportId) as Types.IStackViewport | undefined;
+      if (!vp) continue;
+      if (!this.voi.has(s.panel)) {
+        vp.setProperties({ voiRange: this.windowRange(s.panel), invert: this.panels[s.panel].spec.invert });
+      }
+      vp.render();
+      this.updateLabels(s);
+    }
+    this.redrawOverlays();
   }
 
   // ---- layout ---------------------------------------------------------------------------
@@ -229,6 +260,7 @@ export class Viewer {
   private async build(): Promise<void> {
     await initCornerstone();
     this.teardown();
+    forgetAllExcept(this.dataId);
     if (!this.panels.length) return;
     this.engine = (getRenderingEngine(ENGINE_ID) as RenderingEngine | undefined)
       ?? new RenderingEngine(ENGINE_ID);
@@ -265,7 +297,11 @@ export class Viewer {
       const vp = this.engine.getViewport(s.viewportId) as Types.IStackViewport;
       const panel = this.panels[s.panel];
       const frame = Math.min(this.frame, panel.frames.length - 1);
-      await vp.setStack(imageIdsFor(this.dataId, s.panel), frame);
+      const ids = imageIdsFor(this.dataId, s.panel);
+      // every frame into the cache now (the pixels are already in memory): a scroll never
+      // waits for, or is dropped while, a frame loads
+      await Promise.all(imageLoader.loadAndCacheImages(ids));
+      await vp.setStack(ids, frame);
       vp.setProperties({
         voiRange: this.voi.get(s.panel) ?? this.windowRange(s.panel),
         invert: panel.spec.invert,
