@@ -10,6 +10,7 @@ from ui import auth
 from ui.plots import label_counts_bar
 from ui.resources import active_classifier_version, db
 from ui.retrieval import embeddings_status, start_embeddings_job
+from ui.viewing import case_viewer_ui, viewer_toggle_ui
 
 admin = auth.require_role("admin")
 st.title("Case library")
@@ -117,8 +118,13 @@ if case is not None:
     if info_col.button("Close", key="library_close", icon=":material/close:"):
         st.session_state.pop("library_case", None)
         st.rerun()
-    img_col.image(pixels, width="stretch", clamp=True,
-                  caption=f"{case.width}×{case.height}, {case.bit_depth}-bit, as stored")
+    with img_col:
+        stored_caption = f"{case.width}×{case.height}, {case.bit_depth}-bit, as stored"
+        if viewer_toggle_ui("library_viewer"):
+            case_viewer_ui(pixels, label=f"Case {case.id}", bit_depth=case.bit_depth,
+                           caption=stored_caption)
+        else:
+            st.image(pixels, width="stretch", clamp=True, caption=stored_caption)
     with info_col:
         origin = "confirmed by an admin" if case.label_source == "admin" else "from the import"
         st.markdown(f"**Label:** {case.label or 'none'}"

@@ -182,6 +182,7 @@ def test_a_png_panel_is_its_displayed_pixels():
 # ---- the pages (AppTest does not run components, but it sees what the page sends) -------------
 
 from app_env import app_env, logged_in, mr_dicom_bytes, tiny_weights  # noqa: E402,F401
+from test_app_library import library  # noqa: E402,F401
 
 
 def _viewer_args(at) -> list[dict]:
@@ -244,3 +245,17 @@ def test_reader_study_viewer_stays_blinded(app_env, tmp_path):
     at.toggle(key="study_viewer").set_value(False).run()
     assert not _viewer_args(at) and [i.caption for img in at.get("image")
                                      for i in img.proto.imgs] == ["Reference", "Image to rate"]
+
+
+def test_case_library_opens_a_case_in_the_viewer_with_its_stored_values(app_env, library):
+    at = logged_in("admin", app_env["ids"]).run()
+    at.switch_page("app_pages/admin_library.py").run()
+    assert not _viewer_args(at)                        # nothing opened yet
+    [b for b in at.button if (b.key or "").startswith("library_open_")][0].click().run()
+    assert not at.exception
+    [args] = _viewer_args(at)
+    [panel] = args["panels"]
+    assert panel["label"].startswith("Case ") and panel["array"]["dtype"] == "uint8"
+    assert any("8-bit, as stored" in c.value for c in at.caption)
+    at.toggle(key="library_viewer").set_value(False).run()
+    assert not _viewer_args(at) and at.image

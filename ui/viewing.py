@@ -14,7 +14,7 @@ from ui.images import to_uint8
 from ui import viewer as _viewer
 
 __all__ = ["viewer_toggle_ui", "scan_panel", "analyze_viewer_ui", "sr_viewer_ui",
-           "study_viewer_ui", "png_pixels", "ANALYZE_HEIGHT"]
+           "study_viewer_ui", "case_viewer_ui", "png_pixels", "ANALYZE_HEIGHT"]
 
 #: Height of the Analyze viewer's image area (px): about the column's width at 1400 px.
 ANALYZE_HEIGHT = 620
@@ -179,3 +179,15 @@ def study_viewer_ui(image_png: bytes, reference_png: bytes | None, *, height: in
     st.caption(("Reference (left) and the image to rate (right), moving together; **Split** "
                 "puts them on one view. " if len(panels) == 2 else "")
                + "Click outside the viewer to use the keyboard shortcuts again.")
+
+
+def case_viewer_ui(pixels: np.ndarray, *, label: str, bit_depth: int, caption: str,
+                   height: int = 520) -> None:
+    """A case-library image (float [0, 1] from ``core.library.cases.case_pixels``) in the
+    viewer with its stored values (8 or 16 bit), so the read-out shows what is stored."""
+    top = 65535.0 if bit_depth > 8 else 255.0
+    stored = np.round(np.clip(pixels, 0.0, 1.0) * top).astype(np.uint16 if bit_depth > 8
+                                                               else np.uint8)
+    _viewer.viewer([{"label": label, "pixels": stored, "rgb": stored.ndim == 3}],
+                   height=height, key="library_viewer_view")
+    st.caption(caption)
