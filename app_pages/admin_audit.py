@@ -13,7 +13,7 @@ st.title("Audit log")
 
 from core.db.audit import audit_actions, audit_csv, detail_text, search_audit  # noqa: E402
 from core.db.auth import list_users  # noqa: E402
-from core.db.models import utcnow  # noqa: E402
+from core.db.tables import utcnow  # noqa: E402
 
 LIMIT = 5000
 

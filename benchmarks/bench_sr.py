@@ -45,7 +45,7 @@ def _one(args) -> dict:
     import numpy as np
 
     from core.errors import ModelCardError
-    from core.sr.models import KerasSR, load_sr_model
+    from core.sr.upscalers import KerasSR, load_sr_model
 
     try:
         model = load_sr_model(args.method, SCALE)

@@ -134,7 +134,7 @@ def _user_id(session, name: str | None) -> int | None:
         return None
     from sqlalchemy import select
 
-    from core.db.models import User
+    from core.db.tables import User
 
     user = session.scalar(select(User).where(User.username == name))
     if user is None:

@@ -111,7 +111,7 @@ def test_training_page_queues_the_job_and_the_app_starts_a_worker(app_env, tmp_p
     import core.db.jobs as jobs
     from core.config import REPO_ROOT
     from core.db import init_db, session_scope
-    from core.db import models as m
+    from core.db import tables as m
     from core.jobs import runner
 
     script = tmp_path / "fake_train.py"
@@ -207,7 +207,7 @@ def test_audit_log_page_filters_and_exports(app_env):
 
     from core.db import init_db, session_scope
     from core.db.audit import audit
-    from core.db.models import AuditLog, utcnow
+    from core.db.tables import AuditLog, utcnow
 
     ids = app_env["ids"]
     with session_scope(init_db(app_env["MEDSCAN_DATABASE_URL"])) as s:
@@ -289,7 +289,7 @@ def test_export_page_shows_readable_column_labels(app_env):
 
     from core.db import init_db, session_scope
     from core.db.ratings import export_ratings_csv, save_rating
-    from core.db.records import record_scan
+    from core.db.scans import record_scan
 
     ids = app_env["ids"]
     with session_scope(init_db(app_env["MEDSCAN_DATABASE_URL"])) as s:

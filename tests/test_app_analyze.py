@@ -94,7 +94,7 @@ def test_dicom_prediction_gradcam_and_no_second_inference(app_env, explain_calls
 
     # The scan and the prediction were stored.
     from core.db import init_db, session_scope
-    from core.db.records import scan_predictions
+    from core.db.scans import scan_predictions
 
     from core.imaging import load_scan
     sha = load_scan(mr_dicom_bytes()).sha256

@@ -350,7 +350,7 @@ def test_cookie_session_on_a_read_only_database_still_logs_in(app_env, monkeypat
     from datetime import timedelta
 
     from core.db import init_db, session_scope
-    from core.db.models import utcnow
+    from core.db.tables import utcnow
     from core.db.sessions import TOUCH_EVERY, redeem_handoff, start_login_session
     from ui import session_cookie
 

@@ -126,7 +126,7 @@ def test_library_page_starts_the_embeddings_job_and_radiologists_cannot_open_it(
         app_env, library, monkeypatch):
     import ui.retrieval
     from core.db import init_db, session_scope
-    from core.db.models import CaseEmbedding
+    from core.db.tables import CaseEmbedding
 
     with session_scope(init_db(app_env["MEDSCAN_DATABASE_URL"])) as s:
         s.query(CaseEmbedding).delete()

@@ -121,7 +121,7 @@ def test_training_page_defaults_to_the_active_recipe_and_publishes_a_candidate(
 def test_models_page_compares_on_one_set_confirms_warns_activates_and_rolls_back(shipped_env):
     from core import registry
     from core.db import init_db, session_scope
-    from core.db.models import AuditLog
+    from core.db.tables import AuditLog
 
     before = _snapshot(shipped_env["shipped"])
     cand = _candidate(shipped_env)
@@ -206,7 +206,7 @@ def test_real_tiny_training_publishes_a_candidate_evaluated_with_the_active_one(
 def test_training_page_marks_a_dead_job_failed_and_resumes_it(shipped_env, monkeypatch):
     import core.db.jobs as jobs
     from core.db import init_db, session_scope
-    from core.db import models as m
+    from core.db import tables as m
 
     run = shipped_env["data"] / "jobs" / "run-7"
     run.mkdir(parents=True)
@@ -274,7 +274,7 @@ def test_training_page_warns_about_a_stuck_but_alive_worker(shipped_env):
 
     import core.db.jobs as jobs
     from core.db import init_db, session_scope
-    from core.db import models as m
+    from core.db import tables as m
 
     with session_scope(init_db()) as s:
         job = jobs.start_training_job(s, "sr", ["--data", "/d"], None, argv=[

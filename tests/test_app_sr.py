@@ -53,7 +53,7 @@ def test_psnr_ssim_table_chart_and_cached_rerun(app_env, compare_calls):
     assert not at.exception
 
     from core.db import init_db, session_scope
-    from core.db.records import scan_sr_results
+    from core.db.scans import scan_sr_results
     from core.imaging import load_scan
 
     with session_scope(init_db(app_env["MEDSCAN_DATABASE_URL"])) as s:
@@ -129,7 +129,7 @@ def test_image_figures_have_bare_axes():
 
 def test_kspace_degradation_adds_the_zero_filled_reference(app_env, compare_calls):
     from core.db import init_db, session_scope
-    from core.db.models import SRResult
+    from core.db.tables import SRResult
 
     at = _sr_page(app_env)
     at.segmented_control(key="sr_degradation").set_value("kspace").run()
@@ -212,7 +212,7 @@ def test_srgan_and_srresnet_with_the_alpha_curve(srgan_env, compare_calls):
     assert "SRGAN (α 0.40)" in list(at.dataframe[0].value["method"])
 
     from core.db import init_db, session_scope
-    from core.db.models import SRResult
+    from core.db.tables import SRResult
 
     with session_scope(init_db(srgan_env["MEDSCAN_DATABASE_URL"])) as s:
         rows = {(r.method, r.alpha) for r in s.query(SRResult)}

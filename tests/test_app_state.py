@@ -251,7 +251,7 @@ def test_recorded_scan_carries_its_name_and_a_small_thumbnail(app_env, compare_c
     import numpy as np
 
     from core.db import init_db, session_scope
-    from core.db.records import get_scan
+    from core.db.scans import get_scan
     from core.imaging import load_scan
 
     at = logged_in("radiologist", app_env["ids"]).run()

@@ -75,7 +75,7 @@ def _texts(at) -> str:
 
 
 def test_reader_page_is_blinded_and_works_by_keyboard(app_env, folder):
-    from core.db.models import StudyResponse
+    from core.db.tables import StudyResponse
     from core.db.studies import reader_place
 
     study_id, shas = _study(app_env, folder)

@@ -11,7 +11,7 @@ SHAS = [hashlib.sha256(f"app results scan {i}".encode()).hexdigest() for i in ra
 
 def _seed(env) -> tuple[int, int]:
     from core.db import auth, init_db, session_scope
-    from core.db.records import record_scan
+    from core.db.scans import record_scan
     from core.db.studies import create_study, rate_study_item, study_queue
 
     ids = env["ids"]

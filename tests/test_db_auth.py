@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from core.db import init_db, session_scope
 from core.db import auth
-from core.db import models as m
+from core.db import tables as m
 from core.db.audit import recent_audit
 from core.db.errors import NotFound
 

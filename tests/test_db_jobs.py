@@ -11,7 +11,7 @@ from datetime import timedelta
 import pytest
 
 from core.db import dispose_engines, init_db, jobs, session_scope
-from core.db import models as m
+from core.db import tables as m
 from core.db.errors import JobError
 from core.jobs import runner
 from core.progress import Progress

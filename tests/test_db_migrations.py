@@ -6,7 +6,7 @@ from sqlalchemy import inspect, text
 from sqlalchemy.exc import IntegrityError
 
 from core.db import dispose_engines, get_engine, init_db, session_scope, upgrade_to_head
-from core.db import models as m
+from core.db import tables as m
 from core.db.migrate import current_revision, head_revision, schema_diff
 
 
@@ -19,7 +19,7 @@ def url(db_url):
 def test_migrated_schema_equals_models(url):
     engine = upgrade_to_head(url)
     assert current_revision(engine) == head_revision()
-    assert schema_diff(engine) == [], "models.py changed without an Alembic revision"
+    assert schema_diff(engine) == [], "tables.py changed without an Alembic revision"
     tables = set(inspect(engine).get_table_names())
     assert set(m.Base.metadata.tables) <= tables
 

@@ -21,7 +21,7 @@ PW = "a long password 1"
 @pytest.fixture()
 def engine(tmp_path, monkeypatch, fast_hasher):
     from core.db import dispose_engines, get_engine, init_db
-    from core.db.models import Base
+    from core.db.tables import Base
 
     monkeypatch.setenv("MEDSCAN_DATA_DIR", str(tmp_path))
     eng = get_engine(URL)
@@ -34,10 +34,10 @@ def engine(tmp_path, monkeypatch, fast_hasher):
 
 def test_postgres_schema_and_api(engine):
     from core.db import auth, jobs, session_scope
-    from core.db import models as m
+    from core.db import tables as m
     from core.db.migrate import schema_diff
     from core.db.ratings import export_ratings, my_ratings, save_rating
-    from core.db.records import record_scan, record_sr_result
+    from core.db.scans import record_scan, record_sr_result
     from core.db.studies import create_study, rate_study_item, study_queue
 
     assert schema_diff(engine) == []

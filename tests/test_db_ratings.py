@@ -11,12 +11,12 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from core.db import auth, dispose_engines, init_db, session_scope
-from core.db import models as m
+from core.db import tables as m
 from core.db.audit import MASK, audit, recent_audit
 from core.db.errors import NotFound, RatingError
 from core.db.ratings import (export_ratings, export_ratings_csv, get_my_rating, my_ratings,
                              rating_summary, save_rating)
-from core.db.records import (get_scan, record_prediction, record_scan, record_sr_result,
+from core.db.scans import (get_scan, record_prediction, record_scan, record_sr_result,
                              scan_sr_results)
 
 SHA = hashlib.sha256(b"scan one").hexdigest()
@@ -227,7 +227,7 @@ PNG = b"\x89PNG\r\n\x1a\n" + b"thumbnail"
 
 
 def test_rating_view_and_scan_name_reach_my_ratings_and_the_export(env):
-    from core.db.records import label_scan
+    from core.db.scans import label_scan
 
     engine, ids = env
     with session_scope(engine) as s:
@@ -277,8 +277,8 @@ def test_rating_another_view_of_the_same_method_replaces_it(env):
 def test_describe_view_uses_the_method_labels(method, view, words):
     """The view is named in the words the menus use (core.sr.METHOD_LABELS, the one table the
     SR page's labels come from too), never in internal keys."""
-    from core.db.views import describe_view
-    from core.sr.models import METHOD_LABELS, SR_METHODS
+    from core.db.rows import describe_view
+    from core.sr.upscalers import METHOD_LABELS, SR_METHODS
     from ui.sr import METHOD_LABELS as UI_LABELS
 
     assert describe_view(method, **view) == words
@@ -294,7 +294,7 @@ def test_invalid_view_is_rejected(env, bad):
 
 
 def test_label_scan_rejects_non_png_and_unknown_scans(env):
-    from core.db.records import label_scan
+    from core.db.scans import label_scan
 
     engine, _ = env
     with session_scope(engine) as s:

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from core.db import auth, init_db, session_scope
-from core.db import models as m
+from core.db import tables as m
 from core.db import sessions as ss
 
 PW = "correct horse battery"

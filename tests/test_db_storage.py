@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from core.db import auth, get_engine, init_db, session_scope
-from core.db import models as m
+from core.db import tables as m
 from core.db.errors import DBError, StorageError
 
 

@@ -10,7 +10,7 @@ import pytest
 from core.db import auth, dispose_engines, init_db, session_scope
 from core.db.errors import StudyError
 from core.db.ratings import my_ratings
-from core.db.records import record_scan
+from core.db.scans import record_scan
 from core.db.studies import (create_study, list_studies, next_unrated, rate_study_item,
                              reader_order, set_study_image, study_image_bytes, study_progress,
                              study_queue, study_reader_progress)
@@ -208,7 +208,7 @@ def test_reader_sequence_repeats(n, fraction, repeats):
 
 
 def test_repeats_time_place_and_changing_a_rating(env):
-    from core.db.models import Rating, StudyResponse
+    from core.db.tables import Rating, StudyResponse
     from core.db.studies import reader_place, set_reader_place, study_response_rows
 
     engine, ids, *_ = env
@@ -252,7 +252,7 @@ def test_repeats_time_place_and_changing_a_rating(env):
 
 def test_delete_needs_confirmation_when_rated_and_is_audited(env):
     from core.db.audit import recent_audit
-    from core.db.models import Rating, StudyItem
+    from core.db.tables import Rating, StudyItem
     from core.db.studies import delete_study
 
     engine, ids, study, open_ = env

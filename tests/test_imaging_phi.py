@@ -141,7 +141,7 @@ def test_database_row_holds_no_planted_phi(sqlite_url):
     from sqlalchemy import text
 
     from core.db import dispose_engines, init_db, session_scope
-    from core.db.records import record_scan
+    from core.db.scans import record_scan
 
     scan = load_scan(phi_dicom(), mask_upload_name("Doe_Jane_MRN-778812.dcm", phi_dicom()))
     extra = ({"display_name": scan.filename}

@@ -91,7 +91,7 @@ def test_sr_psnr_stage_trained_on_jax_loads_in_tensorflow(data_dir, tmp_weights,
                    "--threads", "1", "--run-dir", "run", "--version", "jax-sr", "--quiet"])
         assert rc == 0
         from core.imaging import load_scan
-        from core.sr.models import load_sr_model
+        from core.sr.upscalers import load_sr_model
         model = load_sr_model("rrdb_psnr", scale=2, version="jax-sr")
         y = model.upscale(load_scan({str(img)!r}).pixels[:48, :48])
         print(json.dumps({{"y": np.asarray(y, float).ravel()[::7].tolist(), "shape": y.shape}}))
@@ -99,7 +99,7 @@ def test_sr_psnr_stage_trained_on_jax_loads_in_tensorflow(data_dir, tmp_weights,
 
     from core import registry
     from core.imaging import load_scan
-    from core.sr.models import load_sr_model
+    from core.sr.upscalers import load_sr_model
 
     assert registry.load_card("sr", "jax-sr")["scale"] == 2
     y = load_sr_model("rrdb_psnr", scale=2, version="jax-sr").upscale(load_scan(img).pixels[:48, :48])

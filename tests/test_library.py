@@ -12,7 +12,7 @@ from sqlalchemy import inspect as sa_inspect
 from sqlalchemy import select, text
 
 from core.db import init_db, session_scope
-from core.db.models import Case
+from core.db.tables import Case
 from core.imaging import load_scan
 from core.library import cases
 from core.library.importer import LibraryImportError, import_tree, read_labels_csv

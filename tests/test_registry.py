@@ -184,7 +184,7 @@ def test_activate_and_rollback_are_audited(layered, tiny_builder):
     from sqlalchemy import select
 
     from core.db import init_db, session_scope
-    from core.db.models import AuditLog
+    from core.db.tables import AuditLog
 
     registry.save_version("classifier", tiny_builder(3), _card(), version="cand1")
     engine = init_db()

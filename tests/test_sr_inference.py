@@ -10,7 +10,7 @@ import pytest
 from core import registry
 from core.models.rrdbnet import build_rrdbnet
 from core.sr import SR_METHODS, available_methods, bicubic_upscale, compare, degrade
-from core.sr.models import (BicubicSR, InterpolatedSR, KerasSR, interpolate_weights,
+from core.sr.upscalers import (BicubicSR, InterpolatedSR, KerasSR, interpolate_weights,
                             load_sr_model, slot_name)
 from core.sr.tiling import tile_starts, upscale_tiled
 

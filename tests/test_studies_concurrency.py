@@ -10,8 +10,8 @@ import threading
 from sqlalchemy import func, select
 
 from core.db import auth, init_db, session_scope
-from core.db import models as m
-from core.db.records import record_scan
+from core.db import tables as m
+from core.db.scans import record_scan
 from core.db.studies import create_study, rate_study_item, study_progress, study_queue
 
 N_READERS, N_ITEMS = 20, 25

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from core.db import auth, init_db, session_scope
-from core.db import models as m
+from core.db import tables as m
 from core.db.errors import StudyError
 from core.db.studies import (get_study, open_study, rate_study_item, study_image_bytes,
                              study_queue, study_reference_bytes)
@@ -108,7 +108,7 @@ class _FakeSR:
     version = "fake-1"
 
     def __init__(self, scale: int) -> None:
-        from core.sr.models import BicubicSR
+        from core.sr.upscalers import BicubicSR
 
         self._b = BicubicSR(scale)
 

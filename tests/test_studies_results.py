@@ -236,7 +236,7 @@ SCORES = {
 @pytest.fixture()
 def seeded_study(db_url):
     from core.db import auth, init_db, session_scope
-    from core.db.records import record_scan
+    from core.db.scans import record_scan
     from core.db.studies import create_study, study_queue
 
     engine = init_db(db_url)

@@ -266,7 +266,7 @@ def _once(tag: str) -> bool:
 
 
 def record_scan_once(user: dict, picked) -> None:
-    from core.db.records import record_scan
+    from core.db.scans import record_scan
     from ui.images import thumbnail_png
 
     if _once(f"scan:{picked.scan.sha256}"):
@@ -280,7 +280,7 @@ def record_scan_once(user: dict, picked) -> None:
 
 def record_prediction_once(user: dict, picked, pred, *, calibrated: bool) -> None:
     """Store the scan and the prediction once per browser session (a rerun stores nothing)."""
-    from core.db.records import record_prediction
+    from core.db.scans import record_prediction
 
     record_scan_once(user, picked)
     if _once(f"pred:{picked.key}:{pred.version}"):

@@ -93,8 +93,8 @@ def rating_form_ui(*, reader_id: int, picked, method: str, model_version: str | 
     is what is rated (default: the scan), shown as the title's thumbnail. The widget keys start
     with ``key`` and end in the view's digest. Returns True on the run where it was saved."""
     from core.db.ratings import get_my_rating, save_rating
-    from core.db.records import label_scan
-    from core.db.views import describe_view
+    from core.db.scans import label_scan
+    from core.db.rows import describe_view
 
     scan = picked.scan
     sha = scan.sha256

@@ -102,7 +102,7 @@ def classifier(version: str | None = None):
 
 @st.cache_resource(show_spinner="Loading the super-resolution model…", max_entries=8)
 def _sr_model(method: str, scale: int, version: str, weights_dir: str):
-    from core.sr.models import load_sr_model
+    from core.sr.upscalers import load_sr_model
 
     device()
     return load_sr_model(method, scale, version=version, weights_dir=weights_dir)

@@ -122,7 +122,7 @@ def run_comparison(picked, settings: SRSettings):
 
 def record_sr_once(user: dict, picked, result, alpha: float) -> None:
     """Store each method's PSNR/SSIM once per browser session."""
-    from core.db.records import record_sr_result
+    from core.db.scans import record_sr_result
 
     seen: set = st.session_state.setdefault("_recorded", set())
     # the stored mode says how the LR input was made: "simulate" (bicubic) / "simulate-kspace"

@@ -15,7 +15,7 @@ VIEWS = {"original": "Original scan",
 
 def cond_label(condition: str | None) -> str:
     """A condition (``method`` or ``method@version``) as people read it (admin pages only)."""
-    from core.db.views import view_label
+    from core.db.rows import view_label
 
     if condition is None:
         return "—"

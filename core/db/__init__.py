@@ -8,19 +8,19 @@ SQLAlchemy URL (PostgreSQL) via ``MEDSCAN_DATABASE_URL``. Typical use::
     with session_scope(engine) as s:
         user = auth.authenticate(s, name, password)
 
-API functions take a session and return frozen dataclass views (``core.db.views``), safe to use
+API functions take a session and return frozen dataclass views (``core.db.rows``), safe to use
 after the session closes.
 """
 from __future__ import annotations
 
 from sqlalchemy import Engine
 
-from core.db import models
+from core.db import tables
 from core.db.engine import dispose_engines, get_engine, session_scope
 from core.db.migrate import upgrade_to_head
 
 __all__ = ["get_engine", "session_scope", "upgrade_to_head", "init_db", "dispose_engines",
-           "models"]
+           "tables"]
 
 
 def init_db(url: str | None = None) -> Engine:

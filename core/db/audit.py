@@ -22,8 +22,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.db.models import AuditLog, User
-from core.db.views import AuditView
+from core.db.tables import AuditLog, User
+from core.db.rows import AuditView
 
 __all__ = ["audit", "recent_audit", "search_audit", "audit_actions", "audit_csv", "scrub",
            "MASK", "AUDIT_CSV_COLUMNS", "detail_text"]

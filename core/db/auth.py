@@ -29,9 +29,9 @@ from core.db.audit import audit
 from core.db.errors import (AuthError, LockedOut, NotFound, PermissionDenied, PolicyError,
                             SetupDone, UserExists)
 from core.db.engine import upsert_insert
-from core.db.models import ROLES, LoginThrottle, User, utcnow
+from core.db.tables import ROLES, LoginThrottle, User, utcnow
 from core.db.sessions import end_user_sessions
-from core.db.views import UserView
+from core.db.rows import UserView
 
 __all__ = ["AuthError", "LockedOut", "PolicyError", "UserExists", "PermissionDenied",
            "SetupDone", "ROLES", "MIN_PASSWORD_LENGTH", "MAX_FAILURES", "normalize_username",

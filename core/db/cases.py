@@ -2,7 +2,7 @@
 
 The pixels live in a pixel store (``core.library.store``); ``core.library`` puts them there and
 calls these functions for the rows. Nothing here reads a file or a DICOM header: a row holds
-only what :class:`core.db.models.Case` lists (no patient identifiers by construction).
+only what :class:`core.db.tables.Case` lists (no patient identifiers by construction).
 """
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from sqlalchemy.orm import Session
 
 from core.db.audit import audit
 from core.db.errors import NotFound
-from core.db.models import Case, CaseEmbedding
-from core.db.views import CaseView
+from core.db.tables import Case, CaseEmbedding
+from core.db.rows import CaseView
 
 __all__ = ["case_view", "case_by_sha", "insert_case", "get_case", "list_cases", "count_cases",
            "label_counts", "source_counts", "cases_by_ids", "set_case_label", "delete_case",

@@ -52,7 +52,7 @@ def register(cmds) -> None:
     up.set_defaults(func=_db_upgrade)
     chk = ds.add_parser("check", help="exit 1 if the schema differs from the ORM models")
     chk.set_defaults(func=_db_check)
-    rev = ds.add_parser("revision", help="(developers) autogenerate a migration from models.py")
+    rev = ds.add_parser("revision", help="(developers) autogenerate a migration from tables.py")
     rev.add_argument("-m", "--message", required=True)
     rev.set_defaults(func=_db_revision)
 

@@ -68,8 +68,8 @@ from sqlalchemy.orm import Session
 from core.db.audit import audit
 from core.db.engine import get_engine, session_scope
 from core.db.errors import JobError, NotFound
-from core.db.models import JOB_KINDS, JobProgress, JobWorker, TrainingJob, utcnow
-from core.db.views import JobView, ProgressPoint
+from core.db.tables import JOB_KINDS, JobProgress, JobWorker, TrainingJob, utcnow
+from core.db.rows import JobView, ProgressPoint
 from core.jobs import runner
 
 if TYPE_CHECKING:   # core.progress is not imported at run time: it reaches us, not we it

@@ -1,7 +1,7 @@
 """Alembic migrations, configured in code (scripts in ``core/db/migrations``).
 
 ``upgrade_to_head`` runs on app start and before every ``python -m core`` database command. New
-revision after changing ``models.py``::
+revision after changing ``tables.py``::
 
     python -m core db revision -m "add column x"     # autogenerate, then review the file
 """
@@ -19,7 +19,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 
 from core.db.engine import get_engine
-from core.db.models import Base
+from core.db.tables import Base
 
 __all__ = ["MIGRATIONS_DIR", "alembic_config", "upgrade_to_head", "current_revision",
            "head_revision", "schema_diff", "make_revision"]

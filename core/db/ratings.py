@@ -4,7 +4,7 @@ Readers only ever get their own rows back (``my_ratings``, ``get_my_rating``); a
 leave only through the admin functions ``export_ratings`` / ``export_ratings_csv`` /
 ``rating_summary`` (the page must gate them with ``require_role(user, "admin")``). Scans are
 identified by hash and by the PHI-masked display name and thumbnail the app gave them
-(``records.label_scan``); a rating records the view it was given on (frame, SR scale and mode,
+(``scans.label_scan``); a rating records the view it was given on (frame, SR scale and mode,
 ESRGAN α).
 """
 from __future__ import annotations
@@ -22,9 +22,9 @@ from sqlalchemy.orm import Session
 from core.db.audit import audit
 from core.db.engine import upsert_insert
 from core.db.errors import RatingError
-from core.db.models import Rating, Scan, Study, User, utcnow
-from core.db.records import _scan, check_sha256
-from core.db.views import RatingView
+from core.db.tables import Rating, Scan, Study, User, utcnow
+from core.db.scans import _scan, check_sha256
+from core.db.rows import RatingView
 
 __all__ = ["METHODS", "save_rating", "my_ratings", "get_my_rating", "export_ratings",
            "export_ratings_csv", "write_ratings_csv", "rating_summary", "EXPORT_COLUMNS"]

@@ -10,8 +10,8 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from core.db.models import RegistryState, utcnow
-from core.db.views import ActiveModelView
+from core.db.tables import RegistryState, utcnow
+from core.db.rows import ActiveModelView
 
 __all__ = ["record_active", "active_models", "DEFAULT_SLOT"]
 

@@ -24,8 +24,8 @@ from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from core.db.audit import audit
-from core.db.models import LoginSession, User, utcnow
-from core.db.views import UserView
+from core.db.tables import LoginSession, User, utcnow
+from core.db.rows import UserView
 
 __all__ = ["IDLE_TIMEOUT", "MAX_AGE", "HANDOFF_TTL", "hash_secret", "start_login_session",
            "redeem_handoff", "session_user", "end_session", "end_user_sessions",

@@ -39,12 +39,12 @@ from sqlalchemy.orm import Session
 
 from core.db.audit import audit
 from core.db.errors import NotFound, StudyError
-from core.db.models import (STUDY_PRESENTATIONS, STUDY_REFERENCES, STUDY_STATES, Case, Rating,
+from core.db.tables import (STUDY_PRESENTATIONS, STUDY_REFERENCES, STUDY_STATES, Case, Rating,
                             Scan, Study, StudyCase, StudyImage, StudyItem, StudyReader,
                             StudyResponse, User, utcnow)
 from core.db.ratings import _method, save_rating
-from core.db.records import _scan
-from core.db.views import StudyProgress, StudyView
+from core.db.scans import _scan
+from core.db.rows import StudyProgress, StudyView
 
 __all__ = ["create_study", "list_studies", "get_study", "study_queue", "next_unrated",
            "study_progress", "study_reader_progress", "study_image_bytes", "set_study_image",

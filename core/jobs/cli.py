@@ -8,7 +8,7 @@ __all__ = ["register"]
 
 
 def register(cmds) -> None:
-    from core.db.models import JOB_KINDS
+    from core.db.tables import JOB_KINDS
 
     p = cmds.sub.add_parser(
         "worker", help="run queued training jobs from the database (on this or another machine)",

@@ -21,7 +21,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from core.db.models import JOB_KINDS
+from core.db.tables import JOB_KINDS
 
 __all__ = ["JOB_COMMANDS", "TERM_GRACE_S", "LOCAL_WORKER_IDLE_S", "children", "jobs_dir",
            "process_name", "job_command", "child_env", "spawn", "process_state",

@@ -35,8 +35,8 @@ from core.db.engine import get_engine, session_scope
 from core.db.errors import DBError
 from core.db.jobs import (cancel_requested, claim_job, record_exit, register_worker,
                           set_job_pid, stop_worker, worker_heartbeat)
-from core.db.models import JOB_KINDS
-from core.db.views import JobView
+from core.db.tables import JOB_KINDS
+from core.db.rows import JobView
 from core.jobs import runner
 
 __all__ = ["Worker", "DEFAULT_POLL_S"]

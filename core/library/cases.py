@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from core.db import cases as rows
 from core.db.cases import (count_cases, get_case, label_counts, list_cases, set_case_label,
                            source_counts)
-from core.db.views import CaseView
+from core.db.rows import CaseView
 from core.imaging.export import thumbnail_png
 from core.imaging.scan import Scan
 from core.library.store import PixelStore, StoreError, default_store, key_for

@@ -158,7 +158,7 @@ def _audit_user(name: str | None) -> dict | None:
     from sqlalchemy import select
 
     from core.db import init_db, session_scope
-    from core.db.models import User
+    from core.db.tables import User
     from core.errors import MedScanError
 
     with session_scope(init_db()) as s:

@@ -10,11 +10,11 @@ Public API::
             models=None, progress=None, degradation="bicubic"|"kspace", window=None,
             rician_snr=None) -> SRComparison
     bicubic_upscale(image, scale); degrade(hr, scale, *, kind="bicubic"|"kspace", ...)
-    core.sr.models.load_sr_model(method, scale, version=None)   # cache it in the app
+    core.sr.upscalers.load_sr_model(method, scale, version=None)   # cache it in the app
     core.sr.metrics.psnr / ssim / diff_map
 
 Colour images go through grayscale models on the Y channel (chroma bicubic); see
-:mod:`core.sr.models`. TensorFlow is imported only when a model is loaded.
+:mod:`core.sr.upscalers`. TensorFlow is imported only when a model is loaded.
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from pathlib import Path
 from core.sr.compare import SRComparison, compare
 from core.sr.degrade import bicubic_upscale, degrade
 from core.sr.methods import GAN_PARTNER, MODEL_METHODS
-from core.sr.models import SR_METHODS, load_sr_model, slot_name
+from core.sr.upscalers import SR_METHODS, load_sr_model, slot_name
 
 __all__ = ["SR_METHODS", "available_methods", "compare", "SRComparison", "bicubic_upscale",
            "degrade", "load_sr_model"]

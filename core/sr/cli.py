@@ -196,7 +196,7 @@ def _train(args) -> int:
 def _evaluate(args) -> int:
     from core.sr import available_methods
     from core.sr.evaluate import evaluate_folder
-    from core.sr.models import load_sr_model
+    from core.sr.upscalers import load_sr_model
     from core.sr.train import limit_threads
 
     limit_threads(args.threads)
@@ -243,7 +243,7 @@ def _alpha_curves(args) -> int:
     from core.errors import MedScanError
     from core.sr import available_methods
     from core.sr.evaluate import alpha_curve
-    from core.sr.models import load_sr_model
+    from core.sr.upscalers import load_sr_model
 
     if args.model:
         card = registry.load_card("sr", args.model)
@@ -289,7 +289,7 @@ def _super_resolve(args) -> int:
 
     from core.imaging import load_scan
     from core.sr import available_methods
-    from core.sr.models import load_sr_model
+    from core.sr.upscalers import load_sr_model
     from core.sr.train import limit_threads
 
     from core.sr.tiling import check_tile

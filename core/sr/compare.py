@@ -21,7 +21,7 @@ from core.errors import MedScanError
 from core.progress import Progress
 from core.sr.degrade import as_float01, crop_to_multiple, degrade, describe_degradation
 from core.sr.metrics import diff_map, psnr, ssim
-from core.sr.models import SR_METHODS, load_sr_model
+from core.sr.upscalers import SR_METHODS, load_sr_model
 from core.sr.tiling import check_tile
 
 __all__ = ["SRComparison", "compare", "ENHANCE_NOTE", "MAX_INPUT_PIXELS"]
@@ -55,7 +55,7 @@ def compare(image: np.ndarray, *, scale: int = 4, mode: str = "simulate",
             window: str | None = None, rician_snr: float | None = None) -> SRComparison:
     """Run ``methods`` on ``image`` (H×W or H×W×3; float [0, 1] or uint8/uint16) and compare.
 
-    ``models`` maps method → a loaded model (:func:`core.sr.models.load_sr_model`, cached by
+    ``models`` maps method → a loaded model (:func:`core.sr.upscalers.load_sr_model`, cached by
     the app); missing ones are loaded from the registry. ``alpha`` is the network
     interpolation of the GAN methods (1 = pure GAN, 0 = PSNR model). ``tile`` (LR px, 0 =
     untiled, ``None`` = from the memory budget ``MEDSCAN_SR_MEMORY_MB``) bounds memory; tiled

@@ -32,10 +32,10 @@ def evaluate_folder(folder: str | Path, scale: int, models: Mapping[str, object]
                     rician_snr: float | None = None, seed: int = 0) -> dict:
     """``{"scale", "images", "degradation", "methods": {method: {"psnr", "ssim",
     "seconds"}}}``; ``models`` maps method name → an object with ``upscale`` (see
-    :mod:`core.sr.models`). Rician noise is drawn from ``seed``."""
+    :mod:`core.sr.upscalers`). Rician noise is drawn from ``seed``."""
     progress = progress or null_progress
     if degradation == "kspace" and "zero_filled" not in models:
-        from core.sr.models import load_sr_model
+        from core.sr.upscalers import load_sr_model
 
         models = {**models, "zero_filled": load_sr_model("zero_filled", scale)}
     rng = np.random.default_rng(seed)
@@ -66,7 +66,7 @@ def alpha_curve(folder: str | Path, scale: int, model, *, alphas=ALPHAS,
                 progress: ProgressCallback | None = None, degradation: str = "bicubic",
                 window: str | None = None, rician_snr: float | None = None,
                 seed: int = 0) -> dict:
-    """PSNR/SSIM of an interpolated GAN model (:class:`core.sr.models.InterpolatedSR`) at each
+    """PSNR/SSIM of an interpolated GAN model (:class:`core.sr.upscalers.InterpolatedSR`) at each
     α in ``alphas`` on the HR images of ``folder`` (means; LR made as in
     :func:`evaluate_folder`, untiled), with bicubic on the same pixels as the reference line:
     ``{"points": [{"alpha", "psnr", "ssim"}, ...], "bicubic": {"psnr", "ssim"}, "images",

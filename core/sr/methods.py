@@ -2,7 +2,7 @@
 model and with which architecture, which are GAN generators interpolated towards a PSNR partner
 (network interpolation, the α slider), how the training CLI's network + stage name them, and the
 registry slot of a method at a scale. Imports nothing of the project but its errors, so the
-storage layer can label rated views (``core.db.views``) without importing model code."""
+storage layer can label rated views (``core.db.rows``) without importing model code."""
 from __future__ import annotations
 
 from core.errors import MedScanError

@@ -228,7 +228,7 @@ def train_sr(cfg: SRTrainConfig, progress: ProgressCallback | None = None) -> Tr
     } | extra
     if cfg.val:
         from core.sr.evaluate import evaluate_folder
-        from core.sr.models import BicubicSR, KerasSR
+        from core.sr.upscalers import BicubicSR, KerasSR
 
         models = {"bicubic": BicubicSR(cfg.scale),
                   method: KerasSR(model, card | {"version": None}, method)}
@@ -240,7 +240,7 @@ def train_sr(cfg: SRTrainConfig, progress: ProgressCallback | None = None) -> Tr
         if method in GAN_PARTNER:
             from core import registry
             from core.sr.evaluate import alpha_curve
-            from core.sr.models import InterpolatedSR
+            from core.sr.upscalers import InterpolatedSR
 
             psnr_model, _ = registry.load_model("sr", card["init_version"])
             gan = InterpolatedSR(model, card | {"version": None}, psnr_model.get_weights(),
@@ -253,7 +253,7 @@ def train_sr(cfg: SRTrainConfig, progress: ProgressCallback | None = None) -> Tr
     if cfg.publish:
         from core import registry
         from core.models import build_model
-        from core.sr.models import slot_name
+        from core.sr.upscalers import slot_name
 
         version = cfg.version or registry.new_version_name(f"{method}_x{cfg.scale}-")
         clean = build_model(card)  # uncompiled copy: the weights file carries no optimizer state

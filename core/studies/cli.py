@@ -260,7 +260,7 @@ def _studies_design(args: argparse.Namespace) -> int:
 
     from core.db import init_db, session_scope
     from core.db.errors import StudyError
-    from core.db.models import User
+    from core.db.tables import User
     from core.studies.design import StudyDesign, design_study, folder_sources, library_sources
 
     with session_scope(init_db()) as s:

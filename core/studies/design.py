@@ -25,7 +25,7 @@ from pathlib import Path
 from sqlalchemy.orm import Session
 
 from core.db.errors import StudyError
-from core.db.models import STUDY_PRESENTATIONS, STUDY_REFERENCES
+from core.db.tables import STUDY_PRESENTATIONS, STUDY_REFERENCES
 from core.sr.methods import METHOD_LABELS, SR_METHODS, uses_alpha
 
 __all__ = ["CONDITIONS", "CONDITION_LABELS", "REFERENCE_LABELS", "IMAGE_SUFFIXES",
@@ -160,7 +160,7 @@ def design_study(session: Session, design: StudyDesign, sources: Sequence[CaseSo
     their hidden labels, the readers (none: anyone signed in may read). ``folder``: the root
     the sources' paths are relative to. Learned methods must have an active model at the
     study's scale. Returns the study (:class:`core.db.studies.StudyInfo`)."""
-    from core.db.records import record_scan
+    from core.db.scans import record_scan
     from core.db.studies import create_study
     from core.sr import available_methods
 

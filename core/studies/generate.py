@@ -63,7 +63,7 @@ def case_pixels(session, case: Mapping, source: Mapping | None) -> np.ndarray:
 
 def _load_models(methods, scale: int, versions: Mapping[str, str | None],
                  weights_dir) -> dict:
-    from core.sr.models import load_sr_model
+    from core.sr.upscalers import load_sr_model
 
     return {m: load_sr_model(m, scale, versions.get(m), weights_dir=weights_dir)
             for m in methods}

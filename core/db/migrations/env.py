@@ -4,7 +4,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine
 
-from core.db.models import Base, UTCDateTime
+from core.db.tables import Base, UTCDateTime
 
 config = context.config
 target_metadata = Base.metadata

@@ -29,7 +29,7 @@ class UserView:
 
     @classmethod
     def of(cls, user: Any) -> UserView:
-        """The view of a ``core.db.models.User`` row (detached: safe after the session)."""
+        """The view of a ``core.db.tables.User`` row (detached: safe after the session)."""
         return cls(id=user.id, username=user.username, role=user.role, active=user.active,
                    created_at=user.created_at, last_login_at=user.last_login_at,
                    locked_until=user.locked_until, sso_email=user.sso_email)

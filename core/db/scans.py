@@ -14,8 +14,8 @@ from sqlalchemy.orm import Session
 
 from core.db.audit import audit, scrub
 from core.db.errors import NotFound
-from core.db.models import Prediction, Scan, SRResult
-from core.db.views import PredictionView, ScanView, SRResultView
+from core.db.tables import Prediction, Scan, SRResult
+from core.db.rows import PredictionView, ScanView, SRResultView
 
 __all__ = ["record_scan", "label_scan", "record_prediction", "record_sr_result", "get_scan",
            "scan_id_for", "scan_predictions", "scan_sr_results", "check_sha256"]
