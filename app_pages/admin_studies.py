@@ -21,7 +21,8 @@ admin = auth.require_role("admin")
 st.title("Reader studies")
 
 from core.db.auth import list_users  # noqa: E402
-from core.db.jobs import ACTIVE_STATUSES, get_job, start_training_job  # noqa: E402
+from core.db.jobs import ACTIVE_STATUSES  # noqa: E402
+from core.jobs.service import get_job, start_training_job  # noqa: E402
 from core.db.studies import (close_study, create_study, delete_study,  # noqa: E402
                              list_studies, open_study, set_study_job, set_study_readers,
                              study_rating_rows, study_reader_progress, study_response_rows)

@@ -1,5 +1,5 @@
 """Training (admin): start a classifier or super-resolution training run on a data folder and
-watch it. Training runs as a separate process: this page queues the job (core.db.jobs) and a
+watch it. Training runs as a separate process: this page queues the job (core.jobs.service) and a
 worker (``python -m core worker``, core.jobs) runs it; with no live worker the app starts one on
 this machine. The page only queues, polls, cancels and resumes. The form's defaults are the
 active version's recipe (its model card); a finished run is published as a candidate, never
@@ -24,9 +24,9 @@ from core.classifier.train import (ARCHITECTURES, AUGMENTATION_CHOICES,  # noqa:
                                    recipe_from_card)
 from core.config import job_heartbeat_s  # noqa: E402
 from core.sr.methods import GAN_PARTNER, METHOD_LABELS, TRAINING_METHODS  # noqa: E402
-from core.db.jobs import (cancel_job, checkpoint_of, heartbeat_age_s,  # noqa: E402
-                          job_history, job_log_tail, list_jobs, resume_job,
-                          start_training_job)
+from core.db.jobs import heartbeat_age_s, job_history, job_log_tail  # noqa: E402
+from core.jobs.service import (cancel_job, checkpoint_of, list_jobs, resume_job,  # noqa: E402
+                               start_training_job)
 
 POLL_SECONDS = 5
 

@@ -45,10 +45,10 @@ def test_model_versions_compare_and_activate(app_env, tiny_weights):
 
 
 def test_training_job_starts_and_is_polled(app_env, tmp_path, monkeypatch):
-    """The page starts a real job through core.db.jobs; the training command itself is swapped
-    for a short script (a real training run takes minutes), which reports progress like a
-    trainer does."""
-    import core.db.jobs as jobs
+    """The page starts a real job through core.jobs.service; the training command itself is
+    swapped for a short script (a real training run takes minutes), which reports progress like
+    a trainer does."""
+    import core.jobs.service as service
 
     script = tmp_path / "fake_train.py"
     script.write_text(
@@ -59,7 +59,7 @@ def test_training_job_starts_and_is_polled(app_env, tmp_path, monkeypatch):
         "for i in range(1, 4):\n"
         "    cb(Progress(task='classifier', phase='train', epoch=i, epochs=3, loss=1.0 / i))\n"
         "cb(Progress(task='classifier', phase='done', epoch=3, epochs=3, message='version=v-new'))\n")
-    original = jobs.start_training_job
+    original = service.start_training_job
 
     def start(session, kind, args, user_id, **kw):
         start.args = args
@@ -68,7 +68,7 @@ def test_training_job_starts_and_is_polled(app_env, tmp_path, monkeypatch):
         return original(session, kind, args, user_id, env={"PYTHONPATH": str(REPO_ROOT)},
                         argv=[sys.executable, str(script), "{job_id}"])
 
-    monkeypatch.setattr(jobs, "start_training_job", start)
+    monkeypatch.setattr(service, "start_training_job", start)
     data = tmp_path / "images"
     data.mkdir()
     at = logged_in("admin", app_env["ids"]).run()
@@ -109,6 +109,7 @@ def test_training_page_queues_the_job_and_the_app_starts_a_worker(app_env, tmp_p
     starts ``python -m core worker`` itself, which claims and runs it. Only the worker's job
     command is swapped for a short script (its ``--command``)."""
     import core.db.jobs as jobs
+    import core.jobs.service as service
     from core.config import REPO_ROOT
     from core.db import init_db, session_scope
     from core.db import tables as m
@@ -123,14 +124,14 @@ def test_training_page_queues_the_job_and_the_app_starts_a_worker(app_env, tmp_p
         "cb(Progress(task='classifier', phase='train', epoch=1, epochs=1, loss=0.5))\n"
         "cb(Progress(task='classifier', phase='done', epoch=1, epochs=1, "
         "message='version=v-worker'))\n")
-    original = jobs.start_training_job
+    original = service.start_training_job
 
     def start(session, kind, args, user_id, **kw):
         start.kw = kw
         return original(session, kind, args, user_id, env={"PYTHONPATH": str(REPO_ROOT)},
                         argv=[sys.executable, str(script), "{job_id}"], **kw)
 
-    monkeypatch.setattr(jobs, "start_training_job", start)
+    monkeypatch.setattr(service, "start_training_job", start)
     monkeypatch.delenv("MEDSCAN_LOCAL_WORKER", raising=False)
     monkeypatch.setattr(runner, "_local_worker", None)
     data = tmp_path / "images"

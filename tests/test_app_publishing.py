@@ -52,15 +52,15 @@ def shipped_env(tmp_path, monkeypatch, data_dir):
     monkeypatch.delenv("MEDSCAN_REGISTRY_DIR", raising=False)
     monkeypatch.delenv("MEDSCAN_EVAL_DIR", raising=False)
     ids = make_db(env["MEDSCAN_DATABASE_URL"])
-    import core.db.jobs as jobs
+    from core.jobs import runner
 
-    jobs._children.clear()   # children are keyed by job id: ids restart in each database
+    runner.children.clear()   # children are keyed by job id: ids restart in each database
     yield {"ids": ids, "shipped": shipped, "data": data, "eval": eval_dir, "net": net}
     from core.db import dispose_engines
 
-    for proc in list(jobs._children.values()):
+    for proc in list(runner.children.values()):
         proc.wait(timeout=60)
-    jobs._children.clear()
+    runner.children.clear()
     dispose_engines()
 
 
@@ -83,7 +83,7 @@ def _report(acc, n, fp):
 
 def test_training_page_defaults_to_the_active_recipe_and_publishes_a_candidate(
         shipped_env, monkeypatch, tmp_path):
-    import core.db.jobs as jobs
+    import core.jobs.service as service
 
     seen = {}
 
@@ -92,8 +92,8 @@ def test_training_page_defaults_to_the_active_recipe_and_publishes_a_candidate(
         return original(session, kind, args, user_id,
                         argv=[sys.executable, "-c", "pass"])
 
-    original = jobs.start_training_job
-    monkeypatch.setattr(jobs, "start_training_job", start)
+    original = service.start_training_job
+    monkeypatch.setattr(service, "start_training_job", start)
     at = logged_in("admin", shipped_env["ids"]).run()
     at.switch_page("app_pages/admin_training.py").run()
     assert not at.exception
@@ -204,7 +204,7 @@ def test_real_tiny_training_publishes_a_candidate_evaluated_with_the_active_one(
 
 
 def test_training_page_marks_a_dead_job_failed_and_resumes_it(shipped_env, monkeypatch):
-    import core.db.jobs as jobs
+    import core.jobs.service as service
     from core.db import init_db, session_scope
     from core.db import tables as m
 
@@ -220,8 +220,8 @@ def test_training_page_marks_a_dead_job_failed_and_resumes_it(shipped_env, monke
                             updated_at=m.utcnow(), progress={"phase": "train", "epoch": 3,
                                                              "epochs": 8})
         s.add(row)
-    original = jobs.start_training_job
-    monkeypatch.setattr(jobs, "start_training_job", lambda s, kind, args, uid, **kw: original(
+    original = service.start_training_job
+    monkeypatch.setattr(service, "start_training_job", lambda s, kind, args, uid, **kw: original(
         s, kind, args, uid, argv=[sys.executable, "-c", "pass"]))
     at = logged_in("admin", shipped_env["ids"]).run()
     at.switch_page("app_pages/admin_training.py").run()
@@ -232,7 +232,7 @@ def test_training_page_marks_a_dead_job_failed_and_resumes_it(shipped_env, monke
     assert not at.exception
     assert any(f"resumes job {row.id}" in s.value for s in at.success)
     with session_scope(init_db()) as s:
-        newest = jobs.list_jobs(s, refresh=False)[0]
+        newest = service.list_jobs(s, refresh=False)[0]
     assert newest.id != row.id and newest.args[-1] == "--resume"
     assert "--run-dir" in newest.args and str(run) in newest.args
 
@@ -272,12 +272,13 @@ def test_a_broken_evaluation_set_does_not_lose_the_candidate(shipped_env, data_d
 def test_training_page_warns_about_a_stuck_but_alive_worker(shipped_env):
     from datetime import timedelta
 
-    import core.db.jobs as jobs
+    import core.jobs.service as service
     from core.db import init_db, session_scope
     from core.db import tables as m
+    from core.jobs import runner
 
     with session_scope(init_db()) as s:
-        job = jobs.start_training_job(s, "sr", ["--data", "/d"], None, argv=[
+        job = service.start_training_job(s, "sr", ["--data", "/d"], None, argv=[
             sys.executable, "-c", "import time; time.sleep(60)", "--job-id", "{job_id}"])
         row = s.get(m.TrainingJob, job.id)
         row.updated_at = m.utcnow() - timedelta(minutes=20)
@@ -288,9 +289,9 @@ def test_training_page_warns_about_a_stuck_but_alive_worker(shipped_env):
         assert any("No progress for 20 min" in w.value and "still alive" in w.value
                    for w in at.warning), [w.value for w in at.warning]
         with session_scope(init_db()) as s:
-            assert jobs.get_job(s, job.id).status == "running"   # alive: not failed
+            assert service.get_job(s, job.id).status == "running"   # alive: not failed
     finally:
-        jobs._children[job.id].kill()
+        runner.children[job.id].kill()
 
 
 def _folder(root, names):

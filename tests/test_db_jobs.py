@@ -13,7 +13,7 @@ import pytest
 from core.db import dispose_engines, init_db, jobs, session_scope
 from core.db import tables as m
 from core.db.errors import JobError
-from core.jobs import runner
+from core.jobs import runner, service
 from core.progress import Progress
 
 CHILD = textwrap.dedent("""
@@ -43,21 +43,21 @@ def argv(mode: str) -> list[str]:
 @pytest.fixture()
 def engine(db_url):
     yield init_db(db_url)
-    for proc in list(jobs._children.values()):
+    for proc in list(runner.children.values()):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    jobs._children.clear()
+    runner.children.clear()
     dispose_engines()
 
 
 def _start(engine, mode: str, user_id=None):
     with session_scope(engine) as s:
-        return jobs.start_training_job(s, "sr", ["--data", "/tmp/x"], user_id, argv=argv(mode))
+        return service.start_training_job(s, "sr", ["--data", "/tmp/x"], user_id, argv=argv(mode))
 
 
 def _wait_exit(job_id: int, timeout: float = 60) -> int:
-    return jobs._children[job_id].wait(timeout=timeout)
+    return runner.children[job_id].wait(timeout=timeout)
 
 
 def test_successful_job_reports_progress_and_version(engine, tmp_path):
@@ -65,8 +65,8 @@ def test_successful_job_reports_progress_and_version(engine, tmp_path):
     assert job.status == "running" and job.pid and job.log_path.startswith(str(tmp_path))
     assert _wait_exit(job.id) == 0
     with session_scope(engine) as s:
-        assert jobs.refresh_jobs(s) == []  # the child finished it itself
-        done = jobs.get_job(s, job.id)
+        assert service.refresh_jobs(s) == []  # the child finished it itself
+        done = service.get_job(s, job.id)
         history = jobs.job_history(s, job.id)
     assert done.status == "succeeded" and done.result_version == "sr-20261122-0100"
     assert done.fraction == 1.0 and done.finished_at is not None and done.error is None
@@ -81,8 +81,8 @@ def test_crashed_job_is_marked_failed_with_log_tail(engine):
     assert _wait_exit(job.id) != 0
     with session_scope(engine) as s:
         # nobody told the database
-        assert jobs.get_job(s, job.id, refresh=False).status == "running"
-        changed = jobs.refresh_jobs(s)
+        assert service.get_job(s, job.id, refresh=False).status == "running"
+        changed = service.refresh_jobs(s)
     assert [j.id for j in changed] == [job.id]
     failed = changed[0]
     assert failed.status == "failed" and "exited with status 1" in failed.error
@@ -93,9 +93,9 @@ def test_crashed_job_is_marked_failed_with_log_tail(engine):
 def test_dead_process_of_another_server_is_detected(engine):
     job = _start(engine, "crash")
     _wait_exit(job.id)
-    jobs._children.clear()  # as if another page process had started it
+    runner.children.clear()  # as if another page process had started it
     with session_scope(engine) as s:
-        [failed] = jobs.refresh_jobs(s)
+        [failed] = service.refresh_jobs(s)
     assert failed.status == "failed" and "gone" in failed.error
 
 
@@ -105,7 +105,7 @@ def test_reused_pid_is_not_mistaken_for_the_job(engine):
                             host=None)
         s.add(row)
     with session_scope(engine) as s:
-        [failed] = jobs.refresh_jobs(s)
+        [failed] = service.refresh_jobs(s)
     assert failed.id == row.id and failed.status == "failed"
 
 
@@ -115,7 +115,7 @@ def test_queued_job_that_never_started_fails_after_grace(engine):
         s.add(m.TrainingJob(kind="sr", args=[], status="queued",
                             created_at=m.utcnow() - timedelta(minutes=5)))
     with session_scope(engine) as s:
-        changed = jobs.refresh_jobs(s)
+        changed = service.refresh_jobs(s)
     assert len(changed) == 1 and "never started" in changed[0].error
 
 
@@ -123,16 +123,16 @@ def test_cancel_sends_sigterm_to_the_process_group(engine):
     job = _start(engine, "sleep")
     with session_scope(engine) as s:  # wait for the first epoch report
         deadline = time.monotonic() + 60
-        while jobs.get_job(s, job.id).progress is None and time.monotonic() < deadline:
+        while service.get_job(s, job.id).progress is None and time.monotonic() < deadline:
             time.sleep(0.1)
             s.expire_all()
-        cancelled = jobs.cancel_job(s, job.id)
+        cancelled = service.cancel_job(s, job.id)
     assert cancelled.status == "cancelled"
     assert _wait_exit(job.id, 20) == -signal.SIGTERM
     with session_scope(engine) as s:
-        assert jobs.refresh_jobs(s) == []
-        assert jobs.list_jobs(s)[0].status == "cancelled"
-        assert jobs.cancel_job(s, job.id).status == "cancelled"  # idempotent
+        assert service.refresh_jobs(s) == []
+        assert service.list_jobs(s)[0].status == "cancelled"
+        assert service.cancel_job(s, job.id).status == "cancelled"  # idempotent
 
 
 def test_progress_callback_throttles_with_injected_clock(engine):
@@ -157,7 +157,7 @@ def test_progress_callback_throttles_with_injected_clock(engine):
     step(2.8, phase="done", message="version=clf-9")        # done: written
     with session_scope(engine) as s:
         history = jobs.job_history(s, row.id)
-        job = jobs.get_job(s, row.id)
+        job = service.get_job(s, row.id)
     assert [p.step for p in history] == [1, 4, 10, 1, 0]
     assert job.status == "succeeded" and job.result_version == "clf-9"
     assert job.started_at is not None and job.progress["phase"] == "done"
@@ -177,18 +177,18 @@ def test_default_command_and_validation(engine, monkeypatch):
 
     monkeypatch.setattr(runner.subprocess, "Popen", FakePopen)  # spawning moved to core.jobs
     with session_scope(engine) as s:
-        job = jobs.start_training_job(s, "classifier", ["--data", "d", "--epochs", 2], None)
+        job = service.start_training_job(s, "classifier", ["--data", "d", "--epochs", 2], None)
         with pytest.raises(JobError, match="kind"):
-            jobs.start_training_job(s, "gan", [], None)
+            service.start_training_job(s, "gan", [], None)
         with pytest.raises(JobError, match="job-id"):
-            jobs.start_training_job(s, "sr", ["--job-id", "3"], None)
+            service.start_training_job(s, "sr", ["--job-id", "3"], None)
     assert seen["cmd"] == [sys.executable, "-m", "core", "train", "classifier", "--data", "d",
                            "--epochs", "2", "--run-dir", str(jobs.jobs_dir() / f"{job.id}-run"),
                            "--job-id", str(job.id)]
     assert seen["start_new_session"] is True
     assert seen["env"]["MEDSCAN_DATABASE_URL"] == str(engine.url)
     assert seen["env"]["MEDSCAN_JOB_ID"] == str(job.id)
-    jobs._children.clear()
+    runner.children.clear()
 
 
 @pytest.mark.parametrize("message, version", [
@@ -211,15 +211,15 @@ def test_killed_job_is_marked_failed_by_any_reader(engine, capsys):
     job = _start(engine, "sleep")
     with session_scope(engine) as s:
         deadline = time.monotonic() + 60
-        while jobs.get_job(s, job.id, refresh=False).progress is None:
+        while service.get_job(s, job.id, refresh=False).progress is None:
             assert time.monotonic() < deadline
             time.sleep(0.1)
             s.expire_all()
     os.killpg(job.pid, signal.SIGKILL)
     _wait_exit(job.id, 20)
-    jobs._children.clear()  # as if another page process had started it: only the pid is known
+    runner.children.clear()  # as if another page process had started it: only the pid is known
     with session_scope(engine) as s:
-        [listed] = jobs.list_jobs(s)
+        [listed] = service.list_jobs(s)
     assert listed.status == "failed" and listed.finished_at is not None
     assert listed.error.startswith("no heartbeat for ")
     assert f"the worker process is gone (pid {job.pid})" in listed.error
@@ -240,7 +240,7 @@ def test_job_of_another_host_fails_only_when_its_heartbeat_is_stale(engine, monk
                               updated_at=now - timedelta(minutes=25))
         s.add_all([fresh, stale])
     with session_scope(engine) as s:
-        listed = {j.id: j for j in jobs.list_jobs(s)}
+        listed = {j.id: j for j in service.list_jobs(s)}
     assert listed[fresh.id].status == "running"
     assert listed[stale.id].status == "failed"
     assert listed[stale.id].error.startswith("no heartbeat for 25 min; the worker process on "
@@ -256,10 +256,10 @@ def test_resume_needs_a_finished_job_with_a_checkpoint(engine, tmp_path):
         s.add_all([running, failed])
     with session_scope(engine) as s:
         with pytest.raises(JobError, match="only a failed or cancelled"):
-            jobs.resume_job(s, running.id, None)
-        assert jobs.checkpoint_of(jobs.get_job(s, failed.id)) is None
+            service.resume_job(s, running.id, None)
+        assert service.checkpoint_of(service.get_job(s, failed.id)) is None
         with pytest.raises(JobError, match="no checkpoint"):
-            jobs.resume_job(s, failed.id, None)
+            service.resume_job(s, failed.id, None)
 
 
 def test_resume_continues_a_killed_real_training_run(engine, tmp_path, tmp_weights, data_dir):
@@ -276,12 +276,12 @@ def test_resume_continues_a_killed_real_training_run(engine, tmp_path, tmp_weigh
             "--epochs", "200", "--patience", "200", "--batch-size", "8", "--val-fraction",
             "0.25", "--warmup-epochs", "0", "--threads", "1", "--version", "resumed-tiny"]
     with session_scope(engine) as s:
-        first = jobs.start_training_job(s, "classifier", args, None, env=env)
+        first = service.start_training_job(s, "classifier", args, None, env=env)
     state = jobs.jobs_dir() / f"{first.id}-run" / "state.json"
     deadline = time.monotonic() + 240
     while not state.is_file():
         assert time.monotonic() < deadline, jobs.job_log_tail(first)
-        assert jobs._children[first.id].poll() is None, jobs.job_log_tail(first)
+        assert runner.children[first.id].poll() is None, jobs.job_log_tail(first)
         time.sleep(0.2)
     os.killpg(first.pid, signal.SIGKILL)
     _wait_exit(first.id, 20)
@@ -290,15 +290,15 @@ def test_resume_continues_a_killed_real_training_run(engine, tmp_path, tmp_weigh
     done_epochs = json.loads(state.read_text())["epoch"]
     assert 1 <= done_epochs < 200
     with session_scope(engine) as s:
-        killed = jobs.get_job(s, first.id)
+        killed = service.get_job(s, first.id)
         assert killed.status == "failed" and "worker process is gone" in killed.error
-        assert jobs.checkpoint_of(killed) is not None
-        second = jobs.resume_job(s, first.id, None, env=env,
+        assert service.checkpoint_of(killed) is not None
+        second = service.resume_job(s, first.id, None, env=env,
                                  overrides=["--epochs", str(done_epochs + 1)])
     assert second.id != first.id and "--resume" in second.args
     assert _wait_exit(second.id, 300) == 0, jobs.job_log_tail(second)
     with session_scope(engine) as s:
-        finished = jobs.get_job(s, second.id)
+        finished = service.get_job(s, second.id)
         audit_rows = s.scalars(sa.select(m.AuditLog).where(m.AuditLog.action == "train_resume")).all()
     assert finished.status == "succeeded" and finished.result_version == "resumed-tiny"
     assert f"after epoch {done_epochs}" in jobs.job_log_tail(second, lines=400)
@@ -335,4 +335,4 @@ def test_cli_jobs_resume(engine, tmp_path, monkeypatch, capsys):
     assert cmd[3:5] == ["train", "sr"] and "--resume" in cmd and "--activate" not in cmd
     assert cmd[cmd.index("--run-dir") + 1] == str(run)
     assert main(["jobs", "resume", "12345"]) == 2          # no such job: one line, exit 2
-    jobs._children.clear()
+    runner.children.clear()

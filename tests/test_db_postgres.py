@@ -33,7 +33,8 @@ def engine(tmp_path, monkeypatch, fast_hasher):
 
 
 def test_postgres_schema_and_api(engine):
-    from core.db import auth, jobs, session_scope
+    from core.db import auth, session_scope
+    from core.jobs import runner, service
     from core.db import tables as m
     from core.db.migrate import schema_diff
     from core.db.ratings import export_ratings, my_ratings, save_rating
@@ -61,12 +62,12 @@ def test_postgres_schema_and_api(engine):
             s.add(m.Rating(reader_id=admin.id, scan_id=1, method="x", image_quality=6,
                            diagnostic_usefulness=1))
     with session_scope(engine) as s:
-        job = jobs.start_training_job(s, "sr", [], admin.id, argv=[
+        job = service.start_training_job(s, "sr", [], admin.id, argv=[
             sys.executable, "-c",
             "import sys; from core.progress import Progress; from core.db.jobs import "
             "progress_callback as p; p(int(sys.argv[2]))(Progress('sr', 'done', "
             "message='version=v9'))", "--job-id", "{job_id}"])
-    assert jobs._children.pop(job.id).wait(timeout=60) == 0
+    assert runner.children.pop(job.id).wait(timeout=60) == 0
     with session_scope(engine) as s:
-        done = jobs.get_job(s, job.id)
+        done = service.get_job(s, job.id)
     assert done.status == "succeeded" and done.result_version == "v9"

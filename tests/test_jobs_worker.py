@@ -21,7 +21,7 @@ import pytest
 
 from core.db import dispose_engines, init_db, jobs, session_scope
 from core.db import tables as m
-from core.jobs import runner
+from core.jobs import runner, service
 from core.jobs.worker import Worker
 
 CHILD = textwrap.dedent("""
@@ -62,7 +62,7 @@ def _wait_for(predicate, timeout: float, what: str):
 
 def _job(engine, job_id: int, refresh: bool = False):
     with session_scope(engine) as s:
-        return jobs.get_job(s, job_id, refresh=refresh)
+        return service.get_job(s, job_id, refresh=refresh)
 
 
 def _gone(job_id: int, pid: int) -> bool:
@@ -86,7 +86,7 @@ def test_three_workers_share_one_queue_and_run_every_job_once(engine, db_url, tm
     assert started == {i: 1 for i in ids}            # every job ran, none twice
     assert sum(w.jobs_done for w in workers) == 6
     with session_scope(engine) as s:
-        done = [jobs.get_job(s, i) for i in ids]
+        done = [service.get_job(s, i) for i in ids]
         claimed = {r.id: r.claimed_by for r in s.query(m.TrainingJob)}
         workers_rows = jobs.list_workers(s)
     assert [j.status for j in done] == ["succeeded"] * 6
@@ -164,13 +164,13 @@ def test_a_dead_workers_job_is_failed_from_its_heartbeat(engine, db_url, tmp_pat
         assert running.status == "running" and running.pid
         monkeypatch.setenv("MEDSCAN_WORKER_TIMEOUT_S", "3")
         with session_scope(engine) as s:
-            assert jobs.refresh_jobs(s) == []          # the worker beats: alive
+            assert service.refresh_jobs(s) == []          # the worker beats: alive
     finally:
         worker.kill()                                  # the worker dies; its child lives on
         worker.wait(10)
     time.sleep(3.5)
     with session_scope(engine) as s:
-        [listed] = [j for j in jobs.list_jobs(s) if j.id == job.id]
+        [listed] = [j for j in service.list_jobs(s) if j.id == job.id]
     assert listed.status == "failed" and listed.finished_at is not None
     assert listed.error.startswith("no heartbeat for ")
     assert "from worker doomed; the worker process is presumed gone" in listed.error
@@ -189,7 +189,7 @@ def test_cancel_reaches_the_running_job_through_its_worker(engine, db_url, tmp_p
         running = _wait_for(lambda: (j := _job(engine, job.id)).progress and j, 30,
                             "the job's first progress report")
         with session_scope(engine) as s:
-            cancelled = jobs.cancel_job(s, job.id)
+            cancelled = service.cancel_job(s, job.id)
         assert cancelled.status == "cancelled"
         thread.join(timeout=20)      # SIGTERM ends the sleeping script at once
         assert not thread.is_alive()
@@ -240,7 +240,7 @@ def test_a_queued_job_waits_only_while_a_live_worker_takes_its_kind(engine):
         s.flush()
         jobs.register_worker(s, name="sr-box", kinds=["sr"])
     with session_scope(engine) as s:
-        changed = jobs.refresh_jobs(s)
+        changed = service.refresh_jobs(s)
     assert [j.id for j in changed] == [clf.id]
     assert "no worker took the job" in changed[0].error and "never started" in changed[0].error
     assert _job(engine, sr.id).status == "queued"
@@ -253,20 +253,20 @@ def test_queueing_starts_a_local_worker_only_when_none_is_alive(engine, monkeypa
     monkeypatch.delenv("MEDSCAN_LOCAL_WORKER", raising=False)
     url = engine.url.render_as_string(hide_password=False)
     with session_scope(engine) as s:
-        job = jobs.start_training_job(s, "sr", ["--data", "/d"], None, queue=True,
+        job = service.start_training_job(s, "sr", ["--data", "/d"], None, queue=True,
                                       argv=["fake", "{job_id}"])
     assert job.status == "queued" and job.pid is None and job.log_path is None
     assert started == [(url, {"argv": ["fake", "{job_id}"], "env": None})]
     with session_scope(engine) as s:
         busy = jobs.register_worker(s, name="busy")
-        jobs.start_training_job(s, "classifier", [], None, queue=True)
+        service.start_training_job(s, "classifier", [], None, queue=True)
         assert len(started) == 1                    # a live worker takes it
         jobs.stop_worker(s, busy.id)
         monkeypatch.setenv("MEDSCAN_LOCAL_WORKER", "0")
-        jobs.start_training_job(s, "classifier", [], None, queue=True)
+        service.start_training_job(s, "classifier", [], None, queue=True)
         assert len(started) == 1                    # dedicated workers only
         monkeypatch.setenv("MEDSCAN_LOCAL_WORKER", "1")
-        jobs.start_training_job(s, "classifier", [], None, queue=True)
+        service.start_training_job(s, "classifier", [], None, queue=True)
     assert len(started) == 2
 
 

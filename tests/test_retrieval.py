@@ -157,7 +157,7 @@ def test_errors_in_words_for_an_empty_library_or_no_embeddings(sqlite_url, tmp_p
 
 def test_embeddings_job_builds_the_active_versions_embeddings(db_url, tmp_path, tiny_weights,
                                                               monkeypatch):
-    from core.db.jobs import get_job, start_training_job
+    from core.jobs.service import get_job, start_training_job
 
     monkeypatch.setenv("MEDSCAN_WEIGHTS_DIR", str(tiny_weights))
     monkeypatch.setenv("MEDSCAN_LIBRARY_DIR", str(tmp_path / "store"))

@@ -136,16 +136,17 @@ def test_admin_training_page_starts_a_segmentation_job(app_env, monkeypatch):
     import sys
     from pathlib import Path
 
-    import core.db.jobs as jobs
+    import core.jobs.service as service
+    from core.jobs import runner
 
-    original = jobs.start_training_job
+    original = service.start_training_job
     calls = []
 
     def start(session, kind, args, user_id, **kw):
         calls.append((kind, list(args)))
         return original(session, kind, args, user_id, argv=[sys.executable, "-c", "pass"])
 
-    monkeypatch.setattr(jobs, "start_training_job", start)
+    monkeypatch.setattr(service, "start_training_job", start)
     data = Path(__file__).parent / "data" / "brain-mri-seg"
     at = logged_in("admin", app_env["ids"]).run()
     at.switch_page("app_pages/admin_training.py").run()
@@ -156,6 +157,6 @@ def test_admin_training_page_starts_a_segmentation_job(app_env, monkeypatch):
     at.button(key="train_submit").click().run()
     assert not at.exception and "Started training job" in at.success[0].value
     kind, args = calls[0]
-    assert kind == "segmentation" and jobs.JOB_COMMANDS[kind] == ("train", "segmentation")
+    assert kind == "segmentation" and runner.JOB_COMMANDS[kind] == ("train", "segmentation")
     assert args[:2] == ["--data", str(data)] and args[args.index("--input-size") + 1] == "128"
     assert "--max-minutes" in args

@@ -77,7 +77,7 @@ def test_training_publishes_a_card(seg_env, tmp_path):
 def test_resume_continues_from_checkpoint(seg_env, tmp_path, capsys):
     run = tmp_path / "run"
     shutil.copytree(seg_env.parent / "run", run)
-    ckpt = run / "ckpt"       # the layout core.db.jobs.checkpoint_of resumes from
+    ckpt = run / "ckpt"       # the layout core.jobs.service.checkpoint_of resumes from
     assert (ckpt / "last.keras").is_file() and (ckpt / "best.weights.h5").is_file()
     assert json.loads((ckpt / "state.json").read_text())["epoch"] == 2
     code, out = _run(capsys, "train", "segmentation", "--data", str(FIXTURE), "--input-size",

@@ -198,16 +198,17 @@ def test_generation_runs_as_a_background_job(env, folder):
     """The admin page's path: ``start_training_job(kind="study_images")`` spawns
     ``python -m core studies generate ID --job-id N``, which reports progress and succeeds."""
     from core.db import jobs
+    from core.jobs import runner, service
 
     engine, ids = env
     with session_scope(engine) as s:
         study = design_study(s, StudyDesign(name="Job study", scale=2), folder_sources(folder),
                              ids["boss"], folder=folder)
     with session_scope(engine) as s:
-        job = jobs.start_training_job(s, "study_images", [str(study.id)], ids["boss"])
-    assert jobs._children.pop(job.id).wait(timeout=240) == 0, jobs.job_log_tail(job)
+        job = service.start_training_job(s, "study_images", [str(study.id)], ids["boss"])
+    assert runner.children.pop(job.id).wait(timeout=240) == 0, jobs.job_log_tail(job)
     with session_scope(engine) as s:
-        done = jobs.get_job(s, job.id)
+        done = service.get_job(s, job.id)
         assert done.status == "succeeded", jobs.job_log_tail(done)
         assert done.fraction == 1.0 and get_study(s, study.id).ready
         steps = [p.step for p in jobs.job_history(s, job.id) if p.phase == "generate"]

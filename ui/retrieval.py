@@ -150,7 +150,7 @@ def add_to_library_ui(picked, user: dict, classes: list[str]) -> None:
 def embeddings_status(active: str | None) -> dict:
     """Cases, embedded cases per version, and the running embeddings job (if any)."""
     from core.db.cases import count_cases, embedding_counts
-    from core.db.jobs import list_jobs
+    from core.jobs.service import list_jobs
 
     with resources.db() as s:
         jobs = [j for j in list_jobs(s, 20) if j.kind == "embeddings"]
@@ -161,7 +161,7 @@ def embeddings_status(active: str | None) -> dict:
 
 def start_embeddings_job(version: str, user: dict):
     """Queue ``python -m core library embed --model VERSION`` as a background job."""
-    from core.db.jobs import start_training_job
+    from core.jobs.service import start_training_job
 
     with resources.db() as s:
         return start_training_job(s, "embeddings", ["--model", version], user["id"])

@@ -1,4 +1,4 @@
-"""``python -m core users|db|ratings|jobs ...``: accounts, migrations, ratings export, jobs.
+"""``python -m core users|db|ratings ...``: accounts, migrations, ratings export.
 
 Passwords are never taken from the command line: ``--password-stdin`` reads one line from
 stdin, otherwise ``getpass`` prompts twice. Every command first upgrades the database schema.
@@ -62,18 +62,6 @@ def register(cmds) -> None:
     exp = rs.add_parser("export", help="all ratings as CSV (scan hash, masked file name, view)")
     exp.add_argument("--out", required=True, help="CSV file to write ('-' for stdout)")
     exp.set_defaults(func=_ratings_export)
-
-    jobs = cmds.sub.add_parser("jobs", help="training jobs started from the admin page")
-    js = jobs.add_subparsers(dest="jobs_cmd", metavar="ACTION", required=True)
-    jl = js.add_parser("list", help="recent jobs (refreshes the status of dead processes)")
-    jl.set_defaults(func=_jobs_list)
-    jc = js.add_parser("cancel", help="stop a running job")
-    jc.add_argument("job_id", type=int)
-    jc.set_defaults(func=_jobs_cancel)
-    jr = js.add_parser("resume", help="continue a failed or cancelled job from its checkpoint "
-                                      "(a new job)")
-    jr.add_argument("job_id", type=int)
-    jr.set_defaults(func=_jobs_resume)
 
 
 def _engine():
@@ -196,41 +184,4 @@ def _ratings_export(args: argparse.Namespace) -> int:
     write_ratings_csv(rows, sys.stdout if args.out == "-" else args.out)
     if args.out != "-":
         print(f"wrote {len(rows)} ratings to {args.out}")
-    return 0
-
-
-def _jobs_list(_: argparse.Namespace) -> int:
-    from core.db import session_scope
-    from core.db.jobs import list_jobs, refresh_jobs
-
-    with session_scope(_engine()) as s:
-        refresh_jobs(s)
-        jobs = list_jobs(s)
-    for j in jobs:
-        print(f"{j.id:>4} {j.kind:<10} {j.status:<10} {j.fraction:6.1%} "
-              f"{j.result_version or '':<24} {j.created_at:%Y-%m-%d %H:%M}")
-        if j.status == "failed" and j.error:
-            print(f"       {j.error.splitlines()[0]}")
-    if not jobs:
-        print("(no training jobs)")
-    return 0
-
-
-def _jobs_cancel(args: argparse.Namespace) -> int:
-    from core.db import session_scope
-    from core.db.jobs import cancel_job
-
-    with session_scope(_engine()) as s:
-        job = cancel_job(s, args.job_id)
-    print(f"job {job.id}: {job.status}")
-    return 0
-
-
-def _jobs_resume(args: argparse.Namespace) -> int:
-    from core.db import session_scope
-    from core.db.jobs import resume_job
-
-    with session_scope(_engine()) as s:
-        job = resume_job(s, args.job_id, None)
-    print(f"job {job.id}: {job.status} (resumes job {args.job_id}; log {job.log_path})")
     return 0

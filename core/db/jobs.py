@@ -1,20 +1,23 @@
 """Training jobs: the ``training_jobs``, ``job_progress`` and ``job_workers`` tables' queries.
 
-Long work never runs inside a page (DESIGN.md rule 12). Processes are ``core.jobs``' business:
-:mod:`core.jobs.runner` starts and signals them, :mod:`core.jobs.worker` claims and runs jobs.
-Here: queue a job, claim it, write its progress, list it, cancel it, detect dead ones.
+Storage only: nothing here starts, probes or stops a process, and nothing here imports the job
+package above it. Long work never runs inside a page (DESIGN.md rule 12); processes belong to
+``core/jobs/``: ``service.py`` starts jobs, checks their processes, cancels and resumes them (the
+pages and ``python -m core jobs`` call it), ``worker.py`` claims and runs queued jobs,
+``runner.py`` holds the process plumbing. Here: record a job (:func:`queue_job`, or
+:func:`record_direct_job` for one this process runs itself), claim it, write its progress, its
+pid and how it ended, the cancel flag, worker rows, job lists and histories, and dead-job
+marking that needs no process access.
 
 **Two ways a job runs.**
 
-- *Queued for a worker* (the Training page: ``start_training_job(..., queue=True)``): the row
-  waits as ``queued`` until a worker (``python -m core worker``, on this machine or another one
-  sharing the database) claims it with :func:`claim_job`, runs ``python -m core train KIND ARGS
-  --job-id N`` and records the outcome (:func:`record_exit`). When no live worker takes that
-  kind, the caller's machine starts one (``core.jobs.runner.start_local_worker``; it exits
-  after some idle minutes), so a single-machine install trains with no separate worker;
-  ``MEDSCAN_LOCAL_WORKER=0`` turns that off.
-- *Run here, now* (the default; the CLI, the studies and retrieval pages, tests): the job is
-  claimed by the calling process and its command is started at once as its child.
+- *Queued for a worker*: the row waits as ``queued`` until a worker (``python -m core worker``,
+  on this machine or another one sharing the database) claims it with :func:`claim_job`, runs
+  ``python -m core train KIND ARGS --job-id N``, records its pid (:func:`set_job_pid`) and the
+  outcome (:func:`record_exit`).
+- *Run here, now*: :func:`record_direct_job` records the job as claimed by the calling process
+  (paths on this machine); the caller starts its command and records the pid
+  (:func:`record_started`) or the failure to start (:func:`record_start_failure`).
 
 **Claiming** is safe with several workers: on PostgreSQL the candidate row is locked with
 ``SELECT ... FOR UPDATE SKIP LOCKED``; on SQLite each candidate is taken by an atomic
@@ -30,28 +33,25 @@ except for phase changes, epoch ends and ``phase == "done"``. A trainer ends wit
 ``result_version = v`` (``"published sr/<v>"`` and ``"saved <dir>/<v>"`` are understood too, see
 :func:`parse_version`).
 
-**Dead jobs.** Every reader of the job list (:func:`list_jobs`, :func:`get_job`: the page and
-``python -m core jobs list`` alike) first runs :func:`refresh_jobs`. A worker's job is failed
-when the worker's heartbeat (``job_workers.heartbeat_at``, beaten every few seconds) is older
-than :func:`worker_timeout_s`. A queued job nobody claimed within ``START_GRACE_S`` fails only
-when no live worker takes its kind. A job started directly is judged as before: on this host by
-its process (``waitpid`` / ``kill(pid, 0)`` / ``/proc``), on another by its progress heartbeat
-(``updated_at``) against ``config.job_heartbeat_s()``.
+**Dead jobs.** :func:`mark_dead_jobs` fails, from the rows alone, a worker's job whose worker's
+heartbeat (``job_workers.heartbeat_at``, beaten every few seconds) is older than
+:func:`worker_timeout_s`, a queued job nobody claimed within ``START_GRACE_S`` while no live
+worker takes its kind, and a job started directly on another host whose progress heartbeat
+(``updated_at``) is older than ``config.job_heartbeat_s()``. Jobs started directly on this host
+(:func:`direct_jobs_here`) can only be judged by their process: the job service
+(``core/jobs/service.py``) probes it and records the outcome with :func:`record_process_gone`.
 
-**Cancel.** :func:`cancel_job` marks the job cancelled and sets ``cancel_requested``; the worker
-running it sees the flag and SIGTERMs the training process group. A job started directly on
-this host gets the SIGTERM right away.
+**Cancel.** :func:`request_cancel` marks the job cancelled and sets ``cancel_requested``; the
+worker running it sees the flag and SIGTERMs the training process group.
 
-**Resume.** Each job gets its own checkpoint folder ``<data dir>/jobs/<N>-run`` (``--run-dir``);
-:func:`checkpoint_of` says whether it holds a checkpoint and :func:`resume_job` starts a new job
-with the same arguments plus ``--resume`` from it.
+**Resume.** Each job gets its own checkpoint folder ``<data dir>/jobs/<N>-run`` (``--run-dir``,
+:func:`jobs_dir`); the job service's ``resume_job`` starts a new job from it.
 """
 from __future__ import annotations
 
 import math
 import os
 import re
-import signal
 import socket
 import sys
 import time
@@ -70,16 +70,17 @@ from core.db.engine import get_engine, session_scope
 from core.db.errors import JobError, NotFound
 from core.db.tables import JOB_KINDS, JobProgress, JobWorker, TrainingJob, utcnow
 from core.db.rows import JobView, ProgressPoint
-from core.jobs import runner
 
 if TYPE_CHECKING:   # core.progress is not imported at run time: it reaches us, not we it
     from core.progress import Progress, ProgressCallback
 
-__all__ = ["start_training_job", "queue_job", "claim_job", "set_job_pid", "cancel_requested",
-           "record_exit", "progress_callback", "finish_job", "refresh_jobs", "cancel_job",
-           "list_jobs", "get_job", "job_history", "job_log_tail", "jobs_dir", "parse_version",
-           "ACTIVE_STATUSES", "checkpoint_of", "resume_job", "heartbeat_age_s", "JOB_COMMANDS",
-           "WorkerView", "register_worker", "worker_heartbeat", "stop_worker", "list_workers",
+__all__ = ["queue_job", "record_direct_job", "record_started", "record_start_failure",
+           "claim_job", "set_job_pid", "cancel_requested", "record_exit", "progress_callback",
+           "finish_job", "mark_dead_jobs", "direct_jobs_here", "is_direct_here",
+           "record_process_gone", "request_cancel", "find_jobs", "read_job", "job_history",
+           "job_log_tail", "jobs_dir", "process_name", "arg_value", "parse_version",
+           "ACTIVE_STATUSES", "START_GRACE_S", "heartbeat_age_s", "WorkerView",
+           "register_worker", "worker_heartbeat", "stop_worker", "list_workers",
            "live_workers", "worker_timeout_s"]
 
 ACTIVE_STATUSES = ("queued", "running")
@@ -90,10 +91,20 @@ _VERSION = re.compile(r"version=(\S+)")
 _PUBLISHED = re.compile(r"(?<!not )\bpublished (?:[a-z]+/)?(\S+)")
 _SAVED = re.compile(r"\bsaved (\S+)")
 
-# The runner's (core.jobs.runner) names that callers have always found here.
-JOB_COMMANDS = runner.JOB_COMMANDS
-jobs_dir = runner.jobs_dir
-_children = runner.children
+
+
+def jobs_dir() -> Path:
+    """``<data dir>/jobs``: job logs and run (checkpoint) folders, created if needed."""
+    from core.config import data_dir
+
+    path = data_dir() / "jobs"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def process_name(pid: int | None = None) -> str:
+    """``host:pid``: a worker's (or any process's) name in ``training_jobs.claimed_by``."""
+    return f"{socket.gethostname()}:{pid or os.getpid()}"
 
 
 def worker_timeout_s() -> float:
@@ -129,10 +140,6 @@ def _job(session: Session, job_id: int) -> TrainingJob:
     if job is None:
         raise NotFound(f"No training job with id {job_id}.")
     return job
-
-
-def _url(session: Session) -> str:
-    return session.get_bind().url.render_as_string(hide_password=False)
 
 
 # ----------------------------------------------------------------------------- workers
@@ -176,7 +183,7 @@ def register_worker(session: Session, *, name: str | None = None,
     if bad:
         raise JobError(f"Unknown job kind {bad[0]!r}; expected some of {', '.join(JOB_KINDS)}.")
     now = utcnow()
-    row = JobWorker(name=name or runner.process_name(), host=socket.gethostname(),
+    row = JobWorker(name=name or process_name(), host=socket.gethostname(),
                     pid=os.getpid(), kinds=list(kinds) if kinds else None, started_at=now,
                     heartbeat_at=now, jobs_done=0)
     session.add(row)
@@ -231,7 +238,7 @@ def _workers_named(session: Session, names: set[str]) -> dict[str, WorkerView]:
 # ----------------------------------------------------------------------------- queue and claim
 
 
-def _arg(args: Sequence[str], name: str) -> str | None:
+def arg_value(args: Sequence[str], name: str) -> str | None:
     """The value of option ``name`` in an argument list (the last one wins, as in argparse)."""
     value = None
     for i, a in enumerate(args):
@@ -246,7 +253,7 @@ def _set_paths(job: TrainingJob) -> None:
     """Log file and (unless given) ``--run-dir`` under this machine's ``<data dir>/jobs``."""
     job.log_path = job.log_path or str(jobs_dir() / f"{job.id}.log")
     args = list(job.args or [])
-    if _arg(args, "--run-dir") is None:   # its own checkpoint folder, so it can be resumed
+    if arg_value(args, "--run-dir") is None:   # its own checkpoint folder, so it can be resumed
         job.args = [*args, "--run-dir", str(jobs_dir() / f"{job.id}-run")]
 
 
@@ -260,7 +267,7 @@ def _new_job(session: Session, kind: str, args: Sequence[str], user_id: int | No
     job = TrainingJob(kind=kind, args=args, status="queued", user_id=user_id, fraction=0.0,
                       cancel_requested=False)
     if direct:   # claimed by this process at once; paths on this machine
-        job.host, job.claimed_by, job.claimed_at = (socket.gethostname(), runner.process_name(),
+        job.host, job.claimed_by, job.claimed_at = (socket.gethostname(), process_name(),
                                                     utcnow())
     session.add(job)
     session.flush()
@@ -279,47 +286,37 @@ def queue_job(session: Session, kind: str, args: Sequence[str],
     return _view(_new_job(session, kind, args, user_id, direct=False))
 
 
-def start_training_job(session: Session, kind: str, args: Sequence[str], user_id: int | None,
-                       *, argv: Sequence[str] | None = None,
-                       env: Mapping[str, str] | None = None, queue: bool = False) -> JobView:
-    """Record a job and have it run.
+def record_direct_job(session: Session, kind: str, args: Sequence[str],
+                      user_id: int | None) -> JobView:
+    """Record a job that the calling process starts itself, and commit: claimed by this process
+    (``host:pid``) at once, its log path and ``--run-dir`` under this machine's
+    ``<data dir>/jobs``; still ``queued`` until :func:`record_started`. Raises :class:`JobError`
+    for an unknown kind or a ``--job-id`` in ``args``."""
+    return _view(_new_job(session, kind, args, user_id, direct=True))
 
-    ``queue=True`` (the Training page): the job waits for a worker; if no live worker takes
-    ``kind`` (and ``MEDSCAN_LOCAL_WORKER`` allows it), a worker is started on this machine,
-    with ``argv`` as its job command and ``env`` added to its environment.
 
-    ``queue=False``: the job is claimed by this process and its command (``JOB_COMMANDS``, e.g.
-    ``python -m core train KIND ARGS --job-id N``; ``argv`` replaces it, ``{job_id}`` filled in)
-    starts now as a child in its own process group, output to ``<data dir>/jobs/<N>.log``. The
-    child inherits the environment (all ``MEDSCAN_*`` settings) plus ``env``,
-    ``MEDSCAN_DATABASE_URL`` of this session's engine and ``MEDSCAN_JOB_ID``.
-
-    Raises :class:`JobError` if it cannot start (the job is then recorded as failed).
-    """
-    job = _new_job(session, kind, args, user_id, direct=not queue)
-    url = _url(session)
-    try:
-        if queue:
-            if runner.local_worker_enabled() and not live_workers(session, kind):
-                runner.start_local_worker(url, argv=argv, env=env)
-            return _view(job)
-        cmd = runner.job_command(kind, job.args, job.id, argv)
-        proc = runner.spawn(cmd, job.log_path, runner.child_env(url, job.id, env), job_id=job.id)
-    except OSError as err:
-        job.status, job.finished_at = "failed", utcnow()
-        job.error = f"could not start: {err}"
-        session.commit()
-        what = "a training worker" if queue else "the training process"
-        raise JobError(f"Could not start {what}: {err}") from err
+def record_started(session: Session, job_id: int, pid: int) -> JobView:
+    """The job's process ``pid`` started on this host: record the pid and (unless the process
+    already moved the job on) ``running``; commits."""
     now = utcnow()
-    session.execute(update(TrainingJob).where(TrainingJob.id == job.id)
-                    .values(pid=proc.pid))
+    session.execute(update(TrainingJob).where(TrainingJob.id == job_id)
+                    .values(pid=pid))
     session.execute(update(TrainingJob)  # unless the child already moved it on
-                    .where(TrainingJob.id == job.id, TrainingJob.status == "queued")
+                    .where(TrainingJob.id == job_id, TrainingJob.status == "queued")
                     .values(status="running", started_at=now))
     session.commit()
+    job = _job(session, job_id)
     session.refresh(job)
     return _view(job)
+
+
+def record_start_failure(session: Session, job_id: int, error: str) -> None:
+    """The job (or the worker that was to run it) could not be started: failed with ``error``;
+    commits."""
+    job = _job(session, job_id)
+    job.status, job.finished_at = "failed", utcnow()
+    job.error = error
+    session.commit()
 
 
 def claim_job(session: Session, worker: WorkerView,
@@ -413,7 +410,17 @@ def job_log_tail(job: JobView | TrainingJob | str | Path | None, lines: int = 40
                  max_chars: int = 4000) -> str:
     """Last ``lines`` lines of a job's log ('' if there is none)."""
     path = job if isinstance(job, str | Path) or job is None else job.log_path
-    return runner.log_tail(path, lines, max_chars)
+    if not path:
+        return ""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            size = fh.tell()
+            fh.seek(max(0, size - 64 * 1024))
+            text = fh.read().decode(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])[-max_chars:]
 
 
 def heartbeat_age_s(job: JobView | TrainingJob, now=None) -> float:
@@ -426,25 +433,41 @@ def _minutes(seconds: float) -> str:
     return f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
 
 
-def refresh_jobs(session: Session, *, worker_timeout: float | None = None) -> list[JobView]:
-    """Mark queued/running jobs whose worker is gone as finished; returns the jobs changed.
+def _is_direct_here(job: TrainingJob, workers: Mapping[str, WorkerView], host: str) -> bool:
+    """Started directly on this host (not run by a worker, not waiting for one): only its
+    process can tell whether it is alive."""
+    if job.claimed_by and job.claimed_by in workers:
+        return False
+    if job.status == "queued" and job.claimed_by is None:
+        return False
+    return job.host in (None, host)
+
+
+def mark_dead_jobs(session: Session, *, worker_timeout: float | None = None,
+                   stop_orphan: Callable[[int, int], bool] | None = None,
+                   now: datetime | None = None) -> list[JobView]:
+    """Mark queued/running jobs whose worker is gone as failed, judging by the rows alone;
+    returns the jobs changed (flushed, not committed).
 
     A worker's job: the worker's heartbeat is older than ``worker_timeout`` (default
-    :func:`worker_timeout_s`) or it stopped. A queued job nobody claimed: older than
-    ``START_GRACE_S`` while no live worker takes its kind. A job started directly: on this host
-    its process is checked; on another (a pid means nothing here) it is presumed dead when its
-    progress heartbeat is older than ``config.job_heartbeat_s()``.
+    :func:`worker_timeout_s`) or it stopped; when its training process ran on this host,
+    ``stop_orphan(job_id, pid)`` (if given) is asked to stop it and says whether it did (the
+    error then says so). A queued job nobody claimed: older than ``START_GRACE_S`` while no live
+    worker takes its kind. A job started directly on another host (a pid means nothing here):
+    its progress heartbeat is older than ``config.job_heartbeat_s()``. Jobs started directly on
+    this host are left alone (:func:`direct_jobs_here`).
     """
     from core.config import job_heartbeat_s
 
     changed = []
     host = socket.gethostname()
     jobs = session.scalars(select(TrainingJob)
-                           .where(TrainingJob.status.in_(ACTIVE_STATUSES))).all()
+                           .where(TrainingJob.status.in_(ACTIVE_STATUSES))
+                           .order_by(TrainingJob.id)).all()
     workers = _workers_named(session, {j.claimed_by for j in jobs if j.claimed_by})
     timeout = worker_timeout or worker_timeout_s()
     live: list[WorkerView] | None = None
-    now = utcnow()
+    now = now or utcnow()
     for job in jobs:
         age = heartbeat_age_s(job, now)
         worker = workers.get(job.claimed_by) if job.claimed_by else None
@@ -459,8 +482,8 @@ def refresh_jobs(session: Session, *, worker_timeout: float | None = None) -> li
                    if worker.stopped_at is not None and silent < timeout else
                    f"no heartbeat for {_minutes(silent)} from worker {worker.name}; the worker "
                    "process is presumed gone")
-            if job.host == host and job.pid is not None and runner.process_state(
-                    job.id, job.pid)[0] and runner.signal_group(job.pid):
+            if (job.host == host and job.pid is not None and stop_orphan is not None
+                    and stop_orphan(job.id, job.pid)):
                 why += f" (its training process {job.pid} was sent SIGTERM)"
             job.status, job.finished_at = "failed", now
             job.error = f"{why}.\n{job_log_tail(job)}".strip()
@@ -491,34 +514,54 @@ def refresh_jobs(session: Session, *, worker_timeout: float | None = None) -> li
             job.error = (f"no heartbeat for {_minutes(age)}; the worker process on host "
                          f"{job.host} is presumed gone.")
             changed.append(job)
-            continue
-        if job.pid is None:
-            if (now - job.created_at).total_seconds() < START_GRACE_S:
-                continue
-            alive, rc = False, None
-        else:
-            alive, rc = runner.process_state(job.id, job.pid)
-        if alive:
-            continue
-        session.refresh(job)  # the child may have finished it meanwhile
-        if job.status not in ACTIVE_STATUSES:
-            continue
-        tail = job_log_tail(job)
-        job.finished_at = now
-        if rc == 0:
-            job.status, job.fraction = "succeeded", 1.0
-            job.result_version = job.result_version or _last_version(tail)
-        else:
-            job.status = "failed"
-            why = ("the worker process never started" if job.pid is None else
-                   f"the worker process is gone (pid {job.pid} exited with status {rc})"
-                   if rc is not None else f"the worker process is gone (pid {job.pid})")
-            job.error = (f"no heartbeat for {_minutes(age)}; {why} before reporting a result."
-                         f"\n{tail}").strip()
-        changed.append(job)
     session.flush()
-    runner.reap_children()
     return [_view(j) for j in changed]
+
+
+def direct_jobs_here(session: Session) -> list[JobView]:
+    """Queued/running jobs started directly on this host (by a page, the CLI, a test): not run
+    by a worker and not waiting for one. Only their process says whether they are alive."""
+    host = socket.gethostname()
+    jobs = session.scalars(select(TrainingJob)
+                           .where(TrainingJob.status.in_(ACTIVE_STATUSES))
+                           .order_by(TrainingJob.id)).all()
+    workers = _workers_named(session, {j.claimed_by for j in jobs if j.claimed_by})
+    return [_view(j) for j in jobs if _is_direct_here(j, workers, host)]
+
+
+def is_direct_here(session: Session, job_id: int) -> bool:
+    """Whether the job has a process started directly on this host (a pid, this host, not run
+    by a worker): only then may this process stop it itself."""
+    job = _job(session, job_id)
+    if job.pid is None or job.host not in (None, socket.gethostname()):
+        return False
+    return not (job.claimed_by and job.claimed_by in _workers_named(session, {job.claimed_by}))
+
+
+def record_process_gone(session: Session, job_id: int, returncode: int | None, *,
+                        age_s: float, now: datetime | None = None) -> JobView | None:
+    """A job started directly on this host has no process any more (``returncode`` if known;
+    its progress heartbeat was ``age_s`` old): succeeded on exit status 0 (the version from the
+    log), else failed with the reason and the log's tail. ``None`` when the job was finished
+    meanwhile (by its own ``done`` report, a cancel). Flushes, does not commit."""
+    job = _job(session, job_id)
+    session.refresh(job)  # the child may have finished it meanwhile
+    if job.status not in ACTIVE_STATUSES:
+        return None
+    tail = job_log_tail(job)
+    job.finished_at = now or utcnow()
+    if returncode == 0:
+        job.status, job.fraction = "succeeded", 1.0
+        job.result_version = job.result_version or _last_version(tail)
+    else:
+        job.status = "failed"
+        why = ("the worker process never started" if job.pid is None else
+               f"the worker process is gone (pid {job.pid} exited with status {returncode})"
+               if returncode is not None else f"the worker process is gone (pid {job.pid})")
+        job.error = (f"no heartbeat for {_minutes(age_s)}; {why} before reporting a result."
+                     f"\n{tail}").strip()
+    session.flush()
+    return _view(job)
 
 
 def _last_version(text: str) -> str | None:
@@ -526,21 +569,14 @@ def _last_version(text: str) -> str | None:
     return parse_version(f"version={versions[-1]}") if versions else None
 
 
-def cancel_job(session: Session, job_id: int, *, by_user_id: int | None = None) -> JobView:
-    """Mark the job cancelled and request its stop (no-op if already finished): the worker
-    running it SIGTERMs its process group; a job started directly on this host is sent the
-    SIGTERM here."""
+def request_cancel(session: Session, job_id: int, *, by_user_id: int | None = None) -> JobView:
+    """Mark the job cancelled and set its ``cancel_requested`` flag (no-op if already
+    finished); flushes. The worker running it sees the flag and SIGTERMs its process group; a
+    job started directly gets its SIGTERM from the job service's ``cancel_job``."""
     job = _job(session, job_id)
     if job.status not in ACTIVE_STATUSES:
         return _view(job)
     job.cancel_requested = True
-    by_worker = bool(job.claimed_by) and job.claimed_by in _workers_named(session,
-                                                                          {job.claimed_by})
-    if (not by_worker and job.pid is not None
-            and job.host in (None, socket.gethostname())):
-        alive, _ = runner.process_state(job.id, job.pid)
-        if alive:
-            runner.signal_group(job.pid, signal.SIGTERM)  # start_new_session: pgid == pid
     job.status, job.finished_at = "cancelled", utcnow()
     job.error = job.error or "cancelled by a user"
     audit(session, by_user_id, "train_cancel", job_id=job.id, kind=job.kind)
@@ -548,69 +584,18 @@ def cancel_job(session: Session, job_id: int, *, by_user_id: int | None = None) 
     return _view(job)
 
 
-def _refresh_quietly(session: Session) -> None:
-    """:func:`refresh_jobs` for readers: a database that cannot be written (read-only, locked)
-    must not stop the list from being shown."""
-    try:
-        if refresh_jobs(session):
-            session.commit()
-    except SQLAlchemyError as err:
-        session.rollback()
-        print(f"warning: could not refresh training jobs: {err}", file=sys.stderr)
-
-
-def list_jobs(session: Session, limit: int = 50, *,
-              status: str | Sequence[str] | None = None, refresh: bool = True) -> list[JobView]:
-    """Newest first. Dead workers are detected first (:func:`refresh_jobs`), so no reader
-    shows a killed job as running."""
-    if refresh:
-        _refresh_quietly(session)
+def find_jobs(session: Session, limit: int = 50, *,
+              status: str | Sequence[str] | None = None) -> list[JobView]:
+    """Newest first, as stored (the job service's ``list_jobs`` first marks dead ones)."""
     q = select(TrainingJob).order_by(TrainingJob.id.desc()).limit(limit)
     if status is not None:
         q = q.where(TrainingJob.status.in_([status] if isinstance(status, str) else status))
     return [_view(j) for j in session.scalars(q)]
 
 
-def get_job(session: Session, job_id: int, *, refresh: bool = True) -> JobView:
-    if refresh:
-        _refresh_quietly(session)
+def read_job(session: Session, job_id: int) -> JobView:
+    """One job as stored (:class:`NotFound` if there is none)."""
     return _view(_job(session, job_id))
-
-
-def checkpoint_of(job: JobView | TrainingJob) -> Path | None:
-    """The checkpoint a finished (failed / cancelled) job left in its ``--run-dir``, else
-    ``None``: classifier ``last.keras`` + ``state.json``, super-resolution ``ckpt/state.json``."""
-    run_dir = _arg(list(job.args or []), "--run-dir")
-    if not run_dir:
-        return None
-    run = Path(run_dir)
-    if job.kind == "classifier":
-        ok = (run / "last.keras").is_file() and (run / "state.json").is_file()
-        return run / "last.keras" if ok else None
-    return run / "ckpt" if (run / "ckpt" / "state.json").is_file() else None
-
-
-def resume_job(session: Session, job_id: int, user_id: int | None, *,
-               overrides: Sequence[str] = (), argv: Sequence[str] | None = None,
-               env: Mapping[str, str] | None = None, queue: bool = False) -> JobView:
-    """Start a new job that continues ``job_id``'s checkpoint: the same arguments (and run
-    folder) plus ``--resume``; ``overrides`` are appended (e.g. ``["--epochs", "12"]``).
-    ``queue`` as in :func:`start_training_job` (a worker resumes it: the run folder must be
-    reachable there). Only a failed or cancelled job with a checkpoint can be resumed
-    (:class:`JobError`)."""
-    old = _job(session, job_id)
-    if old.status not in ("failed", "cancelled"):
-        raise JobError(f"Job {job_id} is {old.status}: only a failed or cancelled job can be "
-                       "resumed.")
-    if checkpoint_of(old) is None:
-        raise JobError(f"Job {job_id} left no checkpoint to resume from.")
-    args = [a for a in (old.args or []) if a not in ("--resume", "--activate")]
-    job = start_training_job(session, old.kind, [*args, "--resume", *overrides], user_id,
-                             argv=argv, env=env, queue=queue)
-    audit(session, user_id, "train_resume", job_id=job.id, resumed_from=job_id,
-          checkpoint=str(checkpoint_of(old)))
-    session.commit()
-    return job
 
 
 def job_history(session: Session, job_id: int) -> list[ProgressPoint]:

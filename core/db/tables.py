@@ -25,7 +25,7 @@ __all__ = ["Base", "UTCDateTime", "utcnow", "User", "Scan", "Prediction", "SRRes
            "STUDY_REFERENCES"]
 
 ROLES = ("radiologist", "admin")
-# What a background job runs (``core.jobs.runner.JOB_COMMANDS`` maps each to its command line).
+# What a background job runs (the job runner's ``JOB_COMMANDS`` maps each to its command line).
 JOB_KINDS = ("classifier", "sr", "segmentation", "embeddings", "study_images")
 JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 STUDY_STATES = ("draft", "open", "closed")
@@ -408,7 +408,8 @@ class TrainingJob(Base):
     # started it directly; NULL while it waits in the queue. Set once, by an atomic claim.
     claimed_by: Mapped[str | None] = mapped_column(String(255))
     claimed_at: Mapped[datetime | None]
-    # Set by ``cancel_job``; the worker running the job sees it and SIGTERMs the training process.
+    # Set by a cancel (``request_cancel``); the worker running the job sees it and SIGTERMs the
+    # training process.
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
 
 

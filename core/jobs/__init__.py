@@ -1,16 +1,21 @@
-"""Background jobs (training, embeddings, study images): the runner and the worker.
+"""Background jobs (training, embeddings, study images): the service, the runner and the worker.
 
-- :mod:`core.jobs.runner`: the process side, no database: the command each job kind runs
+- :mod:`core.jobs.service`: what the pages and ``python -m core jobs`` call: start a job (queued
+  for a worker, or run at once as this process's child), refresh (dead workers and dead
+  processes marked failed), list and get (refreshed first), cancel (SIGTERM to a job started
+  directly on this host), resume from a checkpoint.
+- :mod:`core.jobs.runner`: the process plumbing, no sessions: the command each job kind runs
   (``python -m core train KIND ARGS --job-id N``), starting it in its own process group with
-  its output in ``<data dir>/jobs/<N>.log``, probing it, SIGTERM to its group, starting a local
-  worker.
+  its output in ``<data dir>/jobs/<N>.log``, probing it (``waitpid`` / ``kill(pid, 0)`` /
+  ``/proc``), SIGTERM to its group, starting a local worker.
 - :mod:`core.jobs.worker`: ``python -m core worker``: claims queued jobs from the database, runs
   them through the runner, beats its heartbeat, passes cancel requests on to the training
   process and records how it ended.
 
-``core.db.jobs`` holds the tables' queries (queue, claim, progress, cancel request, dead-job
-detection). This package imports nothing at import time, so ``core.db.jobs`` can use the runner
-without an import cycle.
+``core.db.jobs`` is storage only (the tables' queries: queue, claim, progress, pid and exit,
+cancel flag, worker rows, lists, heartbeat-based dead-job marking) and imports nothing from
+here; this package uses it, never the other way round. ``core.progress`` reaches the database
+through :func:`job_reporter`, imported lazily.
 """
 from __future__ import annotations
 

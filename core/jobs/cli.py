@@ -1,4 +1,5 @@
-"""``python -m core worker``: run queued training jobs (``core.jobs.worker``)."""
+"""``python -m core jobs list|cancel|resume`` (through ``core.jobs.service``) and ``python -m core
+worker``: run queued training jobs (``core.jobs.worker``)."""
 from __future__ import annotations
 
 import argparse
@@ -9,6 +10,18 @@ __all__ = ["register"]
 
 def register(cmds) -> None:
     from core.db.tables import JOB_KINDS
+
+    jobs = cmds.sub.add_parser("jobs", help="training jobs started from the admin page")
+    js = jobs.add_subparsers(dest="jobs_cmd", metavar="ACTION", required=True)
+    jl = js.add_parser("list", help="recent jobs (refreshes the status of dead processes)")
+    jl.set_defaults(func=_jobs_list)
+    jc = js.add_parser("cancel", help="stop a running job")
+    jc.add_argument("job_id", type=int)
+    jc.set_defaults(func=_jobs_cancel)
+    jr = js.add_parser("resume", help="continue a failed or cancelled job from its checkpoint "
+                                      "(a new job)")
+    jr.add_argument("job_id", type=int)
+    jr.set_defaults(func=_jobs_resume)
 
     p = cmds.sub.add_parser(
         "worker", help="run queued training jobs from the database (on this or another machine)",
@@ -61,4 +74,47 @@ def _worker(args: argparse.Namespace) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: worker.stop())
     worker.run()
+    return 0
+
+
+def _engine():
+    from core.db import init_db
+
+    return init_db()
+
+
+def _jobs_list(_: argparse.Namespace) -> int:
+    from core.db import session_scope
+    from core.jobs.service import list_jobs, refresh_jobs
+
+    with session_scope(_engine()) as s:
+        refresh_jobs(s)
+        jobs = list_jobs(s)
+    for j in jobs:
+        print(f"{j.id:>4} {j.kind:<10} {j.status:<10} {j.fraction:6.1%} "
+              f"{j.result_version or '':<24} {j.created_at:%Y-%m-%d %H:%M}")
+        if j.status == "failed" and j.error:
+            print(f"       {j.error.splitlines()[0]}")
+    if not jobs:
+        print("(no training jobs)")
+    return 0
+
+
+def _jobs_cancel(args: argparse.Namespace) -> int:
+    from core.db import session_scope
+    from core.jobs.service import cancel_job
+
+    with session_scope(_engine()) as s:
+        job = cancel_job(s, args.job_id)
+    print(f"job {job.id}: {job.status}")
+    return 0
+
+
+def _jobs_resume(args: argparse.Namespace) -> int:
+    from core.db import session_scope
+    from core.jobs.service import resume_job
+
+    with session_scope(_engine()) as s:
+        job = resume_job(s, args.job_id, None)
+    print(f"job {job.id}: {job.status} (resumes job {args.job_id}; log {job.log_path})")
     return 0

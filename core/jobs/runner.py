@@ -1,31 +1,32 @@
-"""The process side of a job, without the database: the command each kind runs, starting it in
-its own process group with its output in a log file, probing it, signalling its group, and
+"""The process side of a job, without database sessions: the command each kind runs, starting it
+in its own process group with its output in a log file, probing it, signalling its group, and
 starting a worker on this machine.
 
-``core.db.jobs`` (queries) and ``core.jobs.worker`` (the loop that claims and runs jobs) use
-these; nothing here imports them back. A job's process is started with ``start_new_session``,
-so its process group id is its pid: SIGTERM to the group reaches the trainer and anything it
-started. Its output goes to ``<data dir>/jobs/<N>.log`` (appended: a resumed job's earlier
-output stays), and it gets ``MEDSCAN_DATABASE_URL`` and ``MEDSCAN_JOB_ID`` so that it reports
-to the right row.
+:mod:`core.jobs.service` (what the pages and the CLI call) and :mod:`core.jobs.worker` (the loop
+that claims and runs jobs) use these; ``core.db`` never imports them (it is storage only; the
+job folder and the ``host:pid`` names come from ``core.db.jobs``). A job's process is started
+with ``start_new_session``, so its process group id is its pid: SIGTERM to the group reaches the
+trainer and anything it started. Its output goes to ``<data dir>/jobs/<N>.log`` (appended: a
+resumed job's earlier output stays), and it gets ``MEDSCAN_DATABASE_URL`` and ``MEDSCAN_JOB_ID``
+so that it reports to the right row.
 """
 from __future__ import annotations
 
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from core.db.jobs import jobs_dir, process_name  # the job folder and host:pid names (storage)
 from core.db.tables import JOB_KINDS
 
 __all__ = ["JOB_COMMANDS", "TERM_GRACE_S", "LOCAL_WORKER_IDLE_S", "children", "jobs_dir",
            "process_name", "job_command", "child_env", "spawn", "process_state",
-           "signal_group", "reap_children", "log_tail", "append_log", "local_worker_enabled",
+           "signal_group", "reap_children", "append_log", "local_worker_enabled",
            "start_local_worker"]
 
 # The ``python -m core`` command each kind of job runs (its arguments and ``--job-id N`` follow).
@@ -48,20 +49,6 @@ children: dict[int, subprocess.Popen] = {}
 children_lock = threading.Lock()
 _local_worker: subprocess.Popen | None = None
 _local_lock = threading.Lock()
-
-
-def jobs_dir() -> Path:
-    """``<data dir>/jobs``: job logs and run (checkpoint) folders, created if needed."""
-    from core.config import data_dir
-
-    path = data_dir() / "jobs"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def process_name(pid: int | None = None) -> str:
-    """``host:pid``: a worker's (or any process's) name in ``training_jobs.claimed_by``."""
-    return f"{socket.gethostname()}:{pid or os.getpid()}"
 
 
 def job_command(kind: str, args: Sequence[str], job_id: int,
@@ -168,21 +155,6 @@ def reap_children() -> None:
         for job_id, proc in list(children.items()):
             if proc.poll() is not None:
                 del children[job_id]
-
-
-def log_tail(path: str | Path | None, lines: int = 40, max_chars: int = 4000) -> str:
-    """Last ``lines`` lines (at most ``max_chars``) of a log file; '' if there is none."""
-    if not path:
-        return ""
-    try:
-        with open(path, "rb") as fh:
-            fh.seek(0, os.SEEK_END)
-            size = fh.tell()
-            fh.seek(max(0, size - 64 * 1024))
-            text = fh.read().decode(errors="replace")
-    except OSError:
-        return ""
-    return "\n".join(text.splitlines()[-lines:])[-max_chars:]
 
 
 def append_log(path: str | Path | None, line: str) -> None:

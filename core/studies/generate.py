@@ -1,6 +1,6 @@
 """Making a draft study's condition images: the ``study_images`` background job
 (``python -m core studies generate ID``; the admin page starts it with
-``core.db.jobs.start_training_job(session, "study_images", [ID], user)``).
+``core.jobs.service.start_training_job(session, "study_images", [ID], user)``).
 
 Per case: its pixels (library case or folder file), then :func:`core.sr.compare` in simulate
 mode at the study's scale with the SR methods the study compares (their model versions as fixed
