@@ -6,7 +6,7 @@ from datetime import timedelta
 import streamlit as st
 
 from ui import auth
-from ui.resources import db
+from ui.engine_and_models import db
 
 admin = auth.require_role("admin")
 st.title("Audit log")

@@ -8,7 +8,7 @@ import streamlit as st
 from core.errors import MedScanError
 from ui import auth
 from ui.plots import label_counts_bar
-from ui.resources import active_classifier_version, db
+from ui.engine_and_models import active_classifier_version, db
 from ui.retrieval import embeddings_status, start_embeddings_job
 from ui.viewing import case_viewer_ui, viewer_toggle_ui
 

@@ -8,10 +8,10 @@ import streamlit as st
 from core import registry
 from core.errors import MedScanError
 from ui import auth, plots
-from ui.models import (CLASSIFIER_COLUMNS, EVAL_METRICS, METRIC_LABELS, change_summary,
+from ui.version_tables import (CLASSIFIER_COLUMNS, EVAL_METRICS, METRIC_LABELS, change_summary,
                        classifier_rows, eval_sets, headline_metrics, metric_label, recipe_line,
                        segmentation_rows, slot_of, sr_rows)
-from ui.resources import db
+from ui.engine_and_models import db
 from ui.retrieval import queue_embeddings_if_needed
 
 admin = auth.require_role("admin")

@@ -13,7 +13,7 @@ from core.sr.methods import GAN_METHODS, MODEL_METHODS, uses_alpha
 from ui import auth, plots
 from ui.analysis import record_scan_once
 from ui.rating import QUESTION_LABELS
-from ui.resources import db
+from ui.engine_and_models import db
 from ui.scan_ui import all_scans_ui, upload_ui
 from ui.studies import VIEWS, build_study_images, cond_label, state_badge
 

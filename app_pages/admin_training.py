@@ -12,8 +12,8 @@ import streamlit as st
 
 from core.errors import MedScanError
 from ui import auth, plots
-from ui.models import progress_text
-from ui.resources import db
+from ui.version_tables import progress_text
+from ui.engine_and_models import db
 
 admin = auth.require_role("admin")
 st.title("Training")

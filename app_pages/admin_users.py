@@ -8,7 +8,7 @@ from __future__ import annotations
 import streamlit as st
 
 from ui import auth
-from ui.resources import db
+from ui.engine_and_models import db
 
 admin = auth.require_role("admin")
 st.title("Users")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from core.errors import MedScanError
-from ui import auth, cached, resources
+from ui import auth, upload_results, engine_and_models
 from ui.analysis import batch_row, prediction_ui, record_prediction_once
 from ui.images import draw_box, png_bytes, to_rgb
 from ui.pacs import pacs_send_ui, pacs_source_ui
@@ -24,7 +24,7 @@ picked = scan_or_stop_ui("analyze_pick", "analyze_frame",
                          "probabilities and the Grad-CAM explanation.")
 
 try:
-    clf = resources.classifier()
+    clf = engine_and_models.classifier()
 except MedScanError as err:
     clf = None
     st.warning(str(err), icon=":material/warning:")
@@ -61,10 +61,10 @@ with col_cam:
     target = st.selectbox("Explain class", ["predicted class", *cam_classes], key="cam_class")
 
 with st.spinner("Running the classifier and Grad-CAM…", show_time=True):
-    pred, heatmap = cached.explain(picked.key, clf.version, cached.weights_key(), None, method,
+    pred, heatmap = upload_results.explain(picked.key, clf.version, upload_results.weights_key(), None, method,
                                    _pixels=scan.pixels)
     if target != "predicted class" and target != pred.label:
-        _, heatmap = cached.explain(picked.key, clf.version, cached.weights_key(), target,
+        _, heatmap = upload_results.explain(picked.key, clf.version, upload_results.weights_key(), target,
                                     method, _pixels=scan.pixels)
 record_prediction_once(user, picked, pred, calibrated=bool(clf.card.get("calibration")))
 
@@ -114,7 +114,7 @@ if len(batch) > 1:
             bar = st.progress(0.0, text="Classifying…")
             rows = []
             for i, p in enumerate(batch, 1):
-                pr, _ = cached.explain(p.key, clf.version, cached.weights_key(), None, "gradcam",
+                pr, _ = upload_results.explain(p.key, clf.version, upload_results.weights_key(), None, "gradcam",
                                        _pixels=p.scan.pixels)
                 rows.append(batch_row(p.name, p.scan, pr, clf.card))
                 bar.progress(i / len(batch), text=f"Classified {i} of {len(batch)}")

@@ -8,7 +8,7 @@ import streamlit as st
 
 from ui import auth
 from ui.rating import SCALE
-from ui.resources import db
+from ui.engine_and_models import db
 
 user = auth.require_role()
 st.title("My ratings")

@@ -14,7 +14,7 @@ import streamlit as st
 from core.db.errors import DBError
 from ui import auth
 from ui.rating import STUDY_KEYS, study_answer_ui
-from ui.resources import db
+from ui.engine_and_models import db
 from ui.viewing import study_viewer_ui, viewer_toggle_ui
 
 user = auth.require_role()

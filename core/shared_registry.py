@@ -9,7 +9,7 @@ loaded models by ``(version, generation)``, so within a few seconds of an activa
 server predicts with the new version, without a restart and without reading the disk on every
 rerun.
 
-Installed once per process by the app (``ui.resources``) and by ``python -m core models``:
+Installed once per process by the app (``ui.engine_and_models``) and by ``python -m core models``:
 :func:`install`. Without it (tests, the other CLI commands) the registry reads only its files.
 A database that cannot be read (down, not migrated yet) leaves the last snapshot in place and is
 logged once; the files then decide.

@@ -47,7 +47,7 @@ def _analyze_with_dicom(app_env):
 
 def test_dicom_prediction_gradcam_and_no_second_inference(app_env, explain_calls, monkeypatch):
     import core.imaging
-    from ui.cached import read_upload
+    from ui.upload_results import read_upload
 
     decoded: list = []
     original_load = core.imaging.load_uploads

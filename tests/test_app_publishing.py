@@ -347,7 +347,7 @@ def test_models_page_warns_when_the_evaluation_set_is_a_versions_training_data(s
 
 
 def test_training_progress_line_and_loss_chart(shipped_env):
-    from ui.models import progress_text
+    from ui.version_tables import progress_text
     from ui.plots import loss_curve
 
     line = progress_text({"phase": "done", "epoch": 3, "epochs": 3,

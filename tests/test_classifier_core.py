@@ -262,7 +262,7 @@ def test_max_ncc_finds_rescaled_copies_that_phash_may_miss():
 
 
 def test_confidence_statement_and_calibration_figures():
-    from ui.models import confidence_statement, headline_metrics
+    from ui.version_tables import confidence_statement, headline_metrics
     from ui.plots import confusion_heatmap, reliability_diagram
 
     bins = [{"lo": 0.6, "hi": 0.667, "count": 5, "confidence": 0.63, "accuracy": 0.6},

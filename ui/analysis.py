@@ -12,8 +12,8 @@ from __future__ import annotations
 import streamlit as st
 
 from ui import plots
-from ui.models import confidence_statement, headline_metrics
-from ui.resources import db_write
+from ui.version_tables import confidence_statement, headline_metrics
+from ui.engine_and_models import db_write
 
 __all__ = ["LOW_CONFIDENCE", "TINY_IMAGE_PX", "OOD_HEADLINE", "OOD_KIND_LABELS", "input_warnings", "ood_verdict",
            "ood_card_text", "prediction_ui", "batch_row", "model_card_ui", "record_scan_once",

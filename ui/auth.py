@@ -27,7 +27,7 @@ import streamlit as st
 
 from core.db.errors import DBError
 from ui import session_cookie
-from ui.resources import db
+from ui.engine_and_models import db
 
 __all__ = ["ROLES", "USER_KEY", "current_user", "refresh_user", "login_page", "require_role",
            "logout", "sidebar_user_ui", "sso_enabled"]

@@ -256,14 +256,14 @@ def pacs_send_ui(picked, user: dict, clf) -> None:
 def _send(cfg, picked, source: dict, user: dict, clf, seg_model, want_sc: bool) -> list:
     from core.pacs.send import (gradcam_overlay, gradcam_secondary_capture, read_source,
                                 segmentation_object, send_objects)
-    from ui import cached, resources
+    from ui import upload_results, engine_and_models
 
     ds = read_source(picked.data)
     scan = picked.scan
     objects = []
     with st.spinner("Building and sending the DICOM objects…", show_time=True):
         if want_sc:
-            pred, heatmap = cached.explain(picked.key, clf.version, cached.weights_key(), None,
+            pred, heatmap = upload_results.explain(picked.key, clf.version, upload_results.weights_key(), None,
                                            "gradcam", _pixels=scan.pixels)
             objects.append(("secondary_capture", gradcam_secondary_capture(
                 ds, gradcam_overlay(scan, heatmap), label=pred.label,
@@ -275,5 +275,5 @@ def _send(cfg, picked, source: dict, user: dict, clf, seg_model, want_sc: bool) 
             objects.append(("segmentation", segmentation_object(
                 ds, mask, model_version=seg_model.version, frame_index=scan.frame_index),
                 source["sop_uid"]))
-        with resources.db() as session:
+        with engine_and_models.db() as session:
             return send_objects(_client(cfg), objects, user=user, session=session)

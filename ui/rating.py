@@ -21,7 +21,7 @@ import streamlit as st
 
 from core.db.errors import DBError
 from ui.images import thumbnail_png
-from ui.resources import db
+from ui.engine_and_models import db
 from ui.scan_ui import markdown_literal, scan_label
 
 __all__ = ["SCALE", "QUESTION_LABELS", "STUDY_KEYS", "rating_form_ui", "study_rating_form_ui",

@@ -13,7 +13,7 @@ import streamlit as st
 
 from core import config
 from core.errors import MedScanError
-from ui import resources
+from ui import engine_and_models
 from ui.images import to_rgb
 
 __all__ = ["similar_cases_ui", "add_to_library_ui", "library_state", "start_embeddings_job",
@@ -29,7 +29,7 @@ def library_state(active: str | None) -> tuple:
     from core.db.cases import embedding_state
     from core.retrieval.search import serving_version
 
-    with resources.db() as s:
+    with engine_and_models.db() as s:
         version, notice = serving_version(s, active)
         state = embedding_state(s, version) if version else (0, 0, 0)
     return version, notice, state
@@ -39,16 +39,16 @@ def library_state(active: str | None) -> tuple:
 def _search(key: str, version: str, state: tuple, k: int, weights_dir: str, _pixels):
     from core.retrieval.search import search_library
 
-    with resources.db() as s:
+    with engine_and_models.db() as s:
         return search_library(s, _pixels, k=k, active_version=version,
-                              load_classifier=resources.classifier)
+                              load_classifier=engine_and_models.classifier)
 
 
 @st.cache_data(show_spinner=False, max_entries=256, ttl=3600)
 def _case_image(case_id: int, state: tuple) -> np.ndarray:
     from core.library.cases import case_pixels
 
-    with resources.db() as s:
+    with engine_and_models.db() as s:
         return case_pixels(s, case_id)
 
 
@@ -134,7 +134,7 @@ def add_to_library_ui(picked, user: dict, classes: list[str]) -> None:
         if st.button("Add", key="library_add", type="primary", disabled=choice is None
                      or (choice == "other…" and not (other or "").strip())):
             try:
-                with resources.db() as s:
+                with engine_and_models.db() as s:
                     res = add_scan(s, picked.scan, label=label, added_by=user["id"])
             except (MedScanError, DBError, ValueError) as err:
                 st.error(f"Not added: {err}")
@@ -152,7 +152,7 @@ def embeddings_status(active: str | None) -> dict:
     from core.db.cases import count_cases, embedding_counts
     from core.jobs.service import list_jobs
 
-    with resources.db() as s:
+    with engine_and_models.db() as s:
         jobs = [j for j in list_jobs(s, 20) if j.kind == "embeddings"]
         return {"cases": count_cases(s), "per_version": embedding_counts(s), "active": active,
                 "job": next((j for j in jobs if j.status in ("queued", "running")), None),
@@ -163,7 +163,7 @@ def start_embeddings_job(version: str, user: dict):
     """Queue ``python -m core library embed --model VERSION`` as a background job."""
     from core.jobs.service import start_training_job
 
-    with resources.db() as s:
+    with engine_and_models.db() as s:
         return start_training_job(s, "embeddings", ["--model", version], user["id"])
 
 

@@ -2,7 +2,7 @@
 
 Uploaded files are kept in this browser session (``st.session_state["uploads"]``: sha256 →
 (name, bytes), the newest few, in upload order), so a scan uploaded on one page can be picked on
-the other. Decoding is cached by the bytes' hash (:mod:`ui.cached`).
+the other. Decoding is cached by the bytes' hash (:mod:`ui.upload_results`).
 
 One scan is selected across the app (``st.session_state["selected_scan"]``: the scan's key,
 ``"<sha256>:<member>"``): a new upload selects the first file of its batch, the picker on either
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import streamlit as st
 
 from core.errors import ScanError
-from ui import cached
+from ui import upload_results
 from ui.images import sha256_hex
 
 __all__ = ["UPLOAD_HELP", "Picked", "upload_ui", "pick_scan_ui", "scan_or_stop_ui",
@@ -104,7 +104,7 @@ def _entries() -> tuple[list[tuple[str, str, int, object]], list[tuple[str, str]
     scans, errors = [], []
     for sha, (name, data) in list(st.session_state.get(UPLOADS_KEY, {}).items()):
         try:
-            results = cached.read_upload(sha, name, _data=data)
+            results = upload_results.read_upload(sha, name, _data=data)
         except ScanError as err:
             errors.append((name, str(err)))
             continue
@@ -202,7 +202,7 @@ def frame_ui(picked: Picked, key: str) -> Picked:
                       on_change=_on_frame, args=(key, picked.key)) - 1
     if frame == scan.frame_index:
         return picked
-    new = cached.load_frame(picked.upload_sha, picked.name, frame, _data=picked.data)
+    new = upload_results.load_frame(picked.upload_sha, picked.name, frame, _data=picked.data)
     return dataclasses.replace(picked, scan=new, key=f"{picked.key}:f{frame}")
 
 

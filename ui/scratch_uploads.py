@@ -18,13 +18,13 @@ def keep_upload(sha: str, name: str, data: bytes) -> None:
     """Keep a de-identified copy of every readable scan of a new upload (ui.scan_ui calls it)."""
     from core import scratch
     from core.errors import ScanError
-    from ui import cached
+    from ui import upload_results
 
     user = st.session_state.get("user")
     if not user:
         return
     try:
-        items = cached.read_upload(sha, name, _data=data)
+        items = upload_results.read_upload(sha, name, _data=data)
     except ScanError:
         return                                    # the page shows why; nothing to keep
     good = [item for item in items if item.error is None]

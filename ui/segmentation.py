@@ -64,7 +64,7 @@ def size_text(seg) -> str:
 @st.cache_resource(show_spinner="Loading the segmentation model…", max_entries=3)
 def _segmenter(version: str, weights_dir: str):
     from core.segmentation.inference import Segmenter
-    from ui.resources import device
+    from ui.engine_and_models import device
 
     device()
     return Segmenter.load(version, weights_dir=weights_dir)

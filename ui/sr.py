@@ -7,8 +7,8 @@ import streamlit as st
 
 from core.errors import MedScanError
 from core.sr.methods import GAN_PARTNER, METHOD_LABELS, uses_alpha
-from ui import cached
-from ui.resources import db_write
+from ui import upload_results
+from ui.engine_and_models import db_write
 
 __all__ = ["METHOD_LABELS", "MODE_HELP", "GAN_NOTE", "SRSettings", "sr_methods_ui",
            "run_comparison", "record_sr_once", "difference_maps", "alpha_curve_ui", "uses_alpha"]
@@ -111,8 +111,8 @@ def run_comparison(picked, settings: SRSettings):
         with st.spinner(f"Super-resolving ×{settings.scale} with "
                         f"{', '.join(METHOD_LABELS.get(m, m) for m in settings.methods)}…",
                         show_time=True):
-            return cached.sr_compare(picked.key, settings.scale, settings.mode, settings.methods,
-                                     settings.alpha, settings.versions, cached.weights_key(),
+            return upload_results.sr_compare(picked.key, settings.scale, settings.mode, settings.methods,
+                                     settings.alpha, settings.versions, upload_results.weights_key(),
                                      _pixels=picked.scan.pixels,
                                      degradation=settings.degradation)
     except MedScanError as err:

@@ -1,7 +1,7 @@
 """Preparing reader-study items: the PNG of each (scan, view)."""
 from __future__ import annotations
 
-from ui import cached
+from ui import upload_results
 from ui.images import png_bytes
 from core.sr.methods import MODEL_METHODS
 from ui.sr import METHOD_LABELS
@@ -48,9 +48,9 @@ def build_study_images(picked: list, views: list[str], scale: int,
     for p in picked:
         original = p.scan.pixels
         if sr_views:
-            result = cached.sr_compare(p.key, scale, "simulate", methods, alpha,
+            result = upload_results.sr_compare(p.key, scale, "simulate", methods, alpha,
                                        tuple((m, available.get(m)) for m in methods),
-                                       cached.weights_key(), _pixels=p.scan.pixels)
+                                       upload_results.weights_key(), _pixels=p.scan.pixels)
             original = result.hr  # simulate mode crops to a multiple of the scale: same size
             for v in sr_views:
                 items.append((p.scan.sha256, v, result.versions.get(v),

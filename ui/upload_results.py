@@ -16,7 +16,7 @@ import numpy as np
 import streamlit as st
 
 from core import config
-from ui import resources
+from ui import engine_and_models
 
 __all__ = ["read_upload", "load_frame", "explain", "sr_compare"]
 
@@ -46,7 +46,7 @@ def explain(key: str, version: str, weights_dir: str, class_name: str | None, me
     One forward pass per (image, model version, target class, CAM method); the opacity slider
     and the box toggle only redraw.
     """
-    clf = resources.classifier(version)
+    clf = engine_and_models.classifier(version)
     return clf.explain(_pixels, class_name=class_name, method=method)
 
 
@@ -58,7 +58,7 @@ def sr_compare(key: str, scale: int, mode: str, methods: tuple[str, ...], alpha:
     simulate mode's ``degradation`` included) and the model versions used."""
     from core.sr import compare
 
-    models = {m: resources.sr_model(m, scale, v) for m, v in versions if v and m in methods}
+    models = {m: engine_and_models.sr_model(m, scale, v) for m, v in versions if v and m in methods}
     return compare(_pixels, scale=scale, mode=mode, methods=methods, alpha=alpha, models=models,
                    degradation=degradation)
 
