@@ -70,29 +70,3 @@ def fanout(*callbacks: ProgressCallback) -> ProgressCallback:
         for cb in callbacks:
             cb(p)
     return _call
-
-
-def add_progress_args(parser) -> None:
-    """Options every long-running CLI command takes (training, evaluation)."""
-    parser.add_argument("--job-id", type=int, default=None,
-                        help="report progress to this training job in the database "
-                             "(set by the admin page)")
-    parser.add_argument("--quiet", action="store_true", help="no progress lines on stdout")
-
-
-def progress_from_args(args) -> ProgressCallback:
-    """stdout lines, plus database rows when ``--job-id`` is given.
-
-    The database side is ``core.jobs.job_reporter(job_id)`` (the job's row), imported only when
-    needed: this module knows nothing of the database, so nothing here cycles back to it. In a
-    multi-worker run (``TF_CONFIG``) only the chief reports to the job; every worker prints.
-    """
-    from core.device import is_chief
-
-    callbacks: list[ProgressCallback] = [] if getattr(args, "quiet", False) else [print_progress]
-    job_id = getattr(args, "job_id", None)
-    if job_id is not None and is_chief():
-        from core.jobs import job_reporter  # lazy: the CLI works without a database
-
-        callbacks.append(job_reporter(job_id))
-    return fanout(*callbacks) if callbacks else null_progress

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from core.cli import command_line
 from core.errors import MedScanError
-from core.progress import add_progress_args, progress_from_args
+from core.jobs import add_progress_args, progress_from_args
 
 __all__ = ["register"]
 

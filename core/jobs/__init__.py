@@ -14,18 +14,45 @@
 
 ``core.db.jobs`` is storage only (the tables' queries: queue, claim, progress, pid and exit,
 cancel flag, worker rows, lists, heartbeat-based dead-job marking) and imports nothing from
-here; this package uses it, never the other way round. ``core.progress`` reaches the database
-through :func:`job_reporter`, imported lazily.
+here; this package uses it, never the other way round. The CLI glue of long commands
+(:func:`add_progress_args`, :func:`progress_from_args`) lives here too, so ``core.progress``
+(the ``Progress`` record and stdout printing) imports nothing of the project's jobs or database.
 """
 from __future__ import annotations
 
-__all__ = ["job_reporter"]
+from core.progress import ProgressCallback, fanout, null_progress, print_progress
+
+__all__ = ["job_reporter", "add_progress_args", "progress_from_args"]
 
 
 def job_reporter(job_id: int, *, url: str | None = None):
     """The training process's progress callback for job ``job_id``: each ``Progress`` goes to
     the job's row (``core.db.jobs.progress_callback``: throttled, ``done`` publishes the
-    version). ``core.progress`` reaches the database only through here."""
+    version). The CLI reaches the database only through here."""
     from core.db.jobs import progress_callback
 
     return progress_callback(job_id, url=url)
+
+
+def add_progress_args(parser) -> None:
+    """Options every long-running CLI command takes (training, evaluation)."""
+    parser.add_argument("--job-id", type=int, default=None,
+                        help="report progress to this training job in the database "
+                             "(set by the admin page)")
+    parser.add_argument("--quiet", action="store_true", help="no progress lines on stdout")
+
+
+def progress_from_args(args) -> ProgressCallback:
+    """stdout lines, plus database rows when ``--job-id`` is given.
+
+    The database side is :func:`job_reporter` (the job's row; the database module is imported
+    only when a job id is given, so the CLI works without a database). In a multi-worker run
+    (``TF_CONFIG``) only the chief reports to the job; every worker prints.
+    """
+    from core.device import is_chief
+
+    callbacks: list[ProgressCallback] = [] if getattr(args, "quiet", False) else [print_progress]
+    job_id = getattr(args, "job_id", None)
+    if job_id is not None and is_chief():
+        callbacks.append(job_reporter(job_id))
+    return fanout(*callbacks) if callbacks else null_progress

@@ -10,7 +10,8 @@ import time
 from pathlib import Path
 
 from core.errors import MedScanError
-from core.progress import Progress, add_progress_args, progress_from_args
+from core.jobs import add_progress_args, progress_from_args
+from core.progress import Progress
 
 __all__ = ["register", "bar_progress"]
 

@@ -7,7 +7,7 @@ import argparse
 import json
 
 from core.errors import MedScanError
-from core.progress import add_progress_args, progress_from_args
+from core.jobs import add_progress_args, progress_from_args
 
 __all__ = ["register"]
 

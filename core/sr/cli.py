@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 
-from core.progress import add_progress_args, progress_from_args
+from core.jobs import add_progress_args, progress_from_args
 from core.sr.degrade import DEGRADATIONS
 from core.sr.methods import (GAN_PARTNER, METHOD_LABELS, SR_METHODS, TRAIN_NETWORKS,
                              TRAINING_METHODS, uses_alpha)

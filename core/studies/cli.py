@@ -93,7 +93,7 @@ def register(cmds) -> None:
     gen.add_argument("study_id", type=int, metavar="ID")
     gen.add_argument("--run-dir", help=argparse.SUPPRESS)   # given to every job; unused
     gen.add_argument("--open", action="store_true", help="open the study when done")
-    from core.progress import add_progress_args
+    from core.jobs import add_progress_args
 
     add_progress_args(gen)
     gen.set_defaults(func=_studies_generate)
@@ -304,7 +304,7 @@ def _studies_design(args: argparse.Namespace) -> int:
 def _studies_generate(args: argparse.Namespace) -> int:
     from core.db import init_db, session_scope
     from core.db.studies import open_study
-    from core.progress import progress_from_args
+    from core.jobs import progress_from_args
     from core.studies.generate import generate_study_images
 
     engine = init_db()
