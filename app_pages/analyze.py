@@ -30,10 +30,12 @@ except MedScanError as err:
     st.warning(str(err), icon=":material/warning:")
 
 scan = picked.scan
-viewer_slot = st.container()     # the interactive viewer, filled once the overlays exist
-with viewer_slot:
-    use_viewer = viewer_toggle_ui("analyze_viewer")
 col_img, col_cam, col_pred = st.columns([1, 1, 1], gap="medium")
+# The interactive viewer, under the summary columns (filled once the overlays exist).
+viewer_slot = st.container()
+with viewer_slot:
+    st.subheader("Viewer")
+    use_viewer = viewer_toggle_ui("analyze_viewer")
 
 with col_img:
     st.subheader("Scan")
