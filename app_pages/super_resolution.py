@@ -39,15 +39,10 @@ methods = list(result.outputs)
 hr_shape = next(iter(result.outputs.values())).shape[:2]
 lr_big = fit_to(to_rgb(result.lr), hr_shape)  # nearest-neighbour: the real low-res pixels
 
-use_viewer = viewer_toggle_ui("sr_viewer")
-if use_viewer:
-    tab_viewer, tab_side, tab_slider, tab_diff = st.tabs(
-        ["Viewer", "Side by side (static)", "Slider comparison (static)", "Difference map"])
-    with tab_viewer:
-        sr_viewer_ui(result, picked.scan, METHOD_LABELS)
-else:
-    tab_side, tab_slider, tab_diff = st.tabs(["Side by side", "Slider comparison",
-                                              "Difference map"])
+if viewer_toggle_ui("sr_viewer"):      # the interactive viewer; the static views follow
+    sr_viewer_ui(result, picked.scan, METHOD_LABELS)
+tab_side, tab_slider, tab_diff = st.tabs(["Side by side", "Slider comparison",
+                                          "Difference map"])
 with tab_side:
     panels = {f"Low-res input ({result.lr.shape[1]}×{result.lr.shape[0]})": lr_big}
     if result.hr is not None and result.mode == "simulate":
