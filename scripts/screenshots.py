@@ -10,8 +10,8 @@ activate, roll back), Users, Audit log, Export ratings, and the login page with 
 
     .venv/bin/python scripts/screenshots.py [--weights DIR] [--out screenshots]
 
-Takes several minutes on two CPU cores (most of it the training run). PNGs in ``--out`` that
-this script no longer writes are removed.
+Takes several minutes on two CPU cores (most of it the training run). ``NN_*.png`` files in
+``--out`` that this script no longer writes are removed (other PNGs there are left alone).
 """
 from __future__ import annotations
 
@@ -351,7 +351,9 @@ def main(argv: list[str] | None = None) -> int:
             _shot(page, args.out, "02_login_sso")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    for stale in sorted(set(args.out.glob("*.png")) - set(_written)):
+    # only this script's own NN_name.png files (viewer-*.png come from the viewer's tests and
+    # scripts/viewer_screenshots.py)
+    for stale in sorted(set(args.out.glob("[0-9][0-9]_*.png")) - set(_written)):
         stale.unlink()
         _log("removed", stale)
     return 0
