@@ -219,7 +219,7 @@ def alpha_curve(curves: Mapping[str, Mapping], alpha: float | None = None, *,
                               annotation_font_size=10, annotation_position="bottom left")
     if alpha is not None:
         fig.add_vline(x=float(alpha), line=dict(color=_WARN, width=1))
-    fig.update_xaxes(title_text="α", range=[-0.05, 1.05], dtick=0.2, title_standoff=2)
+    fig.update_xaxes(title_text="α", range=[-0.05, 1.05], dtick=0.2, title_standoff=8)
     fig.update_yaxes(showgrid=True, gridcolor="#e5e7eb")
     fig.update_layout(height=height, margin=dict(l=10, r=10, t=28, b=10),
                       legend=dict(orientation="h", yanchor="bottom", y=-0.55, font_size=11))
