@@ -83,6 +83,13 @@ def _segment(key: str, version: str, weights_dir: str, _pixels: np.ndarray,
     return _segmenter(version, weights_dir).segment(_pixels, _spacing)
 
 
+def segment_picked(picked, model):
+    """The (cached) segmentation of the picked scan's shown frame by ``model``."""
+    scan = picked.scan
+    return _segment(picked.key, model.version, str(config.weights_dir()), scan.pixels,
+                    scan.pixel_spacing)
+
+
 def about_ui(model) -> None:
     """The segmentation model card in words: held-out Dice / IoU per class, how the data were
     split, what Grad-CAM's localization against the masks showed, caveats and credits."""
@@ -146,8 +153,7 @@ def segmentation_ui(picked, shown, pred, heatmap) -> None:
         return
     scan = picked.scan
     with st.spinner("Outlining the tumour…", show_time=True):
-        seg = _segment(picked.key, model.version, str(config.weights_dir()), scan.pixels,
-                       scan.pixel_spacing)
+        seg = segment_picked(picked, model)
     st.subheader("Tumour segmentation")
     kind, sentence = agreement(pred.label, pred.confidence, seg.empty, seg.max_probability)
     if kind == "disagree":

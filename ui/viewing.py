@@ -44,14 +44,14 @@ def scan_panel(scan, *, label: str = "Scan") -> dict:
     or a colour image: the displayed pixels (uint8)."""
     from core.imaging.windowing import is_ct
 
-    display = getattr(scan, "_display", None)   # decoded values kept by core.imaging
+    values = scan.modality_values
     spacing = scan.pixel_spacing
-    if display is not None and not scan.is_color and scan.window is not None:
-        values = np.asarray(display.values)
+    if values is not None and not scan.is_color and scan.window is not None:
+        values = np.asarray(values)
         frame = scan.frame_index if values.ndim == 3 else 0
         return {"label": label, "pixels": values, "spacing": spacing,
                 "window": tuple(scan.window), "unit": "HU" if is_ct(scan) else None,
-                "invert": bool(display.invert), "frame": frame}
+                "invert": scan.inverted, "frame": frame}
     volume = scan.volume
     pixels = volume if volume is not None else scan.pixels
     return {"label": label, "pixels": to_uint8(pixels), "rgb": bool(scan.is_color),
@@ -61,19 +61,22 @@ def scan_panel(scan, *, label: str = "Scan") -> dict:
 
 def _tumour_mask(picked):
     """The active segmentation model's mask for this scan (cached), or None."""
-    from core import config
     from core.errors import MedScanError
-    from ui.segmentation import _segment, segmenter
+    from ui.segmentation import segment_picked, segmenter
 
     try:
         model = segmenter()
-        if model is None:
-            return None
-        scan = picked.scan
-        return _segment(picked.key, model.version, str(config.weights_dir()), scan.pixels,
-                        scan.pixel_spacing).mask
+        return None if model is None else segment_picked(picked, model).mask
     except MedScanError:
         return None
+
+
+def _all_rgb_if_any(panels: list[dict]) -> None:
+    """One colour panel among greyscale ones: show them all as RGB (one viewer mode)."""
+    if len({p["rgb"] for p in panels}) > 1:
+        for p in panels:
+            if not p["rgb"]:
+                p["pixels"], p["rgb"] = np.repeat(p["pixels"][..., None], 3, axis=-1), True
 
 
 def analyze_viewer_ui(picked, shown, *, heatmap: np.ndarray | None = None,
@@ -127,11 +130,7 @@ def sr_viewer_ui(result, scan, labels: dict[str, str]) -> None:
         panels.append(panel("Original (reference)", result.hr, hr_spacing))
     for m, out in result.outputs.items():
         panels.append(panel(labels.get(m, m), out, hr_spacing))
-    rgb = {p["rgb"] for p in panels}
-    if len(rgb) > 1:                    # one colour panel: show them all as RGB
-        for p in panels:
-            if not p["rgb"]:
-                p["pixels"], p["rgb"] = np.repeat(p["pixels"][..., None], 3, axis=-1), True
+    _all_rgb_if_any(panels)
     cols = min(len(panels), 3)
     rows = -(-len(panels) // cols)
     compare = (1 if simulate else 0, len(panels) - 1)
@@ -167,10 +166,7 @@ def study_viewer_ui(image_png: bytes, reference_png: bytes | None, *, height: in
             continue
         pixels, rgb = png_pixels(png)
         panels.append({"label": label, "pixels": pixels, "rgb": rgb})
-    if len({p["rgb"] for p in panels}) > 1:
-        for p in panels:
-            if not p["rgb"]:
-                p["pixels"], p["rgb"] = np.repeat(p["pixels"][..., None], 3, axis=-1), True
+    _all_rgb_if_any(panels)
     shapes = [p["pixels"].shape[:2] for p in panels]
     if len(panels) == 2 and shapes[0] != shapes[1]:     # the same field of view either way
         panels[0]["pixel_size"] = shapes[1][1] / shapes[0][1]

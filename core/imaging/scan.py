@@ -88,6 +88,18 @@ class Scan:
     def shape(self) -> tuple[int, ...]:
         return tuple(self.pixels.shape)
 
+    @property
+    def modality_values(self) -> np.ndarray | None:
+        """The decoded modality-LUT values (Hounsfield units on CT) the window is applied to:
+        the shown frame (H×W[×3]) or, when the volume is kept, every frame; None when the
+        scan was built without them."""
+        return None if self._display is None else self._display.values
+
+    @property
+    def inverted(self) -> bool:
+        """MONOCHROME1: low values are shown bright."""
+        return bool(self._display is not None and self._display.invert)
+
     def to_uint8(self) -> np.ndarray:
         """The displayed image as uint8 (round(pixels × 255)): what the app shows and
         ``python -m core convert`` writes."""
