@@ -282,10 +282,6 @@ def _pointer_name(slot: str | None) -> str:
 # The database's active pointers, when this process reads them (core.shared_registry): a
 # callable returning {(task, slot): view with .version and .updated_at}; None: files only.
 _shared_pointers: Callable[[], Mapping] | None = None
-# A file pointer written after the database row wins (a file-only activation: ``train
-# --activate``, a developer's ``activate``); the row is written after the file in an audited
-# activation. Compares the file's mtime with the row's time: machines' clocks must agree (NTP).
-_FILE_NEWER_S = 0.0
 
 
 def set_shared_pointers(reader: Callable[[], Mapping] | None) -> None:
@@ -333,11 +329,14 @@ def active_version(task: str, *, slot: str | None = None,
 
 
 def _written_later(pointer: Path, row, weights_dir) -> bool:
-    """Whether the writable registry's ``pointer`` was written after the database ``row``."""
+    """Whether the writable registry's ``pointer`` was written after the database ``row``: a
+    file-only activation (``train --activate``, a developer's ``activate``) then wins; an
+    audited activation writes the row after the file. Compares the file's mtime with the row's
+    time, so the machines' clocks must agree (NTP)."""
     if not any(writable and pointer.parent.parent == root for root, writable in roots(weights_dir)):
         return False           # a shipped pointer never overrides an activation
     try:
-        return pointer.stat().st_mtime > row.updated_at.timestamp() + _FILE_NEWER_S
+        return pointer.stat().st_mtime > row.updated_at.timestamp()
     except OSError:
         return False
 
