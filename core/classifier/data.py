@@ -7,6 +7,7 @@ TensorFlow, JAX or PyTorch back ends.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 from collections.abc import Sequence
@@ -154,12 +155,20 @@ def augment(img: np.ndarray, rng: np.random.Generator, *, max_rotate: float = 12
     return np.clip(x * 255.0, 0, 255)
 
 
+@functools.lru_cache(maxsize=4)
+def _polynomial_basis(s: int) -> np.ndarray:
+    """x, y, xy, x², y² on an s×s grid over [-1, 1]² (built once per size, read-only)."""
+    yy, xx = np.mgrid[-1:1:complex(s), -1:1:complex(s)].astype(np.float32)
+    basis = np.stack([xx, yy, xx * yy, xx ** 2, yy ** 2])
+    basis.setflags(write=False)
+    return basis
+
+
 def _bias_field(s: int, rng: np.random.Generator, strength: float) -> np.ndarray:
     """A smooth multiplicative field (MRI coil inhomogeneity): exp of a random 2nd-order
     polynomial in x, y scaled to +-``strength`` (log units)."""
-    yy, xx = np.mgrid[-1:1:complex(s), -1:1:complex(s)].astype(np.float32)
     c = rng.uniform(-1, 1, size=5).astype(np.float32)
-    field = c[0] * xx + c[1] * yy + c[2] * xx * yy + c[3] * xx ** 2 + c[4] * yy ** 2
+    field = np.tensordot(c, _polynomial_basis(s), axes=1)
     field /= max(float(np.abs(field).max()), 1e-6)
     return np.exp(strength * field)
 

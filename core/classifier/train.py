@@ -193,14 +193,12 @@ class _Loaded:
     val_seq: Any
 
 
-def _load(cfg: TrainConfig, prep: dict, device_label: str, progress: ProgressCallback
+def _load(cfg: TrainConfig, data, prep: dict, device_label: str, progress: ProgressCallback
           ) -> _Loaded:
-    """Stage 1: list the folder, split it, decode and crop the images, add the train-only
-    extra folders, and build the training (augmented) and validation batches."""
-    from core.classifier.data import (ImageFolderSequence, list_image_folder, load_images,
-                                      training_split)
+    """Stage 1: split the listed folder ``data``, decode and crop the images, add the
+    train-only extra folders, and build the training (augmented) and validation batches."""
+    from core.classifier.data import ImageFolderSequence, load_images, training_split
 
-    data = list_image_folder(cfg.data)
     tr_idx, va_idx = training_split(data.labels, cfg.val_fraction, cfg.seed, cfg.max_images)
     progress(Progress(task=TASK, phase="load", message=(
         f"{len(tr_idx)} training / {len(va_idx)} validation images, classes {data.classes}, "
@@ -434,7 +432,7 @@ def train(cfg: TrainConfig, progress: ProgressCallback = null_progress) -> Train
     import keras
 
     from core import registry
-    from core.classifier.data import class_weights
+    from core.classifier.data import class_weights, list_image_folder
     from core.config import REPO_ROOT
     from core.device import configure_device, worker_run_dir
 
@@ -446,8 +444,9 @@ def train(cfg: TrainConfig, progress: ProgressCallback = null_progress) -> Train
     run_dir = worker_run_dir(run_dir)   # TF_CONFIG cluster: non-chief workers write their own
     run_dir.mkdir(parents=True, exist_ok=True)
 
-    network, prep, gradcam_layer = _network(cfg, len(_class_names(cfg.data)))
-    d = _load(cfg, prep, device.label, progress)
+    data = list_image_folder(cfg.data)
+    network, prep, gradcam_layer = _network(cfg, len(data.classes))
+    d = _load(cfg, data, prep, device.label, progress)
     pretrained_weights, notice = _pretrained_start(cfg, progress)
     two_phase = pretrained_weights is not None
     loss = keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing)
@@ -470,12 +469,6 @@ def train(cfg: TrainConfig, progress: ProgressCallback = null_progress) -> Train
                                "temperature": temperature},
                       message=(f"version={version} saved {path}" if path else "not published")))
     return TrainResult(version if path else None, path, card, run_dir, state["history"])
-
-
-def _class_names(folder: str) -> list[str]:
-    from core.classifier.data import list_image_folder
-
-    return list_image_folder(folder).classes
 
 
 def load_extra(folder: str | Path, classes: list[str], prep: dict, x_val: np.ndarray
