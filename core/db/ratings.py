@@ -26,11 +26,11 @@ from core.db.tables import Rating, Scan, Study, User, utcnow
 from core.db.scans import _scan, check_sha256
 from core.db.rows import RatingView
 
-__all__ = ["METHODS", "save_rating", "my_ratings", "get_my_rating", "export_ratings",
+__all__ = ["save_rating", "my_ratings", "get_my_rating", "export_ratings",
            "export_ratings_csv", "write_ratings_csv", "rating_summary", "EXPORT_COLUMNS"]
 
-# Views the app shows; other lower-case names (new SR methods) are accepted too.
-METHODS = ("original", "gradcam", "bicubic", "rrdb_psnr", "esrgan")
+# What was rated: "original", "gradcam" or an SR method of core.sr.methods; any lower-case name
+# of this shape is accepted, so a new method needs no change here.
 _METHOD = re.compile(r"[a-z][a-z0-9_.-]{0,31}")
 MAX_COMMENT = 2000
 #: ``file_name`` is the scan's PHI-masked display name; ``view`` says what was rated in words and
