@@ -7,13 +7,13 @@ import streamlit as st
 from core.errors import MedScanError
 from ui import auth, upload_results, engine_and_models
 from ui.analysis import batch_row, prediction_ui, record_prediction_once
-from ui.images import draw_box, png_bytes, to_rgb
 from ui.pacs import pacs_send_ui, pacs_source_ui
-from ui.rating import rating_form_ui
+from ui.rating import rating_form_fragment
 from ui.retrieval import add_to_library_ui, similar_cases_ui
 from ui.scan_ui import all_scans_ui, scan_or_stop_ui, window_ui
 from ui.segmentation import segmentation_ui
-from ui.viewing import analyze_viewer_ui, viewer_toggle_ui
+from ui.gradcam_view import gradcam_view_fragment
+from ui.viewing import analyze_viewer_fragment
 
 user = auth.require_role()
 st.title("Analyze")
@@ -33,9 +33,7 @@ scan = picked.scan
 col_img, col_cam, col_pred = st.columns([1, 1, 1], gap="medium")
 # The interactive viewer, under the summary columns (filled once the overlays exist).
 viewer_slot = st.container()
-with viewer_slot:
-    st.subheader("Viewer")
-    use_viewer = viewer_toggle_ui("analyze_viewer")
+viewer_slot.subheader("Viewer")
 
 with col_img:
     st.subheader("Scan")
@@ -46,9 +44,8 @@ with col_img:
         st.warning(note, icon=":material/report:")
 
 if clf is None:
-    if use_viewer:
-        with viewer_slot:
-            analyze_viewer_ui(picked, shown)
+    with viewer_slot:
+        analyze_viewer_fragment(picked, shown)
     st.stop()
 
 # The model sees the scan as loaded (file default window): the display window never changes
@@ -70,28 +67,14 @@ with st.spinner("Running the classifier and Grad-CAM…", show_time=True):
                                     method, _pixels=scan.pixels)
 record_prediction_once(user, picked, pred, calibrated=bool(clf.card.get("calibration")))
 
-with col_cam:
-    from core.classifier.gradcam import hot_region_bbox, overlay_heatmap
-
-    alpha = st.slider("Overlay opacity", 0.0, 1.0, 0.4, 0.05, key="cam_opacity")
-    show_box = st.toggle("Grad-CAM box (hottest region)", key="cam_box",
-                         help="Outline the connected region where the map is at least 50 % of "
-                         "its maximum.")
-    overlay = overlay_heatmap(to_rgb(shown.to_uint8()), heatmap, alpha)
-    if show_box:
-        overlay = draw_box(overlay, hot_region_bbox(heatmap, threshold=0.5))
-    explained = pred.label if target == "predicted class" else target
-    st.image(overlay, width="stretch", caption=f"Grad-CAM for “{explained}” ({method})")
-    if getattr(pred, "out_of_distribution", False):
-        st.caption(":grey[Out of distribution: this map shows where a model that should not be "
-                   "trusted on this scan looked for that class; it is not evidence of it.]")
-    st.download_button("Download overlay (PNG)", png_bytes(overlay), key="download_overlay",
-                       file_name=f"{picked.name.rsplit('.', 1)[0]}_gradcam_{explained}.png",
-                       mime="image/png", on_click="ignore", icon=":material/download:")
-if use_viewer:
-    with viewer_slot:
-        analyze_viewer_ui(picked, shown, heatmap=heatmap, cam_label=f"Grad-CAM ({explained})",
-                          opacity=alpha, cam_box=show_box)
+explained = pred.label if target == "predicted class" else target
+with col_cam:       # opacity and box rerun this picture only (a fragment)
+    gradcam_view_fragment(shown.to_uint8(), heatmap, explained=explained, method=method,
+                          out_of_distribution=bool(getattr(pred, "out_of_distribution", False)),
+                          file_stem=picked.name.rsplit(".", 1)[0])
+with viewer_slot:   # its switch reruns the viewer only (a fragment)
+    analyze_viewer_fragment(picked, shown, heatmap=heatmap,
+                            cam_label=f"Grad-CAM ({explained})")
 
 with col_pred:
     st.subheader("Prediction")
@@ -125,6 +108,6 @@ if len(batch) > 1:
         else:
             st.caption("Runs the classifier on every uploaded scan (results are cached).")
 
-rating_form_ui(reader_id=user["id"], picked=picked, method="original",
+rating_form_fragment(reader_id=user["id"], picked=picked, method="original",
                model_version=clf.version, key="analyze_rating", title="Rate this scan",
                image=shown.pixels)

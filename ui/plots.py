@@ -8,9 +8,9 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from ui.images import png_bytes, to_rgb
+from ui.images import png_bytes, to_rgb, to_uint8
 
-__all__ = ["percent", "probability_bar", "image_panels", "split_compare", "difference_map", "metrics_bars",
+__all__ = ["DISPLAY_PX", "display_image", "percent", "probability_bar", "image_panels", "split_compare", "difference_map", "metrics_bars",
            "loss_curve", "version_metrics", "reliability_diagram", "confusion_heatmap",
            "eval_set_metrics", "score_distribution", "label_counts_bar", "alpha_curve"]
 
@@ -23,8 +23,44 @@ _DIFF_SCALE = [[0.0, "#000000"], [0.35, "#7a0c02"], [0.65, "#e8590c"], [0.85, "#
                [1.0, "#ffffff"]]
 
 
+#: The longest side, in pixels, an image figure sends (about twice the ~300-560 CSS px it is
+#: drawn at, so it stays sharp on a HiDPI screen). Larger outputs are area-averaged down for
+#: these static figures; the interactive viewer (``ui.viewer``) carries the full resolution.
+DISPLAY_PX = 640
+
+
+def display_image(image: np.ndarray, max_px: int | None = DISPLAY_PX) -> tuple[np.ndarray, float]:
+    """``(pixels, step)``: ``image`` as uint8, greyscale kept 2-D (a third of the PNG of its RGB
+    copy), area-averaged so its longest side is at most ``max_px``; ``step`` is how many
+    original pixels one shown pixel spans (1.0 when nothing was shrunk)."""
+    import cv2
+
+    img = to_uint8(image)
+    if img.ndim == 3 and img.shape[2] == 1:
+        img = img[..., 0]
+    if img.ndim == 3 and (img[..., 0] == img[..., 1]).all() and (img[..., 1] == img[..., 2]).all():
+        img = img[..., 0]
+    h, w = img.shape[:2]
+    if max_px is None or max(h, w) <= max_px:
+        return img, 1.0
+    step = max(h, w) / max_px
+    size = (max(1, round(w / step)), max(1, round(h / step)))
+    return cv2.resize(img, size, interpolation=cv2.INTER_AREA), w / size[0]
+
+
 def _data_uri(image: np.ndarray) -> str:
-    return "data:image/png;base64," + base64.b64encode(png_bytes(to_rgb(image))).decode("ascii")
+    """A PNG data URI of uint8 pixels as they are (greyscale stays one channel)."""
+    return "data:image/png;base64," + base64.b64encode(png_bytes(image)).decode("ascii")
+
+
+def _image_trace(image: np.ndarray, *, step: float = 1.0, x0: float = 0.0, name: str = "",
+                 smooth: bool = False, **kw) -> go.Image:
+    """An image trace placed in the original image's pixel coordinates: each shown pixel
+    spans ``step`` of them, the left edge at ``x0 - 0.5``; ``smooth`` False draws pixels as
+    squares when zoomed (no browser interpolation)."""
+    return go.Image(source=_data_uri(image), x0=x0 - 0.5 + step / 2, y0=-0.5 + step / 2,
+                    dx=step, dy=step, name=name, zsmooth="fast" if smooth else False,
+                    hovertemplate="x %{x:.0f}, y %{y:.0f}<extra>" + name + "</extra>", **kw)
 
 
 #: An image's axes show nothing: no tick marks, labels, grid, zero line or axis line (pixel
@@ -78,17 +114,22 @@ def probability_bar(probabilities: Mapping[str, float], predicted: str,
 
 
 def image_panels(images: Mapping[str, np.ndarray], *, cols: int = 3,
-                 panel_px: int = 300) -> go.Figure:
+                 panel_px: int = 300, max_px: int | None = DISPLAY_PX) -> go.Figure:
     """Images in a grid (``cols`` per row) on linked axes: zoom or pan one panel and the others
-    follow, so the same region is compared. All images must have the same height and width."""
+    follow, so the same region is compared. Images may differ in size (a low-resolution input
+    beside its ×4 outputs): each is stretched over the largest one's field of view, its pixels
+    drawn as squares, and the hover shows the largest image's pixel coordinates. Each is sent
+    at display resolution (:func:`display_image`)."""
     names = list(images)
     cols = min(cols, len(names))
     rows = -(-len(names) // cols)
+    width = max(np.shape(images[n])[1] for n in names)
     fig = make_subplots(rows=rows, cols=cols, subplot_titles=names, horizontal_spacing=0.01,
                         vertical_spacing=0.06)
     for i, name in enumerate(names):
-        fig.add_trace(go.Image(source=_data_uri(images[name]), name=name,
-                               hovertemplate="x %{x}, y %{y}<extra>" + name + "</extra>"),
+        shown, step = display_image(images[name], max_px)
+        step *= width / np.shape(images[name])[1]
+        fig.add_trace(_image_trace(shown, step=step, name=name),
                       row=i // cols + 1, col=i % cols + 1)
     _square_axes(fig, len(names))
     fig.update_layout(height=rows * (panel_px + 30), margin=dict(l=0, r=0, t=30, b=0),
@@ -97,37 +138,51 @@ def image_panels(images: Mapping[str, np.ndarray], *, cols: int = 3,
 
 
 def split_compare(left: np.ndarray, right: np.ndarray, *, left_name: str, right_name: str,
-                  steps: int = 21, height: int = 560) -> go.Figure:
+                  steps: int = 41, height: int = 560, max_px: int | None = DISPLAY_PX
+                  ) -> go.Figure:
     """Two images of one region on the same view, split by a vertical line that a slider moves.
 
+    The right image is one trace; the left one is cut into vertical strips, one trace each,
+    laid over it, and slider step *k* shows the first *k* strips. So the figure carries each
+    image once (at display resolution), whatever the number of steps, instead of one
+    composite per step; the slider runs client-side (no rerun), and zoom and pan still work.
+
     Why plotly and not ``streamlit-image-comparison``: that package (0.0.4) loads juxtapose.js
-    from cdn.knightlab.com, which an offline hospital network cannot reach. Plotly.js ships with
-    Streamlit, and its slider steps swap precomputed composites client-side (no rerun), while its
-    zoom and pan still work on the combined view.
+    from cdn.knightlab.com, which an offline hospital network cannot reach. The interactive
+    viewer (``ui.viewer``) has the continuous split at full resolution.
     """
-    left, right = to_rgb(left), to_rgb(right)
-    if left.shape != right.shape:
+    left, right = to_uint8(left), to_uint8(right)
+    if left.shape[:2] != right.shape[:2]:
         raise ValueError(f"split_compare needs equal shapes, got {left.shape} and {right.shape}")
     h, w = left.shape[:2]
-    cuts = np.linspace(0, w, steps).round().astype(int)
-    start = steps // 2
-
-    def composite(cut: int) -> str:
-        img = right.copy()
-        img[:, :cut] = left[:, :cut]
-        return _data_uri(img)
+    if (left.ndim == 3) != (right.ndim == 3):              # one colour: both RGB
+        left, right = to_rgb(left), to_rgb(right)
+    right_shown, step = display_image(right, max_px)
+    left_shown, _ = display_image(left, max_px)
+    if left_shown.ndim != right_shown.ndim:                 # one of them turned out grey
+        left_shown, right_shown = to_rgb(left_shown), to_rgb(right_shown)
+    dw = right_shown.shape[1]
+    cuts = np.unique(np.linspace(0, dw, steps).round().astype(int))    # in shown pixels
+    start = len(cuts) // 2
+    fig = go.Figure(_image_trace(right_shown, step=step, name=right_name))
+    for a, b in zip(cuts[:-1], cuts[1:]):
+        a0 = max(a - 1, 0)     # one column under the previous strip: no hairline at the seam
+        fig.add_trace(_image_trace(left_shown[:, a0:b], step=step, x0=a0 * step, name=left_name,
+                                   visible=bool(b <= cuts[start])))
 
     def divider(cut: int) -> list[dict]:
-        return [dict(type="line", x0=cut - 0.5, x1=cut - 0.5, y0=-0.5, y1=h - 0.5,
+        x = cut * step - 0.5
+        return [dict(type="line", x0=x, x1=x, y0=-0.5, y1=h - 0.5,
                      line=dict(color="#ffd400", width=2))]
 
-    sources = [composite(c) for c in cuts]
-    fig = go.Figure(go.Image(source=sources[start], hovertemplate="x %{x}, y %{y}<extra></extra>"))
-    steps_spec = [dict(method="update", label=f"{round(100 * c / w)}%",
-                       args=[{"source": [src]}, {"shapes": divider(c)}])
-                  for c, src in zip(cuts, sources)]
+    n_strips = len(cuts) - 1
+    steps_spec = [dict(method="update", label=f"{round(100 * c / dw)}%",
+                       args=[{"visible": [True] + [j < k for j in range(n_strips)]},
+                             {"shapes": divider(c)}])
+                  for k, c in enumerate(cuts)]
     fig.update_layout(
         shapes=divider(cuts[start]), height=height, margin=dict(l=0, r=0, t=30, b=10),
+        showlegend=False,
         sliders=[dict(active=start, steps=steps_spec, pad=dict(t=30),
                       currentvalue=dict(prefix=f"◀ {left_name} | {right_name} ▶   split at "))],
         yaxis=dict(scaleanchor="x", autorange="reversed", constrain="domain",
@@ -140,15 +195,29 @@ def split_compare(left: np.ndarray, right: np.ndarray, *, left_name: str, right_
     return fig
 
 
-def difference_map(diff: np.ndarray, *, title: str, height: int = 460) -> go.Figure:
-    """|SR - reference| as a heatmap (brighter = larger difference), square pixels."""
+def difference_map(diff: np.ndarray, *, title: str, height: int = 460,
+                   max_px: int | None = 384) -> go.Figure:
+    """|SR - reference| as a heatmap (brighter = larger difference), square pixels. Maps larger
+    than ``max_px`` are shown block-wise: each shown cell is the largest difference of the
+    pixels it covers (a single-pixel artefact still shows), sent as float32 (plotly's binary
+    array encoding) and placed in the original pixel coordinates."""
     d = np.asarray(diff, dtype=np.float32)
     if d.ndim == 3:
         d = d.mean(axis=2)
-    fig = go.Figure(go.Heatmap(z=d, colorscale=_DIFF_SCALE, zmin=0,
-                               zmax=float(max(np.percentile(d, 99.5), 1e-6)),
+    h, w = d.shape
+    zmax = float(max(np.percentile(d, 99.5), 1e-6))
+    k = 1 if max_px is None else max(1, -(-max(h, w) // max_px))
+    if k > 1:                                  # max-pool k×k blocks (edge blocks padded)
+        ph, pw = -(-h // k) * k, -(-w // k) * k
+        padded = np.zeros((ph, pw), np.float32)
+        padded[:h, :w] = d
+        d = padded.reshape(ph // k, k, pw // k, k).max(axis=(1, 3))
+    what = "x %{x:.0f}, y %{y:.0f}: %{z:.3f}" if k == 1 else \
+        f"x %{{x:.0f}}, y %{{y:.0f}} ({k}×{k} block): max %{{z:.3f}}"
+    fig = go.Figure(go.Heatmap(z=d, x0=(k - 1) / 2, dx=k, y0=(k - 1) / 2, dy=k,
+                               colorscale=_DIFF_SCALE, zmin=0, zmax=zmax,
                                colorbar=dict(title="|diff|"),
-                               hovertemplate="x %{x}, y %{y}: %{z:.3f}<extra></extra>"))
+                               hovertemplate=what + "<extra></extra>"))
     fig.update_layout(title=title, height=height, margin=dict(l=0, r=0, t=40, b=0),
                       yaxis=dict(scaleanchor="x", autorange="reversed", constrain="domain",
                                  constraintoward="top", **_BARE_AXIS),

@@ -24,7 +24,7 @@ from ui.images import thumbnail_png
 from ui.engine_and_models import db
 from ui.scan_ui import markdown_literal, scan_label
 
-__all__ = ["SCALE", "QUESTION_LABELS", "STUDY_KEYS", "rating_form_ui", "study_rating_form_ui",
+__all__ = ["SCALE", "QUESTION_LABELS", "STUDY_KEYS", "rating_form_ui", "rating_form_fragment", "study_rating_form_ui",
            "study_answer_ui", "view_id"]
 
 SCALE = {1: "1 · extremely bad", 2: "2 · poor", 3: "3 · acceptable", 4: "4 · good",
@@ -128,6 +128,10 @@ def rating_form_ui(*, reader_id: int, picked, method: str, model_version: str | 
     return _form(form_key, heading, mine.image_quality if same else None,
                  mine.diagnostic_usefulness if same else None, mine.comment if same else None,
                  mine.updated_at if same else None, save, thumbnail=thumb, note=note)
+
+
+#: :func:`rating_form_ui` as a fragment: choosing a score or saving reruns the form only.
+rating_form_fragment = st.fragment(rating_form_ui)
 
 
 def study_rating_form_ui(*, reader_id: int, item, key: str) -> bool:

@@ -1,4 +1,12 @@
-"""Super-resolution page helpers: the settings widgets, the cached comparison and its record."""
+"""Super-resolution page helpers: the settings widgets, the cached comparison, its record, and
+the views of the result.
+
+Reruns that cost little and send little: every figure is cached by the result's identity
+(:func:`sr_token`) and what it shows (:mod:`ui.figure_cache`), images go out at display
+resolution (:data:`ui.plots.DISPLAY_PX`; the interactive viewer has full resolution), and the
+controls that touch one view (the split's method, the difference map's method, the download
+and the rating, the viewer switch) live in ``st.fragment``s: changing them reruns and resends
+that view only, not the page."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -7,11 +15,15 @@ import streamlit as st
 
 from core.errors import MedScanError
 from core.sr.methods import GAN_PARTNER, METHOD_LABELS, uses_alpha
-from ui import upload_results
+from ui import figure_cache, plots, upload_results
 from ui.engine_and_models import db_write
+from ui.images import fit_to, png_bytes
 
 __all__ = ["METHOD_LABELS", "MODE_HELP", "GAN_NOTE", "SRSettings", "sr_methods_ui",
-           "run_comparison", "record_sr_once", "difference_maps", "alpha_curve_ui", "uses_alpha"]
+           "run_comparison", "record_sr_once", "difference_maps", "alpha_curve_ui", "uses_alpha",
+           "sr_token", "sr_viewer_fragment", "side_by_side_ui", "split_fragment",
+           "difference_fragment", "metrics_ui", "download_and_rating_fragment"]
+_CHART_CONFIG = {"displaylogo": False, "scrollZoom": True}
 
 #: Said next to the difference map whenever a GAN method is shown.
 GAN_NOTE = ("GAN output (SRGAN, ESRGAN) can contain plausible structure that is not in the "
@@ -182,3 +194,118 @@ def alpha_curve_ui(gans, versions: dict, alpha: float) -> None:
     if missing:
         st.caption(f"No α curve recorded for {', '.join(missing)} "
                    "(`python -m core evaluate sr --alpha-curve --record`).")
+
+
+# ---- views of the result ----------------------------------------------------------------------
+
+def sr_token(picked, settings: SRSettings) -> str:
+    """The identity of the cached comparison (:func:`ui.upload_results.sr_compare`'s key): the
+    first part of every figure key on the page."""
+    return figure_cache.token(picked.key, settings, upload_results.weights_key())
+
+
+def _label(m: str) -> str:
+    return METHOD_LABELS.get(m, m)
+
+
+@st.fragment
+def sr_viewer_fragment(result, scan) -> None:
+    """The "Interactive viewer" switch and the viewer: switching it reruns this part only."""
+    from ui.viewing import sr_viewer_ui, viewer_toggle_ui
+
+    if viewer_toggle_ui("sr_viewer"):
+        sr_viewer_ui(result, scan, METHOD_LABELS)
+
+
+def side_by_side_ui(result, token: str) -> None:
+    """The low-res input (its own pixels, stretched), the original (simulate) and each method,
+    on linked axes."""
+    def build():
+        panels = {f"Low-res input ({result.lr.shape[1]}×{result.lr.shape[0]})": result.lr}
+        if result.hr is not None and result.mode == "simulate":
+            panels["Original (reference)"] = result.hr
+        for m, out in result.outputs.items():
+            panels[_label(m)] = out
+        return plots.image_panels(panels)
+
+    st.caption("Drag a rectangle on any panel to zoom; all panels follow (double-click resets). "
+               "Shown at screen resolution; the interactive viewer has every pixel.")
+    st.plotly_chart(figure_cache.cached_view(token, "panels", build=build), key="sr_panels",
+                    theme=None, config=_CHART_CONFIG)
+
+
+@st.fragment
+def split_fragment(result, token: str) -> None:
+    """The low-res input against one method, split by a slider (client-side)."""
+    methods = list(result.outputs)
+    c1, _ = st.columns([1, 2])
+    right = c1.selectbox("Compare the low-res input with", methods, index=len(methods) - 1,
+                         format_func=_label, key="sr_slider_method")
+
+    def build():
+        out = result.outputs[right]
+        return plots.split_compare(fit_to(result.lr, out.shape[:2]), out,
+                                   left_name="low-res input", right_name=_label(right))
+
+    st.plotly_chart(figure_cache.cached_view(token, "split", right, build=build),
+                    key="sr_split", theme=None, config=_CHART_CONFIG)
+
+
+@st.fragment
+def difference_fragment(result, token: str) -> None:
+    """|method − reference| for one chosen method, with the GAN note when it applies."""
+    maps, ref = difference_maps(result)
+    if not maps:
+        st.info("Choose a learned method to see what it changed compared with bicubic.")
+        return
+    c1, _ = st.columns([1, 2])
+    which = c1.selectbox("Difference of", list(maps), format_func=_label, key="sr_diff_method")
+    fig = figure_cache.cached_view(
+        token, "diff", which,
+        build=lambda: plots.difference_map(maps[which], title=f"|{_label(which)} − {ref}|"))
+    st.plotly_chart(fig, key="sr_diff", theme=None)
+    if any(uses_alpha(m) for m in maps):
+        st.warning(GAN_NOTE, icon=":material/visibility:")
+
+
+def metrics_ui(result, settings: SRSettings, token: str) -> None:
+    """The PSNR / SSIM table and dot plot (simulate mode), or why there are none."""
+    if result.metrics:
+        c_table, c_chart = st.columns([1, 1], vertical_alignment="center")
+        c_table.dataframe(
+            [{"method": _label(m) + (f" (α {settings.alpha:.2f})" if uses_alpha(m) else ""),
+              "PSNR (dB)": round(v["psnr"], 2), "SSIM": round(v["ssim"], 4),
+              "model version": result.versions.get(m) or "—"}
+             for m, v in result.metrics.items()],
+            hide_index=True, key="sr_metrics_table")
+        c_table.caption(f"Against the original scan; {result.scale}-pixel border excluded. "
+                        "Higher is better for both.")
+        fig = figure_cache.cached_view(
+            token, "metrics", build=lambda: plots.metrics_bars(result.metrics, METHOD_LABELS))
+        c_chart.plotly_chart(fig, key="sr_metrics_chart", config={"displayModeBar": False})
+    if result.metrics_note:
+        st.info(result.metrics_note)
+
+
+@st.fragment
+def download_and_rating_fragment(user: dict, picked, result, alpha: float, token: str) -> None:
+    """Download one method's output as PNG; rate one method's output (1–5)."""
+    from ui.rating import rating_form_ui
+
+    methods = list(result.outputs)
+    c1, c2 = st.columns([1, 1])
+    with c1:
+        dl = st.selectbox("Download", methods, format_func=_label, key="sr_download_method")
+        data = figure_cache.cached_view(token, "png", dl,
+                                        build=lambda: png_bytes(result.outputs[dl]))
+        st.download_button("Download super-resolved image (PNG)", data,
+                           file_name=f"{picked.name.rsplit('.', 1)[0]}_{dl}_x{result.scale}.png",
+                           mime="image/png", on_click="ignore", key="sr_download",
+                           icon=":material/download:")
+    with c2:
+        rated = st.selectbox("Rate the output of", methods, index=len(methods) - 1,
+                             format_func=_label, key="sr_rate_method")
+    rating_form_ui(reader_id=user["id"], picked=picked, method=rated,
+                   model_version=result.versions.get(rated), key="sr_rating",
+                   title="Rate this super-resolved image", scale=result.scale, mode=result.mode,
+                   alpha=alpha if uses_alpha(rated) else None, image=result.outputs[rated])

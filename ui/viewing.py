@@ -13,7 +13,8 @@ import streamlit as st
 from ui.images import to_uint8
 from ui import viewer as _viewer
 
-__all__ = ["viewer_toggle_ui", "scan_panel", "analyze_viewer_ui", "sr_viewer_ui",
+__all__ = ["viewer_toggle_ui", "scan_panel", "analyze_viewer_ui", "analyze_viewer_fragment",
+           "sr_viewer_ui",
            "study_viewer_ui", "case_viewer_ui", "png_pixels", "ANALYZE_HEIGHT"]
 
 #: Height of the Analyze viewer's image area (px): about the column's width at 1400 px.
@@ -91,11 +92,11 @@ def analyze_viewer_ui(picked, shown, *, heatmap: np.ndarray | None = None,
     if heatmap is not None:
         overlays.append(_viewer.heat_overlay(heatmap, label=cam_label + on, opacity=opacity,
                                              frame=frame))
-        if cam_box:
-            from core.classifier.gradcam import hot_region_bbox
+        from core.classifier.gradcam import hot_region_bbox
 
-            overlays.append(_viewer.box_overlay(hot_region_bbox(heatmap, threshold=0.5),
-                                                label="Grad-CAM box" + on, frame=frame))
+        overlays.append(_viewer.box_overlay(hot_region_bbox(heatmap, threshold=0.5),
+                                            label="Grad-CAM box" + on, frame=frame,
+                                            visible=cam_box))
         mask = _tumour_mask(picked)
         if mask is not None:
             overlays.append(_viewer.outline_overlay(mask, label="Tumour outline" + on,
@@ -106,6 +107,17 @@ def analyze_viewer_ui(picked, shown, *, heatmap: np.ndarray | None = None,
         st.caption(f"Overlays belong to frame {frame + 1} (the one analysed); scroll frames "
                    "with Ctrl+wheel or the viewer's slider, choose the analysed frame with "
                    "the Frame slider above.")
+
+
+@st.fragment
+def analyze_viewer_fragment(picked, shown, *, heatmap: np.ndarray | None = None,
+                            cam_label: str = "Grad-CAM") -> None:
+    """The "Interactive viewer" switch and the Analyze viewer, as a fragment: switching it
+    reruns the viewer only. The overlays start at the viewer's defaults (heat at 0.4, the box
+    hidden) and have their own switches and opacity sliders in the viewer's toolbar, so the
+    static picture's opacity slider and box switch (their own fragment) need not resend it."""
+    if viewer_toggle_ui("analyze_viewer"):
+        analyze_viewer_ui(picked, shown, heatmap=heatmap, cam_label=cam_label)
 
 
 def sr_viewer_ui(result, scan, labels: dict[str, str]) -> None:
