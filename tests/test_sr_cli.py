@@ -13,6 +13,7 @@ from core.models.rrdbnet import build_rrdbnet
 from core.models.srcnn import build_srcnn
 from core.models.srresnet import build_srresnet
 from core.sr.methods import GAN_PARTNER, MODEL_METHODS
+from core.sr.evaluate import default_alpha, recommended_alpha
 
 NET = {"scale": 4, "num_feat": 8, "num_block": 1, "num_grow_ch": 4, "global_residual": True}
 SRRES = {"scale": 4, "num_blocks": 1, "features": 8, "global_residual": True}
@@ -73,6 +74,7 @@ def test_evaluate_sr_alpha_curve_json_and_record(tmp_weights, data_dir, capsys):
         assert curve["points"][0]["psnr"] == round(plain[partner]["psnr"], 4)
         assert curve["points"][-1]["psnr"] == round(plain[gan]["psnr"], 4)
         assert curve["bicubic"]["psnr"] == round(plain["bicubic"]["psnr"], 4)
+        assert curve["recommended_alpha"] == recommended_alpha(curve)
     assert "alpha_curve" not in registry.load_card("sr", "n1").get("metrics", {})
     rc = main(["evaluate", "sr", "--data", data, "--limit", "1", "--alpha-curve", "--record",
                "--model", "n1"])
@@ -82,6 +84,47 @@ def test_evaluate_sr_alpha_curve_json_and_record(tmp_weights, data_dir, capsys):
     assert card["metrics"]["alpha_curve"]["psnr_version"] == "r1"
     assert main(["evaluate", "sr", "--data", data, "--alpha-curve", "--model", "r1"]) == 2
     assert "GAN method" in capsys.readouterr().err
+
+
+def test_recommended_alpha_is_the_largest_beating_bicubic_in_both():
+    """The default α of a GAN model: the largest α whose PSNR and SSIM both exceed bicubic's on
+    the card's curve (a tie is not better); none beating it gives its PSNR model (α 0), no
+    curve the fixed 0.8, each with the reason."""
+    ref = {"psnr": 28.9, "ssim": 0.85}
+    pts = [(0.0, 30.9, 0.885), (0.2, 30.8, 0.884), (0.4, 30.4, 0.879), (0.6, 29.6, 0.866),
+           (0.8, 28.3, 0.841), (1.0, 26.4, 0.80)]
+    curve = {"points": [{"alpha": a, "psnr": p, "ssim": q} for a, p, q in pts],
+             "bicubic": ref, "images": 40}
+    assert recommended_alpha(curve) == 0.6
+    # PSNR above bicubic but SSIM below at 0.6: 0.4 it is
+    curve["points"][3]["ssim"] = 0.849
+    assert recommended_alpha(curve) == 0.4
+    curve["points"][2]["psnr"] = 28.9                       # a tie is not better
+    assert recommended_alpha(curve) == 0.2
+    assert default_alpha({"metrics": {"alpha_curve": curve}}) == (
+        0.2, "the largest α at which it beats bicubic in both PSNR and SSIM on 40 validation "
+             "images")
+    worse = {"points": [{"alpha": 0.0, "psnr": 28.0, "ssim": 0.8}], "bicubic": ref}
+    assert recommended_alpha(worse) is None
+    assert default_alpha({"metrics": {"alpha_curve": worse}})[0] == 0.0
+    assert recommended_alpha(None) is None
+    assert default_alpha({}) == (0.8, "no trade-off curve recorded in its card")
+
+
+def test_super_resolve_uses_the_cards_recommended_alpha(tmp_weights, tmp_path, capsys):
+    """Without --alpha, a GAN model runs at its card's recommended α."""
+    _install(tmp_weights)
+    card = registry.load_card("sr", "n1")
+    card.setdefault("metrics", {})["alpha_curve"] = {
+        "points": [{"alpha": a / 5, "psnr": 30.0 - a, "ssim": 0.9 - a / 50} for a in range(6)],
+        "bicubic": {"psnr": 28.5, "ssim": 0.85}}
+    registry.replace_card("sr", "n1", card)
+    src = tmp_path / "in.png"
+    cv2.imwrite(str(src), (np.random.default_rng(0).random((24, 20)) * 255).astype(np.uint8))
+    assert main(["super-resolve", str(src), "--model", "n1", "--scale", "4",
+                 "--out", str(tmp_path / "o.png")]) == 0
+    info = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert info["method"] == "srgan" and info["alpha"] == 0.2      # 29.0 dB > 28.5; 28.0 not
 
 
 def test_super_resolve_writes_png(tmp_weights, tmp_path, capsys):

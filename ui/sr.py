@@ -90,10 +90,21 @@ def sr_methods_ui(scan) -> SRSettings:
     alpha = 1.0
     gans = [m for m in chosen if uses_alpha(m)]
     if gans:
+        cards = _cards(gans, available)
+        start, why = _starting_alpha(cards)
         c_slider, c_curve = st.columns([1, 1], vertical_alignment="center")
-        alpha = c_slider.slider(ALPHA_LABEL, 0.0, 1.0, 0.8, 0.1, key="sr_alpha")
+        # The slider follows the starting α while the user has not moved it (methods added
+        # or removed change it); a value the user chose stays.
+        last_start = st.session_state.get("_sr_alpha_start")
+        if "sr_alpha" not in st.session_state or (
+                last_start is not None and last_start != start
+                and st.session_state["sr_alpha"] == last_start):
+            st.session_state["sr_alpha"] = start
+        st.session_state["_sr_alpha_start"] = start
+        alpha = c_slider.slider(ALPHA_LABEL, 0.0, 1.0, step=0.1, key="sr_alpha")
+        c_slider.caption(f"Starts at α {start:.1f}: {why}.")
         with c_curve:
-            alpha_curve_ui(gans, available, alpha)
+            alpha_curve_ui(cards, alpha)
     methods = ("bicubic", *(("zero_filled",) if degradation == "kspace" else ()),
                *[m for m in usable if m in chosen])
     versions = tuple((m, available.get(m)) for m in methods)
@@ -167,18 +178,40 @@ def difference_maps(result) -> tuple[dict, str]:
     return maps, "bicubic"
 
 
-def alpha_curve_ui(gans, versions: dict, alpha: float) -> None:
+def _cards(gans, versions: dict) -> dict[str, dict]:
+    """Each chosen GAN method's model card ({} when it cannot be read: the models list says
+    why)."""
+    from core import registry
+
+    cards = {}
+    for m in gans:
+        try:
+            cards[m] = registry.load_card("sr", versions[m])
+        except Exception:
+            cards[m] = {}
+    return cards
+
+
+def _starting_alpha(cards: dict[str, dict]) -> tuple[float, str]:
+    """The slider's starting α: the smallest of the chosen GAN models' own defaults
+    (:func:`core.sr.evaluate.default_alpha`), so that each of them starts at or below the α its
+    validation curve recommends; and why, per model."""
+    from core.sr.evaluate import default_alpha
+
+    chosen = {m: default_alpha(card) for m, card in cards.items()}
+    start = min(a for a, _ in chosen.values())
+    why = "; ".join(f"{METHOD_LABELS.get(m, m)}: {reason} (α {a:.1f})"
+                    for m, (a, reason) in chosen.items())
+    return round(start, 1), why
+
+
+def alpha_curve_ui(cards: dict[str, dict], alpha: float) -> None:
     """The PSNR/SSIM trade-off over α from each chosen GAN model's card
     (``metrics.alpha_curve``), with the slider's α marked; says so when a card has none."""
-    from core import registry
     from ui import plots
 
     curves, missing = {}, []
-    for m in gans:
-        try:
-            card = registry.load_card("sr", versions[m])
-        except Exception:  # a broken card: the models list says why; here just no curve
-            card = {}
+    for m, card in cards.items():
         curve = (card.get("metrics") or {}).get("alpha_curve")
         if curve and curve.get("points"):
             curves[METHOD_LABELS.get(m, m)] = curve

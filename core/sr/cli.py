@@ -140,8 +140,10 @@ def register(cmds) -> None:
     s.add_argument("--method", default=None, choices=SR_METHODS,
                    help="default: esrgan if installed, else rrdb_psnr")
     s.add_argument("--model", default=None, help="model version (overrides --method)")
-    s.add_argument("--alpha", type=float, default=0.8,
-                   help="GAN methods: 0 = their PSNR model, 1 = the GAN")
+    s.add_argument("--alpha", type=float, default=None,
+                   help="GAN methods: 0 = their PSNR model, 1 = the GAN; default: the model "
+                        "card's recommended α (the largest beating bicubic in PSNR and SSIM "
+                        "on validation), else 0.8")
     s.add_argument("--tile", type=int, default=None,
                    help="tile size (LR px, at least 8); 0 = untiled; default: from the memory "
                         "budget MEDSCAN_SR_MEMORY_MB (untiled when the image fits). Tiled "
@@ -280,6 +282,9 @@ def _alpha_curves(args) -> int:
         print(f"  bicubic    PSNR {c['bicubic']['psnr']:.2f} dB  SSIM {c['bicubic']['ssim']:.4f}")
         for p in c["points"]:
             print(f"  α {p['alpha']:.1f}      PSNR {p['psnr']:.2f} dB  SSIM {p['ssim']:.4f}")
+        best = c.get("recommended_alpha")
+        print(f"  recommended α: {best:.1f} (the largest beating bicubic in PSNR and SSIM)"
+              if best is not None else "  no α beats bicubic in both PSNR and SSIM")
     return 0
 
 
@@ -305,14 +310,20 @@ def _super_resolve(args) -> int:
         method = args.method or ("esrgan" if "esrgan" in available_methods(args.scale)
                                  else "rrdb_psnr")
         model = load_sr_model(method, args.scale)
+    alpha = args.alpha
+    if alpha is None and uses_alpha(model.method):
+        from core.sr.evaluate import default_alpha
+
+        alpha, _ = default_alpha(model.card)
     scan = load_scan(args.file)
     t = time.perf_counter()
-    out = model.upscale(scan.pixels, tile=args.tile, alpha=args.alpha)
+    out = model.upscale(scan.pixels, tile=args.tile, alpha=1.0 if alpha is None else alpha)
     seconds = time.perf_counter() - t
     from core.imaging.export import write_png
 
     write_png(args.out, out)
     print(json.dumps({"out": args.out, "method": model.method, "version": model.version,
                       "input": list(scan.pixels.shape), "output": list(out.shape),
+                      **({"alpha": alpha} if uses_alpha(model.method) else {}),
                       "seconds": round(seconds, 3)}))
     return 0

@@ -19,10 +19,41 @@ from core.sr.data import list_images, load_image
 from core.sr.degrade import crop_to_multiple, degrade, describe_degradation
 from core.sr.metrics import psnr, ssim
 
-__all__ = ["evaluate_folder", "alpha_curve", "ALPHAS"]
+__all__ = ["evaluate_folder", "alpha_curve", "ALPHAS", "recommended_alpha", "DEFAULT_ALPHA",
+           "default_alpha"]
 
 #: α values of the trade-off curve (ESRGAN's fig. 9 steps through the same range).
 ALPHAS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+#: α used for a GAN model whose card has no trade-off curve (nothing measured to choose by).
+DEFAULT_ALPHA = 0.8
+
+
+def recommended_alpha(curve: Mapping | None) -> float | None:
+    """The largest α of a recorded trade-off curve (:func:`alpha_curve`) at which the
+    interpolated model beats bicubic on the same validation images in both PSNR and SSIM:
+    the sharpest setting that is still measurably more faithful than plain interpolation.
+    None when there is no curve or no α beats bicubic in both."""
+    if not curve or not curve.get("points") or not curve.get("bicubic"):
+        return None
+    ref = curve["bicubic"]
+    good = [float(p["alpha"]) for p in curve["points"]
+            if p["psnr"] > ref["psnr"] and p["ssim"] > ref["ssim"]]
+    return max(good) if good else None
+
+
+def default_alpha(card: Mapping | None) -> tuple[float, str]:
+    """``(α, why)`` a GAN model runs at unless the user chooses: its card's
+    :func:`recommended_alpha`, else :data:`DEFAULT_ALPHA` (no curve, or no α beating bicubic,
+    said in ``why``)."""
+    curve = ((card or {}).get("metrics") or {}).get("alpha_curve")
+    alpha = recommended_alpha(curve)
+    if alpha is not None:
+        return alpha, (f"the largest α at which it beats bicubic in both PSNR and SSIM on "
+                       f"{curve.get('images', '?')} validation images")
+    if curve and curve.get("points"):
+        return 0.0, "no α beats bicubic in both PSNR and SSIM on validation: its PSNR model"
+    return DEFAULT_ALPHA, "no trade-off curve recorded in its card"
+
 
 
 def evaluate_folder(folder: str | Path, scale: int, models: Mapping[str, object], *,
@@ -94,9 +125,10 @@ def alpha_curve(folder: str | Path, scale: int, model, *, alphas=ALPHAS,
         progress(Progress(task="sr", phase="alpha curve", epoch=1, epochs=1, step=i,
                           steps=len(files), message=path.name))
     mean = lambda v: round(float(np.mean(v)), 4)  # noqa: E731
-    return {"points": [{"alpha": a, "psnr": mean(d["psnr"]), "ssim": mean(d["ssim"])}
-                       for a, d in sums.items()],
-            "bicubic": {"psnr": mean(ref["psnr"]), "ssim": mean(ref["ssim"])},
+    curve = {"points": [{"alpha": a, "psnr": mean(d["psnr"]), "ssim": mean(d["ssim"])}
+                        for a, d in sums.items()],
+             "bicubic": {"psnr": mean(ref["psnr"]), "ssim": mean(ref["ssim"])}}
+    return {**curve, "recommended_alpha": recommended_alpha(curve),
             "images": len(files), "data": str(folder),
             "degradation": describe_degradation(degradation, window=window,
                                                 rician_snr=rician_snr),
