@@ -15,7 +15,10 @@ from __future__ import annotations
 import streamlit as st
 
 from ui import auth, scratch_uploads
+from ui.streamlit_runtime import keep_keras_state
 from ui.style import apply_style
+
+keep_keras_state()     # no Keras reset + gc after every rerun (ui/streamlit_runtime.py)
 
 st.set_page_config(page_title="MedScan", page_icon=":material/radiology:", layout="wide")
 apply_style()

@@ -1,0 +1,577 @@
+"""Rerun benchmark (issue 18): how long a widget change that needs no new model computation
+takes, and how many bytes the browser receives for it, measured in a real browser.
+
+    python benchmarks/bench_reruns.py [--size 512] [--pages sr,analyze] [--repeats 3] [--tiny]
+                                      [--enhance] [--timeout 300] [--json OUT] [--verbose]
+
+Starts the real app (``streamlit run serve.py``, tests/browser/harness.py) with a temporary
+database and a copy of the shipped models in ``weights/`` (``--tiny``: the tests' tiny models,
+much faster), and drives Debian's chromium with Playwright. Each page is measured in its own
+browser session (log in as "reader", open the page):
+
+* **First run**: uploading a synthetic ``--size`` px brain PNG (tests/app_env.py) until the
+  page's result is shown (Super-resolution: the "PSNR / SSIM" heading; Analyze: "Prediction"
+  and a calibrated probability), the last ``script_finished`` message is followed by 2 s of
+  quiet and Streamlit's "Running…" status widget is hidden. Its time includes the upload and,
+  on a fresh server, loading the models. Super-resolution simulates ×4 with the page's default
+  methods (bicubic, RRDB (PSNR), ESRGAN), so its outputs are ``size``² pixels. ``--enhance``
+  adds a case "sr-enhance": after the upload (not timed) the "Mode" control is switched to
+  Enhance (×4, ``size`` → ``4·size``² outputs); that computation is its first run.
+* **Reruns**: Super-resolution: the selectboxes "Compare the low-res input with" (tab "Slider
+  comparison"), "Difference of" (tab "Difference map"), "Download", "Rate the output of", and
+  the "Interactive viewer" toggle (off and on reported separately). Analyze: the "Overlay
+  opacity" slider (arrow keys on its thumb), the "Grad-CAM box" and "Interactive viewer"
+  toggles, and "Explain class" switched between "predicted class" and the last class, both
+  maps computed first by an untimed warm-up change to each. Each is repeated ``--repeats``
+  times, alternating between two values so each change is real; opening a selectbox's list or
+  clicking a tab happens before the timed window. A widget that is not on the page is
+  reported as "not found".
+
+Timing: the browser's websocket frames (protobuf ``ForwardMsg``\\ s, parsed to know their type)
+and finished HTTP requests (``st.image`` pictures and downloads are ``/media/…`` URLs) are
+recorded in this process. ``t0`` is taken just before the Playwright action; the rerun is over
+when a ``script_finished`` frame arrived after ``t0``, 600 ms passed without a frame or request
+(``heartbeat_ack`` frames do not count) and the status widget is hidden. Rerun time is taken
+on the page's own clock (a script injected before the app's, ``WS_CLOCK``, stamps every
+websocket message sent and received with ``performance.now()``): from the first message the
+page sends after the action (its rerun request) to the arrival of the last ``script_finished``.
+So it is what the user waits for after the click, without Playwright's own overhead (which
+``clicked_s`` in the JSON includes). Bytes =
+websocket payloads (Streamlit does not compress its websocket by default) + HTTP response
+bodies as transferred, both received in [``t0``, end]. The table reports medians; a rerun
+passes when its time is ≤ 5 % of the page's first run and it receives ≤ 2 MB (10⁶ bytes).
+Progress goes to stderr; ``--verbose`` also logs what each run received (websocket bytes per
+message type, the largest HTTP responses).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]     # core; app_env and browser.harness
+
+from app_env import PASSWORDS, brain_png_bytes  # noqa: E402
+from browser.harness import (UPLOADER, app_server, browser_page, login,  # noqa: E402
+                             open_page)
+from streamlit.proto.ForwardMsg_pb2 import ForwardMsg  # noqa: E402
+
+MB = 1e6
+TIME_TARGET = 0.05            # rerun time / first-run time
+BYTES_TARGET_MB = 2.0
+RERUN_QUIET_S = 0.6
+FIRST_QUIET_S = 2.0
+POLL_MS = 20
+IDLE_MESSAGES = {"heartbeat_ack"}   # arrive while nothing happens: not activity
+STATUS = '[data-testid="stStatusWidget"]'
+SELECTBOX = '[data-testid="stSelectbox"]'
+CHECKBOX = '[data-testid="stCheckbox"]'
+SLIDER = '[data-testid="stSlider"]'
+BUTTON_GROUP = '[data-testid="stButtonGroup"]'
+
+
+class NotFound(Exception):
+    """A widget the benchmark drives is not on the page (e.g. the layout changed)."""
+
+
+# ---- what the browser receives --------------------------------------------------------------
+
+def message_type(payload: bytes | str) -> str:
+    """The ``ForwardMsg`` type of a websocket frame ("text" / "unparsed" otherwise)."""
+    if isinstance(payload, str):
+        return "text"
+    try:
+        msg = ForwardMsg()
+        msg.ParseFromString(payload)
+        return msg.WhichOneof("type") or "unknown"
+    except Exception:
+        return "unparsed"
+
+
+#: Injected into every page before its scripts: stamps each websocket message the page sends
+#: ("s") or receives ("r") with ``performance.now()`` in ``window.__wsClock``. Received
+#: frames are in the same order as Playwright's ``framereceived`` events, so the i-th "r"
+#: stamp belongs to the i-th parsed frame.
+WS_CLOCK = """
+(() => {
+  const Native = window.WebSocket;
+  window.__wsClock = [];
+  class Clocked extends Native {
+    constructor(...args) {
+      super(...args);
+      this.addEventListener('message', () => window.__wsClock.push([performance.now(), 'r']));
+    }
+    send(data) { window.__wsClock.push([performance.now(), 's']); return super.send(data); }
+  }
+  window.WebSocket = Clocked;
+})();
+"""
+
+
+class Traffic:
+    """Websocket frames and finished HTTP requests of one page, stamped on arrival. Playwright's
+    sync API dispatches the events during its own calls (hence the short waits in ``settle``)."""
+
+    def __init__(self, page) -> None:
+        self.page = page
+        self.frames: list[tuple[float, int, str]] = []       # (time, bytes, message type)
+        self.requests: list[tuple[float, object]] = []       # (time, playwright Request)
+        page.add_init_script(WS_CLOCK)
+        page.on("websocket", lambda ws: ws.on("framereceived", self._frame))
+        page.on("requestfinished", self._request)
+
+    def browser_now(self) -> float:
+        """The page's ``performance.now()`` in seconds."""
+        return self.page.evaluate("performance.now()") / 1000.0
+
+    def browser_run_time(self, since_browser: float, finished_index: int) -> float | None:
+        """Seconds from the first websocket message the page *sent* after ``since_browser``
+        (its rerun request) to the arrival of received frame ``finished_index``, both on the
+        page's own clock (:data:`WS_CLOCK`), so Playwright's dispatch delays do not count."""
+        log = self.page.evaluate("window.__wsClock || []")
+        sent = [t for t, kind in log if kind == "s" and t / 1000.0 >= since_browser]
+        received = [t for t, kind in log if kind == "r"]
+        # The log starts with the current document (a reload empties it): align from the end.
+        index = finished_index - (len(self.frames) - len(received))
+        if not sent or not 0 <= index < len(received):
+            return None
+        return max(0.0, (received[index] - sent[0]) / 1000.0)
+
+    def _frame(self, payload) -> None:
+        now = time.perf_counter()
+        size = len(payload.encode() if isinstance(payload, str) else payload)
+        self.frames.append((now, size, message_type(payload)))
+
+    def _request(self, request) -> None:
+        if request.url.startswith(("http:", "https:")):     # not blob: / data: (local)
+            self.requests.append((time.perf_counter(), request))
+
+    def last_finished(self, since: float) -> float | None:
+        """Arrival time of the last ``script_finished`` after ``since``."""
+        times = [t for t, _, kind in self.frames if t > since and kind == "script_finished"]
+        return max(times, default=None)
+
+    def last_finished_index(self, since: float) -> int | None:
+        """Index (among all received frames) of the last ``script_finished`` after ``since``."""
+        found = [i for i, (t, _, kind) in enumerate(self.frames)
+                 if t > since and kind == "script_finished"]
+        return found[-1] if found else None
+
+    def last_activity(self) -> float:
+        frames = [t for t, _, kind in self.frames if kind not in IDLE_MESSAGES]
+        return max(frames + [t for t, _ in self.requests], default=0.0)
+
+    def received(self, start: float, end: float) -> tuple[int, int]:
+        """(websocket bytes, HTTP body bytes) received in [start, end]."""
+        ws = sum(size for t, size, _ in self.frames if start <= t <= end)
+        http = sum(_body_size(req) for t, req in self.requests if start <= t <= end)
+        return ws, http
+
+    def breakdown(self, start: float, end: float, top: int = 4) -> str:
+        """The largest contributors in [start, end]: websocket bytes per message type and the
+        biggest HTTP responses (for --verbose)."""
+        by_type: dict[str, int] = {}
+        for t, size, kind in self.frames:
+            if start <= t <= end:
+                by_type[kind] = by_type.get(kind, 0) + size
+        sizes = sorted(((_body_size(req), req.url.split("?")[0].split("/", 3)[-1])
+                        for t, req in self.requests if start <= t <= end), reverse=True)
+        ws = ", ".join(f"{k} {v / MB:.3f}" for k, v in sorted(by_type.items(),
+                                                                key=lambda kv: -kv[1]))
+        http = ", ".join(f"/{url} {size / MB:.3f}" for size, url in sizes[:top] if size)
+        return f"ws MB: {ws or '—'}; http MB: {http or '—'}"
+
+
+def _body_size(request) -> int:
+    try:
+        return max(0, int(request.sizes()["responseBodySize"]))
+    except Exception:       # the request's data is gone (e.g. its frame was detached)
+        return 0
+
+
+# ---- measuring one action --------------------------------------------------------------------
+
+@dataclass
+class Sample:
+    seconds: float                      # rerun request sent → script_finished, page clock
+    ws_bytes: int
+    http_bytes: int
+    detail: str = ""                    # Traffic.breakdown, logged with --verbose
+    clicked_s: float = 0.0              # from before the Playwright action (its overhead too)
+
+    def __str__(self) -> str:
+        return (f"{self.seconds:.2f} s, ws {self.ws_bytes / MB:.3f} MB, "
+                f"http {self.http_bytes / MB:.3f} MB")
+
+
+def settle(page, traffic: Traffic, t0: float, *, quiet: float, timeout: float,
+           ready: Callable[[], bool] | None = None) -> float:
+    """Wait until a run that ended after ``t0`` is followed by ``quiet`` seconds without
+    traffic, the status widget is hidden and ``ready()``; returns its last ``script_finished``
+    time. Raises TimeoutError after ``timeout`` seconds."""
+    status = page.locator(STATUS)
+    while time.perf_counter() - t0 < timeout:
+        page.wait_for_timeout(POLL_MS)
+        finished = traffic.last_finished(t0)
+        if (finished is not None and time.perf_counter() - traffic.last_activity() >= quiet
+                and not status.is_visible() and (ready is None or ready())):
+            return finished
+    raise TimeoutError(f"no finished, quiet run within {timeout:.0f} s")
+
+
+def measure(page, traffic: Traffic, action: Callable[[], None], *, quiet: float,
+            timeout: float, ready: Callable[[], bool] | None = None) -> Sample:
+    b0 = traffic.browser_now()
+    t0 = time.perf_counter()
+    action()
+    finished = settle(page, traffic, t0, quiet=quiet, timeout=timeout, ready=ready)
+    end = time.perf_counter()
+    ws, http = traffic.received(t0, end)
+    index = traffic.last_finished_index(t0)
+    in_page = None if index is None else traffic.browser_run_time(b0, index)
+    return Sample(in_page if in_page is not None else finished - t0, ws, http,
+                  traffic.breakdown(t0, end), clicked_s=finished - t0)
+
+
+# ---- the widgets -------------------------------------------------------------------------------
+
+@dataclass
+class Step:
+    """One timed change: ``before`` (untimed, e.g. open a list) then ``act``."""
+    act: Callable[[], None]
+    before: Callable[[], None] | None = None
+    name: str = ""                      # set: the steps are reported separately (toggles)
+
+
+@dataclass
+class Interaction:
+    label: str
+    setup: Callable[[object], list[Step]]   # page -> the two alternating steps; NotFound
+    warm_up: bool = False                   # run each step once, untimed, first
+    each_step_per_repeat: bool = False      # a repeat runs both steps (toggles: off and on)
+
+
+def _one(locator, what: str):
+    if not locator.count():
+        raise NotFound(what)
+    return locator.first
+
+
+def _click_tab(page, tab: str | None) -> None:
+    if tab:
+        _one(page.get_by_role("tab", name=tab, exact=True), f"tab {tab!r}").click()
+        page.wait_for_timeout(300)
+
+
+def selectbox(label: str, *, tab: str | None = None, warm_up: bool = False) -> Interaction:
+    """Switch between the current option and the last other one; the list is opened (and
+    ``tab`` clicked) before the timed window, the option click is timed."""
+    def setup(page) -> list[Step]:
+        _click_tab(page, tab)
+        combo = page.get_by_role("combobox", name=label, exact=True)
+        box = _one(page.locator(SELECTBOX).filter(has=combo), f"selectbox {label!r}")
+
+        def open_list() -> None:
+            _click_tab(page, tab)
+            box.scroll_into_view_if_needed()
+            box.get_by_role("button", name="Open").click()
+            page.get_by_role("option").first.wait_for()
+
+        current = box.get_by_role("combobox").input_value()
+        open_list()
+        options = [t.strip() for t in page.get_by_role("option").all_inner_texts()]
+        page.keyboard.press("Escape")
+        page.wait_for_timeout(300)
+        others = [o for o in options if o != current]
+        if not others:
+            raise NotFound(f"a second option in {label!r} (options: {options})")
+
+        def pick(option: str) -> Callable[[], None]:
+            return lambda: page.get_by_role("option", name=option, exact=True).first.click()
+
+        return [Step(pick(others[-1]), before=open_list), Step(pick(current), before=open_list)]
+    return Interaction(f"selectbox {label!r}", setup, warm_up=warm_up)
+
+
+def toggle(label: str) -> Interaction:
+    """Click the switch's label; each direction is reported on its own row."""
+    def setup(page) -> list[Step]:
+        box = _one(page.locator(CHECKBOX).filter(has_text=label), f"toggle {label!r}")
+        on = box.locator("input").first.is_checked()
+
+        def click() -> None:
+            box.locator("label").first.click()
+
+        def before() -> None:
+            box.scroll_into_view_if_needed()
+
+        first, second = ("off", "on") if on else ("on", "off")
+        return [Step(click, before, name=first), Step(click, before, name=second)]
+    return Interaction(f"toggle {label!r}", setup, each_step_per_repeat=True)
+
+
+def slider(label: str) -> Interaction:
+    """One step right, one step left with the keyboard on the focused thumb."""
+    def setup(page) -> list[Step]:
+        thumb = _one(page.locator(SLIDER).filter(has_text=label).get_by_role("slider"),
+                     f"slider {label!r}")
+
+        def focus() -> None:
+            thumb.scroll_into_view_if_needed()
+            thumb.focus()
+
+        def press(key: str) -> Callable[[], None]:
+            return lambda: page.keyboard.press(key)
+
+        return [Step(press("ArrowRight"), focus), Step(press("ArrowLeft"), focus)]
+    return Interaction(f"slider {label!r}", setup)
+
+
+# ---- the pages ---------------------------------------------------------------------------------
+
+def _visible(locator) -> bool:
+    return locator.count() > 0 and locator.first.is_visible()
+
+
+def sr_ready(page) -> bool:
+    return _visible(page.get_by_role("heading", name="PSNR / SSIM"))
+
+
+def _enhance_caption(page):
+    return page.get_by_text("Enhance: the scan itself is enlarged")
+
+
+def enhance_ready(page) -> bool:
+    return _visible(_enhance_caption(page))
+
+
+def analyze_ready(page) -> bool:
+    return (_visible(page.get_by_role("heading", name="Prediction"))
+            and _visible(page.get_by_text("calibrated probability")))
+
+
+def upload(page, png: Path) -> None:
+    page.set_input_files(UPLOADER, str(png))
+
+
+def switch_to_enhance(page, png: Path) -> None:
+    """Mode → Enhance; large scans ask before running ("Run super-resolution"): confirm."""
+    group = _one(page.locator(BUTTON_GROUP).filter(has_text="Mode"), "segmented control 'Mode'")
+    group.get_by_text("Enhance", exact=True).click()    # its buttons have the role "radio"
+    confirm = page.get_by_role("button", name="Run super-resolution")
+    confirm.or_(_enhance_caption(page)).first.wait_for()    # the page's default timeout
+    if confirm.is_visible():
+        confirm.click()
+
+
+SR_INTERACTIONS = [
+    selectbox("Compare the low-res input with", tab="Slider comparison"),
+    selectbox("Difference of", tab="Difference map"),
+    selectbox("Download"),
+    selectbox("Rate the output of"),
+    toggle("Interactive viewer"),
+]
+ANALYZE_INTERACTIONS = [
+    slider("Overlay opacity"),
+    toggle("Grad-CAM box (hottest region)"),
+    toggle("Interactive viewer"),
+    selectbox("Explain class", warm_up=True),
+]
+
+
+@dataclass
+class Case:
+    name: str
+    title: str                                   # the page's title in the sidebar
+    first_run: Callable[[object, Path], None]    # the timed action
+    ready: Callable[[object], bool]              # its result is shown
+    interactions: list[Interaction]
+    prepare: Callable[[object, Path], None] | None = None   # untimed, before the first run
+    prepare_ready: Callable[[object], bool] | None = None
+    first_label: str = "first run (upload)"
+
+
+CASES = {
+    "sr": Case("sr", "Super-resolution", upload, sr_ready, SR_INTERACTIONS),
+    "analyze": Case("analyze", "Analyze", upload, analyze_ready, ANALYZE_INTERACTIONS),
+    "sr-enhance": Case("sr-enhance", "Super-resolution", switch_to_enhance, enhance_ready,
+                       SR_INTERACTIONS, prepare=upload, prepare_ready=sr_ready,
+                       first_label="first run (Mode → Enhance)"),
+}
+
+
+# ---- running and reporting ---------------------------------------------------------------------
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def log_sample(label: str, sample: Sample, verbose: bool) -> None:
+    log(f"{label}: {sample}" + (f"\n    {sample.detail}" if verbose else ""))
+
+
+def summarize(case: str, interaction: str, samples: list[Sample], first: Sample | None,
+              error: str | None = None) -> dict:
+    row = {"page": case, "interaction": interaction, "n": len(samples), "error": error,
+           "samples": [{"seconds": round(s.seconds, 3), "clicked_s": round(s.clicked_s, 3),
+                        "ws_bytes": s.ws_bytes,
+                        "http_bytes": s.http_bytes} for s in samples]}
+    if samples:
+        seconds = statistics.median(s.seconds for s in samples)
+        ws = statistics.median(s.ws_bytes for s in samples) / MB
+        http = statistics.median(s.http_bytes for s in samples) / MB
+        total = statistics.median((s.ws_bytes + s.http_bytes) for s in samples) / MB
+        ratio = seconds / first.seconds if first and first.seconds > 0 else None
+        row |= {"seconds": round(seconds, 3), "ratio": None if ratio is None else round(ratio, 4),
+                "ws_mb": round(ws, 3), "http_mb": round(http, 3), "total_mb": round(total, 3),
+                "time_ok": None if ratio is None else ratio <= TIME_TARGET,
+                "bytes_ok": total <= BYTES_TARGET_MB}
+    return row
+
+
+def recover(page, traffic: Traffic, timeout: float) -> None:
+    """After a failed step: let a run still going finish, so the next widget starts clean."""
+    page.keyboard.press("Escape")
+    status, start = page.locator(STATUS), time.perf_counter()
+    while time.perf_counter() - start < timeout:
+        page.wait_for_timeout(200)
+        if (time.perf_counter() - traffic.last_activity() >= FIRST_QUIET_S
+                and not status.is_visible()):
+            return
+
+
+def run_interaction(page, traffic: Traffic, case: str, interaction: Interaction,
+                    first: Sample, args) -> list[dict]:
+    try:
+        steps = interaction.setup(page)
+    except NotFound as err:
+        return [summarize(case, interaction.label, [], first, f"not found: {err}")]
+    except Exception as err:          # e.g. the list did not open
+        recover(page, traffic, args.timeout)
+        return [summarize(case, interaction.label, [], first, f"setup failed: {err}")]
+
+    def timed(step: Step) -> Sample:
+        if step.before:
+            step.before()
+        return measure(page, traffic, step.act, quiet=RERUN_QUIET_S, timeout=args.timeout)
+
+    samples: dict[str, list[Sample]] = {step.name: [] for step in steps}
+    error = None
+    try:
+        if interaction.warm_up:
+            for step in steps:
+                timed(step)
+        for i in range(args.repeats):
+            for step in steps if interaction.each_step_per_repeat else [steps[i % 2]]:
+                samples[step.name].append(timed(step))
+                log_sample(f"  {interaction.label} {step.name}".rstrip(),
+                           samples[step.name][-1], args.verbose)
+    except Exception as err:
+        error = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+        recover(page, traffic, args.timeout)
+    return [summarize(case, f"{interaction.label} {name}".rstrip(), got, first, error)
+            for name, got in samples.items()]
+
+
+def run_case(url: str, case: Case, png: Path, args) -> dict:
+    log(f"{case.name}: first run")
+    with browser_page() as page:
+        traffic = Traffic(page)
+        login(page, url, "reader", PASSWORDS["reader"])
+        open_page(page, case.title)
+        page.set_default_timeout(args.timeout * 1000)        # e.g. waiting for a computation
+        try:
+            if case.prepare:
+                measure(page, traffic, lambda: case.prepare(page, png), quiet=FIRST_QUIET_S,
+                        timeout=args.timeout, ready=lambda: case.prepare_ready(page))
+            first = measure(page, traffic, lambda: case.first_run(page, png),
+                            quiet=FIRST_QUIET_S, timeout=args.timeout,
+                            ready=lambda: case.ready(page))
+        except Exception as err:
+            log(f"{case.name}: first run failed: {err}")
+            return {"page": case.name, "first_run": None,
+                    "error": f"first run failed: {type(err).__name__}: {err}", "rows": []}
+        log_sample(f"{case.name}: first run", first, args.verbose)
+        rows = []
+        for interaction in case.interactions:
+            rows += run_interaction(page, traffic, case.name, interaction, first, args)
+    return {"page": case.name, "error": None, "rows": rows,
+            "first_run": {"label": case.first_label, "seconds": round(first.seconds, 3),
+                          "ws_mb": round(first.ws_bytes / MB, 3),
+                          "http_mb": round(first.http_bytes / MB, 3),
+                          "total_mb": round((first.ws_bytes + first.http_bytes) / MB, 3)}}
+
+
+def _ok(flag) -> str:
+    return "—" if flag is None else ("pass" if flag else "FAIL")
+
+
+def print_table(results: list[dict]) -> None:
+    print(f"Targets: rerun time ≤ {TIME_TARGET:.0%} of the page's first run, "
+          f"≤ {BYTES_TARGET_MB:g} MB received per rerun (medians).")
+    columns = ["page", "interaction", "n", "s", "/ first run", "ws MB", "http MB", "total MB",
+               "time", "bytes"]
+    print("| " + " | ".join(columns) + " |")
+    print("|" + " --- |" * len(columns))
+    for case in results:
+        first = case["first_run"]
+        if first is None:
+            print(f"| {case['page']} | first run | | {case['error']} | | | | | | |")
+            continue
+        print(f"| {case['page']} | **{first['label']}** | 1 | {first['seconds']:.2f} | 100 % | "
+              f"{first['ws_mb']:.3f} | {first['http_mb']:.3f} | {first['total_mb']:.3f} | | |")
+        for r in case["rows"]:
+            if not r["n"]:
+                print(f"| {r['page']} | {r['interaction']} | 0 | {r['error']} | | | | | | |")
+                continue
+            ratio = "—" if r["ratio"] is None else f"{r['ratio']:.1%}"
+            note = f" ({r['error']})" if r["error"] else ""
+            print(f"| {r['page']} | {r['interaction']}{note} | {r['n']} | {r['seconds']:.2f} | "
+                  f"{ratio} | {r['ws_mb']:.3f} | {r['http_mb']:.3f} | {r['total_mb']:.3f} | "
+                  f"{_ok(r['time_ok'])} | {_ok(r['bytes_ok'])} |")
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--size", type=int, default=512, help="the PNG's side in pixels")
+    p.add_argument("--pages", default="sr,analyze",
+                   help="comma-separated: sr, analyze, sr-enhance (the --enhance case)")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--tiny", action="store_true", help="the tests' tiny models, not weights/")
+    p.add_argument("--enhance", action="store_true",
+                   help="also Super-resolution in Enhance mode ×4 (size → 4·size)")
+    p.add_argument("--timeout", type=float, default=300, help="seconds per run")
+    p.add_argument("--json", default=None, help="also write the results here")
+    p.add_argument("--verbose", action="store_true",
+                   help="log what each run received (message types, largest HTTP responses)")
+    args = p.parse_args()
+    names = [n.strip() for n in args.pages.split(",") if n.strip()]
+    unknown = [n for n in names if n not in CASES]
+    if unknown:
+        p.error(f"unknown page(s) {unknown}: choose from {', '.join(CASES)}")
+    if args.enhance and "sr-enhance" not in names:
+        names.append("sr-enhance")
+
+    png = Path(tempfile.mkdtemp(prefix="bench-reruns-")) / f"brain_{args.size}.png"
+    png.write_bytes(brain_png_bytes(args.size))
+    with app_server(weights=None if args.tiny else ROOT / "weights",
+                    startup_timeout=180) as (url, _env):
+        results = [run_case(url, CASES[name], png, args) for name in names]
+    print_table(results)
+    if args.json:
+        Path(args.json).write_text(json.dumps(
+            {"size": args.size, "repeats": args.repeats, "tiny": args.tiny,
+             "targets": {"time_ratio": TIME_TARGET, "mb": BYTES_TARGET_MB},
+             "cases": results}, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
