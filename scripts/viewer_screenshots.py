@@ -4,7 +4,9 @@ screenshots of the tested interactions with tiny models).
 
 Analyze: a glioma slice with its Grad-CAM and the segmentation model's tumour outline, zoomed
 on the tumour; Super-resolution: a 256² slice, every method side by side and zoomed, then the
-original against RRDB in the split view.
+original against RRDB in the split view; then the static views under it
+(screenshots/static-sr-*.png: the α slider with its curve, Side by side, Slider comparison,
+Difference map).
 
     .venv/bin/python scripts/viewer_screenshots.py [--weights weights] [--out screenshots]
 """
@@ -83,7 +85,21 @@ def main() -> None:
         page.mouse.up()
         page.wait_for_timeout(800)
         page.screenshot(path=str(args.out / "viewer-real-sr-split.png"))
-    print("wrote", *sorted(p.name for p in args.out.glob("viewer-real-*.png")))
+
+        # The static views under the viewer (display resolution, cached, fragments).
+        page.get_by_text("Starts at α").first.scroll_into_view_if_needed()
+        page.wait_for_timeout(500)
+        page.screenshot(path=str(args.out / "static-sr-alpha.png"))
+        for tab, name in (("Side by side", "side"), ("Slider comparison", "split"),
+                          ("Difference map", "diff")):
+            page.get_by_role("tab", name=tab).click()
+            page.wait_for_timeout(1200)
+            page.get_by_role("tab", name=tab).scroll_into_view_if_needed()
+            page.mouse.wheel(0, 60)
+            page.wait_for_timeout(800)
+            page.screenshot(path=str(args.out / f"static-sr-{name}.png"))
+    print("wrote", *sorted(p.name for p in args.out.glob("viewer-real-*.png")),
+          *sorted(p.name for p in args.out.glob("static-sr-*.png")))
 
 
 if __name__ == "__main__":

@@ -189,7 +189,7 @@ def test_srgan_and_srresnet_with_the_alpha_curve(srgan_env, compare_calls):
     # The slider starts at SRGAN's recommended α (0.4: the largest beating bicubic's 28.5 dB /
     # 0.85 in both; 0.6 only ties in PSNR); ESRGAN's card has no curve (its own default 0.8).
     assert at.slider(key="sr_alpha").value == pytest.approx(0.4)
-    assert any("Starts at α 0.4" in c.value and "no trade-off curve" in c.value
+    assert any("Starts at α 0.4, the smallest" in c.value and "no trade-off curve" in c.value
                for c in at.caption)
     table = list(at.dataframe[0].value["method"])
     assert table == ["Bicubic", "SRResNet (PSNR)", "SRGAN (α 0.40)", "RRDB (PSNR)",

@@ -102,7 +102,7 @@ def sr_methods_ui(scan) -> SRSettings:
             st.session_state["sr_alpha"] = start
         st.session_state["_sr_alpha_start"] = start
         alpha = c_slider.slider(ALPHA_LABEL, 0.0, 1.0, step=0.1, key="sr_alpha")
-        c_slider.caption(f"Starts at α {start:.1f}: {why}.")
+        c_slider.caption(f"Starts at α {start:.1f}, {why}.")
         with c_curve:
             alpha_curve_ui(cards, alpha)
     methods = ("bicubic", *(("zero_filled",) if degradation == "kspace" else ()),
@@ -200,9 +200,12 @@ def _starting_alpha(cards: dict[str, dict]) -> tuple[float, str]:
 
     chosen = {m: default_alpha(card) for m, card in cards.items()}
     start = min(a for a, _ in chosen.values())
-    why = "; ".join(f"{METHOD_LABELS.get(m, m)}: {reason} (α {a:.1f})"
+    if len(chosen) == 1:
+        (m, (_, reason)), = chosen.items()
+        return round(start, 1), f"{METHOD_LABELS.get(m, m)}'s own: {reason}"
+    why = "; ".join(f"{METHOD_LABELS.get(m, m)} α {a:.1f}, {reason}"
                     for m, (a, reason) in chosen.items())
-    return round(start, 1), why
+    return round(start, 1), "the smallest of the chosen models' own (" + why + ")"
 
 
 def alpha_curve_ui(cards: dict[str, dict], alpha: float) -> None:
@@ -287,7 +290,7 @@ def split_fragment(result, token: str) -> None:
 @st.fragment
 def difference_fragment(result, token: str) -> None:
     """|method − reference| for one chosen method, with the GAN note when it applies."""
-    maps, ref = difference_maps(result)
+    maps, ref = figure_cache.cached_view(token, "diff-maps", build=lambda: difference_maps(result))
     if not maps:
         st.info("Choose a learned method to see what it changed compared with bicubic.")
         return
