@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ui import plots
+from ui import figure_cache, plots
 from ui.version_tables import confidence_statement, headline_metrics
 from ui.engine_and_models import db_write
 
@@ -141,14 +141,14 @@ def prediction_ui(pred, scan, clf) -> str:
     # its modality / body-part warnings would only repeat it; the other warnings stay.
     for message in input_warnings(scan, clf.card, header=status != "out of distribution"):
         st.warning(message, icon=":material/report:")
+    bars = figure_cache.cached_view(
+        "probabilities", tuple(sorted(pred.probabilities.items())), pred.label, LOW_CONFIDENCE,
+        build=lambda: plots.probability_bar(pred.probabilities, pred.label, LOW_CONFIDENCE))
     if status == "out of distribution":
         with st.expander("Class probabilities (not meaningful for this scan)"):
-            st.plotly_chart(plots.probability_bar(pred.probabilities, pred.label,
-                                                  LOW_CONFIDENCE),
-                            key="prob_chart", config={"displayModeBar": False})
+            st.plotly_chart(bars, key="prob_chart", config={"displayModeBar": False})
     else:
-        st.plotly_chart(plots.probability_bar(pred.probabilities, pred.label, LOW_CONFIDENCE),
-                        key="prob_chart", config={"displayModeBar": False})
+        st.plotly_chart(bars, key="prob_chart", config={"displayModeBar": False})
     model_card_ui(clf)
     return status
 
@@ -239,8 +239,11 @@ def model_card_ui(clf) -> None:
                 said = confidence_statement(m["reliability"])
                 if said:
                     st.markdown(f"**How far to trust the percentage** On the {split} set: {said}")
-                st.plotly_chart(plots.reliability_diagram(m["reliability"], height=300),
-                                key="model_card_reliability", config={"displaylogo": False})
+                fig = figure_cache.cached_view(
+                    "reliability", figure_cache.token(m["reliability"]),
+                    build=lambda: plots.reliability_diagram(m["reliability"], height=300))
+                st.plotly_chart(fig, key="model_card_reliability",
+                                config={"displaylogo": False})
         st.markdown(ood_card_text(card))
         loc_text = localization_card_text(card)
         if loc_text:
