@@ -151,7 +151,6 @@ def segmentation_ui(picked, shown, pred, heatmap) -> None:
         return
     if model is None:
         return
-    scan = picked.scan
     with st.spinner("Outlining the tumour…", show_time=True):
         seg = segment_picked(picked, model)
     st.subheader("Tumour segmentation")
