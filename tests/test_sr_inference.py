@@ -136,6 +136,7 @@ def _worst_tiled_error(model, lr, **kw) -> dict[int, float]:
 
 
 @pytest.mark.parametrize("method,scale", [("srcnn", 4), ("rrdb_psnr", 4), ("esrgan", 4),
+                                          ("srresnet", 4), ("srgan", 4),
                                           ("rrdb_psnr", 2), ("srcnn", 2)])
 def test_shipped_models_tiled_equal_untiled_for_every_tile_size(method, scale):
     """The shipped models (weights/, in the repository): every tile size the CLI and the app

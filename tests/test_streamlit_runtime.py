@@ -8,7 +8,7 @@ from pathlib import Path
 
 from streamlit.runtime.scriptrunner import script_runner
 
-from ui.streamlit_runtime import keep_keras_state
+from ui.streamlit_runtime import STREAMLIT_HOOK, keep_keras_state
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -23,8 +23,8 @@ def test_after_run_hook_keeps_keras_and_closes_matplotlib(monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib.pyplot", plt)
     cleared = []
     monkeypatch.setattr(keras.backend, "clear_session", lambda *a, **k: cleared.append(1))
-    monkeypatch.setattr(script_runner, "_clean_problem_modules",
-                        script_runner._clean_problem_modules)
+    # Streamlit's own hook (an AppTest of app.py earlier in the session has replaced it)
+    monkeypatch.setattr(script_runner, "_clean_problem_modules", STREAMLIT_HOOK)
     script_runner._clean_problem_modules()
     assert cleared, "Streamlit's own hook no longer resets Keras: this module can go"
     cleared.clear()

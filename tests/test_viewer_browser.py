@@ -214,7 +214,9 @@ def test_analyze_frames_overlay_and_readout(server, shots, tmp_path):
         frame = _viewer(page)
         [cell] = _cells(frame)
         assert cell["label"] == "Scan" and cell["wl"] == "W 1600 · L 600"   # the file's window
-        assert frame.locator("input[data-name^='overlay-Grad-CAM']").is_checked()
+        # The heat map is on; the Grad-CAM box is there but off until switched on in the viewer.
+        assert frame.locator("input[data-name^='overlay-Grad-CAM (']").is_checked()
+        assert not frame.locator("input[data-name^='overlay-Grad-CAM box']").is_checked()
         # Read-out: value and position in mm (MR_small has a 0.3125 mm pixel spacing).
         vp = frame.locator(".vp").first
         vp.scroll_into_view_if_needed()
@@ -240,14 +242,16 @@ def test_analyze_frames_overlay_and_readout(server, shots, tmp_path):
         _poll(page, lambda: _cells(frame)[0]["wl"] != "W 1600 · L 600")
         assert _cells(frame)[0]["wl"] != "W 1600 · L 600"
         _shot(page, frame, shots / "viewer-analyze.png")
-        # The page's own opacity slider moves the viewer's (same pixels: no reload).
+        # The viewer's overlays have their own opacity; the static picture's slider is a
+        # fragment of its own that leaves the viewer (and the dragged window) alone.
         opacity = frame.locator("input.opacity").first
         assert float(opacity.input_value()) == pytest.approx(0.4)
+        opacity.fill("0.7")
+        assert float(opacity.input_value()) == pytest.approx(0.7)
         page.get_by_role("slider", name="Overlay opacity").focus()
         page.keyboard.press("ArrowRight")
         wait_idle(page)
-        _poll(page, lambda: float(opacity.input_value()) > 0.41)
-        assert float(opacity.input_value()) == pytest.approx(0.45)
+        assert float(opacity.input_value()) == pytest.approx(0.7)
         assert _cells(frame)[0]["wl"] != "W 1600 · L 600"      # the dragged window is kept
 
         page.set_input_files(UPLOADER, str(dicom))

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import sys
 
-__all__ = ["keep_keras_state"]
+__all__ = ["keep_keras_state", "STREAMLIT_HOOK"]
 
 
 def _close_matplotlib_figures() -> None:
@@ -29,6 +29,16 @@ def _close_matplotlib_figures() -> None:
 
 
 _close_matplotlib_figures.medscan = True
+
+
+def _streamlit_hook():
+    from streamlit.runtime.scriptrunner import script_runner
+
+    return getattr(script_runner, "_clean_problem_modules", None)
+
+
+#: Streamlit's own after-run hook, as it was before :func:`keep_keras_state` replaced it.
+STREAMLIT_HOOK = _streamlit_hook()
 
 
 def keep_keras_state() -> bool:
