@@ -42,15 +42,21 @@ def _upload(page, traffic: Traffic, png: Path, ready: str):
     return sample
 
 
-def test_sr_view_choices_rerun_their_fragment_only(server):
+def _logged_in(page, server) -> tuple[Traffic, Path]:
+    """A 1400 px page logged in as the reader, recording its traffic; and a scan to upload."""
     from app_env import PASSWORDS, brain_png_bytes
 
     png = Path(tempfile.mkdtemp()) / "head.png"
     png.write_bytes(brain_png_bytes(128))
+    page.set_viewport_size({"width": 1400, "height": 1000})
+    traffic = Traffic(page)
+    login(page, server, "reader", PASSWORDS["reader"])
+    return traffic, png
+
+
+def test_sr_view_choices_rerun_their_fragment_only(server):
     with browser_page() as page:
-        page.set_viewport_size({"width": 1400, "height": 1000})
-        traffic = Traffic(page)
-        login(page, server, "reader", PASSWORDS["reader"])
+        traffic, png = _logged_in(page, server)
         open_page(page, "Super-resolution")
         start = len(traffic.frames)
         first = _upload(page, traffic, png, "PSNR / SSIM")
@@ -79,14 +85,8 @@ def test_sr_view_choices_rerun_their_fragment_only(server):
 
 
 def test_analyze_opacity_and_explained_class_rerun_the_analysis_only(server):
-    from app_env import PASSWORDS, brain_png_bytes
-
-    png = Path(tempfile.mkdtemp()) / "head.png"
-    png.write_bytes(brain_png_bytes(128))
     with browser_page() as page:
-        page.set_viewport_size({"width": 1400, "height": 1000})
-        traffic = Traffic(page)
-        login(page, server, "reader", PASSWORDS["reader"])
+        traffic, png = _logged_in(page, server)
         start = len(traffic.frames)
         _upload(page, traffic, png, "Prediction")
         page_deltas = _deltas(traffic, start)
