@@ -10,7 +10,10 @@ browser tab (there is no route that could set an HTTP-only cookie).
 from __future__ import annotations
 
 import streamlit as st
+from starlette.middleware import Middleware
 
+from ui.asset_cache import VersionedAssetCache
 from ui.session_cookie import routes
 
-app = st.App("app.py", routes=routes())
+# VersionedAssetCache: browsers keep the viewer's versioned script (ui/asset_cache.py).
+app = st.App("app.py", routes=routes(), middleware=[Middleware(VersionedAssetCache)])

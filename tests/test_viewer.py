@@ -259,3 +259,40 @@ def test_case_library_opens_a_case_in_the_viewer_with_its_stored_values(app_env,
     assert any("8-bit, as stored" in c.value for c in at.caption)
     at.toggle(key="library_viewer").set_value(False).run()
     assert not _viewer_args(at) and at.image
+
+
+def test_index_names_the_bundle_by_its_content_hash():
+    """index.html asks for viewer.js / viewer.css with ``?v=`` = the first 16 hex digits of their
+    sha256, so a browser may keep them for good (ui/asset_cache.py) and a rebuild gets new
+    addresses."""
+    import hashlib
+
+    html = (viewer.BUILD_DIR / "index.html").read_text()
+    for name in ("viewer.js", "viewer.css"):
+        digest = hashlib.sha256((viewer.BUILD_DIR / name).read_bytes()).hexdigest()[:16]
+        assert f'"./{name}?v={digest}"' in html, name
+
+
+def test_versioned_component_files_are_cached_for_good():
+    """serve.py's middleware: a component file asked for with ``?v=`` is immutable for a year;
+    without it, or for anything else, the headers stay as the app set them."""
+    from starlette.applications import Starlette
+    from starlette.middleware import Middleware
+    from starlette.responses import Response
+    from starlette.routing import Route
+    from starlette.testclient import TestClient
+
+    from ui.asset_cache import VersionedAssetCache
+
+    def asset(request):
+        return Response("x", headers={"Cache-Control": "public"})
+
+    app = Starlette(routes=[Route("/component/{path:path}", asset), Route("/other", asset)],
+                    middleware=[Middleware(VersionedAssetCache)])
+    client = TestClient(app)
+    got = client.get("/component/ui.viewer.medscan_viewer/viewer.js?v=d6a0bed0d053b602")
+    assert got.headers["cache-control"] == "public, max-age=31536000, immutable"
+    assert client.get("/component/ui.viewer.medscan_viewer/viewer.js").headers[
+        "cache-control"] == "public"
+    assert client.get("/component/x/index.html?v=").headers["cache-control"] == "public"
+    assert client.get("/other?v=1").headers["cache-control"] == "public"

@@ -56,7 +56,12 @@ const result = await esbuild.build({
   logLevel: 'warning',
   metafile: true,
 });
-fs.copyFileSync(path.join(here, 'index.html'), path.join(out, 'index.html'));
+// index.html names each file with a version query (the first 16 hex digits of its sha256), so
+// a server may let browsers keep them for good (serve.py does: ui/asset_cache.py); a rebuild
+// changes the names.
+const digest = (f) => createHash('sha256').update(fs.readFileSync(path.join(out, f))).digest('hex').slice(0, 16);
+fs.writeFileSync(path.join(out, 'index.html'), fs.readFileSync(path.join(here, 'index.html'), 'utf8')
+  .replace('%JS_VERSION%', digest('viewer.js')).replace('%CSS_VERSION%', digest('viewer.css')));
 
 const lock = JSON.parse(fs.readFileSync(path.join(here, 'package-lock.json'), 'utf8'));
 const version = (name) => lock.packages[`node_modules/${name}`]?.version;
