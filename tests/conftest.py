@@ -107,3 +107,15 @@ def _null_pool():
     from sqlalchemy.pool import NullPool
 
     return NullPool
+
+
+@pytest.fixture(scope="module")
+def server():
+    """The URL of a real app for one module's browser tests (``streamlit run serve.py`` with the
+    tiny test models and a temporary database, tests/browser/harness.py); skipped where
+    chromium or playwright is missing. A module that needs another server defines its own."""
+    from browser.harness import app_server, require_browser
+
+    require_browser()
+    with app_server() as (url, _env):
+        yield url

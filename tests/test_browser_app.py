@@ -7,17 +7,9 @@ import shutil
 
 import pytest
 
-from browser.harness import (app_server, browser_page, choose_radio, login, open_page,
-                             require_browser, upload, wait_idle)
+from browser.harness import browser_page, choose_radio, login, open_page, upload, wait_idle
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture(scope="module")
-def server():
-    require_browser()
-    with app_server() as (url, env):
-        yield url
 
 
 def test_login_analyze_sr_rate_reload(server, tmp_path):

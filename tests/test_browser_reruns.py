@@ -9,18 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from browser.harness import UPLOADER, app_server, browser_page, login, open_page, \
-    require_browser, wait_idle
+from browser.harness import UPLOADER, browser_page, login, open_page, wait_idle
 from browser.traffic import FIRST_QUIET_S, RERUN_QUIET_S, Traffic, measure
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture(scope="module")
-def server():
-    require_browser()
-    with app_server() as (url, _env):
-        yield url
 
 
 def _deltas(traffic: Traffic, since: int) -> int:

@@ -17,18 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from browser.harness import (app_server, browser_page, choose_radio, login, open_page,
-                             require_browser, upload, wait_idle)
+from browser.harness import browser_page, choose_radio, login, open_page, upload, wait_idle
 
 pytestmark = pytest.mark.browser
 SHOTS = Path(os.environ.get("MEDSCAN_SHOTS", tempfile.gettempdir())) / "medscan-state"
-
-
-@pytest.fixture(scope="module")
-def server():
-    require_browser()
-    with app_server() as (url, env):
-        yield url
 
 
 def _shot(page, name: str) -> None:

@@ -11,16 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from browser.harness import app_server, browser_page, login, require_browser, wait_idle
+from browser.harness import browser_page, login, wait_idle
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture(scope="module")
-def server():
-    require_browser()
-    with app_server() as (url, env):
-        yield url
 
 
 def _combobox(page, label: str):
