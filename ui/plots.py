@@ -154,12 +154,10 @@ def split_compare(left: np.ndarray, right: np.ndarray, *, left_name: str, right_
     left, right = to_uint8(left), to_uint8(right)
     if left.shape[:2] != right.shape[:2]:
         raise ValueError(f"split_compare needs equal shapes, got {left.shape} and {right.shape}")
-    h, w = left.shape[:2]
-    if (left.ndim == 3) != (right.ndim == 3):              # one colour: both RGB
-        left, right = to_rgb(left), to_rgb(right)
+    h = left.shape[0]
     right_shown, step = display_image(right, max_px)
     left_shown, _ = display_image(left, max_px)
-    if left_shown.ndim != right_shown.ndim:                 # one of them turned out grey
+    if left_shown.ndim != right_shown.ndim:                 # one colour, one grey: both RGB
         left_shown, right_shown = to_rgb(left_shown), to_rgb(right_shown)
     dw = right_shown.shape[1]
     cuts = np.unique(np.linspace(0, dw, steps).round().astype(int))    # in shown pixels

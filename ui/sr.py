@@ -25,6 +25,11 @@ __all__ = ["METHOD_LABELS", "MODE_HELP", "GAN_NOTE", "SRSettings", "sr_methods_u
            "difference_fragment", "metrics_ui", "download_and_rating_fragment"]
 _CHART_CONFIG = {"displaylogo": False, "scrollZoom": True}
 
+
+def _label(m: str) -> str:
+    return METHOD_LABELS.get(m, m)
+
+
 #: Said next to the difference map whenever a GAN method is shown.
 GAN_NOTE = ("GAN output (SRGAN, ESRGAN) can contain plausible structure that is not in the "
             "scan: texture, edges or small details the network drew because they look "
@@ -78,13 +83,13 @@ def sr_methods_ui(scan) -> SRSettings:
             help=DEGRADATION_HELP)
     available = available_methods(scale)
     usable = [m for m, v in available.items() if m == "bicubic" or v]
-    missing = [METHOD_LABELS.get(m, m) for m, v in available.items() if m != "bicubic" and not v]
+    missing = [_label(m) for m, v in available.items() if m != "bicubic" and not v]
     default = [m for m in usable if m in ("esrgan", GAN_PARTNER["esrgan"])] or usable[-1:]
     with c3:
         chosen = st.multiselect("Methods (bicubic is always included)",
                                 [m for m in usable if m != "bicubic"],
                                 default=[m for m in default if m != "bicubic"],
-                                format_func=lambda m: METHOD_LABELS.get(m, m), key="sr_methods")
+                                format_func=_label, key="sr_methods")
         if missing:
             st.caption(f"No active ×{scale} model for: {', '.join(missing)}.")
     alpha = 1.0
@@ -132,7 +137,7 @@ def run_comparison(picked, settings: SRSettings):
             confirmed.add(tag)
     try:
         with st.spinner(f"Super-resolving ×{settings.scale} with "
-                        f"{', '.join(METHOD_LABELS.get(m, m) for m in settings.methods)}…",
+                        f"{', '.join(_label(m) for m in settings.methods)}…",
                         show_time=True):
             return upload_results.sr_compare(picked.key, settings.scale, settings.mode, settings.methods,
                                      settings.alpha, settings.versions, upload_results.weights_key(),
@@ -202,8 +207,8 @@ def _starting_alpha(cards: dict[str, dict]) -> tuple[float, str]:
     start = min(a for a, _ in chosen.values())
     if len(chosen) == 1:
         (m, (_, reason)), = chosen.items()
-        return round(start, 1), f"{METHOD_LABELS.get(m, m)}'s own: {reason}"
-    why = "; ".join(f"{METHOD_LABELS.get(m, m)} α {a:.1f}, {reason}"
+        return round(start, 1), f"{_label(m)}'s own: {reason}"
+    why = "; ".join(f"{_label(m)} α {a:.1f}, {reason}"
                     for m, (a, reason) in chosen.items())
     return round(start, 1), "the smallest of the chosen models' own (" + why + ")"
 
@@ -211,15 +216,13 @@ def _starting_alpha(cards: dict[str, dict]) -> tuple[float, str]:
 def alpha_curve_ui(cards: dict[str, dict], alpha: float) -> None:
     """The PSNR/SSIM trade-off over α from each chosen GAN model's card
     (``metrics.alpha_curve``), with the slider's α marked; says so when a card has none."""
-    from ui import plots
-
     curves, missing = {}, []
     for m, card in cards.items():
         curve = (card.get("metrics") or {}).get("alpha_curve")
         if curve and curve.get("points"):
-            curves[METHOD_LABELS.get(m, m)] = curve
+            curves[_label(m)] = curve
         else:
-            missing.append(METHOD_LABELS.get(m, m))
+            missing.append(_label(m))
     if curves:
         st.plotly_chart(plots.alpha_curve(curves, alpha), key="sr_alpha_curve",
                         config={"displayModeBar": False})
@@ -238,10 +241,6 @@ def sr_token(picked, settings: SRSettings) -> str:
     """The identity of the cached comparison (:func:`ui.upload_results.sr_compare`'s key): the
     first part of every figure key on the page."""
     return figure_cache.token(picked.key, settings, upload_results.weights_key())
-
-
-def _label(m: str) -> str:
-    return METHOD_LABELS.get(m, m)
 
 
 @st.fragment

@@ -28,9 +28,6 @@ def _close_matplotlib_figures() -> None:
         plt.close("all")
 
 
-_close_matplotlib_figures.medscan = True
-
-
 def _streamlit_hook():
     from streamlit.runtime.scriptrunner import script_runner
 
@@ -46,9 +43,7 @@ def keep_keras_state() -> bool:
     such hook (then there is nothing to replace)."""
     from streamlit.runtime.scriptrunner import script_runner
 
-    hook = getattr(script_runner, "_clean_problem_modules", None)
-    if hook is None:
+    if _streamlit_hook() is None:
         return False
-    if not getattr(hook, "medscan", False):
-        script_runner._clean_problem_modules = _close_matplotlib_figures
+    script_runner._clean_problem_modules = _close_matplotlib_figures
     return True

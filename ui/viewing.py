@@ -81,8 +81,7 @@ def _all_rgb_if_any(panels: list[dict]) -> None:
 
 
 def analyze_viewer_ui(picked, shown, *, heatmap: np.ndarray | None = None,
-                      cam_label: str = "Grad-CAM", opacity: float = 0.4,
-                      cam_box: bool = False) -> None:
+                      cam_label: str = "Grad-CAM") -> None:
     """The scan large, with the Grad-CAM heat map and (with a segmentation model) the tumour
     outline as overlays on the frame they were computed for."""
     panel = scan_panel(shown, label="Scan")
@@ -90,13 +89,12 @@ def analyze_viewer_ui(picked, shown, *, heatmap: np.ndarray | None = None,
     overlays = []
     on = "" if frame is None else f" · frame {frame + 1}"     # the frame the overlays belong to
     if heatmap is not None:
-        overlays.append(_viewer.heat_overlay(heatmap, label=cam_label + on, opacity=opacity,
-                                             frame=frame))
+        overlays.append(_viewer.heat_overlay(heatmap, label=cam_label + on, frame=frame))
         from core.classifier.gradcam import hot_region_bbox
 
         overlays.append(_viewer.box_overlay(hot_region_bbox(heatmap, threshold=0.5),
                                             label="Grad-CAM box" + on, frame=frame,
-                                            visible=cam_box))
+                                            visible=False))
         mask = _tumour_mask(picked)
         if mask is not None:
             overlays.append(_viewer.outline_overlay(mask, label="Tumour outline" + on,

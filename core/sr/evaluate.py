@@ -55,7 +55,6 @@ def default_alpha(card: Mapping | None) -> tuple[float, str]:
     return DEFAULT_ALPHA, "no trade-off curve recorded in its card"
 
 
-
 def evaluate_folder(folder: str | Path, scale: int, models: Mapping[str, object], *,
                     tile: int = 0, alpha: float = 1.0, limit: int | None = None,
                     channels: int = 1, progress: ProgressCallback | None = None,

@@ -91,8 +91,8 @@ class Traffic:
 
     def last_finished(self, since: float) -> float | None:
         """Arrival time of the last ``script_finished`` after ``since``."""
-        times = [t for t, _, kind in self.frames if t > since and kind == "script_finished"]
-        return max(times, default=None)
+        index = self.last_finished_index(since)
+        return None if index is None else self.frames[index][0]
 
     def last_finished_index(self, since: float) -> int | None:
         """Index (among all received frames) of the last ``script_finished`` after ``since``."""
