@@ -20,10 +20,13 @@ browser session (log in as "reader", open the page):
   ``size`` → ``4·size``² outputs); that computation is its first run.
 * **Reruns**: Super-resolution: the selectboxes "Compare the low-res input with" (tab "Slider
   comparison"), "Difference of" (tab "Difference map"), "Download", "Rate the output of", and
-  the "Interactive viewer" toggle (off and on reported separately). Analyze: the "Overlay
-  opacity" slider (arrow keys on its thumb), the "Grad-CAM box" and "Interactive viewer"
-  toggles, and "Explain class" switched between "predicted class" and the last class, both
-  maps computed first by an untimed warm-up change to each. Each is repeated ``--repeats``
+  the "Interactive viewer" toggle (off and on reported separately). Analyze: the Grad-CAM
+  picture's own "Overlay opacity" slider (a click on its rail at 90 % / 20 %) and "Grad-CAM
+  box" button, the tumour-outline picture's "Grad-CAM box" button (with a segmentation model),
+  the "Interactive viewer" toggle, and "Explain class" switched between "predicted class" and
+  the last class, both maps computed first by an untimed warm-up change to each. The plotly
+  controls run in the browser: such a step passes only if the figure changed and no script run
+  happened within 600 ms (no message but heartbeats received); its time is reported as 0. Each is repeated ``--repeats``
   times, alternating between two values so each change is real; opening a selectbox's list or
   clicking a tab happens before the timed window. A widget that is not on the page is
   reported as "not found".
@@ -63,7 +66,8 @@ from app_env import PASSWORDS, brain_png_bytes  # noqa: E402
 from browser.harness import (UPLOADER, app_server, browser_page, login,  # noqa: E402
                              open_page)
 from browser.traffic import (FIRST_QUIET_S, MB, RERUN_QUIET_S, STATUS,  # noqa: E402
-                             Sample, Traffic, measure)
+                             Sample, Traffic, click_plotly_button, click_plotly_slider, measure,
+                             measure_client, plotly_graph, plotly_value)
 
 TIME_TARGET = 0.05            # rerun time / first-run time
 BYTES_TARGET_MB = 2.0
@@ -85,6 +89,10 @@ class Step:
     act: Callable[[], None]
     before: Callable[[], None] | None = None
     name: str = ""                      # set: the steps are reported separately (toggles)
+    #: set for a control that runs in the browser (a plotly figure's own slider or button):
+    #: the step is measured with ``measure_client`` (no script run allowed) and must make
+    #: ``check()`` true
+    check: Callable[[], bool] | None = None
 
 
 @dataclass
@@ -171,6 +179,42 @@ def slider(label: str) -> Interaction:
     return Interaction(f"slider {label!r}", setup)
 
 
+def plotly_slider(key: str, label: str, expression: str) -> Interaction:
+    """A plotly figure's own slider (the chart with Streamlit key ``key``): click its rail at
+    90 %, then at 20 %; ``expression`` (of the graph div ``g``) must follow."""
+    def setup(page) -> list[Step]:
+        graph = _one(plotly_graph(page, key), f"plotly chart {key!r}")
+        _one(graph.locator(".slider-rail-touch-rect"), f"slider of chart {key!r}")
+
+        def before() -> None:
+            graph.scroll_into_view_if_needed()
+
+        def go_to(fraction: float, reached: Callable[[float], bool]) -> Step:
+            return Step(lambda: click_plotly_slider(graph, fraction), before,
+                        check=lambda: reached(plotly_value(graph, expression)))
+        return [go_to(0.9, lambda v: v >= 0.8), go_to(0.2, lambda v: v <= 0.3)]
+    return Interaction(f"plotly slider {label!r} of {key} (in the browser)", setup)
+
+
+def plotly_switch(key: str, label: str, expression: str) -> Interaction:
+    """A plotly figure's own on/off button; ``expression`` is its state (starts false)."""
+    def setup(page) -> list[Step]:
+        graph = _one(plotly_graph(page, key), f"plotly chart {key!r}")
+        _one(graph.locator(".updatemenu-button").filter(has_text=label),
+             f"button {label!r} of chart {key!r}")
+
+        def before() -> None:
+            graph.scroll_into_view_if_needed()
+
+        def click() -> None:
+            click_plotly_button(graph, label)
+        return [Step(click, before, name="on", check=lambda: plotly_value(graph, expression) is True),
+                Step(click, before, name="off",
+                     check=lambda: plotly_value(graph, expression) is False)]
+    return Interaction(f"plotly button {label!r} of {key} (in the browser)", setup,
+                       each_step_per_repeat=True)
+
+
 # ---- the pages ---------------------------------------------------------------------------------
 
 def _visible(locator) -> bool:
@@ -216,9 +260,12 @@ SR_INTERACTIONS = [
     toggle("Interactive viewer"),
 ]
 ANALYZE_INTERACTIONS = [
-    slider("Overlay opacity"),
-    toggle("Grad-CAM box (hottest region)"),
+    plotly_slider("cam_picture", "Overlay opacity", "g.data[1].opacity"),
+    plotly_switch("cam_picture", "Grad-CAM box", "g.layout.shapes[0].visible"),
+    plotly_switch("seg_picture", "Grad-CAM box",
+                  "g.layout.shapes.find(s => s.name === 'Grad-CAM box').visible"),
     toggle("Interactive viewer"),
+    selectbox("Window"),
     selectbox("Explain class", warm_up=True),
 ]
 
@@ -297,6 +344,9 @@ def run_interaction(page, traffic: Traffic, case: str, interaction: Interaction,
     def timed(step: Step) -> Sample:
         if step.before:
             step.before()
+        if step.check is not None:
+            return measure_client(page, traffic, step.act, quiet=RERUN_QUIET_S,
+                                  changed=step.check)
         return measure(page, traffic, step.act, quiet=RERUN_QUIET_S, timeout=args.timeout)
 
     samples: dict[str, list[Sample]] = {step.name: [] for step in steps}

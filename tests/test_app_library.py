@@ -51,7 +51,7 @@ def test_similar_cases_show_the_uploaded_case_first_and_compare(app_env, library
     compare = [b for b in at.button if (b.key or "").startswith("similar_cmp_")]
     assert len(compare) == 6
     assert len(calls) == 1
-    at.slider(key="cam_opacity").set_value(0.7).run()              # a rerun: no new search
+    at.run()                                                       # a rerun: no new search
     assert len(calls) == 1 and not at.exception
     compare[0].click().run()
     assert "next to **case" in _markdown(at) and not at.exception

@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 
 from browser.harness import UPLOADER, browser_page, login, open_page, wait_idle
-from browser.traffic import FIRST_QUIET_S, RERUN_QUIET_S, Traffic, measure
+from browser.traffic import (FIRST_QUIET_S, RERUN_QUIET_S, Traffic, click_plotly_button,
+                             click_plotly_slider, measure, measure_client, plotly_graph,
+                             plotly_value)
 
 pytestmark = pytest.mark.browser
 
@@ -76,27 +78,31 @@ def test_sr_view_choices_rerun_their_fragment_only(server):
         assert sizes[0] > 10_000 and sizes[2] < sizes[0] / 4, sizes
 
 
-def test_analyze_opacity_and_explained_class_rerun_the_analysis_only(server):
+def test_analyze_opacity_box_in_the_browser_explained_class_reruns_the_analysis_only(server):
     with browser_page() as page:
         traffic, png = _logged_in(page, server)
         start = len(traffic.frames)
         _upload(page, traffic, png, "Prediction")
         page_deltas = _deltas(traffic, start)
 
-        slider = page.locator('[data-testid="stSlider"]').filter(
-            has_text="Overlay opacity").get_by_role("slider")
-        slider.focus()
-        start = len(traffic.frames)
-        measure(page, traffic, lambda: slider.press("ArrowRight"), quiet=RERUN_QUIET_S,
-                timeout=120)
-        opacity_deltas = _deltas(traffic, start)
-        assert 0 < opacity_deltas <= 8, opacity_deltas      # the picture, its caption, download
-
+        # The Grad-CAM picture's opacity slider and box switch run in the browser: the page
+        # changes and the app runs nothing.
+        graph = plotly_graph(page, "cam_picture")
+        graph.scroll_into_view_if_needed()
+        opacity = "g.data[1].opacity"
+        before = plotly_value(graph, opacity)
+        measure_client(page, traffic, lambda: click_plotly_slider(graph, 0.9),
+                       quiet=RERUN_QUIET_S,
+                       changed=lambda: plotly_value(graph, opacity) >= 0.85 > before)
+        box = "g.layout.shapes[0].visible"
+        assert plotly_value(graph, box) is False
+        measure_client(page, traffic, lambda: click_plotly_button(graph, "Grad-CAM box"),
+                       quiet=RERUN_QUIET_S, changed=lambda: plotly_value(graph, box) is True)
         start = len(traffic.frames)
         measure(page, traffic, lambda: _pick(page, "Explain class", "meningioma"),
                 quiet=RERUN_QUIET_S, timeout=120)
         explain_deltas = _deltas(traffic, start)
-        assert opacity_deltas < explain_deltas < page_deltas, (explain_deltas, page_deltas)
+        assert 0 < explain_deltas < page_deltas, (explain_deltas, page_deltas)
         # not the page: no navigation, no title, no uploader again
         kinds = {kind for _, _, kind in traffic.frames[start:]}
         assert "navigation" not in kinds and "page_info_changed" not in kinds, kinds

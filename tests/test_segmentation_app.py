@@ -3,6 +3,8 @@ DICOM pixel spacing, detection box, downloads, the "models disagree" note), show
 segmentation model is active."""
 from __future__ import annotations
 
+import json
+
 import shutil
 
 import numpy as np
@@ -69,7 +71,7 @@ def _captions(at) -> list[str]:
 def test_no_section_without_a_segmentation_model(app_env):
     at = _upload(app_env["ids"])
     assert "Tumour segmentation" not in [h.value for h in at.subheader]
-    assert not [t for t in at.toggle if t.key == "seg_outline"]
+    assert not [c for c in at.get("plotly_chart") if "seg_picture" in c.proto.id]
 
 
 def test_outline_size_and_disagreement(seg_env):
@@ -81,9 +83,9 @@ def test_outline_size_and_disagreement(seg_env):
     label = at.metric[0].value
     assert label in CLASSES
     assert "Tumour segmentation" in [h.value for h in at.subheader]
-    assert at.toggle(key="seg_outline").value is True
-    assert any(c.startswith("Scan with tumour outline (gold: tumour outline, green: "
-                            "detection box") for c in _captions(at)), _captions(at)
+    assert [c for c in at.get("plotly_chart") if "seg_picture" in c.proto.id]
+    assert any(c.value.startswith("Scan with tumour outline · gold: outline, green: "
+                                  "detection box") for c in at.caption)
     assert "Grad-CAM with the tumour outline" in _captions(at)
     # MR_small has pixel spacing 0.3125 mm: the size is given in mm²
     size = next(m for m in at.metric if m.label == "Outlined tumour")
@@ -98,11 +100,19 @@ def test_outline_size_and_disagreement(seg_env):
     assert bool(disagree) == (label == "notumor"), (label, disagree)
     at.download_button(key="download_seg_mask")
     at.download_button(key="download_seg_overlay")
-    # The toggles only redraw: outline off, the Grad-CAM box (labelled as such) on.
-    at.toggle(key="seg_outline").set_value(False).run()
-    at.toggle(key="seg_cam_box").set_value(True).run()
-    assert not at.exception
-    assert any(c == "Scan with tumour outline (magenta: Grad-CAM box)" for c in _captions(at))
+    # The outline picture's switches are the figure's own (they run in the browser): the
+    # outline (a line trace) and its detection box on, the Grad-CAM box present but off.
+    spec = json.loads(next(c for c in at.get("plotly_chart")
+                           if "seg_picture" in c.proto.id).proto.spec)
+    outline = next(t for t in spec["data"] if t.get("name") == "tumour outline")
+    assert outline["visible"] is True and outline["mode"] == "lines"
+    shapes = {s["name"]: s for s in spec["layout"]["shapes"]}
+    assert shapes["detection box (mask)"]["visible"] is True
+    assert shapes["Grad-CAM box"]["visible"] is False
+    labels = [m["buttons"][0]["label"] for m in spec["layout"]["updatemenus"]]
+    assert labels == ["Outline on/off", "Grad-CAM box on/off"]
+    assert not [t for t in at.toggle if t.key in ("seg_outline", "seg_cam_box")]
+    assert any(c.value.startswith("Scan with tumour outline") for c in at.caption)
 
     # An empty mask: the models disagree exactly when the classifier names a tumour class
     registry.activate("segmentation", "seg-empty", weights_dir=root)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from browser.traffic import click_plotly_slider, plotly_graph, plotly_value
 from browser.harness import (UPLOADER, app_server, browser_page, login, open_page,
                              require_browser, wait_idle)
 
@@ -242,14 +243,16 @@ def test_analyze_frames_overlay_and_readout(server, shots, tmp_path):
         _poll(page, lambda: _cells(frame)[0]["wl"] != "W 1600 · L 600")
         assert _cells(frame)[0]["wl"] != "W 1600 · L 600"
         _shot(page, frame, shots / "viewer-analyze.png")
-        # The viewer's overlays have their own opacity; the static picture's slider is a
-        # fragment of its own that leaves the viewer (and the dragged window) alone.
+        # The viewer's overlays have their own opacity; the static picture's slider runs in
+        # the browser and leaves the viewer (and the dragged window) alone.
         opacity = frame.locator("input.opacity").first
         assert float(opacity.input_value()) == pytest.approx(0.4)
         opacity.fill("0.7")
         assert float(opacity.input_value()) == pytest.approx(0.7)
-        page.get_by_role("slider", name="Overlay opacity").focus()
-        page.keyboard.press("ArrowRight")
+        graph = plotly_graph(page, "cam_picture")
+        graph.scroll_into_view_if_needed()
+        click_plotly_slider(graph, 0.8)
+        _poll(page, lambda: plotly_value(graph, "g.data[1].opacity") >= 0.75)
         wait_idle(page)
         assert float(opacity.input_value()) == pytest.approx(0.7)
         assert _cells(frame)[0]["wl"] != "W 1600 · L 600"      # the dragged window is kept

@@ -4,8 +4,8 @@ the scan, Grad-CAM and prediction columns, the viewer, the tumour outline and th
 It is one ``st.fragment``: changing the window, the Grad-CAM method or the class explained
 reruns this part only (the predictions and maps are cached, see :mod:`ui.upload_results`), not
 the login check, the navigation, the scan picker, the metadata, the batch table or the rating
-form. The Grad-CAM picture's opacity / box and the viewer switch are fragments inside it and
-rerun alone. Returns the windowed scan shown (None on a fragment rerun, when the page does not
+form. The Grad-CAM picture's opacity / box run in the browser (no rerun); the viewer switch is
+a fragment inside it and reruns alone. Returns the windowed scan shown (None on a fragment rerun, when the page does not
 run)."""
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ __all__ = ["scan_analysis_fragment"]
 def scan_analysis_fragment(user: dict, picked, clf):
     """``clf``: the active classifier, or None (no model: the scan and the viewer only)."""
     from ui.analysis import prediction_ui, record_prediction_once
-    from ui.gradcam_view import gradcam_view_fragment
+    from ui.gradcam_view import gradcam_view
     from ui.retrieval import add_to_library_ui, similar_cases_ui
     from ui.scan_ui import window_ui
     from ui.segmentation import segmentation_ui
@@ -66,8 +66,8 @@ def scan_analysis_fragment(user: dict, picked, clf):
     record_prediction_once(user, picked, pred, calibrated=bool(clf.card.get("calibration")))
 
     explained = pred.label if target == "predicted class" else target
-    with col_cam:       # opacity and box rerun this picture only (a fragment)
-        gradcam_view_fragment(shown.to_uint8(), heatmap, explained=explained, method=method,
+    with col_cam:       # opacity and box run in the browser (no rerun)
+        gradcam_view(shown.to_uint8(), heatmap, explained=explained, method=method,
                               out_of_distribution=bool(getattr(pred, "out_of_distribution",
                                                                False)),
                               file_stem=picked.name.rsplit(".", 1)[0])

@@ -1,37 +1,69 @@
-"""The Analyze page's Grad-CAM picture: the scan with the heat map over it at a chosen opacity,
-optionally the box around the hottest region, and its PNG download.
+"""The Analyze page's Grad-CAM picture: the scan with the heat map over it, an opacity slider
+and the box around the hottest region, and its PNG download.
 
-It is an ``st.fragment``: moving the opacity slider or the box switch reruns and resends this
-picture only (one image, served as a media URL), not the page: no model, no other figure, no
-database query runs again."""
+The opacity slider and the box switch are part of the plotly figure and run in the browser:
+moving them reruns nothing and sends nothing (a Streamlit widget costs a rerun of at least
+50-70 ms here, whatever it redraws). The figure is cached by what it shows, so a rerun for
+another reason resends it as a reference only."""
 from __future__ import annotations
+
+import hashlib
 
 import numpy as np
 import streamlit as st
 
-from ui.images import draw_box, png_bytes, to_rgb
+from ui.figure_cache import cached_view
 
-__all__ = ["gradcam_view_fragment", "BOX_HELP"]
+__all__ = ["gradcam_view", "gradcam_figure", "BOX_HELP", "DOWNLOAD_OPACITY"]
 
 BOX_HELP = ("Outline the connected region where the map is at least 50 % of its maximum.")
+#: The opacity of the downloaded overlay (the picture's starting opacity).
+DOWNLOAD_OPACITY = 0.4
+_CAM_BOX = (255, 0, 255)      # Grad-CAM box: magenta, as under "Tumour segmentation"
 
 
-@st.fragment
-def gradcam_view_fragment(display: np.ndarray, heatmap: np.ndarray, *, explained: str,
-                          method: str, out_of_distribution: bool, file_stem: str) -> None:
+def _digest(*arrays: np.ndarray) -> str:
+    h = hashlib.sha256()
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(repr((a.shape, a.dtype.str)).encode())
+        h.update(a.tobytes())
+    return h.hexdigest()[:24]
+
+
+def gradcam_figure(display: np.ndarray, heatmap: np.ndarray, *, explained: str):
+    """The plotly picture: scan, jet heat map at :data:`DOWNLOAD_OPACITY` with a client-side
+    opacity slider, and the hottest-region box (off until switched on)."""
+    from core.classifier.gradcam import hot_region_bbox
+    from ui.plots import overlay_picture
+
+    return overlay_picture(
+        display, heat=heatmap, opacity=DOWNLOAD_OPACITY, heat_name="Overlay",
+        boxes=[dict(name=f"Grad-CAM box ({explained})", colour=_CAM_BOX, group="box",
+                    box=hot_region_bbox(heatmap, threshold=0.5))],
+        toggles=[dict(group="box", label="Grad-CAM box", on=False)])
+
+
+def gradcam_view(display: np.ndarray, heatmap: np.ndarray, *, explained: str, method: str,
+                 out_of_distribution: bool, file_stem: str) -> None:
     """``display``: the windowed scan as shown (uint8); ``heatmap`` in [0, 1]; ``explained``:
     the class the map explains."""
-    from core.classifier.gradcam import hot_region_bbox, overlay_heatmap
+    from core.classifier.gradcam import overlay_heatmap
+    from ui.images import png_bytes, to_rgb
+    from ui.plots import PICTURE_CONFIG
 
-    alpha = st.slider("Overlay opacity", 0.0, 1.0, 0.4, 0.05, key="cam_opacity")
-    show_box = st.toggle("Grad-CAM box (hottest region)", key="cam_box", help=BOX_HELP)
-    overlay = overlay_heatmap(to_rgb(display), heatmap, alpha)
-    if show_box:
-        overlay = draw_box(overlay, hot_region_bbox(heatmap, threshold=0.5))
-    st.image(overlay, width="stretch", caption=f"Grad-CAM for “{explained}” ({method})")
+    key = _digest(display, np.asarray(heatmap, np.float32))
+    fig = cached_view("gradcam_picture", key, explained,
+                      build=lambda: gradcam_figure(display, heatmap, explained=explained))
+    st.plotly_chart(fig, width="stretch", key="cam_picture",
+                    config=PICTURE_CONFIG)
+    st.caption(f"Grad-CAM for “{explained}” ({method}). Scroll or drag to zoom, double-click "
+               f"to reset. Box: {BOX_HELP[:1].lower()}{BOX_HELP[1:]}")
     if out_of_distribution:
         st.caption(":grey[Out of distribution: this map shows where a model that should not be "
                    "trusted on this scan looked for that class; it is not evidence of it.]")
-    st.download_button("Download overlay (PNG)", png_bytes(overlay), key="download_overlay",
-                       file_name=f"{file_stem}_gradcam_{explained}.png",
+    png = cached_view("gradcam_png", key, explained, build=lambda: png_bytes(
+        overlay_heatmap(to_rgb(display), heatmap, DOWNLOAD_OPACITY)))
+    st.download_button(f"Download overlay (PNG, {DOWNLOAD_OPACITY:.0%} opacity)", png,
+                       key="download_overlay", file_name=f"{file_stem}_gradcam_{explained}.png",
                        mime="image/png", on_click="ignore", icon=":material/download:")

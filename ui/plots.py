@@ -12,7 +12,8 @@ from ui.images import png_bytes, to_rgb, to_uint8
 
 __all__ = ["DISPLAY_PX", "display_image", "percent", "probability_bar", "image_panels", "split_compare", "difference_map", "metrics_bars",
            "loss_curve", "version_metrics", "reliability_diagram", "confusion_heatmap",
-           "eval_set_metrics", "score_distribution", "label_counts_bar", "alpha_curve"]
+           "eval_set_metrics", "score_distribution", "label_counts_bar", "alpha_curve",
+           "OPACITY_STEP", "PICTURE_CONFIG", "jet_colours", "outline_xy", "overlay_picture"]
 
 _ACCENT = "#1f6f8b"
 _MUTED = "#9fb3c2"
@@ -190,6 +191,144 @@ def split_compare(left: np.ndarray, right: np.ndarray, *, left_name: str, right_
                           xanchor="left", yanchor="bottom"),
                      dict(x=1, y=1.0, xref="paper", yref="paper", text=right_name,
                           showarrow=False, xanchor="right", yanchor="bottom")])
+    return fig
+
+
+#: ``st.plotly_chart`` config of an :func:`overlay_picture`: no mode bar (it would cover the
+#: switches above the picture); scroll and drag zoom, a double click resets.
+PICTURE_CONFIG = {"displaylogo": False, "scrollZoom": True, "displayModeBar": False}
+
+#: The overlay opacity slider's step (client-side; 0 to 1).
+OPACITY_STEP = 0.05
+
+
+def jet_colours(heatmap: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """A [0, 1] map resized to ``shape`` (H, W) and coloured with OpenCV's jet table: the same
+    colours :func:`core.classifier.gradcam.overlay_heatmap` blends, as their own RGB image."""
+    import cv2
+
+    hm = np.asarray(heatmap, np.float32)
+    if hm.shape != tuple(shape):
+        hm = cv2.resize(hm, (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)
+    colour = cv2.applyColorMap((np.clip(hm, 0, 1) * 255).astype(np.uint8), cv2.COLORMAP_JET)
+    return cv2.cvtColor(colour, cv2.COLOR_BGR2RGB)
+
+
+def outline_xy(mask: np.ndarray) -> tuple[list, list]:
+    """The outer contours of a binary mask as one line trace's ``(x, y)`` in pixel coordinates
+    (pixel centres; contours separated by None): drawn as vectors, crisp at any zoom."""
+    import cv2
+
+    contours, _ = cv2.findContours(np.asarray(mask, np.uint8), cv2.RETR_EXTERNAL,
+                                   cv2.CHAIN_APPROX_SIMPLE)
+    xs: list = []
+    ys: list = []
+    for c in contours:
+        pts = c[:, 0, :]
+        xs += [*pts[:, 0].tolist(), int(pts[0, 0]), None]
+        ys += [*pts[:, 1].tolist(), int(pts[0, 1]), None]
+    return xs, ys
+
+
+def _css(colour) -> str:
+    return colour if isinstance(colour, str) else "rgb({},{},{})".format(*colour)
+
+
+def overlay_picture(base: np.ndarray, *, heat: np.ndarray | None = None, opacity: float = 0.4,
+                    heat_name: str = "Grad-CAM", boxes: Sequence[Mapping] = (),
+                    outlines: Sequence[Mapping] = (), toggles: Sequence[Mapping] = (),
+                    height: int = 300, max_px: int | None = DISPLAY_PX) -> go.Figure:
+    """A scan with overlays whose controls run in the browser: moving the opacity slider or
+    switching a layer on or off costs no rerun and sends nothing.
+
+    ``heat``: a [0, 1] map (any size; resized to the scan) drawn in jet colours over the scan
+    at ``opacity``, with a slider (steps of :data:`OPACITY_STEP`) under the picture.
+    ``boxes``: ``{"name", "box": (x0, y0, x1, y1) half-open in scan pixels or None, "colour",
+    "group"}``; ``outlines``: ``{"name", "mask": H×W bool, "colour", "group"}``.
+    ``toggles``: ``{"group", "label", "on"}``: one button per group above the picture, each
+    click switching its boxes and outlines on or off together; ``on`` is the starting state.
+    Everything is placed in the scan's pixel coordinates (the scan is sent at display
+    resolution, :func:`display_image`), so the overlays stay on their pixels when zoomed.
+    ``height``: of the picture's area in CSS px (the controls come on top of it)."""
+    shown, step = display_image(base, max_px)
+    fig = go.Figure(_image_trace(shown, step=step, name="scan"))
+    if heat is not None:
+        colours = jet_colours(heat, shown.shape[:2])
+        fig.add_trace(_image_trace(colours, step=step, name=heat_name, opacity=float(opacity)))
+    state = {t["group"]: bool(t.get("on", False)) for t in toggles}
+    traces: dict[str, list[int]] = {g: [] for g in state}
+    shapes: dict[str, list[int]] = {g: [] for g in state}
+    for o in outlines:
+        xs, ys = outline_xy(o["mask"])
+        if not xs:
+            continue
+        g = o.get("group")
+        traces.setdefault(g, []).append(len(fig.data))
+        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name=o["name"], hoverinfo="skip",
+                                 line=dict(color=_css(o["colour"]), width=2),
+                                 visible=state.get(g, True), showlegend=False))
+    layout_shapes = []
+    for b in boxes:
+        if b.get("box") is None:
+            continue
+        x0, y0, x1, y1 = (float(v) for v in b["box"])
+        g = b.get("group")
+        shapes.setdefault(g, []).append(len(layout_shapes))
+        layout_shapes.append(dict(type="rect", x0=x0 - 0.5, y0=y0 - 0.5, x1=x1 - 0.5,
+                                  y1=y1 - 0.5, line=dict(color=_css(b["colour"]), width=2),
+                                  name=b["name"], visible=state.get(g, True)))
+    buttons = []
+    for t in toggles:
+        g = t["group"]
+
+        def turn(on: bool, g=g) -> tuple[str, list]:
+            relayout = {f"shapes[{k}].visible": on for k in shapes[g]}
+            if traces[g] and relayout:
+                return "update", [{"visible": on}, relayout, traces[g]]
+            if traces[g]:
+                return "restyle", [{"visible": on}, traces[g]]
+            return "relayout", [relayout]
+
+        if not traces[g] and not shapes[g]:
+            continue                     # nothing to switch (e.g. an empty mask)
+        method, flip = turn(not state[g])
+        _, back = turn(state[g])
+        # one button per group; each click flips it (plotly's args / args2)
+        buttons.append(dict(label=f"{t['label']} on/off", method=method, args=flip,
+                            args2=back))
+    if len(buttons) > 2:
+        raise ValueError("overlay_picture has room for two switches (left and right)")
+    # Controls above the picture (the picture keeps to the top of its area, so a narrow
+    # column leaves room below it, not between the picture and its controls): the opacity
+    # slider right above it, the switches above that.
+    slider_px = 58 if heat is not None else 0
+    top = 8 + slider_px + (36 if buttons else 0)
+    # One menu per switch: plotly keeps one "active" button per menu and runs args2 when the
+    # active one is clicked, so each switch needs its own menu starting inactive (-1). The
+    # first sits at the left edge, the second at the right.
+    menus = [dict(type="buttons", direction="right", showactive=False, active=-1,
+                  x=float(i), xanchor=("left", "right")[i], y=1.0 + (slider_px + 2) / height,
+                  yanchor="bottom", pad=dict(t=0, b=0, l=0, r=0), font=dict(size=12),
+                  buttons=[b])
+             for i, b in enumerate(buttons)]
+    sliders = []
+    if heat is not None:
+        n = round(1 / OPACITY_STEP)
+        values = [round(k * OPACITY_STEP, 2) for k in range(n + 1)]
+        sliders.append(dict(
+            active=int(np.argmin([abs(v - opacity) for v in values])), len=1.0, x=0,
+            y=1.0, yanchor="bottom", pad=dict(t=0, b=6, l=4, r=4), ticklen=0, minorticklen=0,
+            font=dict(size=1, color="rgba(0,0,0,0)"),
+            currentvalue=dict(prefix=f"{heat_name} opacity: ", offset=4,
+                              font=dict(size=13, color="#31333f")),
+            steps=[dict(method="restyle", label=f"{v:.2f}", args=[{"opacity": v}, [1]])
+                   for v in values]))
+    fig.update_layout(
+        shapes=layout_shapes, updatemenus=menus, sliders=sliders, showlegend=False,
+        height=height + top, margin=dict(l=0, r=2, t=top, b=0), dragmode="zoom",
+        yaxis=dict(scaleanchor="x", autorange="reversed", constrain="domain",
+                   constraintoward="top", **_BARE_AXIS),
+        xaxis=dict(constrain="domain", **_BARE_AXIS))
     return fig
 
 

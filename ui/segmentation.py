@@ -10,7 +10,7 @@ from core import config, registry
 from core.segmentation import TASK
 
 __all__ = ["HIGH_CONFIDENCE", "CONFIDENT_MASK", "NO_TUMOUR", "agreement", "size_text",
-           "segmenter", "about_ui", "segmentation_ui"]
+           "segmenter", "about_ui", "outline_figure", "segmentation_ui"]
 
 #: A "notumor" prediction at least this probable counts as a confident "no tumour".
 HIGH_CONFIDENCE = 0.80
@@ -136,13 +136,37 @@ def about_ui(model) -> None:
             st.markdown("**Credits**\n" + "\n".join(f"- {c}" for c in credits))
 
 
+def outline_figure(display: np.ndarray, seg, cam_bbox):
+    """The scan with the tumour outline and its detection box (switch "Outline", on) and the
+    Grad-CAM box (switch "Grad-CAM box", off): a plotly picture whose switches run in the
+    browser. Cached by what it shows."""
+    import hashlib
+
+    from ui.figure_cache import cached_view
+    from ui.plots import overlay_picture
+
+    digest = hashlib.sha256(np.ascontiguousarray(display).tobytes()
+                            + np.ascontiguousarray(seg.mask, np.uint8).tobytes()).hexdigest()
+    return cached_view("seg_picture", digest, display.shape, seg.bbox, cam_bbox,
+                       build=lambda: overlay_picture(
+                           display,
+                           outlines=[dict(name="tumour outline", mask=seg.mask,
+                                          colour=_OUTLINE, group="outline")],
+                           boxes=[dict(name="detection box (mask)", box=seg.bbox,
+                                       colour=_DETECTION, group="outline"),
+                                  dict(name="Grad-CAM box", box=cam_bbox, colour=_CAM_BOX,
+                                       group="cam")],
+                           toggles=[dict(group="outline", label="Outline", on=True),
+                                    dict(group="cam", label="Grad-CAM box", on=False)]))
+
+
 def segmentation_ui(picked, shown, pred, heatmap) -> None:
     """The "Tumour segmentation" section under the Analyze columns (nothing without a model)."""
     from core.errors import MedScanError
     from core.classifier.gradcam import hot_region_bbox, overlay_heatmap
     from core.segmentation.inference import contour_overlay, mask_png
     from core.segmentation.localization import TOLERANCE_PX, localization_scores
-    from ui.images import draw_box, png_bytes, to_rgb
+    from ui.images import png_bytes, to_rgb
 
     try:
         model = segmenter()
@@ -163,12 +187,6 @@ def segmentation_ui(picked, shown, pred, heatmap) -> None:
         st.caption(sentence)
     c1, c2, c3 = st.columns([1, 1, 1], gap="medium")
     with c3:
-        outline = st.toggle("Tumour outline", value=True, key="seg_outline",
-                            help="Draw the predicted mask's contour and its bounding box "
-                                 "(the detection box) over the scan.")
-        cam_box = st.toggle("Grad-CAM box (where the classifier looked)", key="seg_cam_box",
-                            help="The box around the hottest Grad-CAM region: a guess about "
-                                 "where the classifier looked, not a detection.")
         st.metric("Outlined tumour", size_text(seg).split(" (")[0],
                   help="Counted at the scan's own size; mm² from the DICOM pixel spacing.")
         st.caption(f"Size: {size_text(seg)}. Detection box (mask): "
@@ -182,21 +200,20 @@ def segmentation_ui(picked, shown, pred, heatmap) -> None:
                         f"outlined tumour (±{TOLERANCE_PX} px at 256²); "
                         f"{score['energy_in_box']:.0%} of the map's mass is inside its box.")
     base = to_rgb(shown.to_uint8())
-    mask = seg.mask if outline else np.zeros_like(seg.mask)
-    view = contour_overlay(base, mask, color=_OUTLINE,
-                           box=seg.bbox if outline else None, box_color=_DETECTION)
     cam_bbox = hot_region_bbox(heatmap, threshold=0.5)
-    if cam_box:
-        view = draw_box(view, cam_bbox, colour=_CAM_BOX)
-    legend = ("gold: tumour outline, green: detection box (mask)" if outline else "")
-    legend += ("; " if legend and cam_box else "") + ("magenta: Grad-CAM box" if cam_box else "")
-    with c1:
-        st.image(view, width="stretch", caption="Scan with tumour outline"
-                 + (f" ({legend})" if legend else ""))
+    with c1:     # outline and Grad-CAM box switch in the browser (no rerun)
+        from ui.plots import PICTURE_CONFIG
+
+        st.plotly_chart(outline_figure(shown.to_uint8(), seg, cam_bbox), width="stretch",
+                        key="seg_picture", config=PICTURE_CONFIG)
+        st.caption("Scan with tumour outline · gold: outline, green: detection box (mask), "
+                   "magenta: Grad-CAM box (where the classifier looked, not a detection)")
     with c2:
         cam = overlay_heatmap(base, heatmap, 0.4)
-        cam = contour_overlay(cam, mask, color=_OUTLINE)
+        cam = contour_overlay(cam, seg.mask, color=_OUTLINE)
         st.image(cam, width="stretch", caption="Grad-CAM with the tumour outline")
+    view = contour_overlay(base, seg.mask, color=_OUTLINE, box=seg.bbox,
+                           box_color=_DETECTION)
     stem = picked.name.rsplit(".", 1)[0]
     d1, d2, d3 = st.columns(3)
     d1.download_button("Download mask (PNG)", png_bytes(mask_png(seg.mask)),

@@ -174,3 +174,50 @@ def measure(page, traffic: Traffic, action: Callable[[], None], *, quiet: float,
     in_page = None if index is None else traffic.browser_run_time(b0, index)
     return Sample(in_page if in_page is not None else finished - t0, ws, http,
                   traffic.breakdown(t0, end), clicked_s=finished - t0)
+
+
+class RerunSent(AssertionError):
+    """An action that should run in the browser made the app run its script."""
+
+
+def measure_client(page, traffic: Traffic, action: Callable[[], None], *, quiet: float,
+                   changed: Callable[[], bool]) -> Sample:
+    """An action handled in the browser (a plotly figure's own slider or button): waits
+    ``quiet`` seconds, then checks that the page changed (``changed()``) and that no script run
+    happened (no received message other than :data:`IDLE_MESSAGES`). The sample's time is 0
+    (nothing to wait for on the server); its bytes are what arrived meanwhile."""
+    start = len(traffic.frames)
+    t0 = time.perf_counter()
+    action()
+    page.wait_for_timeout(quiet * 1000)
+    end = time.perf_counter()
+    kinds = {kind for _, _, kind in traffic.frames[start:]} - IDLE_MESSAGES
+    if kinds:
+        raise RerunSent(f"the app ran its script: received {sorted(kinds)}")
+    if not changed():
+        raise AssertionError("the page did not change")
+    ws, http = traffic.received(t0, end)
+    return Sample(0.0, ws, http, traffic.breakdown(t0, end), clicked_s=0.0)
+
+
+#: A plotly chart's graph div inside the element with Streamlit key ``key``.
+def plotly_graph(page, key: str):
+    return page.locator(f".st-key-{key} .js-plotly-plot").first
+
+
+def plotly_value(graph, expression: str):
+    """``expression`` evaluated with ``g`` the graph div (its ``data`` / ``layout``)."""
+    return graph.evaluate(f"g => {expression}")
+
+
+def click_plotly_slider(graph, fraction: float) -> None:
+    """Click a plotly figure's (first) slider rail at ``fraction`` of its length."""
+    rail = graph.locator(".slider-rail-touch-rect").first
+    box = rail.bounding_box()
+    rail.click(position={"x": max(1.0, min(box["width"] - 1.0, fraction * box["width"])),
+                         "y": box["height"] / 2})
+
+
+def click_plotly_button(graph, label: str) -> None:
+    """Click a plotly figure's updatemenu button by its label."""
+    graph.locator(".updatemenu-button").filter(has_text=label).first.click()
