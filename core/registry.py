@@ -14,6 +14,15 @@ recommended: ``calibration`` ({"temperature": T}), ``pretrained`` (bool / descri
 ``data`` (path, fingerprint, counts), ``training`` (config and command), ``metrics``,
 ``caveats`` (list of str), ``credits``.
 
+**Ensembles** (classifier only): a version whose card has ``"architecture": "ensemble"`` holds
+no weights file; its ``members`` (1 to :data:`MAX_ENSEMBLE_MEMBERS` entries ``{"version",
+"weights_sha256"}``) name other versions of the same registry (any root: an ensemble in the
+writable registry may use shipped members) and the SHA-256 of their weights file when the
+ensemble was made; it needs no ``network``. :func:`ensemble_member_cards` checks that every
+member is there, unchanged and consistent with the ensemble (classes, input size,
+preprocessing apart from ``tta``); :func:`load_model` rebuilds the members
+(:mod:`core.classifier.ensemble`); :func:`delete_version` refuses to delete a member.
+
 **Shipped and trained versions.** A weights root holding a ``READ_ONLY`` marker file (the
 repository's ``weights/``) is *shipped*: nothing is ever written there by default. The registry
 then reads two roots, the writable one first: ``config.registry_dir()``
@@ -56,7 +65,8 @@ __all__ = [
     "delete_version", "READ_ONLY_MARKER", "is_read_only", "roots", "location", "version_status",
     "version_rows", "history", "previous_version", "activate_audited", "rollback",
     "record_evaluation", "evaluations", "compare_on_eval_set", "MIN_EVAL_IMAGES", "METRIC_LABELS",
-    "set_shared_pointers", "shared_state",
+    "set_shared_pointers", "shared_state", "ENSEMBLE", "MAX_ENSEMBLE_MEMBERS", "is_ensemble",
+    "ensemble_member_cards", "ensembles_using", "weights_sha256",
 ]
 
 TASKS = ("classifier", "sr", "segmentation")
@@ -65,6 +75,8 @@ WEIGHTS_FILE = "model.weights.h5"
 _REQUIRED = ("task", "version", "architecture", "network", "created_at")
 _REQUIRED_BY_TASK = {"classifier": ("classes", "input_size", "preprocessing"), "sr": ("scale",),
                      "segmentation": ("input_size", "preprocessing")}
+ENSEMBLE = "ensemble"            # card["architecture"] of an ensemble version (no weights file)
+MAX_ENSEMBLE_MEMBERS = 3
 _VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 READ_ONLY_MARKER = "READ_ONLY"   # in a weights root: shipped versions, never written by default
 HISTORY_FILE = "HISTORY.jsonl"
@@ -136,7 +148,8 @@ def validate_card(card: Any, *, task: str | None = None, where: str = "model car
     """Check a card's shape; raise ModelCardError naming the first problem. Returns the card."""
     if not isinstance(card, dict):
         raise ModelCardError(f"{where}: expected a JSON object, got {type(card).__name__}.")
-    missing = [k for k in _REQUIRED if k not in card]
+    ensemble = is_ensemble(card)
+    missing = [k for k in _REQUIRED if k not in card and not (ensemble and k == "network")]
     if missing:
         raise ModelCardError(f"{where}: missing key(s) {', '.join(missing)}.")
     _check_task(card["task"])
@@ -145,14 +158,40 @@ def validate_card(card: Any, *, task: str | None = None, where: str = "model car
     missing = [k for k in _REQUIRED_BY_TASK[card["task"]] if k not in card]
     if missing:
         raise ModelCardError(f"{where}: missing {card['task']} key(s) {', '.join(missing)}.")
-    if not isinstance(card["network"], dict):
+    if not isinstance(card.get("network", {}), dict):
         raise ModelCardError(f"{where}: 'network' must be an object of builder arguments.")
     if card["task"] == "classifier":
         classes = card["classes"]
         if not (isinstance(classes, list) and len(classes) >= 2
                 and all(isinstance(c, str) for c in classes)):
             raise ModelCardError(f"{where}: 'classes' must be a list of at least two names.")
+    if ensemble:
+        _validate_members(card, where)
     return card
+
+
+def is_ensemble(card: Any) -> bool:
+    """Whether ``card`` describes an ensemble version (members, no weights file)."""
+    return isinstance(card, dict) and card.get("architecture") == ENSEMBLE
+
+
+def _validate_members(card: dict, where: str) -> None:
+    if card["task"] != "classifier":
+        raise ModelCardError(f"{where}: only classifier versions can be ensembles.")
+    members = card.get("members")
+    if not (isinstance(members, list) and 1 <= len(members) <= MAX_ENSEMBLE_MEMBERS
+            and all(isinstance(m, dict) and isinstance(m.get("version"), str)
+                    and isinstance(m.get("weights_sha256"), str) for m in members)):
+        raise ModelCardError(
+            f"{where}: an ensemble's 'members' must be a list of 1 to {MAX_ENSEMBLE_MEMBERS} "
+            "entries, each with 'version' and 'weights_sha256'.")
+    names = [m["version"] for m in members]
+    for name in names:
+        _check_version(name)
+    if len(set(names)) != len(names):
+        raise ModelCardError(f"{where}: an ensemble lists the same member twice.")
+    if card.get("version") in names:
+        raise ModelCardError(f"{where}: an ensemble cannot be its own member.")
 
 
 def new_version_name(prefix: str = "v") -> str:
@@ -170,18 +209,25 @@ def save_version(task: str, model, card: dict, *, version: str | None = None,
                  extra_files: dict[str, Path] | None = None) -> Path:
     """Write weights + card into a new version folder (atomically: temp dir, then rename), in
     the writable registry (never a read-only shipped root). Not activated unless asked: a
-    new version is a candidate."""
+    new version is a candidate. An ensemble card is written alone (``model`` is not saved:
+    its members hold the weights; they must be in this registry, unchanged)."""
     version = version or card.get("version") or new_version_name()
     card = dict(card, task=task, version=version)
     card.setdefault("created_at", _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
     validate_card(card, task=task)
     if location(task, version, weights_dir=weights_dir) is not None:
         raise ModelCardError(f"Version {task}/{version} already exists.")
+    if is_ensemble(card):
+        ensemble_member_cards(task, card, weights_dir=weights_dir)
+    elif model is None:
+        raise ModelCardError(f"Version {task}/{version}: no model to save (only an ensemble "
+                             "card has no weights).")
     final = _write_root(weights_dir) / task / version
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{version}-", dir=final.parent))
     try:
-        model.save_weights(tmp / WEIGHTS_FILE)
+        if not is_ensemble(card):
+            model.save_weights(tmp / WEIGHTS_FILE)
         (tmp / CARD_FILE).write_text(_card_text(card))
         for name, src in (extra_files or {}).items():
             shutil.copy2(src, tmp / name)
@@ -348,7 +394,9 @@ def activate(task: str, version: str, *, slot: str | None = None,
     so readers never see a half-written pointer) and append it to the task's history; with a
     database ``session``, also its ``registry_state`` row (every app server follows it).
     Returns the previously active version. See :func:`activate_audited` for the app's path."""
-    load_card(task, version, weights_dir=weights_dir)  # validates that it exists and is sound
+    card = load_card(task, version, weights_dir=weights_dir)  # it exists and is sound
+    if is_ensemble(card):
+        ensemble_member_cards(task, card, weights_dir=weights_dir)
     previous = active_version(task, slot=slot, weights_dir=weights_dir)
     folder = _write_root(weights_dir) / task
     folder.mkdir(parents=True, exist_ok=True)
@@ -490,7 +538,83 @@ def delete_version(task: str, version: str, *, weights_dir: Path | str | None = 
         raise ModelNotFoundError(f"No version {task}/{version}.")
     if not found[1]:
         raise ModelCardError(f"{task}/{version} is a shipped version (read-only).")
+    users = ensembles_using(task, version, weights_dir=weights_dir)
+    if users:
+        raise ModelCardError(
+            f"{task}/{version} is a member of the ensemble{'s' if len(users) > 1 else ''} "
+            f"{', '.join(users)}: delete {'them' if len(users) > 1 else 'it'} first.")
     shutil.rmtree(found[0])
+
+
+def ensembles_using(task: str, version: str, *, weights_dir: Path | str | None = None
+                    ) -> list[str]:
+    """The ensemble versions of ``task`` (any root) that list ``version`` as a member."""
+    return sorted(c["version"] for c in list_versions(task, weights_dir=weights_dir)
+                  if is_ensemble(c) and version in [m["version"] for m in c["members"]])
+
+
+def weights_sha256(task: str, version: str, *, weights_dir: Path | str | None = None) -> str:
+    """``"sha256:<hex>"`` of a version's weights file (an ensemble's member entries)."""
+    import hashlib
+
+    path = version_dir(task, version, weights_dir=weights_dir) / WEIGHTS_FILE
+    if not path.is_file():
+        raise ModelCardError(f"{task}/{version} has no weights file {WEIGHTS_FILE}.")
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return "sha256:" + h.hexdigest()
+
+
+def _without_tta(preprocessing: Any, input_size: Any) -> Any:
+    if not isinstance(preprocessing, dict):
+        return preprocessing
+    out = {k: v for k, v in preprocessing.items() if k != "tta"}
+    out.setdefault("size", [input_size] * 2)
+    out["size"] = list(out["size"])
+    return out
+
+
+def ensemble_member_cards(task: str, card: dict, *, weights_dir: Path | str | None = None
+                          ) -> list[dict]:
+    """The member cards of the ensemble ``card``, in its order, after checking in words that
+    every member is in this registry, is no ensemble itself, has the weights the ensemble was
+    made with (SHA-256) and the ensemble's classes, input size and preprocessing (``tta``
+    apart: the ensemble sets it for all of its members). ``ModelCardError`` otherwise."""
+    name = card.get("version", "?")
+    out = []
+    for entry in card["members"]:
+        member = entry["version"]
+        try:
+            mcard = load_card(task, member, weights_dir=weights_dir)
+        except ModelNotFoundError:
+            raise ModelCardError(
+                f"Ensemble {name}: its member {member} is not in the registry (deleted, or in "
+                "another weights folder); recreate the ensemble from versions that exist.") from None
+        except ModelCardError as err:
+            raise ModelCardError(f"Ensemble {name}: its member {member} is unusable: {err}") from None
+        if is_ensemble(mcard):
+            raise ModelCardError(f"Ensemble {name}: its member {member} is itself an ensemble; "
+                                 "list that ensemble's members instead.")
+        if weights_sha256(task, member, weights_dir=weights_dir) != entry["weights_sha256"]:
+            raise ModelCardError(
+                f"Ensemble {name}: the weights of its member {member} have changed since the "
+                "ensemble was made (SHA-256 differs); its temperature and statistics no longer "
+                "apply: make the ensemble again.")
+        for key, label in (("classes", "classes"), ("input_size", "input size")):
+            if mcard.get(key) != card.get(key):
+                raise ModelCardError(f"Ensemble {name}: member {member} has {label} "
+                                     f"{mcard.get(key)!r}, the ensemble {card.get(key)!r}.")
+        mine = _without_tta(mcard.get("preprocessing"), mcard.get("input_size"))
+        theirs = _without_tta(card.get("preprocessing"), card.get("input_size"))
+        if mine != theirs:
+            diff = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k)) \
+                if isinstance(mine, dict) and isinstance(theirs, dict) else ["preprocessing"]
+            raise ModelCardError(f"Ensemble {name}: member {member}'s preprocessing differs from "
+                                 f"the ensemble's ({', '.join(diff)}).")
+        out.append(mcard)
+    return out
 
 
 # ------------------------------------------------------------------ evaluation-set figures
@@ -588,10 +712,24 @@ def compare_on_eval_set(task: str, candidate: str, reference: str | None, *,
 
 def load_model(task: str, version: str | None = None, *, slot: str | None = None,
                weights_dir: Path | str | None = None):
-    """Rebuild the model from its card and load its weights. Returns ``(model, card)``."""
+    """Rebuild the model from its card and load its weights. Returns ``(model, card)``. For an
+    ensemble: its members, checked (:func:`ensemble_member_cards`) and loaded, inside one Keras
+    model (:func:`core.classifier.ensemble.ensemble_model`)."""
     from core.models import build_model
 
     card = load_card(task, version, slot=slot, weights_dir=weights_dir)
+    if is_ensemble(card):
+        from core.classifier.ensemble import ensemble_model
+
+        cards = ensemble_member_cards(task, card, weights_dir=weights_dir)
+        models = []
+        for mcard in cards:
+            try:
+                models.append(load_model(task, mcard["version"], weights_dir=weights_dir)[0])
+            except ModelCardError as err:
+                raise ModelCardError(f"Ensemble {card['version']}: member "
+                                     f"{mcard['version']}: {err}") from None
+        return ensemble_model(models, cards), card
     folder = version_dir(task, card["version"], weights_dir=weights_dir)
     weights = folder / WEIGHTS_FILE
     if not weights.is_file():

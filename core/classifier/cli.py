@@ -1,4 +1,5 @@
-"""Classifier commands: ``train classifier``, ``evaluate classifier``, ``predict``, ``gradcam``.
+"""Classifier commands: ``train classifier``, ``evaluate classifier``, ``ensemble classifier``,
+``predict``, ``gradcam``.
 
 Heavy imports (TensorFlow) happen inside the handlers so that ``--help`` stays fast.
 """
@@ -106,6 +107,30 @@ def register(cmds) -> None:
                         "rewriting the model's card")
     add_progress_args(c)
     c.set_defaults(func=_calibrate)
+
+    ens = cmds.sub.add_parser("ensemble", help="publish an ensemble of model versions as one "
+                              "version").add_subparsers(dest="model_kind", metavar="MODEL",
+                                                        required=True)
+    en = ens.add_parser(
+        "classifier", help="2-3 classifier versions as one: mean logits, one temperature",
+        description="Publish a classifier version whose logits are the mean of its members' "
+                    "(registry versions with the same classes, preprocessing and validation "
+                    "split), with one temperature fitted on the members' clean validation "
+                    "images, as 'calibrate classifier' does. The version holds only its model "
+                    "card; Grad-CAM averages the members' maps. Fit its out-of-distribution "
+                    "check afterwards with 'calibrate ood --model VERSION'.")
+    en.add_argument("--members", nargs="+", required=True, metavar="VERSION",
+                    help="two or three registry versions")
+    en.add_argument("--data", required=True, help="the training folder the members were "
+                                                  "trained on (their validation split)")
+    en.add_argument("--version", required=True, help="the new version's name")
+    en.add_argument("--tta", default="none", choices=["none", "hflip"],
+                    help="test-time averaging for every member: hflip = the scan and its "
+                         "left-right mirror (default none)")
+    en.add_argument("--activate", action="store_true", help="make the new version active")
+    en.add_argument("--json", action="store_true", help="print one JSON object")
+    add_progress_args(en)
+    en.set_defaults(func=_ensemble)
 
     p = cmds.sub.add_parser("predict", help="classify scans (calibrated confidence)")
     p.add_argument("files", nargs="*", metavar="FILE")
@@ -248,6 +273,36 @@ def _calibrate(args: argparse.Namespace) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(json.dumps(entry))
+    return 0
+
+
+def _ensemble(args: argparse.Namespace) -> int:
+    from core.classifier.ensemble import create_ensemble
+    from core.progress import null_progress
+
+    try:
+        out = create_ensemble(args.members, args.data, args.version,
+                              tta=None if args.tta == "none" else args.tta,
+                              activate=args.activate, command=command_line(),
+                              progress=null_progress if args.json else progress_from_args(args))
+    except (ValueError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(out))
+        return 0
+    b, a = out["before"], out["after"]
+    print(f"ensemble {out['version']} of {', '.join(out['members'])} "
+          f"(mean logits; flip averaging {out['tta'] or 'off'}) -> {out['path']}"
+          + (" (active)" if out["activated"] else " (candidate, not active)"))
+    print(f"  temperature {out['temperature']:.4f}, fitted on {out['n_clean']} of "
+          f"{out['n_validation']} validation images (no near duplicate in training)")
+    print(f"  clean validation: accuracy {b['accuracy']:.4f}  NLL {b['nll']:.4f} (T = 1)"
+          f" -> accuracy {a['accuracy']:.4f}  NLL {a['nll']:.4f}  ECE {a['ece']:.4f}")
+    for v, m in out["members_clean"].items():
+        print(f"  member {v}: accuracy {m['accuracy']:.4f}  NLL {m['nll']:.4f} (its own "
+              f"temperature {m['temperature']:.3f}, flip averaging {m['tta'] or 'off'})")
+    print(f"  next: python -m core calibrate ood --data {args.data} --model {out['version']}")
     return 0
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-__all__ = ["METHODS", "cam_from_gradients", "place_in_scan", "overlay_heatmap",
+__all__ = ["METHODS", "cam_from_gradients", "average_maps", "place_in_scan", "overlay_heatmap",
            "hot_region_bbox", "mass_outside"]
 
 METHODS = ("gradcam", "gradcam++")
@@ -44,6 +44,21 @@ def cam_from_gradients(activations: np.ndarray, grads: np.ndarray, method: str =
     cam = np.maximum((a * weights).sum(axis=-1), 0)
     peak = cam.max()
     return (cam / peak if peak > _EPS else np.zeros_like(cam)).astype(np.float32)
+
+
+def average_maps(cams) -> np.ndarray:
+    """The mean of model-space maps (an ensemble's members'), each as
+    :func:`cam_from_gradients` normalised it; maps of another size are first resized
+    (bilinear) to the largest. One map is returned as it is."""
+    cams = [np.asarray(c, np.float32) for c in cams]
+    if not cams:
+        raise ValueError("average_maps needs at least one map.")
+    if len(cams) == 1:
+        return cams[0]
+    h, w = max(c.shape for c in cams)
+    same = [c if c.shape == (h, w) else
+            cv2.resize(c, (w, h), interpolation=cv2.INTER_LINEAR) for c in cams]
+    return np.clip(np.mean(same, axis=0), 0.0, 1.0).astype(np.float32)
 
 
 def place_in_scan(cam: np.ndarray, box, scan_shape: tuple[int, int]) -> np.ndarray:

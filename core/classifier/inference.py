@@ -17,6 +17,14 @@ penultimate features); when the card has an ``ood`` section, their Mahalanobis s
 the training classes is compared with the card's threshold and the
 :class:`Prediction` says ``out_of_distribution`` True / False with the reason. A version without
 usable statistics says "not checked" (``out_of_distribution is None``), never "in distribution".
+
+Ensembles (:mod:`core.classifier.ensemble`): an ensemble version loads as the same class. Its
+graph runs every member on the shared input; the logits are the mean of the members' logits,
+each pooled feature layer is the members' vectors concatenated (same layer names), and the
+Grad-CAM map is the mean of the members' maps, each from the gradient of the ensemble's class
+score with respect to that member's activations. A single model takes the same code path with
+one source (its own tensors, no sub-model), so a one-member ensemble gives its member's logits
+and map.
 """
 from __future__ import annotations
 
@@ -26,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from core.classifier.calibration import softmax
-from core.classifier.gradcam import METHODS, cam_from_gradients, place_in_scan
+from core.classifier.gradcam import METHODS, average_maps, cam_from_gradients, place_in_scan
 from core.classifier.ood import FEATURE_LAYERS, OODStats, verdict
 from core.classifier.preprocess import HeadBox, preprocess
 from core.errors import ModelCardError
@@ -82,12 +90,22 @@ def gradcam_layer_for(card: dict) -> str:
     return arch.gradcam_layer
 
 
+def _layer_name(tensor) -> str:
+    """The name of the layer that produced a symbolic Keras tensor ("?" if unknown)."""
+    history = getattr(tensor, "_keras_history", None)
+    return str(getattr(getattr(history, "operation", None), "name", "?"))
+
+
 class Classifier:
     """A registry model plus its card; safe to share between users (never mutated).
 
     ``ood``: the fitted OOD statistics of the card's ``ood`` section (:meth:`load` reads them
     from the version folder); without them predictions say "not checked", with
-    ``ood_problem`` (e.g. a missing statistics file) as the reason when given."""
+    ``ood_problem`` (e.g. a missing statistics file) as the reason when given.
+
+    ``model``: the registry's Keras model of ``card`` (for an ensemble card, the model
+    :func:`core.classifier.ensemble.ensemble_model` built; ``members`` then names its member
+    versions, empty for a single model)."""
 
     def __init__(self, model, card: dict, *, ood: OODStats | None = None,
                  ood_problem: str | None = None) -> None:
@@ -108,20 +126,37 @@ class Classifier:
         pre = card.get("pretrained")
         self.pretrained = bool(pre) if not isinstance(pre, str) else True
         self.notice: str | None = card.get("notice") or (None if self.pretrained else SCRATCH_NOTICE)
-        self.gradcam_layer = gradcam_layer_for(card)
-        try:
-            target = model.get_layer(self.gradcam_layer).output
-            logits = model.get_layer("logits").output
-        except ValueError as err:
-            raise ModelCardError(f"Model {self.version}: {err}") from None
+        from core.registry import is_ensemble
+
+        self.members: tuple[str, ...] = ()
+        if is_ensemble(card):
+            from core.classifier.ensemble import member_models
+
+            self.members = tuple(m["version"] for m in card["members"])
+            subs = member_models(model, card)
+            # sources: (model, its Grad-CAM activations, its logits) per member
+            sources = [(sub, sub.outputs[0], sub.outputs[1]) for sub in subs]
+            self.gradcam_layer = card.get("gradcam_layer") or ", ".join(dict.fromkeys(
+                _layer_name(sub.outputs[0]) for sub in subs))
+        else:
+            self.gradcam_layer = gradcam_layer_for(card)
+            try:
+                sources = [(model, model.get_layer(self.gradcam_layer).output,
+                            model.get_layer("logits").output)]
+            except ValueError as err:
+                raise ModelCardError(f"Model {self.version}: {err}") from None
         section = card.get("ood") if isinstance(card.get("ood"), dict) else None
-        names = {layer.name for layer in model.layers}
+        names = set.intersection(*({layer.name for layer in src.layers}
+                                   for src, _, _ in sources))
         if ood is not None and not set(ood.layers) <= names:
             raise ModelCardError(f"Model {self.version}: OOD feature layers "
                                  f"{sorted(set(ood.layers) - names)} not found.")
         self.feature_layers: tuple[str, ...] = (
             ood.layers if ood else tuple(n for n in FEATURE_LAYERS if n in names))
-        features = [self._pooled(model.get_layer(n).output) for n in self.feature_layers]
+        self._feature_dims = {n: sum(int(src.get_layer(n).output.shape[-1])
+                                     for src, _, _ in sources)
+                              for n in dict.fromkeys((*self.feature_layers, *FEATURE_LAYERS))
+                              if n in names}
         if ood is not None and (section or {}).get("tta", None) != self.tta:
             ood, ood_problem = None, (
                 f"the OOD statistics were fitted with test-time averaging "
@@ -133,10 +168,35 @@ class Classifier:
                 "(no 'ood' section in its model card)")
         self.ood_problem: str | None = None if ood else ood_problem
         # One graph for logits and features, so the OOD check costs no second forward pass.
-        self._grad_model = keras.Model(model.input, [target, logits, *features])
+        # Per source: [activations, logits, *pooled features]; a single model's tensors are
+        # used as they are, an ensemble's members run as sub-models on the shared input.
+        if len(sources) == 1 and not self.members:
+            src, target, logits = sources[0]
+            outs = [[target, logits, *(self._pooled(src.get_layer(n).output)
+                                       for n in self.feature_layers)]]
+        else:
+            outs = [keras.Model(src.input, [target, logits, *(
+                self._pooled(src.get_layer(n).output) for n in self.feature_layers)],
+                name=f"head_{i}")(model.input) for i, (src, target, logits) in enumerate(sources)]
+        acts = [o[0] for o in outs]
+        logits = (outs[0][1] if len(outs) == 1
+                  else keras.ops.mean(keras.ops.stack([o[1] for o in outs]), axis=0))
+        features = [outs[0][2 + j] if len(outs) == 1 else
+                    keras.ops.concatenate([o[2 + j] for o in outs], axis=-1)
+                    for j in range(len(self.feature_layers))]
+        self._n_maps = len(acts)
+        self._grad_model = keras.Model(model.input, [*acts, logits, *features])
         self._fwd_model = keras.Model(model.input, [logits, *features])
         self._explain_fn = None
         self._forward_fn = None
+
+    def feature_dim(self, layer: str) -> int:
+        """Length of the pooled feature vector of ``layer`` (an ensemble: the members' summed)."""
+        try:
+            return self._feature_dims[layer]
+        except KeyError:
+            raise ModelCardError(f"Classifier {self.version} has no pooled feature layer "
+                                 f"{layer!r}.") from None
 
     @staticmethod
     def _pooled(tensor):
@@ -265,30 +325,37 @@ class Classifier:
         if self._explain_fn is None:
             grad_model = self._grad_model
 
+            n = self._n_maps
+
             @tf.function(reduce_retracing=True)
             def fn(x, idx):
                 # x: the image, plus its mirror when flip-averaging; the class score (and so
-                # the map) is the unflipped image's, the returned logits are the batch mean
+                # the map) is the unflipped image's, the returned logits are the batch mean.
+                # One activation tensor per member (one for a single model); the score is the
+                # (ensemble's) logit, so each member's gradient is that of the mean logit.
                 with tf.GradientTape() as tape:
-                    acts, logits, *feats = grad_model(x, training=False)
-                    acts = tf.cast(acts, tf.float32)
-                    logits = tf.cast(logits, tf.float32)
+                    out = grad_model(x, training=False)
+                    acts = [tf.cast(a, tf.float32) for a in out[:n]]
+                    logits = tf.cast(out[n], tf.float32)
+                    feats = out[n + 1:]
                     mean = tf.reduce_mean(logits, axis=0)
                     target = tf.where(idx < 0, tf.argmax(mean, output_type=tf.int32), idx)
                     score = tf.gather(logits[0], target)
                 grads = tape.gradient(score, acts)
-                return acts[0], grads[0], mean, [tf.reduce_mean(f, axis=0) for f in feats]
+                return ([a[0] for a in acts], [g[0] for g in grads], mean,
+                        [tf.reduce_mean(f, axis=0) for f in feats])
 
             self._explain_fn = fn
         batch = x[None] if self.tta != "hflip" else np.stack([x, x[:, ::-1]])
         acts, grads, logits, feat = self._explain_fn(tf.convert_to_tensor(batch, tf.float32),
                                                      tf.constant(class_index, tf.int32))
-        return (acts.numpy(), grads.numpy(), logits.numpy().astype(np.float64),
-                [f.numpy().astype(np.float64) for f in feat])
+        return ([a.numpy() for a in acts], [g.numpy() for g in grads],
+                logits.numpy().astype(np.float64), [f.numpy().astype(np.float64) for f in feat])
 
     def explain_cam(self, image: np.ndarray, class_name: str | None = None,
                     method: str = "gradcam") -> tuple[Prediction, np.ndarray, HeadBox]:
-        """Like :meth:`explain` but returns the model-space map (h, w) and the crop box too."""
+        """Like :meth:`explain` but returns the model-space map (h, w) and the crop box too.
+        An ensemble's map is the mean of its members' normalised maps."""
         import keras
 
         if method not in METHODS:
@@ -298,7 +365,8 @@ class Classifier:
             raise NotImplementedError("Grad-CAM needs the TensorFlow back end (the app's).")
         x, box = self.prepare(image)
         acts, grads, logits, feat = self._explain_tf(x, idx)
-        return self._prediction(logits, feat), cam_from_gradients(acts, grads, method), box
+        cam = average_maps([cam_from_gradients(a, g, method) for a, g in zip(acts, grads)])
+        return self._prediction(logits, feat), cam, box
 
     def explain(self, image: np.ndarray, class_name: str | None = None, method: str = "gradcam"
                 ) -> tuple[Prediction, np.ndarray]:

@@ -521,12 +521,27 @@ def _fit_ood_or_warn(cfg: TrainConfig, version: str, progress: ProgressCallback)
                                   f"the version says 'not checked'"))
 
 
+def _trained_card(card: dict | None) -> dict | None:
+    """``card``, or for an ensemble (no training of its own) its first member's card, as the
+    default registry has it (None when that member cannot be read)."""
+    from core import registry
+    from core.errors import MedScanError
+
+    if not registry.is_ensemble(card):
+        return card
+    try:
+        return registry.load_card(TASK, card["members"][0]["version"])
+    except MedScanError:
+        return None
+
+
 def recipe_from_card(card: dict | None) -> dict:
     """The training settings (:data:`RECIPE_FIELDS`) of a version's card: its recorded training
     config, with architecture, width and input size taken from the model itself; the
     :class:`TrainConfig` defaults fill what the card lacks. Not copied: data, init_from,
     run_dir, version (a run from the app starts from scratch on its own folder)."""
     recipe = {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.name in RECIPE_FIELDS}
+    card = _trained_card(card)
     if not card:
         return recipe
     recorded = ((card.get("training") or {}).get("config") or {})
@@ -546,7 +561,9 @@ def expected_minutes(card: dict | None, *, input_size: int, width: float, epochs
     """Expected wall-clock minutes of a run on this kind of machine, from the median seconds
     per epoch the card's own training recorded, scaled by pixels (input size squared), by
     width (the convolutions' cost grows with width squared) and by the number of training
-    images (``n_images``; the card's own count when None). None when the card has no timing."""
+    images (``n_images``; the card's own count when None). None when the card has no timing.
+    An ensemble's figures are its first member's (a run trains one model)."""
+    card = _trained_card(card)
     if not card:
         return None
     training = card.get("training") or {}
@@ -568,7 +585,7 @@ def default_extra_data(card: dict | None) -> list[str]:
     """The active version's train-only extra folders that exist on this machine."""
     from core.config import recorded_path
 
-    entries = ((card or {}).get("data") or {}).get("extra_training_data") or []
+    entries = ((_trained_card(card) or {}).get("data") or {}).get("extra_training_data") or []
     out = []
     for e in entries:
         p = recorded_path(str(e.get("path", "")))
@@ -692,6 +709,8 @@ def recalibrate(data: str, version: str | None = None, *, weights_dir: str | Non
     weights, ``preprocessing.tta`` set to ``tta`` (``"hflip"``: flip-averaged logits, None: off,
     ``"same"``: as the source version) and the temperature fitted for it; its card records where
     it came from. Returns the new ``calibration`` entry (with ``version``: the version written).
+    An ensemble (:mod:`core.classifier.ensemble`) is recalibrated the same way; its new version
+    is a new ensemble card over the same members (no weights are written).
     """
     from core import registry
     from core.classifier.calibration import fit_temperature, softmax

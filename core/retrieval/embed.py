@@ -35,7 +35,8 @@ def _layer_index(clf) -> int:
 
 
 def embedding_dim(clf) -> int:
-    return int(clf.model.get_layer(EMBED_LAYER).output.shape[-1])
+    """Length of the classifier's embeddings (an ensemble's: its members' summed)."""
+    return clf.feature_dim(EMBED_LAYER)
 
 
 def embed_prepared(clf, x: np.ndarray, batch_size: int = 32) -> np.ndarray:
