@@ -265,7 +265,6 @@ ANALYZE_INTERACTIONS = [
     plotly_switch("seg_picture", "Grad-CAM box",
                   "g.layout.shapes.find(s => s.name === 'Grad-CAM box').visible"),
     toggle("Interactive viewer"),
-    selectbox("Window"),
     selectbox("Explain class", warm_up=True),
 ]
 
