@@ -101,9 +101,16 @@ with st.expander("Start a training run", expanded=True, icon=":material/play_arr
                 help="After training, the new version and the active one are both evaluated on "
                      "these same images, so Model versions can compare them (default "
                      "MEDSCAN_EVAL_DIR, else the active version's recorded test folder).")
+            # An active ensemble has no weights file of its own: fine-tune its first member.
+            init_version = (None if active_card is None
+                            else active_card["members"][0]["version"]
+                            if registry.is_ensemble(active_card) else active_card["version"])
             from_active = st.checkbox(
                 "Start from the active version's weights (fine-tune; same architecture and "
-                "width only)", key="train_from_active", disabled=active_card is None)
+                "width only)" if init_version == (active_card or {}).get("version") else
+                f"Start from the weights of {init_version}, the active ensemble's first member "
+                "(fine-tune; same architecture and width only)",
+                key="train_from_active", disabled=active_card is None)
             pretrained = st.text_input("Pretrained VGG16 weights (optional: 'imagenet' or a "
                                        "file path; vgg16 only)", key="train_pretrained")
             args = ["--data", data, "--arch", arch, "--input-size", str(size),
@@ -126,9 +133,9 @@ with st.expander("Start a training run", expanded=True, icon=":material/play_arr
                            f"The time limit stops the run after the epoch that passes it.")
             if eval_data.strip():
                 args += ["--eval-data", str(Path(eval_data.strip()).expanduser())]
-            if from_active and active_card is not None:
+            if from_active and init_version is not None:
                 args += ["--init-from", str(registry.version_dir(
-                    "classifier", active_card["version"]) / registry.WEIGHTS_FILE)]
+                    "classifier", init_version) / registry.WEIGHTS_FILE)]
             if pretrained.strip():
                 args += ["--pretrained", pretrained.strip()]
         elif kind == "segmentation":

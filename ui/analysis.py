@@ -210,6 +210,10 @@ def model_card_ui(clf) -> None:
     card = clf.card
     with st.popover("About this model", icon=":material/info:"):
         st.markdown(f"**Version** {clf.version} · classes: {', '.join(clf.classes)}")
+        if getattr(clf, "members", ()):
+            st.markdown(f"**Ensemble** of {len(clf.members)} models "
+                        f"({', '.join(clf.members)}): the mean of their logits, one "
+                        "temperature; the Grad-CAM map is the mean of their maps.")
         caveats = card.get("caveats") or []
         if getattr(clf, "notice", None) and clf.notice not in caveats:
             st.info(clf.notice)

@@ -63,8 +63,10 @@ def classifier_rows(cards: list[dict], status: Mapping[str, Mapping] | None = No
         row = {"version": c["version"], "status": info.get("status") or NO_VALUE,
                "stored": info.get("where") or NO_VALUE,
                "created": str(c.get("created_at") or NO_VALUE)[:10],
-               "model": " · ".join(str(x) for x in (c.get("architecture"),
-                                                     f"{size} px" if size else None) if x)
+               "model": " · ".join(str(x) for x in (
+                   c.get("architecture") if c.get("architecture") != "ensemble" else
+                   f"ensemble of {len(c.get('members') or [])}",
+                   f"{size} px" if size else None) if x)
                or NO_VALUE}
         for split, label in (("test", "test"), ("validation", "val")):
             m = metrics.get(split) if isinstance(metrics.get(split), Mapping) else {}
@@ -74,9 +76,12 @@ def classifier_rows(cards: list[dict], status: Mapping[str, Mapping] | None = No
 
 
 def recipe_line(card: Mapping) -> str:
-    """Pretraining, flip averaging and calibration of one version, in words."""
+    """Pretraining, flip averaging and calibration of one version, in words (an ensemble's
+    members first)."""
     t = (card.get("calibration") or {}).get("temperature")
+    members = [m.get("version") for m in card.get("members") or [] if isinstance(m, Mapping)]
     return " · ".join((
+        *([f"ensemble: mean of the logits of {', '.join(map(str, members))}"] if members else []),
         "pretrained (ImageNet)" if card.get("pretrained") else "trained from scratch",
         "flip-averaged" if (card.get("preprocessing") or {}).get("tta") else "no flip averaging",
         f"temperature {t:.2f}" if isinstance(t, (int, float)) else "not calibrated"))
