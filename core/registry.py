@@ -712,24 +712,16 @@ def compare_on_eval_set(task: str, candidate: str, reference: str | None, *,
 
 def load_model(task: str, version: str | None = None, *, slot: str | None = None,
                weights_dir: Path | str | None = None):
-    """Rebuild the model from its card and load its weights. Returns ``(model, card)``. For an
-    ensemble: its members, checked (:func:`ensemble_member_cards`) and loaded, inside one Keras
-    model (:func:`core.classifier.ensemble.ensemble_model`)."""
+    """Rebuild the model from its card and load its weights. Returns ``(model, card)``. An
+    ensemble card has no model of its own: ``ModelCardError`` (load it with
+    ``core.classifier.inference.Classifier.load``, which joins its members)."""
     from core.models import build_model
 
     card = load_card(task, version, slot=slot, weights_dir=weights_dir)
     if is_ensemble(card):
-        from core.classifier.ensemble import ensemble_model
-
-        cards = ensemble_member_cards(task, card, weights_dir=weights_dir)
-        models = []
-        for mcard in cards:
-            try:
-                models.append(load_model(task, mcard["version"], weights_dir=weights_dir)[0])
-            except ModelCardError as err:
-                raise ModelCardError(f"Ensemble {card['version']}: member "
-                                     f"{mcard['version']}: {err}") from None
-        return ensemble_model(models, cards), card
+        raise ModelCardError(f"{task}/{card['version']} is an ensemble of "
+                             f"{', '.join(m['version'] for m in card['members'])}: it has no "
+                             "single model (Classifier.load joins its members).")
     folder = version_dir(task, card["version"], weights_dir=weights_dir)
     weights = folder / WEIGHTS_FILE
     if not weights.is_file():

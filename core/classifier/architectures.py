@@ -11,7 +11,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Architecture", "CLASSIFIER_ARCHITECTURES", "architecture", "DEFAULT_ARCHITECTURE"]
+from core.errors import ModelCardError
+
+__all__ = ["Architecture", "CLASSIFIER_ARCHITECTURES", "architecture", "DEFAULT_ARCHITECTURE",
+           "gradcam_layer_for"]
 
 
 def _vgg16(**kw) -> Any:
@@ -65,3 +68,14 @@ def architecture(name: str | None) -> Architecture:
     except KeyError:
         raise ValueError(f"Unknown architecture {name!r}; expected "
                          f"{', '.join(CLASSIFIER_ARCHITECTURES)}.") from None
+
+
+def gradcam_layer_for(card: dict) -> str:
+    """The Grad-CAM target layer: the card's ``gradcam_layer``, else the architecture table's."""
+    if card.get("gradcam_layer"):
+        return card["gradcam_layer"]
+    arch = CLASSIFIER_ARCHITECTURES.get(card.get("architecture"))
+    if arch is None:
+        raise ModelCardError(f"No Grad-CAM layer known for architecture "
+                             f"{card.get('architecture')!r}.")
+    return arch.gradcam_layer

@@ -12,8 +12,8 @@ does it in one forward pass over all members). The pooled feature layers of the 
 concatenated under the single model's layer names, so out-of-distribution statistics
 (``calibrate ood``) and retrieval embeddings work on an ensemble as on one model.
 
-:func:`ensemble_model` builds the Keras model :func:`core.registry.load_model` returns for an
-ensemble; :func:`create_ensemble` is ``python -m core ensemble classifier``.
+:func:`create_ensemble` is ``python -m core ensemble classifier``; the Keras graph over the
+members is :mod:`core.classifier.ensemble_graph` (built by ``Classifier.load``).
 """
 from __future__ import annotations
 
@@ -25,57 +25,15 @@ import numpy as np
 from core.errors import ModelCardError
 from core.progress import Progress, ProgressCallback, null_progress
 
-__all__ = ["COMBINE", "GRADCAM_NOTE", "MEMBER_PREFIX", "MIN_MEMBERS", "ensemble_model",
-           "member_models", "create_ensemble"]
+__all__ = ["COMBINE", "GRADCAM_NOTE", "MIN_MEMBERS", "create_ensemble"]
 
 TASK = "classifier"
-MEMBER_PREFIX = "member_"          # the Keras sub-model of member i is named member_<i>
 MIN_MEMBERS = 2                    # what the command asks for (a card may hold one: a check)
 COMBINE = "mean of the members' logits"
 GRADCAM_NOTE = ("each member's Grad-CAM map, from the gradient of the ensemble's class score "
                 "(the mean logit) with respect to that member's Grad-CAM layer, normalised as a "
                 "single model's map is; the maps are then averaged (not renormalised: a peak "
                 "below 1 means the members disagree on where)")
-
-
-def ensemble_model(models: Sequence, cards: Sequence[dict]):
-    """One Keras model over the loaded member ``models`` (with their ``cards``): a shared input,
-    each member as a sub-model ``member_<i>`` returning [its Grad-CAM layer's activations, its
-    logits], a layer ``logits`` (their mean) and the softmax. The members' layers are shared,
-    not copied."""
-    import keras
-
-    from core.classifier.inference import gradcam_layer_for
-
-    if not models or len(models) != len(cards):
-        raise ModelCardError("An ensemble needs at least one member model.")
-    shapes = {tuple(m.input.shape[1:]) for m in models}
-    if len(shapes) != 1:
-        raise ModelCardError(f"The ensemble's members take different inputs {sorted(shapes)}.")
-    inp = keras.Input(shape=shapes.pop(), name="scan")
-    logits = []
-    for i, (model, card) in enumerate(zip(models, cards)):
-        try:
-            acts = model.get_layer(gradcam_layer_for(card)).output
-            out = model.get_layer("logits").output
-        except ValueError as err:
-            raise ModelCardError(f"Ensemble member {card.get('version')}: {err}") from None
-        sub = keras.Model(model.input, [acts, out], name=f"{MEMBER_PREFIX}{i}")
-        logits.append(sub(inp)[1])
-    mean = (keras.layers.Average(name="logits")(logits) if len(logits) > 1
-            else keras.layers.Identity(name="logits")(logits[0]))
-    probs = keras.layers.Activation("softmax", dtype="float32", name="predictions")(mean)
-    return keras.Model(inp, probs, name="ensemble")
-
-
-def member_models(model, card: dict) -> list:
-    """The member sub-models (outputs [Grad-CAM activations, logits]) of an
-    :func:`ensemble_model`, in the card's order."""
-    try:
-        return [model.get_layer(f"{MEMBER_PREFIX}{i}") for i in range(len(card["members"]))]
-    except ValueError:
-        raise ModelCardError(f"Model {card.get('version')}: not an ensemble model of "
-                             f"{len(card['members'])} members.") from None
 
 
 def _union(lists) -> list:
@@ -103,7 +61,9 @@ def create_ensemble(members: Sequence[str], data: str | Path, version: str, *,
     from core.classifier.calibration import fit_temperature, softmax
     from core.classifier.data import card_split, fingerprint, list_image_folder, load_images
     from core.classifier.dedup import calibration_subset
-    from core.classifier.inference import TTA_MODES, Classifier, gradcam_layer_for
+    from core.classifier.architectures import gradcam_layer_for
+    from core.classifier.ensemble_graph import ensemble_model
+    from core.classifier.inference import TTA_MODES, Classifier
     from core.classifier.metrics import classification_report
     from core.classifier.preprocess import normalise
     from core.classifier.train import _calibration_entry

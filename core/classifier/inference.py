@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from core.classifier.architectures import gradcam_layer_for
 from core.classifier.calibration import softmax
 from core.classifier.gradcam import METHODS, average_maps, cam_from_gradients, place_in_scan
 from core.classifier.ood import FEATURE_LAYERS, OODStats, verdict
@@ -77,19 +78,6 @@ class Prediction:
                 "ood_reason": self.ood_reason}
 
 
-def gradcam_layer_for(card: dict) -> str:
-    """The Grad-CAM target layer: the card's ``gradcam_layer``, else the architecture table's."""
-    if card.get("gradcam_layer"):
-        return card["gradcam_layer"]
-    from core.classifier.architectures import CLASSIFIER_ARCHITECTURES
-
-    arch = CLASSIFIER_ARCHITECTURES.get(card.get("architecture"))
-    if arch is None:
-        raise ModelCardError(f"No Grad-CAM layer known for architecture "
-                             f"{card.get('architecture')!r}.")
-    return arch.gradcam_layer
-
-
 def _layer_name(tensor) -> str:
     """The name of the layer that produced a symbolic Keras tensor ("?" if unknown)."""
     history = getattr(tensor, "_keras_history", None)
@@ -104,7 +92,7 @@ class Classifier:
     ``ood_problem`` (e.g. a missing statistics file) as the reason when given.
 
     ``model``: the registry's Keras model of ``card`` (for an ensemble card, the model
-    :func:`core.classifier.ensemble.ensemble_model` built; ``members`` then names its member
+    :func:`core.classifier.ensemble_graph.ensemble_model` built; ``members`` then names its member
     versions, empty for a single model)."""
 
     def __init__(self, model, card: dict, *, ood: OODStats | None = None,
@@ -130,7 +118,7 @@ class Classifier:
 
         self.members: tuple[str, ...] = ()
         if is_ensemble(card):
-            from core.classifier.ensemble import member_models
+            from core.classifier.ensemble_graph import member_models
 
             self.members = tuple(m["version"] for m in card["members"])
             subs = member_models(model, card)
@@ -213,7 +201,14 @@ class Classifier:
         """The active version (or ``version``); ``ModelNotFoundError`` if there is none."""
         from core import registry
 
-        model, card = registry.load_model("classifier", version, weights_dir=weights_dir)
+        card = registry.load_card("classifier", version, weights_dir=weights_dir)
+        if registry.is_ensemble(card):
+            from core.classifier.ensemble_graph import load_ensemble
+
+            model = load_ensemble(card, weights_dir=weights_dir)
+        else:
+            model, card = registry.load_model("classifier", card["version"],
+                                              weights_dir=weights_dir)
         ood, problem = None, None
         section = card.get("ood")
         if isinstance(section, dict):
