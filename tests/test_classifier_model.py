@@ -204,6 +204,8 @@ def test_cli_json_shapes(weights, data_dir, tmp_path, capsys):
     lo, hi = report["ece_ci95"]
     assert lo <= hi and sum(b["count"] for b in report["reliability"]) == 32
     assert report["nll"] > 0 and 0 <= report["brier"] <= 2
+    if data_dir.resolve().is_relative_to(Path(__file__).resolve().parents[1]):
+        assert report["data"] == "tests/data/brain-mri"      # no path of this machine
     assert main(["evaluate", "classifier", "--data", str(data_dir / "brain-mri"), "--json",
                  "--record", "fixtures", "--gradcam-mass"]) == 0
     recorded = registry.load_card("classifier")["metrics"]["fixtures"]

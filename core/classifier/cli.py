@@ -324,8 +324,10 @@ def _evaluate(args: argparse.Namespace) -> int:
 
         record_metrics(clf.version, args.record, report,
                        command=command_line())
-    if args.json:
-        print(json.dumps(report))
+    if args.json:          # paths as cards record them (relative to the project)
+        from core.config import portable
+
+        print(portable(json.dumps(report)))
     else:
         print(f"model {clf.version}: accuracy {report['accuracy']:.4f}  macro-F1 "
               f"{report['macro_f1']:.4f}  ECE {report['ece']:.4f} (uncalibrated "
