@@ -200,7 +200,7 @@ def test_analyze_sends_the_scan_with_its_overlays_and_the_switch_turns_it_off(ap
     assert panel["spacing"] == [0.3125, 0.3125] and panel["array"]["shape"] == [1, 64, 64]
     assert [o["label"] for o in panel["overlays"]][0].startswith("Grad-CAM (")
     assert "MR_small" not in json.dumps(args)
-    assert any(c.startswith("Grad-CAM for") for img in at.image for c in img.captions)
+    assert any(c.value.startswith("Grad-CAM for") for c in at.caption)
     at.toggle(key="analyze_viewer").set_value(False).run()
     assert not at.exception and not _viewer_args(at) and at.image
 
