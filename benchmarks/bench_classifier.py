@@ -57,12 +57,13 @@ def main(argv: list[str] | None = None) -> int:
 
         tf.config.threading.set_intra_op_parallelism_threads(args.threads)
     from core.classifier import Classifier
-    from core.classifier.data import _read_gray, list_image_folder
+    from core.classifier.data import list_image_folder
+    from core.classifier.preprocess import read_gray
 
     clf = Classifier.load(args.model)
     files = list_image_folder(args.data, clf.classes).files
     step = max(1, len(files) // args.n)
-    scans = [_read_gray(f).astype("float32") / 255 for f in files[::step][:args.n]]
+    scans = [read_gray(f).astype("float32") / 255 for f in files[::step][:args.n]]
     rss_loaded = _rss_mb()
     xs = [clf.prepare(s)[0][None] for s in scans]
     # the bare forward pass: one image, no flip averaging even when the version uses it

@@ -341,3 +341,20 @@ def test_ensemble_in_the_writable_registry_uses_shipped_members(base, tmp_path, 
     # seen without the shipped root, the members are missing: said in words
     with pytest.raises(ModelCardError, match="not in the registry"):
         Classifier.load("ens-local", weights_dir=tmp_path / "data-weights")
+
+
+def test_classifier_benchmark_runs_on_an_ensemble(base, monkeypatch, capsys):
+    """benchmarks/bench_classifier.py (its cost figures for the card) on a single model and an
+    ensemble: the JSON names the version and gives positive times."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_classifier.py"
+    spec = importlib.util.spec_from_file_location("bench_classifier", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    monkeypatch.setenv("MEDSCAN_WEIGHTS_DIR", str(base))
+    for version, tta in (("m1", None), ("e12-flip", "hflip")):
+        assert bench.main(["--model", version, "--n", "2", "--repeat", "1", "--json"]) == 0
+        out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        assert out["model"] == version and out["tta"] == tta
+        assert out["forward_ms"] > 0 and out["predict_gradcam_ms"] > 0
