@@ -32,12 +32,14 @@ def test_login_analyze_sr_rate_reload(server, tmp_path):
         metric.wait_for()
         assert metric.locator('[data-testid="stMetricValue"]').inner_text().strip() in CLASSES
         assert "calibrated probability" in metric.inner_text()
-        chart = page.locator('[data-testid="stPlotlyChart"]').first
+        chart = page.locator('[data-testid="stPlotlyChart"]').filter(
+            has_text="calibrated probability").first
         chart.wait_for()
         for name in CLASSES:                     # every class has a bar in the chart
             assert chart.locator("text", has_text=name).count() >= 1
         page.get_by_text("Grad-CAM for").first.wait_for()
-        assert page.locator('[data-testid="stImage"] img').count() >= 2  # scan + overlay
+        assert page.locator('[data-testid="stImage"] img').count() >= 1  # the scan
+        assert page.locator(".st-key-cam_picture .js-plotly-plot").count() == 1  # the overlay
 
         open_page(page, "Super-resolution")      # the upload is kept for this session
         page.get_by_role("heading", name="PSNR / SSIM").wait_for()
