@@ -102,15 +102,13 @@ with st.expander("Start a training run", expanded=True, icon=":material/play_arr
                      "these same images, so Model versions can compare them (default "
                      "MEDSCAN_EVAL_DIR, else the active version's recorded test folder).")
             # An active ensemble has no weights file of its own: fine-tune its first member.
-            init_version = (None if active_card is None
-                            else active_card["members"][0]["version"]
-                            if registry.is_ensemble(active_card) else active_card["version"])
+            init_version = registry.weights_version(active_card) if active_card else None
             from_active = st.checkbox(
-                "Start from the active version's weights (fine-tune; same architecture and "
-                "width only)" if init_version == (active_card or {}).get("version") else
                 f"Start from the weights of {init_version}, the active ensemble's first member "
-                "(fine-tune; same architecture and width only)",
-                key="train_from_active", disabled=active_card is None)
+                "(fine-tune; same architecture and width only)"
+                if registry.is_ensemble(active_card) else
+                "Start from the active version's weights (fine-tune; same architecture and "
+                "width only)", key="train_from_active", disabled=active_card is None)
             pretrained = st.text_input("Pretrained VGG16 weights (optional: 'imagenet' or a "
                                        "file path; vgg16 only)", key="train_pretrained")
             args = ["--data", data, "--arch", arch, "--input-size", str(size),

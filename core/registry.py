@@ -20,8 +20,10 @@ no weights file; its ``members`` (1 to :data:`MAX_ENSEMBLE_MEMBERS` entries ``{"
 writable registry may use shipped members) and the SHA-256 of their weights file when the
 ensemble was made; it needs no ``network``. :func:`ensemble_member_cards` checks that every
 member is there, unchanged and consistent with the ensemble (classes, input size,
-preprocessing apart from ``tta``); :func:`load_model` rebuilds the members
-(:mod:`core.classifier.ensemble`); :func:`delete_version` refuses to delete a member.
+preprocessing apart from ``tta``); ``core.classifier.inference.Classifier.load`` joins the
+members (:func:`load_model` has no single model for an ensemble);
+:func:`weights_version` names the member that stands for it where one network is needed;
+:func:`delete_version` refuses to delete a member.
 
 **Shipped and trained versions.** A weights root holding a ``READ_ONLY`` marker file (the
 repository's ``weights/``) is *shipped*: nothing is ever written there by default. The registry
@@ -66,7 +68,7 @@ __all__ = [
     "version_rows", "history", "previous_version", "activate_audited", "rollback",
     "record_evaluation", "evaluations", "compare_on_eval_set", "MIN_EVAL_IMAGES", "METRIC_LABELS",
     "set_shared_pointers", "shared_state", "ENSEMBLE", "MAX_ENSEMBLE_MEMBERS", "is_ensemble",
-    "ensemble_member_cards", "ensembles_using", "weights_sha256",
+    "ensemble_member_cards", "ensembles_using", "weights_sha256", "weights_version",
 ]
 
 TASKS = ("classifier", "sr", "segmentation")
@@ -173,6 +175,13 @@ def validate_card(card: Any, *, task: str | None = None, where: str = "model car
 def is_ensemble(card: Any) -> bool:
     """Whether ``card`` describes an ensemble version (members, no weights file)."""
     return isinstance(card, dict) and card.get("architecture") == ENSEMBLE
+
+
+def weights_version(card: dict) -> str:
+    """The version whose weights file stands for ``card`` when one network is needed (to
+    fine-tune from, to take features from, to read a training recipe from): the card's own,
+    or an ensemble's first member."""
+    return card["members"][0]["version"] if is_ensemble(card) else card["version"]
 
 
 def _validate_members(card: dict, where: str) -> None:

@@ -5,8 +5,8 @@ It is one ``st.fragment``: changing the window, the Grad-CAM method or the class
 reruns this part only (the predictions and maps are cached, see :mod:`ui.upload_results`), not
 the login check, the navigation, the scan picker, the metadata, the batch table or the rating
 form. The Grad-CAM picture's opacity / box run in the browser (no rerun); the viewer switch is
-a fragment inside it and reruns alone. Returns the windowed scan shown (None on a fragment rerun, when the page does not
-run)."""
+a fragment inside it and reruns alone. Returns the windowed scan shown (None on a fragment
+rerun, when the page does not run)."""
 from __future__ import annotations
 
 import streamlit as st
@@ -68,9 +68,8 @@ def scan_analysis_fragment(user: dict, picked, clf):
     explained = pred.label if target == "predicted class" else target
     with col_cam:       # opacity and box run in the browser (no rerun)
         gradcam_view(shown.to_uint8(), heatmap, explained=explained, method=method,
-                              out_of_distribution=bool(getattr(pred, "out_of_distribution",
-                                                               False)),
-                              file_stem=picked.name.rsplit(".", 1)[0])
+                     out_of_distribution=bool(getattr(pred, "out_of_distribution", False)),
+                     file_stem=picked.name.rsplit(".", 1)[0])
     with viewer_slot:   # its switch reruns the viewer only (a fragment)
         analyze_viewer_fragment(picked, shown, heatmap=heatmap,
                                 cam_label=f"Grad-CAM ({explained})")

@@ -16,12 +16,25 @@ from typing import Any
 
 import streamlit as st
 
-__all__ = ["cached_view", "token"]
+__all__ = ["cached_view", "token", "digest"]
 
 
 def token(*parts: Any) -> str:
     """A short digest of ``parts`` (by their ``repr``): a result's identity in figure keys."""
     return hashlib.sha256(repr(parts).encode()).hexdigest()[:20]
+
+
+def digest(*arrays) -> str:
+    """A short digest of arrays by their shape, dtype and bytes (``token`` would see only a
+    truncated ``repr``): an image's identity in figure keys."""
+    import numpy as np
+
+    h = hashlib.sha256()
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(repr((a.shape, a.dtype.str)).encode())
+        h.update(a.tobytes())
+    return h.hexdigest()[:24]
 
 
 @st.cache_resource(max_entries=64, show_spinner=False)

@@ -7,12 +7,10 @@ moving them reruns nothing and sends nothing (a Streamlit widget costs a rerun o
 another reason resends it as a reference only."""
 from __future__ import annotations
 
-import hashlib
-
 import numpy as np
 import streamlit as st
 
-from ui.figure_cache import cached_view
+from ui.figure_cache import cached_view, digest
 
 __all__ = ["gradcam_view", "gradcam_figure", "BOX_HELP", "DOWNLOAD_OPACITY"]
 
@@ -20,15 +18,6 @@ BOX_HELP = ("Outline the connected region where the map is at least 50 % of its 
 #: The opacity of the downloaded overlay (the picture's starting opacity).
 DOWNLOAD_OPACITY = 0.4
 _CAM_BOX = (255, 0, 255)      # Grad-CAM box: magenta, as under "Tumour segmentation"
-
-
-def _digest(*arrays: np.ndarray) -> str:
-    h = hashlib.sha256()
-    for a in arrays:
-        a = np.ascontiguousarray(a)
-        h.update(repr((a.shape, a.dtype.str)).encode())
-        h.update(a.tobytes())
-    return h.hexdigest()[:24]
 
 
 def gradcam_figure(display: np.ndarray, heatmap: np.ndarray, *, explained: str):
@@ -52,11 +41,10 @@ def gradcam_view(display: np.ndarray, heatmap: np.ndarray, *, explained: str, me
     from ui.images import png_bytes, to_rgb
     from ui.plots import PICTURE_CONFIG
 
-    key = _digest(display, np.asarray(heatmap, np.float32))
+    key = digest(display, np.asarray(heatmap, np.float32))
     fig = cached_view("gradcam_picture", key, explained,
                       build=lambda: gradcam_figure(display, heatmap, explained=explained))
-    st.plotly_chart(fig, width="stretch", key="cam_picture",
-                    config=PICTURE_CONFIG)
+    st.plotly_chart(fig, width="stretch", key="cam_picture", config=PICTURE_CONFIG)
     st.caption(f"Grad-CAM for “{explained}” ({method}). Scroll or drag to zoom, double-click "
                f"to reset. Box: {BOX_HELP[:1].lower()}{BOX_HELP[1:]}")
     if out_of_distribution:

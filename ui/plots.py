@@ -8,6 +8,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from core.classifier.gradcam import jet_colours  # noqa: F401  (re-exported: the overlay layer)
 from ui.images import png_bytes, to_rgb, to_uint8
 
 __all__ = ["DISPLAY_PX", "display_image", "percent", "probability_bar", "image_panels", "split_compare", "difference_map", "metrics_bars",
@@ -200,18 +201,6 @@ PICTURE_CONFIG = {"displaylogo": False, "scrollZoom": True, "displayModeBar": Fa
 
 #: The overlay opacity slider's step (client-side; 0 to 1).
 OPACITY_STEP = 0.05
-
-
-def jet_colours(heatmap: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """A [0, 1] map resized to ``shape`` (H, W) and coloured with OpenCV's jet table: the same
-    colours :func:`core.classifier.gradcam.overlay_heatmap` blends, as their own RGB image."""
-    import cv2
-
-    hm = np.asarray(heatmap, np.float32)
-    if hm.shape != tuple(shape):
-        hm = cv2.resize(hm, (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)
-    colour = cv2.applyColorMap((np.clip(hm, 0, 1) * 255).astype(np.uint8), cv2.COLORMAP_JET)
-    return cv2.cvtColor(colour, cv2.COLOR_BGR2RGB)
 
 
 def outline_xy(mask: np.ndarray) -> tuple[list, list]:

@@ -140,14 +140,10 @@ def outline_figure(display: np.ndarray, seg, cam_bbox):
     """The scan with the tumour outline and its detection box (switch "Outline", on) and the
     Grad-CAM box (switch "Grad-CAM box", off): a plotly picture whose switches run in the
     browser. Cached by what it shows."""
-    import hashlib
-
-    from ui.figure_cache import cached_view
+    from ui.figure_cache import cached_view, digest
     from ui.plots import overlay_picture
 
-    digest = hashlib.sha256(np.ascontiguousarray(display).tobytes()
-                            + np.ascontiguousarray(seg.mask, np.uint8).tobytes()).hexdigest()
-    return cached_view("seg_picture", digest, display.shape, seg.bbox, cam_bbox,
+    return cached_view("seg_picture", digest(display, seg.mask), seg.bbox, cam_bbox,
                        build=lambda: overlay_picture(
                            display,
                            outlines=[dict(name="tumour outline", mask=seg.mask,

@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 
 __all__ = ["METHODS", "cam_from_gradients", "average_maps", "place_in_scan", "overlay_heatmap",
+           "jet_colours",
            "hot_region_bbox", "mass_outside"]
 
 METHODS = ("gradcam", "gradcam++")
@@ -84,12 +85,18 @@ def overlay_heatmap(image_uint8: np.ndarray, heatmap: np.ndarray, alpha: float =
     if img.dtype != np.uint8:
         raise ValueError(f"image must be uint8, got {img.dtype}.")
     rgb = np.repeat(img[..., None], 3, axis=-1) if img.ndim == 2 else img[..., :3]
+    return cv2.addWeighted(rgb, 1.0 - alpha, jet_colours(heatmap, rgb.shape[:2]), alpha, 0.0)
+
+
+def jet_colours(heatmap: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """A [0, 1] map resized (bilinear) to ``shape`` (H, W) and coloured with OpenCV's jet
+    table: RGB uint8 H×W×3, what :func:`overlay_heatmap` blends (and the app's overlay picture
+    draws as its own layer)."""
     hm = np.asarray(heatmap, np.float32)
-    if hm.shape != rgb.shape[:2]:
-        hm = cv2.resize(hm, (rgb.shape[1], rgb.shape[0]), interpolation=cv2.INTER_LINEAR)
+    if hm.shape != tuple(shape):
+        hm = cv2.resize(hm, (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)
     colour = cv2.applyColorMap((np.clip(hm, 0, 1) * 255).astype(np.uint8), cv2.COLORMAP_JET)
-    colour = cv2.cvtColor(colour, cv2.COLOR_BGR2RGB)
-    return cv2.addWeighted(rgb, 1.0 - alpha, colour, alpha, 0.0)
+    return cv2.cvtColor(colour, cv2.COLOR_BGR2RGB)
 
 
 def hot_region_bbox(heatmap: np.ndarray, threshold: float = 0.5

@@ -530,7 +530,7 @@ def _trained_card(card: dict | None) -> dict | None:
     if not registry.is_ensemble(card):
         return card
     try:
-        return registry.load_card(TASK, card["members"][0]["version"])
+        return registry.load_card(TASK, registry.weights_version(card))
     except MedScanError:
         return None
 

@@ -125,11 +125,9 @@ def build_perceptual(spec: str = "auto", layer: str | None = None, *, channels: 
         from core.errors import ModelCardError
 
         try:
-            active = registry.load_card("classifier")
             # an active ensemble has no single network: its first member's features
             base, card = registry.load_model(
-                "classifier", active["members"][0]["version"] if registry.is_ensemble(active)
-                else active["version"])
+                "classifier", registry.weights_version(registry.load_card("classifier")))
         except ModelCardError as err:
             if spec == "classifier":
                 raise MedScanError(f"No usable classifier for perceptual features: {err}") from None
