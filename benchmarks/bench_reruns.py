@@ -21,13 +21,14 @@ browser session (log in as "reader", open the page):
 * **Reruns**: Super-resolution: the selectboxes "Compare the low-res input with" (tab "Slider
   comparison"), "Difference of" (tab "Difference map"), "Download", "Rate the output of", and
   the "Interactive viewer" toggle (off and on reported separately). Analyze: the Grad-CAM
-  picture's own "Overlay opacity" slider (a click on its rail at 90 % / 20 %) and "Grad-CAM
-  box" button, the tumour-outline picture's "Grad-CAM box" button (with a segmentation model),
-  the "Interactive viewer" toggle, and "Explain class" switched between "predicted class" and
-  the last class, both maps computed first by an untimed warm-up change to each. The plotly
-  controls run in the browser: such a step passes only if the figure changed and no script run
-  happened within 600 ms (no message but heartbeats received); its time is reported as 0. Each is repeated ``--repeats``
-  times, alternating between two values so each change is real; opening a selectbox's list or
+  picture's own "Overlay opacity" slider (a click on its rail at 90 % / 20 %), "Grad-CAM box"
+  button and menu of maps (every class by Grad-CAM and Grad-CAM++: its last entry and back to
+  the predicted class's Grad-CAM), the tumour-outline picture's "Grad-CAM box" button (with a
+  segmentation model), and the "Interactive viewer" section folded and unfolded (close and open
+  reported separately). The plotly controls and the section run in the browser: such a step
+  passes only if the page changed and no script run happened within 600 ms (no message but
+  heartbeats received); its time is reported as 0. Each is repeated ``--repeats`` times,
+  alternating between two values so each change is real; opening a selectbox's list or
   clicking a tab happens before the timed window. A widget that is not on the page is
   reported as "not found".
 
@@ -66,8 +67,9 @@ from app_env import PASSWORDS, brain_png_bytes  # noqa: E402
 from browser.harness import (UPLOADER, app_server, browser_page, login,  # noqa: E402
                              open_page)
 from browser.traffic import (FIRST_QUIET_S, MB, RERUN_QUIET_S, STATUS,  # noqa: E402
-                             Sample, Traffic, click_plotly_button, click_plotly_slider, measure,
-                             measure_client, plotly_graph, plotly_value)
+                             Sample, Traffic, choose_plotly_menu, click_plotly_button,
+                             click_plotly_slider, measure, measure_client, plotly_graph,
+                             plotly_value)
 
 TIME_TARGET = 0.05            # rerun time / first-run time
 BYTES_TARGET_MB = 2.0
@@ -215,6 +217,49 @@ def plotly_switch(key: str, label: str, expression: str) -> Interaction:
                        each_step_per_repeat=True)
 
 
+def plotly_menu(key: str, label: str) -> Interaction:
+    """A plotly figure's own dropdown menu of heat maps: choose its last entry other than the
+    current one, then the current one back; the visible heat trace (trace i + 1 for entry i)
+    must follow."""
+    menu = "g.layout.updatemenus.find(m => m.type === 'dropdown')"
+    shown = "g.data.findIndex(t => t.type === 'image' && t.visible === true)"
+
+    def setup(page) -> list[Step]:
+        graph = _one(plotly_graph(page, key), f"plotly chart {key!r}")
+        if not plotly_value(graph, f"!!{menu}"):
+            raise NotFound(f"menu of chart {key!r}")
+        labels = plotly_value(graph, f"{menu}.buttons.map(b => b.label)")
+        current = plotly_value(graph, f"{menu}.active")
+        other = len(labels) - 1 if current != len(labels) - 1 else 0
+
+        def before() -> None:
+            graph.scroll_into_view_if_needed()
+
+        def choose(i: int) -> Step:
+            def act() -> None:
+                shown_now = labels[plotly_value(graph, shown) - 1]
+                choose_plotly_menu(graph, shown_now, labels[i])
+            return Step(act, before, check=lambda: plotly_value(graph, shown) == i + 1)
+        return [choose(other), choose(current)]
+    return Interaction(f"plotly menu {label!r} of {key} (in the browser)", setup)
+
+
+def expander(label: str) -> Interaction:
+    """Fold and unfold an expander by its header (in the browser: no script run); the frame
+    (a component) inside it must hide and show again. Each direction on its own row."""
+    def setup(page) -> list[Step]:
+        section = _one(page.locator('[data-testid="stExpander"]').filter(has_text=label),
+                       f"expander {label!r}")
+        header = section.locator("summary").first
+        frame = section.locator("iframe").first
+
+        def before() -> None:
+            header.scroll_into_view_if_needed()
+        return [Step(header.click, before, name="close", check=lambda: not frame.is_visible()),
+                Step(header.click, before, name="open", check=frame.is_visible)]
+    return Interaction(f"expander {label!r} (in the browser)", setup, each_step_per_repeat=True)
+
+
 # ---- the pages ---------------------------------------------------------------------------------
 
 def _visible(locator) -> bool:
@@ -261,11 +306,12 @@ SR_INTERACTIONS = [
 ]
 ANALYZE_INTERACTIONS = [
     plotly_slider("cam_picture", "Overlay opacity", "g.data[1].opacity"),
-    plotly_switch("cam_picture", "Grad-CAM box", "g.layout.shapes[0].visible"),
+    plotly_switch("cam_picture", "Grad-CAM box",
+                  "g.data.find(t => t.type === 'scatter' && t.visible === true).opacity === 1"),
     plotly_switch("seg_picture", "Grad-CAM box",
                   "g.layout.shapes.find(s => s.name === 'Grad-CAM box').visible"),
-    toggle("Interactive viewer"),
-    selectbox("Explain class", warm_up=True),
+    plotly_menu("cam_picture", "Grad-CAM map (class · method)"),
+    expander("Interactive viewer"),
 ]
 
 

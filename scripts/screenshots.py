@@ -120,7 +120,7 @@ def _analyze(page, out: Path, tmp: Path) -> None:
 
     upload(page, MRI)
     _shown(page, MRI.name)
-    page.get_by_text("Grad-CAM for").first.wait_for()
+    page.get_by_text("Grad-CAM of the predicted class").first.wait_for()
     page.locator('[data-testid="stMetric"]').first.wait_for()
     _shot(page, out, "03_analyze_brain_mri")
 

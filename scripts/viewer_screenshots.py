@@ -57,7 +57,7 @@ def main() -> None:
         login(page, url, "reader", PASSWORDS["reader"])
         page.set_input_files(UPLOADER, str(GLIOMA))
         wait_idle(page, 600_000)
-        page.get_by_text("Grad-CAM for").first.wait_for()
+        page.get_by_text("Grad-CAM of the predicted class").first.wait_for()
         frame = _viewer(page)
         frame.locator("#root").scroll_into_view_if_needed()
         page.screenshot(path=str(args.out / "viewer-real-analyze.png"))

@@ -14,17 +14,18 @@ from app_env import (CLASSES, logged_in, mr_dicom_bytes,  # noqa: F401
 
 @pytest.fixture()
 def explain_calls(monkeypatch) -> list:
-    """Counts every real call of Classifier.explain (AppTest runs the script in this process)."""
+    """Counts every real call of Classifier.explain_all, the Analyze view's one forward pass
+    for every class's map by every method (AppTest runs the script in this process)."""
     from core.classifier.inference import Classifier
 
     calls: list = []
-    original = Classifier.explain
+    original = Classifier.explain_all
 
     def counting(self, *args, **kwargs):
-        calls.append(kwargs.get("class_name"))
+        calls.append("all")
         return original(self, *args, **kwargs)
 
-    monkeypatch.setattr(Classifier, "explain", counting)
+    monkeypatch.setattr(Classifier, "explain_all", counting)
     st.cache_data.clear()
     return calls
 
@@ -64,7 +65,8 @@ def test_dicom_prediction_gradcam_and_no_second_inference(app_env, explain_calls
     charts = at.get("plotly_chart")
     assert charts, "probability chart missing"
     captions = [c for img in at.image for c in img.captions]
-    assert any(c.value.startswith("Grad-CAM for") for c in at.caption)
+    assert any(c.value.startswith("Grad-CAM of the predicted class, “" + metric.value)
+               for c in at.caption)
     assert any("MR_small" in c for c in captions)
     assert len(explain_calls) == 1
     # The model card popover: test metrics with the ECE interval and how far to trust a
@@ -75,17 +77,38 @@ def test_dicom_prediction_gradcam_and_no_second_inference(app_env, explain_calls
     assert any("model_card_reliability" in c.proto.id for c in charts)
     # The tiny untrained model is unsure: the clinician is warned.
     assert any("Low confidence" in w.value for w in at.warning)
-    # The Grad-CAM picture's opacity slider and box switch are the figure's own (they run in
-    # the browser): 21 opacity steps restyling the heat-map trace, the box present but off.
+    # The Grad-CAM picture's class / method menu, opacity slider and box switch are the
+    # figure's own (they run in the browser): one heat-map trace per class and method, the
+    # predicted class's Grad-CAM shown first; 21 opacity steps restyling every heat map; each
+    # map's box present, shown with its map, and off (opacity 0) until switched on.
     spec = json.loads(next(c for c in charts if "cam_picture" in c.proto.id).proto.spec)
+    n = 2 * len(CLASSES)
+    heats = spec["data"][1:1 + n]
+    assert [h["type"] for h in heats] == ["image"] * n
+    first = CLASSES.index(metric.value)                  # Grad-CAM entries come first
+    assert [h.get("visible", True) for h in heats] == [i == first for i in range(n)]
+    assert heats[first]["name"] == f"Overlay: {metric.value} (predicted) · Grad-CAM"
     steps = spec["layout"]["sliders"][0]["steps"]
-    assert [s["args"] for s in steps[::10]] == [[{"opacity": 0.0}, [1]], [{"opacity": 0.5}, [1]],
-                                                [{"opacity": 1.0}, [1]]]
-    assert spec["data"][1]["opacity"] == 0.4 and spec["layout"]["sliders"][0]["active"] == 8
-    assert [s["visible"] for s in spec["layout"]["shapes"]] == [False]
-    (menu,) = spec["layout"]["updatemenus"]
-    assert menu["active"] == -1 and menu["buttons"][0]["args"] == [{"shapes[0].visible": True}]
-    assert not [s for s in at.slider if s.key == "cam_opacity"]      # no Streamlit widget
+    heat_idx = list(range(1, 1 + n))
+    assert [s["args"] for s in steps[::10]] == [[{"opacity": v}, heat_idx]
+                                                for v in (0.0, 0.5, 1.0)]
+    assert heats[first]["opacity"] == 0.4 and spec["layout"]["sliders"][0]["active"] == 8
+    switch, picker = spec["layout"]["updatemenus"]
+    boxes = list(range(1 + n, len(spec["data"])))
+    assert switch["active"] == -1 and switch["buttons"][0]["args"] == [{"opacity": 1.0}, boxes]
+    assert all(spec["data"][i]["opacity"] == 0 for i in boxes)
+    assert picker["type"] == "dropdown" and picker["active"] == first
+    labels = [b["label"] for b in picker["buttons"]]
+    assert labels[first] == f"{metric.value} (predicted) · Grad-CAM"
+    assert sorted(labels) == sorted([f"{c}{' (predicted)' if c == metric.value else ''} · {m}"
+                                     for m in ("Grad-CAM", "Grad-CAM++") for c in CLASSES])
+    # choosing another entry shows that map only (and its box, when it has one)
+    other = picker["buttons"][n - 1]["args"]
+    assert other[0]["visible"][:n] == [i == n - 1 for i in range(n)] and other[1][:n] == heat_idx
+    # no Streamlit widget for any of them: they cost no rerun
+    assert not [s for s in at.slider if s.key == "cam_opacity"]
+    assert not [w for w in at.selectbox if w.key == "cam_class"]
+    assert not [w for w in at.get("button_group") if w.key == "cam_method"]
     # Changing the window, plain reruns: the model is not called again.
     _window(at, "preset").set_value("Min–max").run()
     at.run()
@@ -96,11 +119,9 @@ def test_dicom_prediction_gradcam_and_no_second_inference(app_env, explain_calls
     other = _analyze_with_dicom(app_env)
     assert other.metric[0].value == metric.value
     assert len(explain_calls) == 1
-    # Explaining another class is a new (cached) computation.
-    target = next(c for c in CLASSES if c != metric.value)
-    at.selectbox(key="cam_class").set_value(target).run()
-    assert len(explain_calls) == 2 and explain_calls[-1] == target
-    at.download_button(key="download_overlay")  # exists
+    dl = at.download_button(key="download_overlay")  # the predicted class's overlay
+    assert f"Grad-CAM of the predicted class, “{metric.value}”" in dl.help
+    assert "40% opacity" in dl.help
 
     # The scan and the prediction were stored.
     from core.db import init_db, session_scope

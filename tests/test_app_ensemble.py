@@ -44,7 +44,7 @@ def test_analyze_with_an_active_ensemble(app_env, monkeypatch, tmp_path):
                                         "application/octet-stream").run()
     assert not at.exception, at.exception
     assert at.metric[0].label == "Predicted class"
-    assert any(c.value.startswith("Grad-CAM for") for c in at.caption)
+    assert any(c.value.startswith("Grad-CAM of the predicted class") for c in at.caption)
     text = " ".join(m.value for m in at.markdown)
     assert "**Version** ens" in text
     assert "**Ensemble** of 2 models (clf-test, clf-twin)" in text

@@ -37,7 +37,7 @@ def test_login_analyze_sr_rate_reload(server, tmp_path):
         chart.wait_for()
         for name in CLASSES:                     # every class has a bar in the chart
             assert chart.locator("text", has_text=name).count() >= 1
-        page.get_by_text("Grad-CAM for").first.wait_for()
+        page.get_by_text("Grad-CAM of the predicted class").first.wait_for()
         assert page.locator('[data-testid="stImage"] img').count() >= 1  # the scan
         assert page.locator(".st-key-cam_picture .js-plotly-plot").count() == 1  # the overlay
 

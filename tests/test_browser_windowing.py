@@ -115,7 +115,7 @@ def test_mr_ct_windows_per_modality_and_per_scan(server, tmp_path):
         page.set_input_files('[data-testid="stFileUploader"] input[type="file"]',
                              [str(mr), str(ct)])
         wait_idle(page)
-        page.get_by_text("Grad-CAM for").first.wait_for()
+        page.get_by_text("Grad-CAM of the predicted class").first.wait_for()
         if "MR_small" not in _caption(page):        # the batch's first file is selected
             _choose(page, _scan_label(page), "MR_small")
         _expect_caption(page, "MR_small")

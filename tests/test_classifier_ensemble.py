@@ -177,6 +177,11 @@ def test_ensemble_map_is_the_mean_of_the_members_maps(base, method):
     pred, heat = ens.explain(img)
     assert heat.shape == img.shape and 0 <= heat.min() and heat.max() <= 1
     assert pred.probabilities == pytest.approx(ens.predict(img).probabilities, abs=1e-5)
+    # every class by every method in one pass: the same maps as explain()'s
+    pred_all, maps = ens.explain_all(img)
+    assert pred_all.probabilities == pytest.approx(pred.probabilities, abs=1e-5)
+    for (method, cls), m in maps.items():
+        np.testing.assert_allclose(m, ens.explain(img, cls, method)[1], rtol=0, atol=1e-6)
 
 
 def test_card_validation_and_member_checks(root):

@@ -152,6 +152,33 @@ def test_predict_and_explain_agree(weights, data_dir):
         clf.explain(img, "cat")
 
 
+def test_explain_all_is_every_class_by_every_method(weights, data_dir):
+    """One forward pass for the Analyze picture's menu: each map equals explain()'s for that
+    class and method, and the prediction is the same; the maps are kept at model size."""
+    from core.classifier.gradcam import ScanMaps
+
+    clf = Classifier.load()
+    img = _scan(data_dir)
+    pred, maps = clf.explain_all(img)
+    assert isinstance(maps, ScanMaps)
+    assert sorted(maps) == sorted((m, c) for m in ("gradcam", "gradcam++") for c in clf.classes)
+    assert pred.probabilities == pytest.approx(clf.predict(img).probabilities, abs=1e-5)
+    nonzero = 0
+    for (method, cls), heat in maps.items():
+        _, expected = clf.explain(img, cls, method)
+        assert heat.shape == img.shape and heat.dtype == np.float32
+        np.testing.assert_allclose(heat, expected, rtol=0, atol=1e-6)
+        nonzero += heat.max() > 0
+    assert nonzero >= 2, "all maps empty: the comparison proves nothing"
+    # what a cache holds is the model-space maps, not eight scan-size arrays
+    import pickle
+    assert len(pickle.dumps(maps)) < img.nbytes
+    _, only = clf.explain_all(img, methods=("gradcam",))
+    assert sorted(only) == [("gradcam", c) for c in sorted(clf.classes)]
+    with pytest.raises(ValueError, match="Unknown method 'cam'"):
+        clf.explain_all(img, methods=("cam",))
+
+
 def test_registry_errors(tmp_weights, trained):
     with pytest.raises(ModelNotFoundError, match="No active classifier"):
         Classifier.load()  # tmp_weights is empty: no active version

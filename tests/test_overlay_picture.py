@@ -3,9 +3,14 @@ browser (issue 18). Checks the figure the browser receives: what each control ch
 the overlays sit in the scan's pixel coordinates, and that an empty overlay gets no switch."""
 from __future__ import annotations
 
+import base64
+import io
+
 import numpy as np
 import pytest
+from PIL import Image
 
+from ui.images import png_bytes
 from ui.plots import OPACITY_STEP, jet_colours, outline_xy, overlay_picture
 
 
@@ -70,3 +75,79 @@ def test_jet_colours_are_the_blend_colours():
     black = np.zeros((64, 64), np.uint8)
     # blending over black at opacity 1 leaves exactly the heat map's colours
     np.testing.assert_array_equal(overlay_heatmap(black, heat, 1.0), jet_colours(heat, (64, 64)))
+
+
+def test_heat_choices_menu_and_their_boxes():
+    """Several maps, one shown at a time from a menu in the figure; each map's box is shown
+    with it (menu: "visible") and switched by the box toggle (its opacity), so the two
+    controls never undo each other."""
+    maps = []
+    for k in range(3):
+        h = np.zeros((32, 32), np.float32)
+        h[4 * k:4 * k + 8, 8:16] = 1.0
+        maps.append(h)
+    choices = [dict(label=f"class {k}", heat=h, box=(k, k, 10 + k, 10 + k)) for k, h in
+               enumerate(maps)]
+    choices[2]["box"] = None                           # an empty map has no box
+    fig = overlay_picture(_scan(), heat_choices=choices, chosen=1, choice_box_group="box",
+                          toggles=[dict(group="box", label="Box", on=False)])
+    heats, boxes = fig.data[1:4], fig.data[4:]
+    assert [h.type for h in heats] == ["image"] * 3 and len(boxes) == 2
+    assert [h.visible for h in heats] == [False, True, False]
+    assert [b.visible for b in boxes] == [False, True] and {b.opacity for b in boxes} == {0.0}
+    assert list(boxes[1].x) == [0.5, 10.5, 10.5, 0.5, 0.5]       # pixel edges of (1, 1, 11, 11)
+    # the slider restyles every map's opacity
+    (slider,) = fig.layout.sliders
+    assert {tuple(s.args[1]) for s in slider.steps} == {(1, 2, 3)}
+    switch, menu = fig.layout.updatemenus
+    assert switch.buttons[0].args == ({"opacity": 1.0}, (4, 5))
+    assert switch.buttons[0].args2 == ({"opacity": 0.0}, (4, 5))
+    assert menu.type == "dropdown" and menu.active == 1
+    assert [b.label for b in menu.buttons] == ["class 0", "class 1", "class 2"]
+    args = [list(a.values())[0] if isinstance(a, dict) else a for a in menu.buttons[0].args]
+    assert [list(a) for a in args] == [[True, False, False, True, False], [1, 2, 3, 4, 5]]
+    assert list(menu.buttons[2].args[0]["visible"]) == [False, False, True, False, False]
+    # a box switched on at the start is drawn (opacity 1), still only with its map
+    on = overlay_picture(_scan(), heat_choices=choices, choice_box_group="box",
+                         toggles=[dict(group="box", label="Box", on=True)])
+    assert [(b.visible, b.opacity) for b in on.data[4:]] == [(True, 1.0), (False, 1.0)]
+    with pytest.raises(ValueError, match="not both"):
+        overlay_picture(_scan(), heat=maps[0], heat_choices=choices)
+    with pytest.raises(ValueError, match="chosen 3"):
+        overlay_picture(_scan(), heat_choices=choices, chosen=3)
+    with pytest.raises(ValueError, match="one switch and the heat-map menu"):
+        overlay_picture(_scan(), heat_choices=choices, choice_box_group="box",
+                        boxes=[dict(name="o", box=(1, 1, 5, 5), colour=(0, 0, 0), group="o")],
+                        toggles=[dict(group="box", label="Box"), dict(group="o", label="O")])
+
+
+def _decode(source: str) -> tuple[str, np.ndarray]:
+    head, data = source.split(",", 1)
+    img = Image.open(io.BytesIO(base64.b64decode(data)))
+    return head, np.asarray(img)
+
+
+def test_scan_is_sent_lossless_and_heat_maps_as_small_webp():
+    """The scan goes to the browser as PNG, pixel for pixel; the heat maps (smooth colours
+    under an opacity) as WebP, close to their jet colours and several times smaller."""
+    n = 256
+    yy, xx = np.mgrid[:n, :n]
+    heat = np.exp(-((xx - 150) ** 2 + (yy - 120) ** 2) / (2 * 40.0 ** 2)).astype(np.float32)
+    scan = _scan(n)
+    fig = overlay_picture(scan, heat_choices=[dict(label="a", heat=heat),
+                                              dict(label="b", heat=heat[::-1].copy())])
+    head, pixels = _decode(fig.data[0].source)
+    assert head == "data:image/png;base64"
+    np.testing.assert_array_equal(pixels, scan)
+    for trace, h in zip(fig.data[1:3], (heat, heat[::-1])):
+        head, pixels = _decode(trace.source)
+        assert head == "data:image/webp;base64"
+        jet = jet_colours(h, (n, n)).astype(int)
+        assert pixels.shape == jet.shape
+        assert np.abs(pixels.astype(int) - jet).mean() < 2.0
+        assert np.percentile(np.abs(pixels.astype(int) - jet), 99) <= 12
+    # a single heat map too; a third of its PNG or less
+    webp = overlay_picture(scan, heat=heat).data[1].source
+    assert webp.startswith("data:image/webp")
+    assert len(base64.b64decode(webp.split(",", 1)[1])) < len(
+        png_bytes(jet_colours(heat, (n, n)))) / 3

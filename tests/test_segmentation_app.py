@@ -86,12 +86,13 @@ def test_outline_size_and_disagreement(seg_env):
     assert [c for c in at.get("plotly_chart") if "seg_picture" in c.proto.id]
     assert any(c.value.startswith("Scan with tumour outline · gold: outline, green: "
                                   "detection box") for c in at.caption)
-    assert "Grad-CAM with the tumour outline" in _captions(at)
+    # the outline is compared with the predicted class's Grad-CAM, and says so
+    assert f"Grad-CAM of “{label}” (predicted) with the tumour outline" in _captions(at)
     # MR_small has pixel spacing 0.3125 mm: the size is given in mm²
     size = next(m for m in at.metric if m.label == "Outlined tumour")
     assert size.value.endswith("mm²"), size.value
     text = " ".join(m.value for m in at.markdown)
-    assert "Grad-CAM vs outline" in text
+    assert "Grad-CAM vs outline" in text and f"predicted class's Grad-CAM (“{label}”)" in text
     # the popover: held-out figures of the model card and the Grad-CAM localization check
     assert "Test figures (n = 3" in text and "95% interval 0.300–0.700" in text
     assert "the Grad-CAM peak fell inside the tumour (±8 px) in 75% of them" in text

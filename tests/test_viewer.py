@@ -190,7 +190,7 @@ def _viewer_args(at) -> list[dict]:
             if c.proto.component_name.endswith("medscan_viewer")]
 
 
-def test_analyze_sends_the_scan_with_its_overlays_and_the_switch_turns_it_off(app_env):
+def test_analyze_sends_the_scan_with_its_overlays_in_an_open_expander(app_env):
     at = logged_in("radiologist", app_env["ids"]).run()
     at.file_uploader(key="scan").upload("MR_small", mr_dicom_bytes()).run()
     assert not at.exception
@@ -200,9 +200,15 @@ def test_analyze_sends_the_scan_with_its_overlays_and_the_switch_turns_it_off(ap
     assert panel["spacing"] == [0.3125, 0.3125] and panel["array"]["shape"] == [1, 64, 64]
     assert [o["label"] for o in panel["overlays"]][0].startswith("Grad-CAM (")
     assert "MR_small" not in json.dumps(args)
-    assert any(c.value.startswith("Grad-CAM for") for c in at.caption)
-    at.toggle(key="analyze_viewer").set_value(False).run()
-    assert not at.exception and not _viewer_args(at) and at.image
+    assert [o["label"] for o in panel["overlays"]][0].endswith(", predicted)")
+    assert any(c.value.startswith("Grad-CAM of the predicted class") for c in at.caption)
+    # The viewer sits in an expander, open at first: closing and opening it runs in the
+    # browser (no rerun), where a switch cost one; there is no switch any more.
+    (box,) = [e for e in at.expander if e.label == "Interactive viewer"]
+    assert box.proto.expanded
+    assert [c for c in box.get("component_instance")
+            if c.proto.component_name.endswith("medscan_viewer")]
+    assert not [t for t in at.toggle if t.key == "analyze_viewer"] and at.image
 
 
 def test_super_resolution_sends_every_method_and_the_original(app_env):

@@ -211,7 +211,7 @@ def test_analyze_frames_overlay_and_readout(server, shots, tmp_path):
         login(page, server, "reader", PASSWORDS["reader"])
         page.set_input_files(UPLOADER, str(mr))
         wait_idle(page)
-        page.get_by_text("Grad-CAM for").first.wait_for()
+        page.get_by_text("Grad-CAM of the predicted class").first.wait_for()
         frame = _viewer(page)
         [cell] = _cells(frame)
         assert cell["label"] == "Scan" and cell["wl"] == "W 1600 · L 600"   # the file's window
@@ -259,7 +259,7 @@ def test_analyze_frames_overlay_and_readout(server, shots, tmp_path):
 
         page.set_input_files(UPLOADER, str(dicom))
         wait_idle(page)
-        page.get_by_text("Grad-CAM for").first.wait_for()
+        page.get_by_text("Grad-CAM of the predicted class").first.wait_for()
         frame = _viewer(page)
         _poll(page, lambda: frame.locator(".cell .frame").first.inner_text().endswith("/ 10"))
         start = _cells(frame)[0]["frame"]

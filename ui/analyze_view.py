@@ -1,11 +1,11 @@
 """The body of the Analyze page that depends on the display window and on the Grad-CAM choice:
 the scan, Grad-CAM and prediction columns, the viewer, the tumour outline and the similar cases.
 
-It is one ``st.fragment``: changing the window, the Grad-CAM method or the class explained
-reruns this part only (the predictions and maps are cached, see :mod:`ui.upload_results`), not
-the login check, the navigation, the scan picker, the metadata, the batch table or the rating
-form. The Grad-CAM picture's opacity / box run in the browser (no rerun); the viewer switch is
-a fragment inside it and reruns alone. Returns the windowed scan shown (None on a fragment
+It is one ``st.fragment``: changing the window reruns this part only (the prediction and maps
+are cached, see :mod:`ui.upload_results`), not the login check, the navigation, the scan picker,
+the metadata, the batch table or the rating form. Everything else here runs in the browser: the
+Grad-CAM picture's class / method menu, opacity and box, and opening or closing the viewer (an
+expander). Returns the windowed scan shown (None on a fragment
 rerun, when the page does not run)."""
 from __future__ import annotations
 
@@ -24,13 +24,12 @@ def scan_analysis_fragment(user: dict, picked, clf):
     from ui.retrieval import add_to_library_ui, similar_cases_ui
     from ui.scan_ui import window_ui
     from ui.segmentation import segmentation_ui
-    from ui.viewing import analyze_viewer_fragment
+    from ui.viewing import analyze_viewer_ui, viewer_expander
 
     scan = picked.scan
     col_img, col_cam, col_pred = st.columns([1, 1, 1], gap="medium")
     # The interactive viewer, under the summary columns (filled once the overlays exist).
-    viewer_slot = st.container()
-    viewer_slot.subheader("Viewer")
+    viewer_slot = viewer_expander()
 
     with col_img:
         st.subheader("Scan")
@@ -42,37 +41,29 @@ def scan_analysis_fragment(user: dict, picked, clf):
 
     if clf is None:
         with viewer_slot:
-            analyze_viewer_fragment(picked, shown)
+            analyze_viewer_ui(picked, shown)
         return shown
 
     # The model sees the scan as loaded (file default window): the display window never changes
-    # the prediction, and moving it never re-runs the model.
-    with col_cam:
-        st.subheader("Grad-CAM")
-        method = st.segmented_control("Method", ["gradcam", "gradcam++"], default="gradcam",
-                                      required=True, key="cam_method",
-                                      format_func={"gradcam": "Grad-CAM",
-                                                   "gradcam++": "Grad-CAM++"}.get)
-        target = st.selectbox("Explain class", ["predicted class", *clf.classes],
-                              key="cam_class")
-
+    # the prediction, and moving it never re-runs the model. Every class's map by both CAM
+    # methods comes from one forward pass; the picture's menu switches between them in the
+    # browser.
     weights = upload_results.weights_key()
     with st.spinner("Running the classifier and Grad-CAM…", show_time=True):
-        pred, heatmap = upload_results.explain(picked.key, clf.version, weights, None, method,
-                                               _pixels=scan.pixels)
-        if target != "predicted class" and target != pred.label:
-            _, heatmap = upload_results.explain(picked.key, clf.version, weights, target,
-                                                method, _pixels=scan.pixels)
+        pred, maps = upload_results.explain_all(picked.key, clf.version, weights,
+                                                _pixels=scan.pixels)
     record_prediction_once(user, picked, pred, calibrated=bool(clf.card.get("calibration")))
+    heatmap = maps[("gradcam", pred.label)]     # the outline agreement and the viewer's overlay
 
-    explained = pred.label if target == "predicted class" else target
-    with col_cam:       # opacity and box run in the browser (no rerun)
-        gradcam_view(shown.to_uint8(), heatmap, explained=explained, method=method,
+    with col_cam:       # the map menu, opacity and box run in the browser (no rerun)
+        st.subheader("Grad-CAM")
+        gradcam_view(shown.to_uint8(), maps, maps_key=f"{picked.key}:{clf.version}",
+                     predicted=pred.label,
                      out_of_distribution=bool(getattr(pred, "out_of_distribution", False)),
                      file_stem=picked.name.rsplit(".", 1)[0])
-    with viewer_slot:   # its switch reruns the viewer only (a fragment)
-        analyze_viewer_fragment(picked, shown, heatmap=heatmap,
-                                cam_label=f"Grad-CAM ({explained})")
+    with viewer_slot:   # opened and closed in the browser (an expander)
+        analyze_viewer_ui(picked, shown, heatmap=heatmap,
+                          cam_label=f"Grad-CAM ({pred.label}, predicted)")
 
     with col_pred:
         st.subheader("Prediction")

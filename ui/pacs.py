@@ -263,8 +263,10 @@ def _send(cfg, picked, source: dict, user: dict, clf, seg_model, want_sc: bool) 
     objects = []
     with st.spinner("Building and sending the DICOM objects…", show_time=True):
         if want_sc:
-            pred, heatmap = upload_results.explain(picked.key, clf.version, upload_results.weights_key(), None,
-                                           "gradcam", _pixels=scan.pixels)
+            pred, maps = upload_results.explain_all(picked.key, clf.version,
+                                                    upload_results.weights_key(),
+                                                    _pixels=scan.pixels)
+            heatmap = maps[("gradcam", pred.label)]     # the predicted class, as on Analyze
             objects.append(("secondary_capture", gradcam_secondary_capture(
                 ds, gradcam_overlay(scan, heatmap), label=pred.label,
                 probability=pred.confidence, model_version=clf.version,

@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import base64
+import io
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
+from PIL import Image
 from plotly.subplots import make_subplots
 
 from core.classifier.gradcam import jet_colours  # noqa: F401  (re-exported: the overlay layer)
@@ -50,17 +52,29 @@ def display_image(image: np.ndarray, max_px: int | None = DISPLAY_PX) -> tuple[n
     return cv2.resize(img, size, interpolation=cv2.INTER_AREA), w / size[0]
 
 
-def _data_uri(image: np.ndarray) -> str:
-    """A PNG data URI of uint8 pixels as they are (greyscale stays one channel)."""
-    return "data:image/png;base64," + base64.b64encode(png_bytes(image)).decode("ascii")
+def _data_uri(image: np.ndarray, *, lossy: bool = False) -> str:
+    """A PNG data URI of uint8 pixels as they are (greyscale stays one channel); ``lossy``: a
+    WebP at quality :data:`LOSSY_QUALITY` instead, for smooth colour maps drawn over a scan
+    (a jet heat map of 512² is about 75 KB as PNG, 7 KB as WebP, the difference invisible at
+    any opacity), never for the scan itself."""
+    if not lossy:
+        return "data:image/png;base64," + base64.b64encode(png_bytes(image)).decode("ascii")
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(image)).save(buf, "WEBP", quality=LOSSY_QUALITY,
+                                                      method=4)
+    return "data:image/webp;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+#: WebP quality of the heat maps sent to the browser (the downloads stay PNG).
+LOSSY_QUALITY = 90
 
 
 def _image_trace(image: np.ndarray, *, step: float = 1.0, x0: float = 0.0, name: str = "",
-                 smooth: bool = False, **kw) -> go.Image:
+                 smooth: bool = False, lossy: bool = False, **kw) -> go.Image:
     """An image trace placed in the original image's pixel coordinates: each shown pixel
     spans ``step`` of them, the left edge at ``x0 - 0.5``; ``smooth`` False draws pixels as
     squares when zoomed (no browser interpolation)."""
-    return go.Image(source=_data_uri(image), x0=x0 - 0.5 + step / 2, y0=-0.5 + step / 2,
+    return go.Image(source=_data_uri(image, lossy=lossy), x0=x0 - 0.5 + step / 2, y0=-0.5 + step / 2,
                     dx=step, dy=step, name=name, zsmooth="fast" if smooth else False,
                     hovertemplate="x %{x:.0f}, y %{y:.0f}<extra>" + name + "</extra>", **kw)
 
@@ -226,6 +240,8 @@ def _css(colour) -> str:
 def overlay_picture(base: np.ndarray, *, heat: np.ndarray | None = None, opacity: float = 0.4,
                     heat_name: str = "Grad-CAM", boxes: Sequence[Mapping] = (),
                     outlines: Sequence[Mapping] = (), toggles: Sequence[Mapping] = (),
+                    heat_choices: Sequence[Mapping] = (), chosen: int = 0,
+                    choice_box_group: str | None = None,
                     height: int = 300, max_px: int | None = DISPLAY_PX) -> go.Figure:
     """A scan with overlays whose controls run in the browser: moving the opacity slider or
     switching a layer on or off costs no rerun and sends nothing.
@@ -236,17 +252,47 @@ def overlay_picture(base: np.ndarray, *, heat: np.ndarray | None = None, opacity
     "group"}``; ``outlines``: ``{"name", "mask": H×W bool, "colour", "group"}``.
     ``toggles``: ``{"group", "label", "on"}``: one button per group above the picture, each
     click switching its boxes and outlines on or off together; ``on`` is the starting state.
+    ``heat_choices`` (instead of ``heat``): ``{"label", "heat", "box"}`` maps of which one is
+    shown at a time (``chosen`` first), picked from a menu above the picture in the browser;
+    each may bring its own ``box`` (half-open, or None), shown with its map and switched on or
+    off together by the toggle of ``choice_box_group`` (a group of its own).
     Everything is placed in the scan's pixel coordinates (the scan is sent at display
     resolution, :func:`display_image`), so the overlays stay on their pixels when zoomed.
     ``height``: of the picture's area in CSS px (the controls come on top of it)."""
+    if heat is not None and heat_choices:
+        raise ValueError("overlay_picture takes heat or heat_choices, not both")
+    choices = list(heat_choices) or ([dict(label=heat_name, heat=heat)] if heat is not None
+                                     else [])
+    if choices and not 0 <= chosen < len(choices):
+        raise ValueError(f"chosen {chosen} is not one of the {len(choices)} heat maps")
     shown, step = display_image(base, max_px)
     fig = go.Figure(_image_trace(shown, step=step, name="scan"))
-    if heat is not None:
-        colours = jet_colours(heat, shown.shape[:2])
-        fig.add_trace(_image_trace(colours, step=step, name=heat_name, opacity=float(opacity)))
+    heat_idx: list[int] = []
+    for i, c in enumerate(choices):
+        heat_idx.append(len(fig.data))
+        colours = jet_colours(c["heat"], shown.shape[:2])
+        name = heat_name if not heat_choices else f"{heat_name}: {c['label']}"
+        fig.add_trace(_image_trace(colours, step=step, name=name, opacity=float(opacity),
+                                   visible=i == chosen, lossy=True))
     state = {t["group"]: bool(t.get("on", False)) for t in toggles}
     traces: dict[str, list[int]] = {g: [] for g in state}
     shapes: dict[str, list[int]] = {g: [] for g in state}
+    # Each choice's own box: a line trace shown with its map (the menu sets "visible"), and
+    # switched by its group's toggle through its opacity, so the two controls never clash.
+    box_idx: list[int] = []
+    box_of: list[int | None] = []
+    for i, c in enumerate(choices if heat_choices else ()):
+        if c.get("box") is None:
+            box_of.append(None)
+            continue
+        x0, y0, x1, y1 = (float(v) - 0.5 for v in c["box"])
+        box_of.append(len(fig.data))
+        box_idx.append(len(fig.data))
+        fig.add_trace(go.Scatter(x=[x0, x1, x1, x0, x0], y=[y0, y0, y1, y1, y0], mode="lines",
+                                 name=f"{c['label']} box", hoverinfo="skip", showlegend=False,
+                                 line=dict(color=_css(c.get("colour", (255, 0, 255))), width=2),
+                                 visible=i == chosen,
+                                 opacity=1.0 if state.get(choice_box_group, True) else 0.0))
     for o in outlines:
         xs, ys = outline_xy(o["mask"])
         if not xs:
@@ -271,6 +317,8 @@ def overlay_picture(base: np.ndarray, *, heat: np.ndarray | None = None, opacity
         g = t["group"]
 
         def turn(on: bool, g=g) -> tuple[str, list]:
+            if g == choice_box_group and box_idx:
+                return "restyle", [{"opacity": 1.0 if on else 0.0}, box_idx]
             relayout = {f"shapes[{k}].visible": on for k in shapes[g]}
             if traces[g] and relayout:
                 return "update", [{"visible": on}, relayout, traces[g]]
@@ -278,20 +326,25 @@ def overlay_picture(base: np.ndarray, *, heat: np.ndarray | None = None, opacity
                 return "restyle", [{"visible": on}, traces[g]]
             return "relayout", [relayout]
 
-        if not traces[g] and not shapes[g]:
+        if g == choice_box_group and box_idx and (traces[g] or shapes[g]):
+            raise ValueError("the choices' box group holds the choices' boxes only")
+        if not traces[g] and not shapes[g] and not (g == choice_box_group and box_idx):
             continue                     # nothing to switch (e.g. an empty mask)
         method, flip = turn(not state[g])
         _, back = turn(state[g])
         # one button per group; each click flips it (plotly's args / args2)
         buttons.append(dict(label=f"{t['label']} on/off", method=method, args=flip,
                             args2=back))
-    if len(buttons) > 2:
-        raise ValueError("overlay_picture has room for two switches (left and right)")
+    picker = len(choices) > 1
+    if len(buttons) + picker > 2:
+        raise ValueError("overlay_picture has room for two switches (left and right), or one "
+                         "switch and the heat-map menu")
     # Controls above the picture (the picture keeps to the top of its area, so a narrow
     # column leaves room below it, not between the picture and its controls): the opacity
     # slider right above it, the switches above that.
-    slider_px = 58 if heat is not None else 0
-    top = 8 + slider_px + (36 if buttons else 0)
+    slider_px = 58 if choices else 0
+    row_px = 36
+    top = 8 + slider_px + row_px * (bool(buttons) + picker)
     # One menu per switch: plotly keeps one "active" button per menu and runs args2 when the
     # active one is clicked, so each switch needs its own menu starting inactive (-1). The
     # first sits at the left edge, the second at the right.
@@ -300,8 +353,24 @@ def overlay_picture(base: np.ndarray, *, heat: np.ndarray | None = None, opacity
                   yanchor="bottom", pad=dict(t=0, b=0, l=0, r=0), font=dict(size=12),
                   buttons=[b])
              for i, b in enumerate(buttons)]
+    if picker:
+        # The heat-map menu on its own row above the switches, at the left (in a narrow
+        # column it would cover a switch on a shared row): choosing one shows its map and its
+        # box (their "visible"); the box switch keeps to their opacity.
+        idx = heat_idx + box_idx
+        menus.append(dict(
+            type="dropdown", direction="down", showactive=True, active=chosen, x=0.0,
+            xanchor="left", y=1.0 + (slider_px + 2 + row_px * bool(buttons)) / height,
+            yanchor="bottom",
+            pad=dict(t=0, b=0, l=0, r=0), font=dict(size=12),
+            buttons=[dict(label=c["label"], method="restyle",
+                          args=[{"visible": [j == i for j in range(len(choices))]
+                                 + [box_of[j] is not None and j == i
+                                    for j in range(len(choices)) if box_of[j] is not None]},
+                                idx])
+                     for i, c in enumerate(choices)]))
     sliders = []
-    if heat is not None:
+    if choices:
         n = round(1 / OPACITY_STEP)
         values = [round(k * OPACITY_STEP, 2) for k in range(n + 1)]
         sliders.append(dict(
@@ -310,7 +379,7 @@ def overlay_picture(base: np.ndarray, *, heat: np.ndarray | None = None, opacity
             font=dict(size=1, color="rgba(0,0,0,0)"),
             currentvalue=dict(prefix=f"{heat_name} opacity: ", offset=4,
                               font=dict(size=13, color="#31333f")),
-            steps=[dict(method="restyle", label=f"{v:.2f}", args=[{"opacity": v}, [1]])
+            steps=[dict(method="restyle", label=f"{v:.2f}", args=[{"opacity": v}, heat_idx])
                    for v in values]))
     fig.update_layout(
         shapes=layout_shapes, updatemenus=menus, sliders=sliders, showlegend=False,

@@ -192,7 +192,8 @@ def segmentation_ui(picked, shown, pred, heatmap) -> None:
         if not seg.empty:
             score = localization_scores(heatmap, seg.mask)
             inside = "inside" if score["pointing_hit"] else "outside"
-            st.markdown(f"**Grad-CAM vs outline** The Grad-CAM peak lies **{inside}** the "
+            st.markdown(f"**Grad-CAM vs outline** The peak of the predicted class's Grad-CAM "
+                        f"(“{pred.label}”) lies **{inside}** the "
                         f"outlined tumour (±{TOLERANCE_PX} px at 256²); "
                         f"{score['energy_in_box']:.0%} of the map's mass is inside its box.")
     base = to_rgb(shown.to_uint8())
@@ -207,7 +208,8 @@ def segmentation_ui(picked, shown, pred, heatmap) -> None:
     with c2:
         cam = overlay_heatmap(base, heatmap, 0.4)
         cam = contour_overlay(cam, seg.mask, color=_OUTLINE)
-        st.image(cam, width="stretch", caption="Grad-CAM with the tumour outline")
+        st.image(cam, width="stretch",
+                 caption=f"Grad-CAM of “{pred.label}” (predicted) with the tumour outline")
     view = contour_overlay(base, seg.mask, color=_OUTLINE, box=seg.bbox,
                            box_color=_DETECTION)
     stem = picked.name.rsplit(".", 1)[0]

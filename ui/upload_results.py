@@ -18,7 +18,7 @@ import streamlit as st
 from core import config
 from ui import engine_and_models
 
-__all__ = ["read_upload", "load_frame", "explain", "sr_compare"]
+__all__ = ["read_upload", "load_frame", "explain_all", "sr_compare"]
 
 
 @st.cache_resource(show_spinner="Reading the upload…", max_entries=64, ttl=3600)
@@ -39,15 +39,12 @@ def load_frame(sha: str, name: str, frame: int, _data: bytes):
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
-def explain(key: str, version: str, weights_dir: str, class_name: str | None, method: str,
-            _pixels: np.ndarray):
-    """``(Prediction, heatmap)`` for the image identified by ``key`` (sha256[:frame]).
-
-    One forward pass per (image, model version, target class, CAM method); the opacity slider
-    and the box toggle only redraw.
-    """
+def explain_all(key: str, version: str, weights_dir: str, _pixels: np.ndarray):
+    """``(Prediction, {(method, class): heatmap})`` for the image identified by ``key``: every
+    class by every CAM method from one forward pass, so that the Analyze picture can switch
+    between them in the browser."""
     clf = engine_and_models.classifier(version)
-    return clf.explain(_pixels, class_name=class_name, method=method)
+    return clf.explain_all(_pixels)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)

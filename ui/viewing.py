@@ -13,7 +13,7 @@ import streamlit as st
 from ui.images import to_uint8
 from ui import viewer as _viewer
 
-__all__ = ["viewer_toggle_ui", "scan_panel", "analyze_viewer_ui", "analyze_viewer_fragment",
+__all__ = ["viewer_toggle_ui", "viewer_expander", "scan_panel", "analyze_viewer_ui",
            "sr_viewer_ui",
            "study_viewer_ui", "case_viewer_ui", "png_pixels", "ANALYZE_HEIGHT"]
 
@@ -34,6 +34,21 @@ def viewer_toggle_ui(key: str) -> bool:
                    "run scripts/build_viewer.sh. Static images are shown instead.]")
         return False
     return st.toggle("Interactive viewer", value=True, key=key, help=_HELP)
+
+
+def viewer_expander():
+    """The container of the Analyze viewer: an "Interactive viewer" expander, open at first.
+    Closing and opening it runs in the browser (no rerun: a switch would cost one, more than
+    5 % of a first analysis). Without the bundle: a note, and nothing inside."""
+    if not _viewer.available():
+        box = st.container()
+        box.caption(":grey[The interactive viewer is not built (ui/viewer/build is missing); "
+                    "run scripts/build_viewer.sh. Static images are shown instead.]")
+        return box
+    box = st.expander("Interactive viewer", expanded=True, icon=":material/zoom_in:")
+    box.caption(_HELP.replace(" Off: the static images only.", " Close this section to hide "
+                              "it."))
+    return box
 
 
 def scan_panel(scan, *, label: str = "Scan") -> dict:
@@ -83,7 +98,9 @@ def _all_rgb_if_any(panels: list[dict]) -> None:
 def analyze_viewer_ui(picked, shown, *, heatmap: np.ndarray | None = None,
                       cam_label: str = "Grad-CAM") -> None:
     """The scan large, with the Grad-CAM heat map and (with a segmentation model) the tumour
-    outline as overlays on the frame they were computed for."""
+    outline as overlays on the frame they were computed for (nothing without the bundle)."""
+    if not _viewer.available():
+        return
     panel = scan_panel(shown, label="Scan")
     frame = panel["frame"] if np.ndim(panel["pixels"]) == 3 + bool(panel.get("rgb")) else None
     overlays = []
@@ -105,17 +122,6 @@ def analyze_viewer_ui(picked, shown, *, heatmap: np.ndarray | None = None,
         st.caption(f"Overlays belong to frame {frame + 1} (the one analysed); scroll frames "
                    "with Ctrl+wheel or the viewer's slider, choose the analysed frame with "
                    "the Frame slider above.")
-
-
-@st.fragment
-def analyze_viewer_fragment(picked, shown, *, heatmap: np.ndarray | None = None,
-                            cam_label: str = "Grad-CAM") -> None:
-    """The "Interactive viewer" switch and the Analyze viewer, as a fragment: switching it
-    reruns the viewer only. The overlays start at the viewer's defaults (heat at 0.4, the box
-    hidden) and have their own switches and opacity sliders in the viewer's toolbar, so the
-    static picture's opacity slider and box switch (their own fragment) need not resend it."""
-    if viewer_toggle_ui("analyze_viewer"):
-        analyze_viewer_ui(picked, shown, heatmap=heatmap, cam_label=cam_label)
 
 
 def sr_viewer_ui(result, scan, labels: dict[str, str]) -> None:

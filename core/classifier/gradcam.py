@@ -9,10 +9,13 @@ mutated.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import cv2
 import numpy as np
 
-__all__ = ["METHODS", "cam_from_gradients", "average_maps", "place_in_scan", "overlay_heatmap",
+__all__ = ["METHODS", "cam_from_gradients", "average_maps", "place_in_scan", "ScanMaps",
+           "overlay_heatmap",
            "jet_colours",
            "hot_region_bbox", "mass_outside"]
 
@@ -73,6 +76,26 @@ def place_in_scan(cam: np.ndarray, box, scan_shape: tuple[int, int]) -> np.ndarr
                         interpolation=cv2.INTER_LINEAR)
         out[y0:y1, x0:x1] = np.clip(up, 0.0, 1.0)
     return out
+
+
+class ScanMaps(Mapping):
+    """Model-space maps, each placed in the scan (:func:`place_in_scan`) when read: a mapping
+    ``{key: H×W map}`` that stays as small as the model's maps (a cache can hold many scans'
+    maps of every class and method; eight full-size 2048² maps would be 128 MB)."""
+
+    def __init__(self, cams: dict, box, scan_shape: tuple[int, int]):
+        self._cams = {k: np.asarray(v, np.float32) for k, v in cams.items()}
+        self._box = box
+        self._shape = (int(scan_shape[0]), int(scan_shape[1]))
+
+    def __getitem__(self, key) -> np.ndarray:
+        return place_in_scan(self._cams[key], self._box, self._shape)
+
+    def __iter__(self):
+        return iter(self._cams)
+
+    def __len__(self) -> int:
+        return len(self._cams)
 
 
 def overlay_heatmap(image_uint8: np.ndarray, heatmap: np.ndarray, alpha: float = 0.4

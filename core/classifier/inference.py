@@ -35,7 +35,8 @@ import numpy as np
 
 from core.classifier.architectures import gradcam_layer_for
 from core.classifier.calibration import softmax
-from core.classifier.gradcam import METHODS, average_maps, cam_from_gradients, place_in_scan
+from core.classifier.gradcam import (METHODS, ScanMaps, average_maps, cam_from_gradients,
+                                     place_in_scan)
 from core.classifier.ood import FEATURE_LAYERS, OODStats, verdict
 from core.classifier.preprocess import HeadBox, preprocess
 from core.errors import ModelCardError
@@ -176,6 +177,7 @@ class Classifier:
         self._grad_model = keras.Model(model.input, [*acts, logits, *features])
         self._fwd_model = keras.Model(model.input, [logits, *features])
         self._explain_fn = None
+        self._explain_all_fn = None
         self._forward_fn = None
 
     def feature_dim(self, layer: str) -> int:
@@ -346,6 +348,56 @@ class Classifier:
                                                      tf.constant(class_index, tf.int32))
         return ([a.numpy() for a in acts], [g.numpy() for g in grads],
                 logits.numpy().astype(np.float64), [f.numpy().astype(np.float64) for f in feat])
+
+    def _explain_all_tf(self, x: np.ndarray):
+        """One forward pass and one backward pass per class: the activations, every class's
+        gradients (``grads[c][member]``), the mean logits and the pooled features."""
+        import tensorflow as tf
+
+        if self._explain_all_fn is None:
+            grad_model = self._grad_model
+            n = self._n_maps
+            k = len(self.classes)
+
+            @tf.function(reduce_retracing=True)
+            def fn(x):
+                with tf.GradientTape(persistent=True) as tape:
+                    out = grad_model(x, training=False)
+                    acts = [tf.cast(a, tf.float32) for a in out[:n]]
+                    logits = tf.cast(out[n], tf.float32)
+                    feats = out[n + 1:]
+                    scores = [logits[0, c] for c in range(k)]   # the unflipped image's
+                grads = [[g[0] for g in tape.gradient(scores[c], acts)] for c in range(k)]
+                del tape
+                return ([a[0] for a in acts], grads, tf.reduce_mean(logits, axis=0),
+                        [tf.reduce_mean(f, axis=0) for f in feats])
+
+            self._explain_all_fn = fn
+        batch = x[None] if self.tta != "hflip" else np.stack([x, x[:, ::-1]])
+        acts, grads, logits, feat = self._explain_all_fn(tf.convert_to_tensor(batch, tf.float32))
+        return ([a.numpy() for a in acts], [[g.numpy() for g in gc] for gc in grads],
+                logits.numpy().astype(np.float64), [f.numpy().astype(np.float64) for f in feat])
+
+    def explain_all(self, image: np.ndarray, methods: tuple[str, ...] = METHODS
+                    ) -> tuple[Prediction, ScanMaps]:
+        """The prediction and the map of every class by every CAM method, from one forward
+        pass (and one backward pass per class): ``{(method, class): H×W map in [0, 1]}``, a
+        :class:`~core.classifier.gradcam.ScanMaps` that keeps the model-space maps and places
+        each in the scan when read. Each map equals :meth:`explain`'s for that class and
+        method; the page gets them all at once so that switching the class explained runs in
+        the browser."""
+        import keras
+
+        unknown = [m for m in methods if m not in METHODS]
+        if unknown:
+            raise ValueError(f"Unknown method {unknown[0]!r}; expected one of {METHODS}.")
+        if keras.backend.backend() != "tensorflow":
+            raise NotImplementedError("Grad-CAM needs the TensorFlow back end (the app's).")
+        x, box = self.prepare(image)
+        acts, grads, logits, feat = self._explain_all_tf(x)
+        cams = {(m, c): average_maps([cam_from_gradients(a, g, m) for a, g in zip(acts, grads[i])])
+                for m in methods for i, c in enumerate(self.classes)}
+        return self._prediction(logits, feat), ScanMaps(cams, box, np.asarray(image).shape[:2])
 
     def explain_cam(self, image: np.ndarray, class_name: str | None = None,
                     method: str = "gradcam") -> tuple[Prediction, np.ndarray, HeadBox]:

@@ -5,6 +5,7 @@ injected before the app's that stamps websocket messages with the page's own clo
 (what a fragment rerun sends)."""
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -221,3 +222,11 @@ def click_plotly_slider(graph, fraction: float) -> None:
 def click_plotly_button(graph, label: str) -> None:
     """Click a plotly figure's updatemenu button by its label."""
     graph.locator(".updatemenu-button").filter(has_text=label).first.click()
+
+
+def choose_plotly_menu(graph, current: str, label: str) -> None:
+    """Open a plotly figure's dropdown menu (its header shows ``current``) and choose the entry
+    labelled exactly ``label``."""
+    graph.locator(".updatemenu-header-group").filter(has_text=current).first.click()
+    graph.locator(".updatemenu-dropdown-button").filter(
+        has_text=re.compile(rf"^\s*{re.escape(label)}\s*$")).first.click()
