@@ -8,9 +8,9 @@ import streamlit as st
 from core import registry
 from core.errors import MedScanError
 from ui import auth, plots
-from ui.version_tables import (CLASSIFIER_COLUMNS, EVAL_METRICS, METRIC_LABELS, change_summary,
-                       classifier_rows, eval_sets, headline_metrics, metric_label, recipe_line,
-                       segmentation_rows, slot_of, sr_rows)
+from ui.version_tables import (CLASSIFIER_COLUMNS, EVAL_METRICS, METRIC_LABELS, SR_FORMATS,
+                               change_summary, classifier_rows, eval_sets, headline_metrics,
+                               metric_label, recipe_line, segmentation_rows, slot_of, sr_rows)
 from ui.engine_and_models import db
 from ui.retrieval import queue_embeddings_if_needed
 
@@ -189,7 +189,9 @@ with tab_sr:
         active = registry.active_version("sr", slot=slot)
         st.subheader(slot.replace("_x", " ×"))
         rows, _ = sr_rows(in_slot, active)
-        st.dataframe(rows, hide_index=True, key=f"sr_versions_{slot}")
+        st.dataframe(rows, hide_index=True, key=f"sr_versions_{slot}",
+                     column_config={k: st.column_config.NumberColumn(format=f)
+                                    for k, f in SR_FORMATS.items()})
         # "active" from the registry counts per slot; another slot's active version is listed
         # here as a candidate of this one
         slot_status = {c["version"]: ("active" if c["version"] == active else

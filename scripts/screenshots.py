@@ -201,19 +201,22 @@ def _reader_study(page, out: Path, url: str, password: str) -> None:
     page.get_by_role("button", name="Create study").click()
     page.get_by_text("Created “Pilot").wait_for(timeout=300_000)
     open_page(page, "Reader study")
-    page.locator('[data-testid="stForm"]').first.wait_for()
+    page.get_by_role("heading", name="Image 1 of").first.wait_for(timeout=300_000)
+    wait_idle(page)
     _shot(page, out, "15_reader_study")
-    # Rate every item (scores vary by position), then the study's Results tab.
+    # Rate every item with the page's keys (1-5 answer the highlighted question, Enter saves
+    # and moves on; scores vary by position), then the study's Results tab.
     total = int(page.get_by_text(" rated").first.inner_text().split(" of ")[1].split()[0])
-    scale = ["2 · poor", "3 · acceptable", "4 · good", "5 · excellent", "3 · acceptable",
-             "4 · good"]
+    scale = "2345343"
     for i in range(total):
-        form = page.locator('[data-testid="stForm"]').first
-        choose_radio(form, "Image quality", scale[i % len(scale)])
-        choose_radio(form, "Diagnostic usefulness", scale[(i + 1) % len(scale)])
-        form.get_by_role("button", name="Save rating").click()
-        page.get_by_text(f"{i + 1} of {total} rated").first.wait_for()
+        page.get_by_role("heading", name=f"Image {i + 1} of {total}").wait_for()
+        page.locator("h1").first.click()               # the page has the keyboard, not a field
+        for key in (scale[i % 6], scale[(i + 1) % 6]):
+            page.keyboard.press(key)
+            wait_idle(page)
+        page.keyboard.press("Enter")
         wait_idle(page)
+        page.get_by_text(f"{i + 1} of {total} rated").first.wait_for()
     open_page(page, "Reader studies")
     page.get_by_role("tab", name="Results").click()
     page.locator('[data-testid="stPlotlyChart"]').first.wait_for()

@@ -307,3 +307,26 @@ def test_export_page_shows_readable_column_labels(app_env):
     assert labels["n_ratings"] == "ratings" and labels["model_version"] == "model version"
     assert labels["mean_image_quality"].startswith("mean image quality")
     assert not any("_" in (v or "") for v in labels.values())
+
+
+def test_sr_versions_tables_keep_their_decimals_and_name_each_networks_size(app_env):
+    """Model versions → Super-resolution: PSNR with 2 decimals and SSIM with 4 on every row;
+    blocks and features read from RRDB's and SRResNet's own card fields."""
+    import json
+
+    from ui.version_tables import sr_rows
+
+    at = logged_in("admin", app_env["ids"]).run()
+    at.switch_page("app_pages/admin_models.py").run()
+    assert not at.exception
+    tables = [d for d in at.dataframe if "bicubic PSNR" in d.value.columns]
+    assert tables
+    for d in tables:
+        columns = json.loads(d.proto.columns)
+        assert columns["PSNR (dB)"]["type_config"]["format"] == "%.2f"
+        assert columns["SSIM"]["type_config"]["format"] == "%.4f"
+    rows, _ = sr_rows([{"version": "a", "method": "srresnet", "scale": 4,
+                        "network": {"num_blocks": 16, "features": 32}},
+                       {"version": "b", "method": "rrdb_psnr", "scale": 4,
+                        "network": {"num_block": 6, "num_feat": 32}}], "a")
+    assert [(r["blocks"], r["features"]) for r in rows] == [(16, 32), (6, 32)]

@@ -37,6 +37,11 @@ def test_psnr_ssim_table_chart_and_cached_rerun(app_env, compare_calls):
     assert list(table["method"]) == ["Bicubic", "RRDB (PSNR)", "ESRGAN (α 0.80)"]
     assert (table["PSNR (dB)"] > 5).all() and table["SSIM"].between(-1, 1).all()
     assert list(table["model version"]) == ["—", "rrdb-test", "esrgan-test"]
+    # every row with the same decimals (31.80, not 31.8)
+    import json
+    columns = json.loads(at.dataframe[0].proto.columns)
+    assert columns["PSNR (dB)"]["type_config"]["format"] == "%.2f"
+    assert columns["SSIM"]["type_config"]["format"] == "%.4f"
     assert len(at.get("plotly_chart")) >= 4  # metrics bars, panels, split slider, diff map
     assert len(compare_calls) == 1
     at.selectbox(key="sr_slider_method").set_value("rrdb_psnr").run()

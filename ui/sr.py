@@ -312,7 +312,9 @@ def metrics_ui(result, settings: SRSettings, token: str) -> None:
               "PSNR (dB)": round(v["psnr"], 2), "SSIM": round(v["ssim"], 4),
               "model version": result.versions.get(m) or "—"}
              for m, v in result.metrics.items()],
-            hide_index=True, key="sr_metrics_table")
+            hide_index=True, key="sr_metrics_table",
+            column_config={"PSNR (dB)": st.column_config.NumberColumn(format="%.2f"),
+                           "SSIM": st.column_config.NumberColumn(format="%.4f")})
         c_table.caption(f"Against the original scan; {result.scale}-pixel border excluded. "
                         "Higher is better for both.")
         fig = figure_cache.cached_view(

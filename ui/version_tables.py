@@ -5,7 +5,8 @@ from collections.abc import Mapping
 
 from core import registry
 
-__all__ = ["flat_metrics", "classifier_rows", "sr_rows", "slot_of", "headline_metrics",
+__all__ = ["flat_metrics", "classifier_rows", "sr_rows", "SR_FORMATS", "slot_of",
+           "headline_metrics",
            "confidence_statement", "eval_sets", "set_label", "change_summary", "EVAL_METRICS",
            "METRIC_LABELS", "metric_label", "CLASSIFIER_COLUMNS", "recipe_line", "progress_text",
            "segmentation_rows"]
@@ -147,16 +148,24 @@ def slot_of(card: Mapping) -> str | None:
     return f"{method}_x{scale}" if method and scale else None
 
 
+#: How the SR version table shows its figures (``st.dataframe(column_config=...)``): every row
+#: with the same decimals.
+SR_FORMATS = {"PSNR (dB)": "%.2f", "SSIM": "%.4f", "bicubic PSNR": "%.2f",
+              "bicubic SSIM": "%.4f"}
+
+
 def sr_rows(cards: list[dict], active: str | None) -> tuple[list[dict], list[str]]:
     rows = []
     for c in cards:
         methods = (c.get("metrics") or {}).get("methods") or {}
         own = methods.get(c.get("method"), {})
         base = methods.get("bicubic", {})
+        net = c.get("network") or {}
         rows.append({"version": c["version"], "active": c["version"] == active,
                      "created": str(c.get("created_at", ""))[:16].replace("T", " "),
-                     "blocks": (c.get("network") or {}).get("num_block"),
-                     "features": (c.get("network") or {}).get("num_feat"),
+                     # RRDB's names, then SRResNet's
+                     "blocks": net.get("num_block", net.get("num_blocks")),
+                     "features": net.get("num_feat", net.get("features")),
                      "PSNR (dB)": own.get("psnr"), "SSIM": own.get("ssim"),
                      "bicubic PSNR": base.get("psnr"), "bicubic SSIM": base.get("ssim")})
     return rows, ["PSNR (dB)", "SSIM"]
