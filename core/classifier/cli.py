@@ -132,6 +132,49 @@ def register(cmds) -> None:
     add_progress_args(en)
     en.set_defaults(func=_ensemble)
 
+    pre = cmds.sub.add_parser("pretrain", help="self-supervised pre-training (SimCLR) of a "
+                              "model's base on unlabelled images").add_subparsers(
+        dest="model_kind", metavar="MODEL", required=True)
+    pt = pre.add_parser(
+        "classifier", help="SimCLR on unlabelled images; a weights file for 'train classifier "
+                           "--init-from'",
+        description="Pre-train the classifier's convolutional base without labels (SimCLR: "
+                    "two augmented views of each image pulled together, the other images of "
+                    "the batch pushed away), on every image under the --data folders. Writes "
+                    "the whole classifier's weights (the head random) to --out, a JSON "
+                    "sidecar beside it, and with --probe the kNN accuracy of the base's "
+                    "features, pre-trained and at random initialisation.")
+    pt.add_argument("--data", action="append", required=True, metavar="DIR",
+                    help="a folder of images, searched recursively; labels are not used "
+                         "(repeatable). Keep the test set out.")
+    pt.add_argument("--out", required=True, metavar="FILE.weights.h5")
+    pt.add_argument("--hold-out-validation-of", default=None, metavar="TRAIN_DIR",
+                    help="leave out the validation split that 'train classifier --data "
+                         "TRAIN_DIR' draws (--val-fraction, --seed below as there), so the "
+                         "fine-tuned model is chosen on images pre-training never saw")
+    pt.add_argument("--val-fraction", type=float, default=0.15)
+    pt.add_argument("--split-seed", type=int, default=42, help="the training run's --seed")
+    pt.add_argument("--arch", default=DEFAULT_ARCHITECTURE, choices=list(CLASSIFIER_ARCHITECTURES))
+    pt.add_argument("--input-size", type=int, default=96)
+    pt.add_argument("--width", type=float, default=None, help="as for train classifier")
+    pt.add_argument("--augmentation", default="strong", choices=list(AUGMENTATION_CHOICES))
+    pt.add_argument("--epochs", type=int, default=30)
+    pt.add_argument("--batch-size", type=int, default=64,
+                    help="images per step; each has 2·(B−1) negatives (default 64)")
+    pt.add_argument("--lr", type=float, default=1e-3, help="Adam, cosine decay")
+    pt.add_argument("--temperature", type=float, default=0.2)
+    pt.add_argument("--projection-dim", type=int, default=128)
+    pt.add_argument("--max-images", type=int, default=None, help="a seeded subsample")
+    pt.add_argument("--max-minutes", type=float, default=None,
+                    help="stop after the epoch that would pass this wall-clock budget")
+    pt.add_argument("--probe", default=None, metavar="DIR",
+                    help="labelled folder (<class>/*): kNN accuracy of the base's features")
+    pt.add_argument("--seed", type=int, default=0)
+    pt.add_argument("--threads", type=int, default=None, help="intra-op CPU threads")
+    pt.add_argument("--workers", type=int, default=1, help="augmentation threads")
+    add_progress_args(pt)
+    pt.set_defaults(func=_pretrain)
+
     p = cmds.sub.add_parser("predict", help="classify scans (calibrated confidence)")
     p.add_argument("files", nargs="*", metavar="FILE")
     from core.pacs.cli import add_source_args
@@ -259,6 +302,32 @@ def _train(args: argparse.Namespace) -> int:
     print(json.dumps({"version": result.version, "path": str(result.path) if result.path else None,
                       "run_dir": str(result.run_dir), "validation": val,
                       "temperature": result.card["calibration"]["temperature"]}))
+    return 0
+
+
+def _pretrain(args: argparse.Namespace) -> int:
+    from core.classifier.architectures import architecture
+    from core.classifier.pretrain import PretrainConfig, pretrain
+
+    width = (args.width if args.width is not None
+             else architecture(args.arch).default_width or 1.0)
+    cfg = PretrainConfig(
+        data=tuple(args.data), out=args.out, arch=args.arch, input_size=args.input_size,
+        width=width, augmentation=args.augmentation, epochs=args.epochs,
+        batch_size=args.batch_size, lr=args.lr, temperature=args.temperature,
+        projection_dim=args.projection_dim, max_images=args.max_images,
+        max_minutes=args.max_minutes, probe=args.probe, seed=args.seed, threads=args.threads,
+        holdout=args.hold_out_validation_of, holdout_val_fraction=args.val_fraction,
+        holdout_seed=args.split_seed,
+        workers=args.workers, command=command_line())
+    try:
+        result = pretrain(cfg, progress_from_args(args))
+    except (ValueError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    info = result.info
+    print(json.dumps({"out": str(result.out), "epochs_done": info["epochs_done"],
+                      "loss": [h["loss"] for h in info["loss"]], "probe": info.get("probe")}))
     return 0
 
 

@@ -30,7 +30,7 @@ from core.classifier.architectures import CLASSIFIER_ARCHITECTURES, architecture
 from core.progress import Progress, ProgressCallback, null_progress
 
 __all__ = ["TrainConfig", "TrainResult", "train", "recalibrate", "resolve_pretrained",
-           "training_overlap",
+           "training_overlap", "init_source",
            "SCRATCH_NOTICE", "IMAGENET_NOTOP_FILE", "ARCHITECTURES", "RECIPE_FIELDS",
            "recipe_from_card", "evaluate_versions", "default_eval_data"]
 
@@ -237,9 +237,34 @@ def _pretrained_start(cfg: TrainConfig, progress: ProgressCallback
         have = [a for a, e in CLASSIFIER_ARCHITECTURES.items() if e.pretrained_weights]
         notice = (f"{SCRATCH_NOTICE} (--pretrained ignored: only architecture "
                   f"{', '.join(have)} has them)")
+    start = init_source(cfg.init_from)
+    if notice == SCRATCH_NOTICE and start:
+        notice = f"no ImageNet weights; started from {start['describe']}"
     if notice:
         progress(Progress(task=TASK, phase="load", message=f"NOTICE: {notice}"))
     return pretrained_weights, notice
+
+
+def init_source(init_from: str | None) -> dict | None:
+    """What ``--init-from`` started from, for the card: the file, and when it was written by
+    ``pretrain classifier`` (a JSON sidecar beside it) how it was pre-trained."""
+    if not init_from:
+        return None
+    from core.config import portable
+
+    out = {"path": portable(str(init_from)), "describe": f"the weights {portable(str(init_from))}"}
+    sidecar = Path(str(init_from) + ".json")
+    if sidecar.is_file():
+        try:
+            info = json.loads(sidecar.read_text())
+        except ValueError:
+            return out
+        out["self_supervised"] = {k: info.get(k) for k in (
+            "method", "data", "images", "epochs_done", "minutes", "probe", "command")}
+        out["describe"] = (f"self-supervised weights ({info.get('method', 'SimCLR').split(':')[0]} "
+                           f"on {info.get('images')} unlabelled images, "
+                           f"{info.get('epochs_done')} epochs: {portable(str(init_from))})")
+    return out
 
 
 def _build(cfg: TrainConfig, network: dict, pretrained_weights: str | None, run_dir: Path,
@@ -364,6 +389,7 @@ def _card(cfg: TrainConfig, version: str, d: _Loaded, *, network: dict, prep: di
         "pretrained": bool(two_phase),
         "pretrained_source": (cfg.pretrained if two_phase else None),
         "notice": notice,
+        "initialisation": init_source(cfg.init_from),
         "description": _describe(cfg, two_phase),
         "data": {"path": str(Path(cfg.data).resolve()), "fingerprint": fingerprint(data),
                  "modality": cfg.modality,
