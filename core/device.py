@@ -18,7 +18,24 @@ from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = ["DeviceInfo", "configure_device", "distribution_strategy", "cluster_spec",
-           "is_chief", "worker_run_dir"]
+           "is_chief", "worker_run_dir", "limit_cpu_threads"]
+
+
+def limit_cpu_threads(n: int | None) -> None:
+    """Cap TensorFlow's CPU threads (intra-op ``n``, inter-op at most 2); call before any
+    TensorFlow op. ``None`` / 0, or another back end: leave as is."""
+    if not n:
+        return
+    import keras
+
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(int(n))
+            tf.config.threading.set_inter_op_parallelism_threads(max(1, min(2, int(n))))
+        except RuntimeError:  # TensorFlow already initialised (e.g. inside tests)
+            pass
 
 
 @dataclass(frozen=True)

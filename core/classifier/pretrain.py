@@ -235,7 +235,7 @@ def pretrain(cfg: PretrainConfig, progress: ProgressCallback = null_progress) ->
 
     from core.classifier.data import AUGMENTATIONS, load_images
     from core.classifier.preprocess import preprocessing_config
-    from core.classifier.train import _set_threads
+    from core.device import limit_cpu_threads
     from core.config import portable
 
     out = Path(cfg.out)
@@ -247,7 +247,7 @@ def pretrain(cfg: PretrainConfig, progress: ProgressCallback = null_progress) ->
     if cfg.batch_size < 2:
         raise ValueError("--batch-size must be at least 2 (the other images are the negatives).")
     arch = architecture(cfg.arch)
-    _set_threads(cfg.threads)
+    limit_cpu_threads(cfg.threads)
     t0 = time.monotonic()
     files = list_unlabelled(cfg.data)
     held_out = 0

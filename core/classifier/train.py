@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from core.classifier.architectures import CLASSIFIER_ARCHITECTURES, architecture
+from core.device import limit_cpu_threads
 from core.progress import Progress, ProgressCallback, null_progress
 
 __all__ = ["TrainConfig", "TrainResult", "train", "recalibrate", "resolve_pretrained",
@@ -157,19 +158,6 @@ def _epoch_state_callback(run_dir: Path, cfg: TrainConfig, state: dict, progress
 
     return epoch_checkpoint(run_dir, state, progress, task=TASK, epochs=cfg.epochs,
                             patience=cfg.patience, max_minutes=cfg.max_minutes, t_start=t_start)
-
-
-def _set_threads(threads: int | None) -> None:
-    import keras
-
-    if threads and keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
-
-        try:
-            tf.config.threading.set_intra_op_parallelism_threads(threads)
-            tf.config.threading.set_inter_op_parallelism_threads(min(2, threads))
-        except RuntimeError:  # runtime already initialised (e.g. inside tests)
-            pass
 
 
 def _logits(model, x_seq) -> np.ndarray:
@@ -454,7 +442,7 @@ def train(cfg: TrainConfig, progress: ProgressCallback = null_progress) -> Train
     """Train, calibrate and (``cfg.publish``) save a registry version. See the module doc.
     Stages: :func:`_load`, :func:`_build`, :func:`_fit`, :func:`_calibrate`, :func:`_card`,
     :func:`_publish`."""
-    _set_threads(cfg.threads)
+    limit_cpu_threads(cfg.threads)
     import keras
 
     from core import registry

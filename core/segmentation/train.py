@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from core.device import limit_cpu_threads
 from core.progress import Progress, ProgressCallback, null_progress
 from core.segmentation import TASK
 
@@ -152,21 +153,9 @@ def _epoch_callback(run_dir: Path, cfg: TrainConfig, state: dict, progress: Prog
                             history_decimals=5)
 
 
-def _set_threads(threads: int | None) -> None:
-    keras = _keras()
-    if threads and keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
-
-        try:
-            tf.config.threading.set_intra_op_parallelism_threads(threads)
-            tf.config.threading.set_inter_op_parallelism_threads(min(2, threads))
-        except RuntimeError:
-            pass
-
-
 def train(cfg: TrainConfig, progress: ProgressCallback = null_progress) -> TrainResult:
     """Train, evaluate on the held-out windows and (``cfg.publish``) save a registry version."""
-    _set_threads(cfg.threads)
+    limit_cpu_threads(cfg.threads)
     keras = _keras()
 
     from core import registry

@@ -26,6 +26,7 @@ from pathlib import Path
 
 
 from core.cli import command_line
+from core.device import limit_cpu_threads
 from core.errors import MedScanError
 from core.progress import Progress, ProgressCallback, null_progress
 from core.sr.data import DegradationConfig, PatchSampler, folder_fingerprint, load_folder
@@ -126,20 +127,8 @@ class TrainResult:
     history: list[dict]
 
 
-def limit_threads(n: int | None) -> None:
-    """Cap TensorFlow's CPU threads (call before any TensorFlow op). ``None``/0: leave as is."""
-    if not n:
-        return
-    import keras
-
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
-
-        try:
-            tf.config.threading.set_intra_op_parallelism_threads(int(n))
-            tf.config.threading.set_inter_op_parallelism_threads(max(1, min(2, int(n))))
-        except RuntimeError:  # TensorFlow already initialised
-            pass
+#: Cap TensorFlow's CPU threads (the one helper, :func:`core.device.limit_cpu_threads`).
+limit_threads = limit_cpu_threads
 
 
 class _Clock:
