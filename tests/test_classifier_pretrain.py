@@ -82,14 +82,24 @@ def test_pretrain_command_writes_weights_that_start_a_training_run(tmp_path, mon
     from core.classifier.pretrain import PretrainConfig, _classifier
     from core.classifier.train import TrainConfig, train
 
+    import shutil
+
+    from core.classifier.pretrain import validation_files
+
+    # another folder holding a copy of one validation image (another name): a near duplicate
+    more = tmp_path / "more"
+    more.mkdir()
+    shutil.copy(validation_files(DATA)[0], more / "copy_of_a_validation_slice.png")
     out = tmp_path / "ssl" / "base.weights.h5"
-    rc = main(["pretrain", "classifier", "--data", str(DATA), "--out", str(out),
+    rc = main(["pretrain", "classifier", "--data", str(DATA), "--data", str(more),
+               "--out", str(out),
                "--input-size", "32", "--width", "0.125", "--epochs", "2", "--batch-size", "8",
                "--probe", str(DATA), "--hold-out-validation-of", str(DATA), "--quiet"])
     assert rc == 0 and out.is_file()
     info = json.loads(Path(str(out) + ".json").read_text())
     # the training run's validation split (1 of 8 per class at 0.15, seed 42) is left out
     assert info["held_out"]["images"] == 4 and info["held_out"]["seed"] == 42
+    assert info["held_out"]["near_duplicates"] == 1
     assert info["images"] == 28 and info["epochs_done"] == 2
     assert len(info["loss"]) == 2 and all(np.isfinite(h["loss"]) for h in info["loss"])
     # the first epoch starts near chance: log(2B - 1) for B = 8
@@ -120,8 +130,6 @@ def test_pretrain_command_writes_weights_that_start_a_training_run(tmp_path, mon
                                      "weights (SimCLR")
     assert card["initialisation"]["self_supervised"]["images"] == 28
     # the images it left out are the ones this run validates on
-    from core.classifier.pretrain import validation_files
-
     from core.classifier.data import card_split, list_image_folder
 
     data = list_image_folder(DATA)

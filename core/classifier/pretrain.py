@@ -250,14 +250,13 @@ def pretrain(cfg: PretrainConfig, progress: ProgressCallback = null_progress) ->
     limit_cpu_threads(cfg.threads)
     t0 = time.monotonic()
     files = list_unlabelled(cfg.data)
-    held_out = 0
+    held_out, near_dropped, val_files = 0, 0, []
     if cfg.holdout:
-        val = set(validation_files(cfg.holdout, cfg.holdout_val_fraction, cfg.holdout_seed))
+        val_files = validation_files(cfg.holdout, cfg.holdout_val_fraction, cfg.holdout_seed)
+        val = set(val_files)
         kept = [f for f in files if f not in val]
         held_out = len(files) - len(kept)
         files = kept
-        progress(Progress(task=TASK, phase="load",
-                          message=f"left out {held_out} validation images of {cfg.holdout}"))
     if cfg.max_images and len(files) > cfg.max_images:
         pick = np.sort(np.random.default_rng(cfg.seed).choice(len(files), cfg.max_images,
                                                               replace=False))
@@ -265,9 +264,25 @@ def pretrain(cfg: PretrainConfig, progress: ProgressCallback = null_progress) ->
     if len(files) < cfg.batch_size:
         raise ValueError(f"{len(files)} images: fewer than one batch of {cfg.batch_size}.")
     prep = preprocessing_config(arch.normalise, arch.channels, cfg.input_size)
+    images = load_images(files, prep)
+    if cfg.holdout:
+        # ... and their near duplicates in the other folders, by the rule --extra-data uses
+        from core.classifier.dedup import (DEDUP_MAX_BITS, DEDUP_MIN_NCC, max_ncc,
+                                           min_hamming, phashes)
+
+        x_val = load_images(val_files, prep)
+        near = ((min_hamming(phashes(images), phashes(x_val)) <= DEDUP_MAX_BITS)
+                | (max_ncc(images, x_val) > DEDUP_MIN_NCC))
+        images, near_dropped = images[~near], int(near.sum())
+        files = [f for f, n in zip(files, near) if not n]
+        progress(Progress(task=TASK, phase="load", message=(
+            f"left out the {held_out} validation images of {cfg.holdout} and {near_dropped} "
+            f"near duplicates of them")))
+        if len(files) < cfg.batch_size:
+            raise ValueError(f"{len(files)} images left: fewer than one batch of "
+                             f"{cfg.batch_size}.")
     progress(Progress(task=TASK, phase="load",
                       message=f"pre-training on {len(files)} unlabelled images"))
-    images = load_images(files, prep)
 
     keras.utils.set_random_seed(cfg.seed)
     model, net = _classifier(cfg)
@@ -314,6 +329,7 @@ def pretrain(cfg: PretrainConfig, progress: ProgressCallback = null_progress) ->
         "preprocessing": prep,
         "data": [portable(str(d)) for d in cfg.data], "images": len(files),
         "held_out": ({"validation_of": portable(str(cfg.holdout)), "images": held_out,
+                      "near_duplicates": near_dropped,
                       "val_fraction": cfg.holdout_val_fraction, "seed": cfg.holdout_seed}
                      if cfg.holdout else None),
         "config": {k: v for k, v in asdict(cfg).items() if k not in ("data", "out", "command")},
