@@ -152,7 +152,7 @@ def test_one_member_ensemble_is_its_member(base):
 def _member_cam(clf, x: np.ndarray, idx: int, n: int, method: str) -> np.ndarray:
     """One member's map from the gradient of the n-member ensemble's class score (the mean
     logit: this member's logit gradient divided by n)."""
-    acts, grads, _, _ = clf._explain_tf(x, idx)
+    acts, (grads,), _, _ = clf._gradients_tf(x, [idx])
     return cam_from_gradients(acts[0], grads[0] / n, method)
 
 

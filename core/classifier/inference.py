@@ -176,8 +176,7 @@ class Classifier:
         self._n_maps = len(acts)
         self._grad_model = keras.Model(model.input, [*acts, logits, *features])
         self._fwd_model = keras.Model(model.input, [logits, *features])
-        self._explain_fn = None
-        self._explain_all_fn = None
+        self._grad_fns: dict = {}     # number of target classes -> traced gradient pass
         self._forward_fn = None
 
     def feature_dim(self, layer: str) -> int:
@@ -316,12 +315,16 @@ class Classifier:
             raise ValueError(f"Unknown class {class_name!r}; this model knows {self.classes}.")
         return self.classes.index(class_name)
 
-    def _explain_tf(self, x: np.ndarray, class_index: int):
+    def _gradients_tf(self, x: np.ndarray, targets: list[int]):
+        """One forward pass, then one backward pass per target class (``-1``: the predicted
+        one): the activations (one per member), ``grads[target][member]``, the mean logits
+        and the pooled features. One traced function per number of targets."""
         import tensorflow as tf
 
-        if self._explain_fn is None:
+        m = len(targets)
+        fn = self._grad_fns.get(m)
+        if fn is None:
             grad_model = self._grad_model
-
             n = self._n_maps
 
             @tf.function(reduce_retracing=True)
@@ -330,52 +333,23 @@ class Classifier:
                 # the map) is the unflipped image's, the returned logits are the batch mean.
                 # One activation tensor per member (one for a single model); the score is the
                 # (ensemble's) logit, so each member's gradient is that of the mean logit.
-                with tf.GradientTape() as tape:
+                with tf.GradientTape(persistent=m > 1) as tape:
                     out = grad_model(x, training=False)
                     acts = [tf.cast(a, tf.float32) for a in out[:n]]
                     logits = tf.cast(out[n], tf.float32)
                     feats = out[n + 1:]
                     mean = tf.reduce_mean(logits, axis=0)
                     target = tf.where(idx < 0, tf.argmax(mean, output_type=tf.int32), idx)
-                    score = tf.gather(logits[0], target)
-                grads = tape.gradient(score, acts)
-                return ([a[0] for a in acts], [g[0] for g in grads], mean,
+                    scores = [tf.gather(logits[0], target[j]) for j in range(m)]
+                grads = [[g[0] for g in tape.gradient(s, acts)] for s in scores]
+                return ([a[0] for a in acts], grads, mean,
                         [tf.reduce_mean(f, axis=0) for f in feats])
 
-            self._explain_fn = fn
+            self._grad_fns[m] = fn
         batch = x[None] if self.tta != "hflip" else np.stack([x, x[:, ::-1]])
-        acts, grads, logits, feat = self._explain_fn(tf.convert_to_tensor(batch, tf.float32),
-                                                     tf.constant(class_index, tf.int32))
-        return ([a.numpy() for a in acts], [g.numpy() for g in grads],
-                logits.numpy().astype(np.float64), [f.numpy().astype(np.float64) for f in feat])
-
-    def _explain_all_tf(self, x: np.ndarray):
-        """One forward pass and one backward pass per class: the activations, every class's
-        gradients (``grads[c][member]``), the mean logits and the pooled features."""
-        import tensorflow as tf
-
-        if self._explain_all_fn is None:
-            grad_model = self._grad_model
-            n = self._n_maps
-            k = len(self.classes)
-
-            @tf.function(reduce_retracing=True)
-            def fn(x):
-                with tf.GradientTape(persistent=True) as tape:
-                    out = grad_model(x, training=False)
-                    acts = [tf.cast(a, tf.float32) for a in out[:n]]
-                    logits = tf.cast(out[n], tf.float32)
-                    feats = out[n + 1:]
-                    scores = [logits[0, c] for c in range(k)]   # the unflipped image's
-                grads = [[g[0] for g in tape.gradient(scores[c], acts)] for c in range(k)]
-                del tape
-                return ([a[0] for a in acts], grads, tf.reduce_mean(logits, axis=0),
-                        [tf.reduce_mean(f, axis=0) for f in feats])
-
-            self._explain_all_fn = fn
-        batch = x[None] if self.tta != "hflip" else np.stack([x, x[:, ::-1]])
-        acts, grads, logits, feat = self._explain_all_fn(tf.convert_to_tensor(batch, tf.float32))
-        return ([a.numpy() for a in acts], [[g.numpy() for g in gc] for gc in grads],
+        acts, grads, logits, feat = fn(tf.convert_to_tensor(batch, tf.float32),
+                                       tf.constant(targets, tf.int32))
+        return ([a.numpy() for a in acts], [[g.numpy() for g in gt] for gt in grads],
                 logits.numpy().astype(np.float64), [f.numpy().astype(np.float64) for f in feat])
 
     def explain_all(self, image: np.ndarray, methods: tuple[str, ...] = METHODS
@@ -394,7 +368,7 @@ class Classifier:
         if keras.backend.backend() != "tensorflow":
             raise NotImplementedError("Grad-CAM needs the TensorFlow back end (the app's).")
         x, box = self.prepare(image)
-        acts, grads, logits, feat = self._explain_all_tf(x)
+        acts, grads, logits, feat = self._gradients_tf(x, list(range(len(self.classes))))
         cams = {(m, c): average_maps([cam_from_gradients(a, g, m) for a, g in zip(acts, grads[i])])
                 for m in methods for i, c in enumerate(self.classes)}
         return self._prediction(logits, feat), ScanMaps(cams, box, np.asarray(image).shape[:2])
@@ -411,7 +385,7 @@ class Classifier:
         if keras.backend.backend() != "tensorflow":
             raise NotImplementedError("Grad-CAM needs the TensorFlow back end (the app's).")
         x, box = self.prepare(image)
-        acts, grads, logits, feat = self._explain_tf(x, idx)
+        acts, (grads,), logits, feat = self._gradients_tf(x, [idx])
         cam = average_maps([cam_from_gradients(a, g, method) for a, g in zip(acts, grads)])
         return self._prediction(logits, feat), cam, box
 
