@@ -73,9 +73,8 @@ def gradcam_view(display: np.ndarray, maps: dict, *, maps_key: str, predicted: s
     if out_of_distribution:
         st.caption(":grey[Out of distribution: these maps show where a model that should not be "
                    "trusted on this scan looked for each class; they are not evidence of it.]")
-    heatmap = maps[("gradcam", predicted)]
     png = cached_view("gradcam_png", key, predicted, build=lambda: png_bytes(
-        overlay_heatmap(to_rgb(display), heatmap, DOWNLOAD_OPACITY)))
+        overlay_heatmap(to_rgb(display), maps[("gradcam", predicted)], DOWNLOAD_OPACITY)))
     st.download_button("Download overlay PNG", png,
                        help=f"Grad-CAM of the predicted class, “{predicted}”, over the scan at "
                             f"{DOWNLOAD_OPACITY:.0%} opacity",

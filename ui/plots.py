@@ -74,7 +74,8 @@ def _image_trace(image: np.ndarray, *, step: float = 1.0, x0: float = 0.0, name:
     """An image trace placed in the original image's pixel coordinates: each shown pixel
     spans ``step`` of them, the left edge at ``x0 - 0.5``; ``smooth`` False draws pixels as
     squares when zoomed (no browser interpolation)."""
-    return go.Image(source=_data_uri(image, lossy=lossy), x0=x0 - 0.5 + step / 2, y0=-0.5 + step / 2,
+    return go.Image(source=_data_uri(image, lossy=lossy), x0=x0 - 0.5 + step / 2,
+                    y0=-0.5 + step / 2,
                     dx=step, dy=step, name=name, zsmooth="fast" if smooth else False,
                     hovertemplate="x %{x:.0f}, y %{y:.0f}<extra>" + name + "</extra>", **kw)
 
@@ -280,13 +281,11 @@ def overlay_picture(base: np.ndarray, *, heat: np.ndarray | None = None, opacity
     # Each choice's own box: a line trace shown with its map (the menu sets "visible"), and
     # switched by its group's toggle through its opacity, so the two controls never clash.
     box_idx: list[int] = []
-    box_of: list[int | None] = []
-    for i, c in enumerate(choices if heat_choices else ()):
-        if c.get("box") is None:
-            box_of.append(None)
+    has_box = [bool(heat_choices) and c.get("box") is not None for c in choices]
+    for i, c in enumerate(choices):
+        if not has_box[i]:
             continue
         x0, y0, x1, y1 = (float(v) - 0.5 for v in c["box"])
-        box_of.append(len(fig.data))
         box_idx.append(len(fig.data))
         fig.add_trace(go.Scatter(x=[x0, x1, x1, x0, x0], y=[y0, y0, y1, y1, y0], mode="lines",
                                  name=f"{c['label']} box", hoverinfo="skip", showlegend=False,
@@ -365,8 +364,7 @@ def overlay_picture(base: np.ndarray, *, heat: np.ndarray | None = None, opacity
             pad=dict(t=0, b=0, l=0, r=0), font=dict(size=12),
             buttons=[dict(label=c["label"], method="restyle",
                           args=[{"visible": [j == i for j in range(len(choices))]
-                                 + [box_of[j] is not None and j == i
-                                    for j in range(len(choices)) if box_of[j] is not None]},
+                                 + [j == i for j in range(len(choices)) if has_box[j]]},
                                 idx])
                      for i, c in enumerate(choices)]))
     sliders = []

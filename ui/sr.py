@@ -18,6 +18,7 @@ from core.sr.methods import GAN_PARTNER, METHOD_LABELS, uses_alpha
 from ui import figure_cache, plots, upload_results
 from ui.engine_and_models import db_write
 from ui.images import fit_to, png_bytes
+from ui.version_tables import SR_FORMATS
 
 __all__ = ["METHOD_LABELS", "MODE_HELP", "GAN_NOTE", "SRSettings", "sr_methods_ui",
            "run_comparison", "record_sr_once", "difference_maps", "alpha_curve_ui", "uses_alpha",
@@ -313,8 +314,8 @@ def metrics_ui(result, settings: SRSettings, token: str) -> None:
               "model version": result.versions.get(m) or "—"}
              for m, v in result.metrics.items()],
             hide_index=True, key="sr_metrics_table",
-            column_config={"PSNR (dB)": st.column_config.NumberColumn(format="%.2f"),
-                           "SSIM": st.column_config.NumberColumn(format="%.4f")})
+            column_config={k: st.column_config.NumberColumn(format=SR_FORMATS[k])
+                           for k in ("PSNR (dB)", "SSIM")})
         c_table.caption(f"Against the original scan; {result.scale}-pixel border excluded. "
                         "Higher is better for both.")
         fig = figure_cache.cached_view(

@@ -148,8 +148,8 @@ def slot_of(card: Mapping) -> str | None:
     return f"{method}_x{scale}" if method and scale else None
 
 
-#: How the SR version table shows its figures (``st.dataframe(column_config=...)``): every row
-#: with the same decimals.
+#: How SR tables show their figures (``st.dataframe(column_config=...)``: the Model versions
+#: tables and the Super-resolution page's PSNR / SSIM table): every row with the same decimals.
 SR_FORMATS = {"PSNR (dB)": "%.2f", "SSIM": "%.4f", "bicubic PSNR": "%.2f",
               "bicubic SSIM": "%.4f"}
 

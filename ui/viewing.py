@@ -21,9 +21,10 @@ __all__ = ["viewer_toggle_ui", "viewer_expander", "scan_panel", "analyze_viewer_
 ANALYZE_HEIGHT = 620
 #: Height of one row of Super-resolution panels (px).
 SR_ROW_HEIGHT = 380
-_HELP = ("The interactive viewer (Cornerstone3D): wheel or right-drag zooms, left-drag sets "
-         "window / level, middle-drag or Shift+drag pans, Ctrl+wheel scrolls frames, "
-         "double-click resets; full screen from its toolbar. Off: the static images only.")
+_HOW = ("The interactive viewer (Cornerstone3D): wheel or right-drag zooms, left-drag sets "
+        "window / level, middle-drag or Shift+drag pans, Ctrl+wheel scrolls frames, "
+        "double-click resets; full screen from its toolbar.")
+_HELP = _HOW + " Off: the static images only."
 
 
 def viewer_toggle_ui(key: str) -> bool:
@@ -46,8 +47,7 @@ def viewer_expander():
                     "run scripts/build_viewer.sh. Static images are shown instead.]")
         return box
     box = st.expander("Interactive viewer", expanded=True, icon=":material/zoom_in:")
-    box.caption(_HELP.replace(" Off: the static images only.", " Close this section to hide "
-                              "it."))
+    box.caption(_HOW + " Close this section to hide it.")
     return box
 
 

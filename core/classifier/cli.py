@@ -270,13 +270,17 @@ def _evaluate_ood(args: argparse.Namespace) -> int:
     return 0
 
 
+def _width(args: argparse.Namespace) -> float:
+    """``--width``, or the architecture's own (1.0 for one without a width)."""
+    from core.classifier.architectures import architecture
+
+    return args.width if args.width is not None else architecture(args.arch).default_width or 1.0
+
+
 def _train(args: argparse.Namespace) -> int:
     from core.classifier.train import TrainConfig, train
 
-    from core.classifier.architectures import architecture
-
-    width = (args.width if args.width is not None
-             else architecture(args.arch).default_width or 1.0)
+    width = _width(args)
     cfg = TrainConfig(
         data=args.data, arch=args.arch, input_size=args.input_size, width=width,
         dropout=args.dropout, pretrained=args.pretrained, epochs=args.epochs,
@@ -306,11 +310,9 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _pretrain(args: argparse.Namespace) -> int:
-    from core.classifier.architectures import architecture
     from core.classifier.pretrain import PretrainConfig, pretrain
 
-    width = (args.width if args.width is not None
-             else architecture(args.arch).default_width or 1.0)
+    width = _width(args)
     cfg = PretrainConfig(
         data=tuple(args.data), out=args.out, arch=args.arch, input_size=args.input_size,
         width=width, augmentation=args.augmentation, epochs=args.epochs,

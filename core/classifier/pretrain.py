@@ -156,15 +156,19 @@ def _views(batch_size: int, images: np.ndarray, augment, normalise_mode: str, ch
     return TwoViews()
 
 
+def _network(cfg: PretrainConfig) -> tuple[dict, dict]:
+    """(builder kwargs, preprocessing) of the classifier ``train classifier`` would build,
+    without its head's dropout."""
+    from core.classifier.train import network_config
+
+    net, prep, _ = network_config(cfg.arch, cfg.input_size, cfg.width, 0.0, cfg.bn_momentum,
+                                  cfg.num_classes)
+    return net, prep
+
+
 def _classifier(cfg: PretrainConfig):
-    arch = architecture(cfg.arch)
-    net = {"num_classes": cfg.num_classes,
-           "input_shape": [cfg.input_size, cfg.input_size, arch.channels], "dropout": 0.0}
-    if arch.default_width is not None:
-        net |= {"weights": None, "width": cfg.width}
-    if arch.uses_bn_momentum:
-        net["bn_momentum"] = cfg.bn_momentum
-    return arch.builder(**net), net
+    net, _ = _network(cfg)
+    return architecture(cfg.arch).builder(**net), net
 
 
 def _base(model):
@@ -234,7 +238,6 @@ def pretrain(cfg: PretrainConfig, progress: ProgressCallback = null_progress) ->
     from keras import layers
 
     from core.classifier.data import AUGMENTATIONS, load_images
-    from core.classifier.preprocess import preprocessing_config
     from core.device import limit_cpu_threads
     from core.config import portable
 
@@ -263,7 +266,7 @@ def pretrain(cfg: PretrainConfig, progress: ProgressCallback = null_progress) ->
         files = [files[i] for i in pick]
     if len(files) < cfg.batch_size:
         raise ValueError(f"{len(files)} images: fewer than one batch of {cfg.batch_size}.")
-    prep = preprocessing_config(arch.normalise, arch.channels, cfg.input_size)
+    prep = _network(cfg)[1]
     images = load_images(files, prep)
     if cfg.holdout:
         # ... and their near duplicates in the other folders, by the rule --extra-data uses

@@ -31,7 +31,7 @@ from core.device import limit_cpu_threads
 from core.progress import Progress, ProgressCallback, null_progress
 
 __all__ = ["TrainConfig", "TrainResult", "train", "recalibrate", "resolve_pretrained",
-           "training_overlap", "init_source",
+           "training_overlap", "init_source", "network_config",
            "SCRATCH_NOTICE", "IMAGENET_NOTOP_FILE", "ARCHITECTURES", "RECIPE_FIELDS",
            "recipe_from_card", "evaluate_versions", "default_eval_data"]
 
@@ -121,20 +121,26 @@ def resolve_pretrained(spec: str | None) -> tuple[str | None, str | None]:
     return str(spec), None
 
 
-def _network(cfg: TrainConfig, num_classes: int) -> tuple[dict, dict, str]:
+def network_config(arch_name: str, input_size: int, width: float, dropout: float,
+                   bn_momentum: float, num_classes: int) -> tuple[dict, dict, str]:
     """(builder kwargs for the card, preprocessing dict, Grad-CAM layer), from the
-    architecture table."""
+    architecture table (training and self-supervised pre-training build the same network)."""
     from core.classifier.preprocess import preprocessing_config
 
-    arch = architecture(cfg.arch)
-    n = int(cfg.input_size)
+    arch = architecture(arch_name)
+    n = int(input_size)
     net = {"num_classes": num_classes, "input_shape": [n, n, arch.channels]}
     if arch.default_width is not None:
-        net |= {"weights": None, "width": cfg.width}
-    net["dropout"] = cfg.dropout
+        net |= {"weights": None, "width": width}
+    net["dropout"] = dropout
     if arch.uses_bn_momentum:
-        net["bn_momentum"] = cfg.bn_momentum
+        net["bn_momentum"] = bn_momentum
     return net, preprocessing_config(arch.normalise, arch.channels, n), arch.gradcam_layer
+
+
+def _network(cfg: TrainConfig, num_classes: int) -> tuple[dict, dict, str]:
+    return network_config(cfg.arch, cfg.input_size, cfg.width, cfg.dropout, cfg.bn_momentum,
+                          num_classes)
 
 
 def _lr_at(cfg: TrainConfig, epoch: int, base_lr: float, start: int = 0, total: int | None = None
@@ -212,10 +218,11 @@ def _load(cfg: TrainConfig, data, prep: dict, device_label: str, progress: Progr
     return _Loaded(data, x_tr, y_tr, x_va, y_va, extra_entries, train_seq, val_seq)
 
 
-def _pretrained_start(cfg: TrainConfig, progress: ProgressCallback
+def _pretrained_start(cfg: TrainConfig, start: dict | None, progress: ProgressCallback
                       ) -> tuple[str | None, str | None]:
     """(weights to start the base from, notice for the card): ImageNet-style weights only for
-    plain vgg16 at width 1; everything else trains from scratch and says so."""
+    plain vgg16 at width 1; everything else trains from scratch and says so, or names what
+    ``--init-from`` started from (``start``: :func:`init_source`)."""
     pretrained_weights, notice = (None, SCRATCH_NOTICE)
     if architecture(cfg.arch).pretrained_weights and cfg.pretrained:
         if cfg.width != 1.0:
@@ -225,7 +232,6 @@ def _pretrained_start(cfg: TrainConfig, progress: ProgressCallback
         have = [a for a, e in CLASSIFIER_ARCHITECTURES.items() if e.pretrained_weights]
         notice = (f"{SCRATCH_NOTICE} (--pretrained ignored: only architecture "
                   f"{', '.join(have)} has them)")
-    start = init_source(cfg.init_from)
     if notice == SCRATCH_NOTICE and start:
         notice = f"no ImageNet weights; started from {start['describe']}"
     if notice:
@@ -357,7 +363,8 @@ def _calibrate(model, d: _Loaded) -> tuple[float, int, dict, dict]:
 
 def _card(cfg: TrainConfig, version: str, d: _Loaded, *, network: dict, prep: dict,
           gradcam_layer: str, calibration: dict, before: dict, after: dict, two_phase: bool,
-          notice: str | None, state: dict, cw: dict | None, minutes: float, device_label: str,
+          notice: str | None, initialisation: dict | None, state: dict, cw: dict | None,
+          minutes: float, device_label: str,
           run_dir: Path) -> dict:
     """Stage 5: the model card (written through ``registry`` with portable paths)."""
     from core.classifier.data import fingerprint
@@ -377,7 +384,7 @@ def _card(cfg: TrainConfig, version: str, d: _Loaded, *, network: dict, prep: di
         "pretrained": bool(two_phase),
         "pretrained_source": (cfg.pretrained if two_phase else None),
         "notice": notice,
-        "initialisation": init_source(cfg.init_from),
+        "initialisation": initialisation,
         "description": _describe(cfg, two_phase),
         "data": {"path": str(Path(cfg.data).resolve()), "fingerprint": fingerprint(data),
                  "modality": cfg.modality,
@@ -461,7 +468,8 @@ def train(cfg: TrainConfig, progress: ProgressCallback = null_progress) -> Train
     data = list_image_folder(cfg.data)
     network, prep, gradcam_layer = _network(cfg, len(data.classes))
     d = _load(cfg, data, prep, device.label, progress)
-    pretrained_weights, notice = _pretrained_start(cfg, progress)
+    start = init_source(cfg.init_from)
+    pretrained_weights, notice = _pretrained_start(cfg, start, progress)
     two_phase = pretrained_weights is not None
     loss = keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing)
     model, state = _build(cfg, network, pretrained_weights, run_dir, loss, progress)
@@ -473,7 +481,8 @@ def train(cfg: TrainConfig, progress: ProgressCallback = null_progress) -> Train
     temperature, n_cal, before, after = _calibrate(model, d)
     card = _card(cfg, version, d, network=network, prep=prep, gradcam_layer=gradcam_layer,
                  calibration=_calibration_entry(temperature, n_cal, len(d.y_va)),
-                 before=before, after=after, two_phase=two_phase, notice=notice, state=state,
+                 before=before, after=after, two_phase=two_phase, notice=notice,
+                 initialisation=start, state=state,
                  cw=cw, minutes=(time.monotonic() - t_start) / 60, device_label=device.label,
                  run_dir=run_dir)
     (run_dir / "card_draft.json").write_text(json.dumps(card, indent=2))
