@@ -6,6 +6,8 @@ active version's recipe (its model card); a finished run is published as a candi
 activated here."""
 from __future__ import annotations
 
+import re
+from datetime import date
 from pathlib import Path
 
 import streamlit as st
@@ -19,9 +21,12 @@ admin = auth.require_role("admin")
 st.title("Training")
 
 from core import registry  # noqa: E402
+from core.classifier.pretrain import (BASE_NAME_RE, base_label, base_mismatch,  # noqa: E402
+                                      bases_dir, expected_pretrain_minutes, list_bases,
+                                      list_unlabelled)
 from core.classifier.train import (ARCHITECTURES, AUGMENTATION_CHOICES,  # noqa: E402
-                                   default_eval_data, default_extra_data, expected_minutes,
-                                   recipe_from_card)
+                                   default_eval_data, default_extra_data, default_train_data,
+                                   expected_minutes, recipe_from_card)
 from core.config import job_heartbeat_s  # noqa: E402
 from core.sr.methods import GAN_PARTNER, METHOD_LABELS, TRAINING_METHODS  # noqa: E402
 from core.db.jobs import heartbeat_age_s, job_history, job_log_tail  # noqa: E402
@@ -38,12 +43,36 @@ try:
 except MedScanError:
     active_card = None
 recipe = recipe_from_card(active_card)
+bases = list_bases()
+KINDS = {"classifier": "Classifier", "pretrain": "Pre-training (self-supervised)",
+         "sr": "Super-resolution", "segmentation": "Segmentation"}
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def _count_images(folders: tuple[str, ...]) -> int | None:
+    """Images under the folders (what pre-training would read before its hold-out), or None
+    when a folder is missing."""
+    try:
+        return len(list_unlabelled(folders))
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def _free_name(stem: str) -> str:
+    """``stem``, or ``stem-2``, ``stem-3``, … : the first name no base has yet."""
+    taken = {b["name"] for b in bases}
+    return next(n for n in (stem, *(f"{stem}-{i}" for i in range(2, 1000))) if n not in taken)
+
+
+def _lines(text: str) -> list[str]:
+    return [str(Path(line.strip()).expanduser()) for line in text.splitlines() if line.strip()]
 
 with st.expander("Start a training run", expanded=True, icon=":material/play_arrow:"):
-    kind = st.segmented_control("Model", ["classifier", "sr", "segmentation"],
-                                default="classifier", required=True, key="train_kind",
-                                format_func={"classifier": "Classifier", "sr": "Super-resolution",
-                                             "segmentation": "Segmentation"}.get)
+    kind = st.segmented_control("Model", list(KINDS), default="classifier", required=True,
+                                key="train_kind", format_func=KINDS.get)
+    extra_dirs: list[str] = []
+    checks: list[tuple[str, str]] = []      # (what, folder) that must exist on the server
+    problem = None                          # a reason the form cannot start (shown on submit)
     with st.form("train_form"):
         if kind == "classifier":
             st.caption("Defaults: the recipe of the active version "
@@ -103,12 +132,19 @@ with st.expander("Start a training run", expanded=True, icon=":material/play_arr
                      "MEDSCAN_EVAL_DIR, else the active version's recorded test folder).")
             # An active ensemble has no weights file of its own: fine-tune its first member.
             init_version = registry.weights_version(active_card) if active_card else None
-            from_active = st.checkbox(
-                f"Start from the weights of {init_version}, the active ensemble's first member "
-                "(fine-tune; same architecture and width only)"
-                if registry.is_ensemble(active_card) else
-                "Start from the active version's weights (fine-tune; same architecture and "
-                "width only)", key="train_from_active", disabled=active_card is None)
+            starts = {"scratch": "Random weights (from scratch)"}
+            if init_version is not None:
+                starts["active"] = (
+                    f"The weights of {init_version}, the active ensemble's first member "
+                    "(fine-tune)" if registry.is_ensemble(active_card) else
+                    f"The active version's weights, {init_version} (fine-tune)")
+            starts.update({f"base:{b['name']}": "Self-supervised base " + base_label(b)
+                           for b in bases})
+            start = st.selectbox(
+                "Start from", list(starts), format_func=starts.get, key="train_start",
+                help="A self-supervised base comes from a *Pre-training* run on this page; it "
+                     "and the active version's weights need the same architecture and width "
+                     "as this run (any input size).")
             pretrained = st.text_input("Pretrained VGG16 weights (optional: 'imagenet' or a "
                                        "file path; vgg16 only)", key="train_pretrained")
             args = ["--data", data, "--arch", arch, "--input-size", str(size),
@@ -118,9 +154,9 @@ with st.expander("Start a training run", expanded=True, icon=":material/play_arr
             for name in ("lr_schedule", "warmup_epochs", "dropout", "val_fraction", "seed"):
                 args += [f"--{name.replace('_', '-')}", str(recipe[name])]
             args += ["--augmentation", augmentation, "--label-smoothing", f"{smoothing:g}"]
-            extra_dirs = [line.strip() for line in extra.splitlines() if line.strip()]
+            extra_dirs = _lines(extra)
             for folder in extra_dirs:
-                args += ["--extra-data", str(Path(folder).expanduser())]
+                args += ["--extra-data", folder]
             eta = expected_minutes(active_card, input_size=int(size), width=float(width),
                                    epochs=int(epochs))
             if eta is not None:
@@ -131,11 +167,91 @@ with st.expander("Start a training run", expanded=True, icon=":material/play_arr
                            f"The time limit stops the run after the epoch that passes it.")
             if eval_data.strip():
                 args += ["--eval-data", str(Path(eval_data.strip()).expanduser())]
-            if from_active and init_version is not None:
+            if start == "active":
                 args += ["--init-from", str(registry.version_dir(
                     "classifier", init_version) / registry.WEIGHTS_FILE)]
+            elif start.startswith("base:"):
+                base = next(b for b in bases if f"base:{b['name']}" == start)
+                problem = base_mismatch(base, arch, float(width))
+                args += ["--init-from", str(base["path"])]
             if pretrained.strip():
                 args += ["--pretrained", pretrained.strip()]
+            checks = [("Data folder", data.strip())]
+            checks += [("Extra training folder", f) for f in extra_dirs]
+            if eval_data.strip():
+                checks.append(("Evaluation folder", eval_data.strip()))
+        elif kind == "pretrain":
+            eval_data = ""
+            st.caption("SimCLR on unlabelled brain images: the classifier's convolutional base "
+                       "learns what stays the same under the training augmentations, as a "
+                       "stand-in for an ImageNet start. The base it writes is offered under "
+                       "*Start from* in a classifier run (same architecture and width).")
+            default_train = default_train_data(active_card)
+            folders = st.text_area(
+                "Image folders (one per line; searched recursively, labels not used)",
+                value="\n".join([*([default_train] if default_train else []),
+                                  *default_extra_data(active_card)]),
+                key="pre_data", height=90,
+                help="Never the test set. Any brain images count: the classification, "
+                     "segmentation and high-resolution folders alike.")
+            holdout = st.text_input(
+                "Leave out the validation split of (the classifier's training folder)",
+                value=default_train or "", key="pre_holdout",
+                help="The images a classifier run on this folder validates on (same fraction "
+                     "and seed as the active recipe) and their near copies in the other "
+                     "folders are left out, so the fine-tuned model is chosen on images "
+                     "pre-training never saw.")
+            archs = list(ARCHITECTURES)
+            c1, c2, c3, c4 = st.columns(4)
+            arch = c1.selectbox("Architecture", archs, key="pre_arch",
+                                index=archs.index(recipe["arch"]) if recipe["arch"] in archs
+                                else 0)
+            width = c2.number_input("Width (VGG filter multiplier)", 0.0625, 1.0,
+                                    float(recipe["width"]), 0.0625, key="pre_width")
+            size = c3.number_input("Input size (px)", 32, 512, 64, 16, key="pre_size",
+                                   help="64 px pre-trains about 2.25 times faster than 96 px; "
+                                        "the base fits any input size later.")
+            epochs = c4.number_input("Epochs", 1, 1000, 20, key="pre_epochs")
+            c1, c2, c3 = st.columns([1, 1, 2])
+            batch = c1.number_input("Batch size", 2, 1024, 64, key="pre_batch",
+                                    help="Each image is contrasted with the other images of "
+                                         "its batch: larger batches give more negatives.")
+            minutes = c2.number_input("Time limit (min)", 1, 24 * 60, 60, key="train_minutes")
+            name = c3.text_input(
+                "Name of the base", key="pre_name",
+                value=_free_name(f"simclr-{date.today():%Y%m%d}"),
+                help="Letters, digits, '.', '_' and '-'. Written to "
+                     f"{bases_dir()}/NAME.weights.h5 with a .json description.")
+            folder_list = _lines(folders)
+            out = bases_dir() / f"{name.strip()}.weights.h5"
+            n_images = _count_images(tuple(folder_list)) if folder_list else None
+            if n_images:
+                eta = expected_pretrain_minutes(n_images=n_images, input_size=int(size),
+                                                width=float(width), epochs=int(epochs),
+                                                bases=bases, card=active_card)
+                if eta is not None:
+                    st.caption(f":material/schedule: Expected duration on this server: about "
+                               f"**{eta:.0f} min** for {int(epochs)} epochs over up to "
+                               f"{n_images:,} images at {int(size)} px, width {width:g} (the "
+                               "hold-out removes some). The time limit stops the run after the "
+                               "epoch that passes it.")
+            data = folder_list[0] if folder_list else ""
+            args = [a for f in folder_list for a in ("--data", f)]
+            if holdout.strip():
+                args += ["--hold-out-validation-of", str(Path(holdout.strip()).expanduser()),
+                         "--val-fraction", str(recipe["val_fraction"]),
+                         "--split-seed", str(recipe["seed"])]
+            args += ["--out", str(out), "--arch", arch, "--input-size", str(size),
+                     "--width", f"{width:g}", "--epochs", str(epochs), "--batch-size",
+                     str(batch), "--max-minutes", str(minutes)]
+            checks = [("Image folder", f) for f in folder_list] or [("Image folder", "")]
+            if holdout.strip():
+                checks.append(("Hold-out folder", holdout.strip()))
+            if not re.match(BASE_NAME_RE, name.strip()):
+                problem = (f"Name {name.strip()!r}: use letters, digits, '.', '_' and '-' "
+                           "(up to 80).")
+            elif out.exists():
+                problem = f"A base named {name.strip()!r} exists already; choose another name."
         elif kind == "segmentation":
             eval_data = ""
             data = st.text_input("Data folder (images/<class>/ and masks/<class>/)",
@@ -147,6 +263,7 @@ with st.expander("Start a training run", expanded=True, icon=":material/play_arr
             minutes = c4.number_input("Time limit (min)", 1, 24 * 60, 75, key="train_minutes")
             args = ["--data", data, "--input-size", str(size), "--depth", str(depth),
                     "--epochs", str(epochs), "--max-minutes", str(minutes)]
+            checks = [("Data folder", data.strip())]
         else:
             eval_data = ""
             data = st.text_input("Data folder (high-resolution images)", key="train_data",
@@ -166,27 +283,35 @@ with st.expander("Start a training run", expanded=True, icon=":material/play_arr
                                     key="train_steps")
             args = ["--data", data, "--method", method, "--stage", stage, "--scale", str(scale),
                     "--steps", str(steps), "--max-minutes", str(minutes), "--preset", "cpu"]
-        st.caption("The new version is published as a **candidate**: it serves nobody until an "
+            checks = [("Data folder", data.strip())]
+        st.caption("The base is written for later classifier runs; nothing is published."
+                   if kind == "pretrain" else
+                   "The new version is published as a **candidate**: it serves nobody until an "
                    "admin compares and activates it on Model versions.")
         submitted = st.form_submit_button("Start training", type="primary", key="train_submit")
     if submitted:
-        missing_extra = [f for f in (extra_dirs if kind == "classifier" else [])
-                         if not Path(f).expanduser().is_dir()]
-        if not data.strip() or not Path(data.strip()).expanduser().is_dir():
-            st.error(f"Data folder {data!r} does not exist on the server.")
-        elif missing_extra:
-            st.error(f"Extra training folder {missing_extra[0]!r} does not exist on the server.")
-        elif eval_data.strip() and not Path(eval_data.strip()).expanduser().is_dir():
-            st.error(f"Evaluation folder {eval_data!r} does not exist on the server.")
+        missing = next(((what, f) for what, f in checks
+                        if not f or not Path(f).expanduser().is_dir()), None)
+        if missing:
+            st.error(f"{missing[0]} {missing[1]!r} does not exist on the server.")
+        elif problem:
+            st.error(problem)
         else:
             if kind == "classifier" and not eval_data.strip():
                 st.warning("No evaluation set: the candidate cannot be compared with the active "
                            "version until both are evaluated on the same images.")
-            args[1] = str(Path(data.strip()).expanduser())
+            if kind == "pretrain" and "--hold-out-validation-of" not in args:
+                st.warning("No hold-out: pre-training will see the images a classifier run "
+                           "validates on, which flatters its validation figures.")
+            if kind != "pretrain":
+                args[1] = str(Path(data.strip()).expanduser())
             try:
                 with db() as session:
                     job = start_training_job(session, kind, args, admin["id"], queue=True)
-                st.success(f"Started training job {job.id}. Its version will be a candidate; "
+                st.success(f"Started pre-training job {job.id}. When it finishes, its base "
+                           "is offered under *Start from* in a classifier run."
+                           if kind == "pretrain" else
+                           f"Started training job {job.id}. Its version will be a candidate; "
                            "compare and activate it on Model versions.")
             except MedScanError as err:
                 st.error(str(err))
@@ -219,6 +344,9 @@ def _job_panel(job) -> None:
         if points:
             st.plotly_chart(plots.loss_curve(points, x="epoch"), key=f"loss_{job.id}",
                             config={"displayModeBar": False})
+        if job.kind == "pretrain" and job.status == "succeeded":
+            st.success("Pre-trained base ready: choose it under *Start from* in a classifier "
+                       "run.", icon=":material/check_circle:")
         if job.result_version:
             st.success(f"Published version {job.result_version} as a candidate (not active). "
                        "Compare and activate it on Model versions.")

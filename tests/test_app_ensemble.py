@@ -61,5 +61,5 @@ def test_models_and_training_pages_with_an_active_ensemble(app_env, monkeypatch,
     at = logged_in("admin", app_env["ids"])
     at.switch_page("app_pages/admin_training.py").run()
     assert not at.exception, at.exception
-    box = at.checkbox(key="train_from_active")
-    assert "clf-test, the active ensemble's first member" in box.label
+    start = at.selectbox(key="train_start")
+    assert "clf-test, the active ensemble's first member" in start.format_func("active")

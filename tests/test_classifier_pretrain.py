@@ -108,6 +108,22 @@ def test_pretrain_command_writes_weights_that_start_a_training_run(tmp_path, mon
     assert probe["images"] == 32 and 0 <= probe["pretrained_knn_accuracy"] <= 1
     assert "random_init_knn_accuracy" in probe
     assert info["network"]["width"] == 0.125 and info["architecture"] == "vgg16_bn"
+    assert all(h["seconds"] > 0 for h in info["loss"])
+
+    # the Training page's view of it: listed, described, checked, timed
+    from core.classifier.pretrain import (base_label, base_mismatch, expected_pretrain_minutes,
+                                          list_bases)
+
+    bases = list_bases(out.parent)
+    assert [b["name"] for b in bases] == ["base"] and bases[0]["path"] == out
+    assert base_label(bases[0]) == "base (vgg16_bn, width 0.125, 32 px, 2 epochs, 28 images)"
+    assert base_mismatch(bases[0], "vgg16_bn", 0.125) is None
+    assert "width 0.125" in base_mismatch(bases[0], "vgg16_bn", 0.25)
+    assert "cnn" in base_mismatch(bases[0], "cnn", 0.125)
+    per_image = float(np.median([h["seconds"] for h in info["loss"]])) / 28
+    eta = expected_pretrain_minutes(n_images=56, input_size=64, width=0.25, epochs=10,
+                                    bases=bases)
+    assert eta == pytest.approx(per_image * 4 * 4 * 56 * 10 / 60 + 1.0)
 
     # the weights differ from the same network's initialisation (the base was trained)
     keras.utils.set_random_seed(0)
@@ -146,3 +162,52 @@ def test_pretrain_refuses_what_it_cannot_use(tmp_path):
     with pytest.raises(ValueError, match="fewer than one batch"):
         pretrain(PretrainConfig(data=(str(DATA),), out=str(tmp_path / "x.weights.h5"),
                                 batch_size=64, input_size=32, width=0.125))
+
+
+def test_bases_listing_labels_and_duration_without_a_timed_base(tmp_path, monkeypatch):
+    """Bases are ``*.weights.h5`` files with a JSON sidecar, newest first; one without a
+    readable sidecar is listed but cannot start a run. With no base that recorded its epoch
+    times, the duration comes from the active card's supervised seconds per image."""
+    import os
+
+    from core.classifier.pretrain import (PRETRAIN_COST_VS_SUPERVISED, base_label,
+                                          base_mismatch, bases_dir, expected_pretrain_minutes,
+                                          list_bases)
+
+    monkeypatch.setenv("MEDSCAN_DATA_DIR", str(tmp_path))
+    assert bases_dir() == tmp_path / "pretrained" and list_bases() == []
+    bases_dir().mkdir()
+    old = bases_dir() / "old.weights.h5"
+    old.write_bytes(b"x")
+    Path(str(old) + ".json").write_text(json.dumps({
+        "architecture": "vgg16_bn", "config": {"width": 0.5, "input_size": 64},
+        "epochs_done": 4, "images": 4651, "loss": [{"epoch": 1, "loss": 3.5}]}))
+    os.utime(old, (1, 1))
+    new = bases_dir() / "new.weights.h5"
+    new.write_bytes(b"x")
+    Path(str(new) + ".json").write_text("{not json")
+    (bases_dir() / "notes.txt").write_text("not a base")
+    bases = list_bases()
+    assert [b["name"] for b in bases] == ["new", "old"] and bases[0]["info"] == {}
+    assert base_label(bases[1]) == "old (vgg16_bn, width 0.5, 64 px, 4 epochs, 4,651 images)"
+    assert "no readable description" in base_mismatch(bases[0], "vgg16_bn", 0.5)
+    # no base recorded seconds per epoch: the card's 100 s per epoch over 1,000 images, scaled
+    card = {"input_size": 64, "network": {"width": 0.5},
+            "data": {"train_counts": {"a": 600, "b": 400}},
+            "training": {"history": [{"seconds": 90}, {"seconds": 100}, {"seconds": 110}]}}
+    eta = expected_pretrain_minutes(n_images=2000, input_size=96, width=0.5, epochs=3,
+                                    bases=bases, card=card)
+    supervised = 100 * (96 / 64) ** 2 * 2 * 3 / 60
+    assert eta == pytest.approx(supervised * PRETRAIN_COST_VS_SUPERVISED + 1.0)
+    assert expected_pretrain_minutes(n_images=10, input_size=64, width=0.5, epochs=1,
+                                     bases=bases, card=None) is None
+
+
+def test_pretraining_is_a_job_kind_with_its_command():
+    from core.db.tables import JOB_KINDS
+    from core.jobs.runner import job_command
+
+    assert "pretrain" in JOB_KINDS
+    cmd = job_command("pretrain", ["--data", "d", "--out", "b.weights.h5"], 7)
+    assert cmd[1:5] == ["-m", "core", "pretrain", "classifier"]
+    assert cmd[-2:] == ["--job-id", "7"]

@@ -318,3 +318,48 @@ def test_0006_study_states_and_responses_keep_study_ratings(url):
     if url.startswith("sqlite"):
         with engine.connect() as conn:
             assert conn.execute(text("PRAGMA foreign_key_check")).fetchall() == []
+
+
+def test_0009_accepts_pretrain_jobs_and_keeps_progress_and_worker_links(url):
+    """0009 rebuilds ``training_jobs`` on SQLite for the ``pretrain`` kind; the jobs, their loss
+    curves (cascade on delete) and the workers' links to them (set null on delete) survive up
+    and down, and a pre-training job blocks the way down."""
+    from alembic import command
+
+    from core.db.migrate import alembic_config
+
+    engine = init_db(url)
+    with session_scope(engine) as s:
+        job = m.TrainingJob(kind="classifier", args=["--epochs", "1"], status="running")
+        s.add(job)
+        s.flush()
+        s.add_all([m.JobProgress(job_id=job.id, phase="fit", epoch=i, loss=1.0 / (i + 1))
+                   for i in range(3)])
+        s.add(m.JobWorker(name="w:1", host="w", pid=1, kinds=None, job_id=job.id, jobs_done=0))
+        s.add(m.TrainingJob(kind="pretrain", args=[], status="queued"))
+    cfg = alembic_config(engine)
+    with engine.connect() as conn:
+        cfg.attributes["connection"] = conn
+        with pytest.raises(RuntimeError, match="pre-training"):
+            command.downgrade(cfg, "0008")
+        conn.rollback()
+    with session_scope(engine) as s:
+        s.query(m.TrainingJob).filter_by(kind="pretrain").delete()
+    with engine.connect() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0008")
+        conn.commit()
+    with engine.connect() as conn, pytest.raises(IntegrityError):
+        conn.execute(text("INSERT INTO training_jobs (kind, args, status, created_at, fraction, "
+                          "cancel_requested) VALUES ('pretrain', '[]', 'queued', '2026-01-01', "
+                          "0, false)"))
+    with session_scope(engine) as s:
+        job_id = s.query(m.TrainingJob).one().id
+        assert s.query(m.JobWorker).one().job_id == job_id
+    upgrade_to_head(engine, force=True)
+    assert schema_diff(engine) == []
+    with session_scope(engine) as s:
+        assert s.query(m.TrainingJob).one().kind == "classifier"
+        assert [p.epoch for p in s.query(m.JobProgress).order_by(m.JobProgress.epoch)] == [0, 1, 2]
+        assert s.query(m.JobWorker).one().job_id == job_id
+        s.add(m.TrainingJob(kind="pretrain", args=[], status="queued"))

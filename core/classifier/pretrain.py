@@ -32,9 +32,109 @@ from core.classifier.architectures import architecture
 from core.progress import Progress, ProgressCallback, null_progress
 
 __all__ = ["PretrainConfig", "PretrainResult", "pretrain", "list_unlabelled", "knn_probe",
-           "nt_xent", "validation_files"]
+           "nt_xent", "validation_files", "bases_dir", "list_bases", "base_label",
+           "base_mismatch", "expected_pretrain_minutes", "PRETRAIN_COST_VS_SUPERVISED",
+           "BASE_NAME_RE"]
 
 TASK = "classifier"
+
+#: seconds per image-epoch of SimCLR (two views, batch 64) over those of supervised training
+#: (batch 32) of the same network on the same machine: measured on the 2-core server
+#: (2026-12-04: 64², width 0.5, 2 threads; supervised 101 s / 3,251 images per epoch, SimCLR
+#: 126 s / 3,840 images). Used only when no pre-trained base of this server recorded its own.
+PRETRAIN_COST_VS_SUPERVISED = 1.05
+#: what a base's name may be (it becomes ``<bases_dir>/<name>.weights.h5``)
+BASE_NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$"
+
+
+def bases_dir() -> Path:
+    """Where pre-training jobs started from the Training page write their bases:
+    ``$MEDSCAN_DATA_DIR/pretrained``."""
+    from core.config import data_dir
+
+    return data_dir() / "pretrained"
+
+
+def list_bases(folder: str | Path | None = None) -> list[dict]:
+    """The pre-trained bases in ``folder`` (default :func:`bases_dir`), newest first: each
+    ``{"name", "path", "info"}`` where ``info`` is the JSON sidecar (``{}`` when it is missing
+    or unreadable). Only ``*.weights.h5`` files count."""
+    root = Path(folder) if folder is not None else bases_dir()
+    if not root.is_dir():
+        return []
+    out = []
+    for f in sorted(root.glob("*.weights.h5"), key=lambda p: p.stat().st_mtime, reverse=True):
+        try:
+            info = json.loads(Path(str(f) + ".json").read_text())
+        except (OSError, ValueError):
+            info = {}
+        out.append({"name": f.name[:-len(".weights.h5")], "path": f,
+                    "info": info if isinstance(info, dict) else {}})
+    return out
+
+
+def base_label(base: dict) -> str:
+    """One line for a picker: name, architecture, width, input size, epochs, images."""
+    info = base.get("info") or {}
+    cfg = info.get("config") or {}
+    parts = [str(info.get("architecture") or cfg.get("arch") or "?")]
+    if cfg.get("width") is not None:
+        parts.append(f"width {float(cfg['width']):g}")
+    if cfg.get("input_size"):
+        parts.append(f"{int(cfg['input_size'])} px")
+    if info.get("epochs_done") is not None:
+        parts.append(f"{info['epochs_done']} epochs")
+    if info.get("images"):
+        parts.append(f"{info['images']:,} images")
+    return f"{base['name']} ({', '.join(parts)})"
+
+
+def base_mismatch(base: dict, arch: str, width: float) -> str | None:
+    """Why the base cannot start a run of ``arch`` at ``width`` (its weights would not load),
+    else None. Input size may differ: the network is convolutional up to a global pooling."""
+    info = base.get("info") or {}
+    cfg = info.get("config") or {}
+    b_arch = info.get("architecture") or cfg.get("arch")
+    b_width = cfg.get("width")
+    if b_arch is None or b_width is None:
+        return (f"The base {base['name']} has no readable description (its .json sidecar), so "
+                "its architecture and width are unknown.")
+    if b_arch != arch or abs(float(b_width) - float(width)) > 1e-9:
+        return (f"The base {base['name']} is {b_arch} at width {float(b_width):g}; this run is "
+                f"{arch} at width {float(width):g}. Choose the same architecture and width.")
+    return None
+
+
+def _seconds_per_image(epoch_seconds: list[float], images: int) -> float | None:
+    secs = [float(s) for s in epoch_seconds if s]
+    if not secs or not images:
+        return None
+    return float(np.median(secs)) / images
+
+
+def expected_pretrain_minutes(*, n_images: int, input_size: int, width: float, epochs: int,
+                              bases: list[dict] | None = None,
+                              card: dict | None = None) -> float | None:
+    """Expected wall-clock minutes of a pre-training run on this server: from the seconds per
+    epoch the newest base that recorded them took (scaled by pixels, width squared and the
+    number of images), else from the active classifier card's supervised seconds per image
+    times :data:`PRETRAIN_COST_VS_SUPERVISED`. None when neither is known."""
+    for base in bases or ():
+        info = base.get("info") or {}
+        cfg = info.get("config") or {}
+        per = _seconds_per_image([h.get("seconds") for h in info.get("loss") or []
+                                  if isinstance(h, dict)], int(info.get("images") or 0))
+        if per and cfg.get("input_size") and cfg.get("width"):
+            scale = ((input_size / int(cfg["input_size"])) ** 2
+                     * (width / float(cfg["width"])) ** 2)
+            return per * scale * n_images * epochs / 60 + 1.0
+    from core.classifier.train import expected_minutes
+
+    supervised = expected_minutes(card, input_size=input_size, width=width, epochs=epochs,
+                                  n_images=n_images)
+    if supervised is None:
+        return None
+    return (supervised - 1.0) * PRETRAIN_COST_VS_SUPERVISED + 1.0
 
 
 @dataclass
@@ -314,8 +414,12 @@ def pretrain(cfg: PretrainConfig, progress: ProgressCallback = null_progress) ->
     fit_start = time.monotonic()
 
     class Budget(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch_start = time.monotonic()
+
         def on_epoch_end(self, epoch, logs=None):
-            history.append({"epoch": epoch + 1, "loss": float((logs or {}).get("loss", math.nan))})
+            history.append({"epoch": epoch + 1, "loss": float((logs or {}).get("loss", math.nan)),
+                            "seconds": round(time.monotonic() - self.epoch_start, 1)})
             spent = time.monotonic() - fit_start
             if budget and spent / (epoch + 1) * (epoch + 2) > budget:
                 self.model.stop_training = True

@@ -33,7 +33,7 @@ from core.progress import Progress, ProgressCallback, null_progress
 __all__ = ["TrainConfig", "TrainResult", "train", "recalibrate", "resolve_pretrained",
            "training_overlap", "init_source", "network_config",
            "SCRATCH_NOTICE", "IMAGENET_NOTOP_FILE", "ARCHITECTURES", "RECIPE_FIELDS",
-           "recipe_from_card", "evaluate_versions", "default_eval_data"]
+           "recipe_from_card", "evaluate_versions", "default_eval_data", "default_train_data"]
 
 SCRATCH_NOTICE = "trained from scratch, no ImageNet weights"
 IMAGENET_NOTOP_FILE = "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"
@@ -615,6 +615,15 @@ def default_extra_data(card: dict | None) -> list[str]:
         if e.get("path") and p.is_dir():
             out.append(str(p))
     return out
+
+
+def default_train_data(card: dict | None) -> str | None:
+    """The folder the active version was trained on, when it exists on this machine."""
+    from core.config import recorded_path
+
+    path = ((_trained_card(card) or {}).get("data") or {}).get("path")
+    folder = recorded_path(str(path)) if path else None
+    return str(folder) if folder is not None and folder.is_dir() else None
 
 
 def default_eval_data(card: dict | None) -> str | None:

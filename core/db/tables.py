@@ -26,7 +26,7 @@ __all__ = ["Base", "UTCDateTime", "utcnow", "User", "Scan", "Prediction", "SRRes
 
 ROLES = ("radiologist", "admin")
 # What a background job runs (the job runner's ``JOB_COMMANDS`` maps each to its command line).
-JOB_KINDS = ("classifier", "sr", "segmentation", "embeddings", "study_images")
+JOB_KINDS = ("classifier", "sr", "segmentation", "embeddings", "study_images", "pretrain")
 JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 STUDY_STATES = ("draft", "open", "closed")
 STUDY_PRESENTATIONS = ("single", "side_by_side")
@@ -383,7 +383,7 @@ class TrainingJob(Base):
     __tablename__ = "training_jobs"
     __table_args__ = (
         CheckConstraint("kind IN ('classifier', 'sr', 'segmentation', 'embeddings', "
-                        "'study_images')", name="kind"),
+                        "'study_images', 'pretrain')", name="kind"),
         CheckConstraint("status IN ('queued', 'running', 'succeeded', 'failed', 'cancelled')",
                         name="status"),
     )

@@ -36,6 +36,7 @@ JOB_COMMANDS: dict[str, tuple[str, ...]] = {
     "segmentation": ("train", "segmentation"),
     "embeddings": ("library", "embed"),
     "study_images": ("studies", "generate"),
+    "pretrain": ("pretrain", "classifier"),
 }
 assert set(JOB_COMMANDS) == set(JOB_KINDS), "every job kind needs its command"
 

@@ -1,0 +1,138 @@
+"""AppTest: the Training page's self-supervised pre-training (issue 12): the form's defaults,
+its refusals, the job it queues, and a classifier run that starts from the base it wrote."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from app_env import app_env, logged_in, tiny_weights  # noqa: F401
+
+
+def _capture_jobs(monkeypatch):
+    """``start_training_job`` records (kind, args) instead of starting a process."""
+    import core.jobs.service as service
+
+    calls = []
+
+    class Job:
+        id = 41
+
+    def start(session, kind, args, user_id, **kw):
+        calls.append((kind, list(args)))
+        return Job()
+
+    monkeypatch.setattr(service, "start_training_job", start)
+    return calls
+
+
+def _base(folder: Path, name: str, *, arch: str, width: float) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.weights.h5"
+    path.write_bytes(b"weights")
+    Path(str(path) + ".json").write_text(json.dumps({
+        "architecture": arch, "config": {"arch": arch, "width": width, "input_size": 64},
+        "epochs_done": 20, "images": 3840,
+        "loss": [{"epoch": 1, "loss": 4.0, "seconds": 120.0}]}))
+    return path
+
+
+def test_pretraining_form_queues_a_pretrain_job(app_env, tmp_path, monkeypatch):
+    calls = _capture_jobs(monkeypatch)
+    images = tmp_path / "unlabelled"
+    (images / "a").mkdir(parents=True)
+    from PIL import Image
+
+    for i in range(3):
+        Image.new("L", (8, 8), i).save(images / "a" / f"{i}.png")
+    train_dir = tmp_path / "train"
+    train_dir.mkdir()
+    at = logged_in("admin", app_env["ids"]).run()
+    at.switch_page("app_pages/admin_training.py").run()
+    at.segmented_control(key="train_kind").set_value("pretrain").run()
+    assert not at.exception, at.exception
+    name = at.text_input(key="pre_name")
+    assert name.value.startswith("simclr-")
+
+    at.text_area(key="pre_data").input(f"{images}\n{tmp_path / 'missing'}\n")
+    at.text_input(key="pre_holdout").input(str(train_dir))
+    at.button(key="train_submit").click().run()
+    assert "Image folder" in at.error[0].value and "missing" in at.error[0].value
+    assert not calls
+
+    at.text_area(key="pre_data").input(f"{images}\n")
+    at.text_input(key="pre_name").input("bad name/..")
+    at.button(key="train_submit").click().run()
+    assert "use letters, digits" in at.error[0].value and not calls
+
+    from core.classifier.pretrain import bases_dir
+
+    _base(bases_dir(), "taken", arch="vgg16_bn", width=0.5)
+    at.text_input(key="pre_name").input("taken")
+    at.button(key="train_submit").click().run()
+    assert "exists already" in at.error[0].value and not calls
+
+    at.text_input(key="pre_name").input("ssl-test")
+    at.number_input(key="pre_epochs").set_value(3)
+    # the expected duration, from the base that recorded its epoch times (120 s for 3,840
+    # images at 64 px, width 0.5): 3 images × 3 epochs is about a minute
+    assert any("Expected duration on this server" in c.value and "3 images" in c.value
+               for c in at.caption), [c.value for c in at.caption]
+    at.button(key="train_submit").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert "Started pre-training job 41" in at.success[0].value
+    kind, args = calls[-1]
+    assert kind == "pretrain"
+    joined = " ".join(args)
+    assert args[:2] == ["--data", str(images)]
+    assert f"--hold-out-validation-of {train_dir}" in joined
+    assert f"--out {bases_dir() / 'ssl-test.weights.h5'}" in joined
+    assert "--epochs 3" in joined and "--input-size 64" in joined and "--batch-size 64" in joined
+
+    # without a hold-out the page says what that costs, and still starts
+    at.text_input(key="pre_holdout").input("")
+    at.text_input(key="pre_name").input("ssl-test-2")
+    at.button(key="train_submit").click().run()
+    assert any("No hold-out" in w.value for w in at.warning)
+    assert "--hold-out-validation-of" not in calls[-1][1]
+
+
+def test_classifier_run_starts_from_a_pretrained_base(app_env, tiny_weights, tmp_path,
+                                                      monkeypatch):
+    from core import registry
+    from core.classifier.pretrain import bases_dir
+
+    calls = _capture_jobs(monkeypatch)
+    card = registry.load_card("classifier")
+    arch, width = card["architecture"], float(card["network"]["width"])
+    good = _base(bases_dir(), "good", arch=arch, width=width)
+    _base(bases_dir(), "narrow", arch=arch, width=width / 2)
+    data = tmp_path / "images"
+    data.mkdir()
+
+    at = logged_in("admin", app_env["ids"]).run()
+    at.switch_page("app_pages/admin_training.py").run()
+    assert not at.exception, at.exception
+    start = at.selectbox(key="train_start")
+    assert start.value == "scratch"
+    assert set(start.options) >= {"Random weights (from scratch)"}
+    labels = [start.format_func(o) for o in ("base:good", "base:narrow")]
+    assert labels[0].startswith("Self-supervised base good (") and "20 epochs" in labels[0]
+    at.text_input(key="train_data").input(str(data))
+    at.text_area(key="train_extra").input("")
+    at.selectbox(key="train_start").set_value("base:narrow")
+    at.button(key="train_submit").click().run()
+    assert "Choose the same architecture and width" in at.error[0].value and not calls
+
+    at.selectbox(key="train_start").set_value("base:good")
+    at.button(key="train_submit").click().run()
+    assert not at.exception and calls, [e.value for e in at.error]
+    kind, args = calls[-1]
+    assert kind == "classifier" and f"--init-from {good}" in " ".join(args)
+
+    at.selectbox(key="train_start").set_value("active")
+    at.button(key="train_submit").click().run()
+    init = registry.version_dir("classifier", card["version"]) / registry.WEIGHTS_FILE
+    assert f"--init-from {init}" in " ".join(calls[-1][1])
+    at.selectbox(key="train_start").set_value("scratch")
+    at.button(key="train_submit").click().run()
+    assert "--init-from" not in calls[-1][1]
