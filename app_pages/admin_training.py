@@ -64,6 +64,15 @@ def _free_name(stem: str) -> str:
     return next(n for n in (stem, *(f"{stem}-{i}" for i in range(2, 1000))) if n not in taken)
 
 
+def _over_limit(eta: float, minutes: float, epochs: int) -> str:
+    """A warning to append to an expected-duration caption when the time limit is shorter."""
+    if eta <= minutes:
+        return ""
+    done = max(1, int(epochs * minutes / eta))
+    return (f" :orange[**The time limit ({minutes:g} min) is shorter: expect about {done} of "
+            f"{int(epochs)} epochs.**]")
+
+
 def _lines(text: str) -> list[str]:
     return [str(Path(line.strip()).expanduser()) for line in text.splitlines() if line.strip()]
 
@@ -81,8 +90,8 @@ with st.expander("Start a training run", expanded=True, icon=":material/play_arr
             if (((active_card or {}).get("training") or {}).get("config") or {}).get("init_from"):
                 st.caption(":orange[:material/info:] That version was continued from an "
                            "earlier checkpoint at a smaller size; a run from scratch with the "
-                           "same epochs lands lower. Allow more epochs, or tick *Start from the "
-                           "active version's weights*.")
+                           "same epochs lands lower. Allow more epochs, or start from the active "
+                           "version's weights (*Start from*, below).")
             data = st.text_input("Data folder (one sub-folder per class)", key="train_data",
                                  placeholder="/data/brain-mri/Training")
             archs = list(ARCHITECTURES)
@@ -164,7 +173,8 @@ with st.expander("Start a training run", expanded=True, icon=":material/play_arr
                            f"**{eta:.0f} min** for {int(epochs)} epochs at {int(size)} px, "
                            f"width {width:g} (from the active version's recorded seconds per "
                            f"epoch, scaled by pixels and width; more images take longer). "
-                           f"The time limit stops the run after the epoch that passes it.")
+                           f"The time limit stops the run after the epoch that passes it."
+                           + _over_limit(eta, minutes, epochs))
             if eval_data.strip():
                 args += ["--eval-data", str(Path(eval_data.strip()).expanduser())]
             if start == "active":
@@ -234,7 +244,7 @@ with st.expander("Start a training run", expanded=True, icon=":material/play_arr
                                f"**{eta:.0f} min** for {int(epochs)} epochs over up to "
                                f"{n_images:,} images at {int(size)} px, width {width:g} (the "
                                "hold-out removes some). The time limit stops the run after the "
-                               "epoch that passes it.")
+                               "epoch that passes it." + _over_limit(eta, minutes, epochs))
             data = folder_list[0] if folder_list else ""
             args = [a for f in folder_list for a in ("--data", f)]
             if holdout.strip():

@@ -224,12 +224,40 @@ def _reader_study(page, out: Path, url: str, password: str) -> None:
     _shot(page, out, "15b_reader_study_results")
 
 
-def _training(page, out: Path) -> str:
-    """A tiny run from the page (small CNN, 32 px, 3 epochs on tests/data/brain-mri, evaluated
-    with the active version on the same folder); returns the candidate's version."""
+def _example_base(data_dir: Path) -> None:
+    """A pre-trained base as a Pre-training job leaves one (weights file + JSON sidecar), so
+    that *Start from* shows it. Never loaded: the tiny run below starts from scratch."""
+    import json
+
+    folder = data_dir / "pretrained"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "simclr-20261204.weights.h5"
+    path.write_bytes(b"")
+    Path(str(path) + ".json").write_text(json.dumps({
+        "architecture": "vgg16_bn", "config": {"arch": "vgg16_bn", "width": 0.5,
+                                               "input_size": 64},
+        "epochs_done": 20, "images": 3840,
+        "loss": [{"epoch": 1, "loss": 4.05, "seconds": 126.0}]}))
+
+
+def _training(page, out: Path, data_dir: Path) -> str:
+    """The pre-training form, then a tiny run from the page (small CNN, 32 px, 3 epochs on
+    tests/data/brain-mri, evaluated with the active version on the same folder); returns the
+    candidate's version."""
+    _example_base(data_dir)
     open_page(page, "Training")
     page.get_by_label("Data folder (one sub-folder per class)").wait_for()
     _shot(page, out, "16_training_form_defaults")      # the active version's recipe
+    _open_select(page, "Start from").first.wait_for()
+    _shot(page, out, "16b_training_start_from")          # scratch, active, the SSL base
+    page.keyboard.press("Escape")
+    page.get_by_role("radio", name="Pre-training (self-supervised)").click()
+    page.get_by_text("Name of the base").wait_for()
+    page.get_by_text("Expected duration on this server").wait_for()
+    page.get_by_text("Label smoothing").wait_for(state="detached")   # the classifier form's
+    _shot(page, out, "16c_training_pretrain_form")
+    page.get_by_role("radio", name="Classifier", exact=True).click()
+    page.get_by_label("Data folder (one sub-folder per class)").wait_for()
 
     page.get_by_label("Data folder (one sub-folder per class)").fill(str(CLASSIFIER_DATA))
     _choose(page, "Architecture", "cnn")
@@ -327,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
                 _shot(page, args.out, "14_my_ratings")
 
                 _reader_study(page, args.out, url, PASSWORDS["admin"])
-                candidate = _training(page, args.out)
+                candidate = _training(page, args.out, Path(env["MEDSCAN_DATA_DIR"]))
                 _model_versions(page, args.out, candidate)
 
                 open_page(page, "Users")

@@ -32,7 +32,7 @@ def _base(folder: Path, name: str, *, arch: str, width: float) -> Path:
     Path(str(path) + ".json").write_text(json.dumps({
         "architecture": arch, "config": {"arch": arch, "width": width, "input_size": 64},
         "epochs_done": 20, "images": 3840,
-        "loss": [{"epoch": 1, "loss": 4.0, "seconds": 120.0}]}))
+        "loss": [{"epoch": 1, "loss": 4.0, "seconds": 384.0}]}))
     return path
 
 
@@ -66,15 +66,29 @@ def test_pretraining_form_queues_a_pretrain_job(app_env, tmp_path, monkeypatch):
 
     from core.classifier.pretrain import bases_dir
 
-    _base(bases_dir(), "taken", arch="vgg16_bn", width=0.5)
+    from core import registry
+
+    _base(bases_dir(), "taken", arch="vgg16_bn",      # the width of the active recipe
+          width=float(registry.load_card("classifier")["network"]["width"]))
     at.text_input(key="pre_name").input("taken")
     at.button(key="train_submit").click().run()
     assert "exists already" in at.error[0].value and not calls
 
+    # a time limit shorter than the expected duration is called out (0.1 s per image-epoch
+    # here: 3 images × 1000 epochs ≈ 6 min against a limit of 2); the form's figures are
+    # those it was submitted with
+    at.text_input(key="pre_name").input("ssl-long")
+    at.number_input(key="pre_epochs").set_value(1000)
+    at.number_input(key="train_minutes").set_value(2)
+    at.button(key="train_submit").click().run()
+    assert any("The time limit (2 min) is shorter: expect about 333 of 1000 epochs" in c.value
+               for c in at.caption), [c.value for c in at.caption]
+    assert "--max-minutes 2" in " ".join(calls[-1][1])
     at.text_input(key="pre_name").input("ssl-test")
+    at.number_input(key="train_minutes").set_value(60)
     at.number_input(key="pre_epochs").set_value(3)
-    # the expected duration, from the base that recorded its epoch times (120 s for 3,840
-    # images at 64 px, width 0.5): 3 images × 3 epochs is about a minute
+    # the expected duration, from the base that recorded its epoch times (384 s for 3,840
+    # images at 64 px): 3 images × 3 epochs is about a minute
     assert any("Expected duration on this server" in c.value and "3 images" in c.value
                for c in at.caption), [c.value for c in at.caption]
     at.button(key="train_submit").click().run()
