@@ -153,6 +153,20 @@ def test_pretrain_command_writes_weights_that_start_a_training_run(tmp_path, mon
     assert sorted(validation_files(DATA)) == sorted(data.files[i].resolve() for i in va)
     assert card["caveats"][0] == card["notice"]
 
+    # a next stage started from this run's checkpoint records the whole lineage
+    from core.classifier.train import init_source
+
+    assert (tmp_path / "run" / "card_draft.json").is_file()   # written by every run
+    nxt = init_source(str(tmp_path / "run" / "best.weights.h5"))
+    assert nxt["from_run"]["input_size"] == 32 and nxt["from_run"]["epochs_run"] == 1
+    assert nxt["from_run"]["command"] == card["training"]["command"]
+    assert nxt["from_run"]["initialisation"] == card["initialisation"]
+    assert nxt["describe"].startswith("the best checkpoint of the run ")
+    assert "which started from self-supervised weights (SimCLR" in nxt["describe"]
+    assert nxt["self_supervised"]["images"] == 28
+    (tmp_path / "run" / "card_draft.json").write_text("{broken")
+    assert "from_run" not in init_source(str(tmp_path / "run" / "best.weights.h5"))
+
 
 def test_pretrain_refuses_what_it_cannot_use(tmp_path):
     from core.classifier.pretrain import PretrainConfig, pretrain

@@ -240,8 +240,11 @@ def _pretrained_start(cfg: TrainConfig, start: dict | None, progress: ProgressCa
 
 
 def init_source(init_from: str | None) -> dict | None:
-    """What ``--init-from`` started from, for the card: the file, and when it was written by
-    ``pretrain classifier`` (a JSON sidecar beside it) how it was pre-trained."""
+    """What ``--init-from`` started from, for the card: the file; when it was written by
+    ``pretrain classifier`` (a JSON sidecar beside it) how it was pre-trained; when it is a
+    checkpoint of an earlier training run (its ``card_draft.json`` beside it) that run's command,
+    epochs, validation figures and, nested, what *it* started from (``from_run``), so that a
+    staged recipe's card records every stage down to the first one's start."""
     if not init_from:
         return None
     from core.config import portable
@@ -258,7 +261,42 @@ def init_source(init_from: str | None) -> dict | None:
         out["describe"] = (f"self-supervised weights ({info.get('method', 'SimCLR').split(':')[0]} "
                            f"on {info.get('images')} unlabelled images, "
                            f"{info.get('epochs_done')} epochs: {portable(str(init_from))})")
+        return out
+    run = _run_of_checkpoint(Path(init_from))
+    if run is not None:
+        out["from_run"] = run
+        earlier = run.get("initialisation") or {}
+        out["describe"] = (f"the best checkpoint of the run {run['run_dir']} "
+                           f"({run.get('input_size')} px, best epoch {run.get('best_epoch')} of "
+                           f"{run.get('epochs_run')})"
+                           + (f", which started from {earlier['describe']}"
+                              if earlier.get("describe") else ", which started from scratch"))
+        if earlier.get("self_supervised"):
+            out["self_supervised"] = earlier["self_supervised"]
     return out
+
+
+def _run_of_checkpoint(weights: Path) -> dict | None:
+    """The training run a checkpoint (``RUN_DIR/best.weights.h5`` and the like) came from, read
+    from the ``card_draft.json`` that run wrote; None when there is none or it is unreadable."""
+    from core.config import portable
+
+    draft = weights.parent / "card_draft.json"
+    try:
+        card = json.loads(draft.read_text()) if draft.is_file() else None
+    except (OSError, ValueError):
+        return None
+    if not isinstance(card, dict):
+        return None
+    training = card.get("training") or {}
+    validation = (card.get("metrics") or {}).get("validation") or {}
+    return {"run_dir": portable(str(weights.parent)), "version": card.get("version"),
+            "input_size": card.get("input_size"), "command": training.get("command"),
+            "epochs_run": training.get("epochs_run"), "best_epoch": training.get("best_epoch"),
+            "minutes": training.get("minutes"),
+            "validation": {k: validation.get(k) for k in ("accuracy", "macro_f1", "n")
+                           if k in validation},
+            "initialisation": card.get("initialisation")}
 
 
 def _build(cfg: TrainConfig, network: dict, pretrained_weights: str | None, run_dir: Path,
