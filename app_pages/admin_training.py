@@ -82,7 +82,8 @@ with st.expander("Start a training run", expanded=True, icon=":material/play_arr
     extra_dirs: list[str] = []
     checks: list[tuple[str, str]] = []      # (what, folder) that must exist on the server
     problem = None                          # a reason the form cannot start (shown on submit)
-    with st.form("train_form"):
+    # Not a form: the expected duration follows every change before the run starts.
+    with st.container(border=True):
         if kind == "classifier":
             st.caption("Defaults: the recipe of the active version "
                        f"**{active_card['version']}** (its model card)." if active_card else
@@ -298,7 +299,8 @@ with st.expander("Start a training run", expanded=True, icon=":material/play_arr
                    if kind == "pretrain" else
                    "The new version is published as a **candidate**: it serves nobody until an "
                    "admin compares and activates it on Model versions.")
-        submitted = st.form_submit_button("Start training", type="primary", key="train_submit")
+        submitted = st.button("Start pre-training" if kind == "pretrain" else "Start training",
+                              type="primary", key="train_submit")
     if submitted:
         missing = next(((what, f) for what, f in checks
                         if not f or not Path(f).expanduser().is_dir()), None)

@@ -74,17 +74,16 @@ def test_pretraining_form_queues_a_pretrain_job(app_env, tmp_path, monkeypatch):
     at.button(key="train_submit").click().run()
     assert "exists already" in at.error[0].value and not calls
 
-    # a time limit shorter than the expected duration is called out (0.1 s per image-epoch
-    # here: 3 images × 1000 epochs ≈ 6 min against a limit of 2); the form's figures are
-    # those it was submitted with
-    at.text_input(key="pre_name").input("ssl-long")
-    at.number_input(key="pre_epochs").set_value(1000)
-    at.number_input(key="train_minutes").set_value(2)
-    at.button(key="train_submit").click().run()
-    assert any("The time limit (2 min) is shorter: expect about 333 of 1000 epochs" in c.value
-               for c in at.caption), [c.value for c in at.caption]
-    assert "--max-minutes 2" in " ".join(calls[-1][1])
+    # the expected duration follows the fields before anything starts, and a time limit
+    # shorter than it is called out (0.1 s per image-epoch here: 3 images × 1000 epochs
+    # ≈ 6 min against a limit of 2)
     at.text_input(key="pre_name").input("ssl-test")
+    at.number_input(key="pre_epochs").set_value(1000)
+    at.number_input(key="train_minutes").set_value(2).run()
+    assert any("about **6 min** for 1000 epochs" in c.value and
+               "The time limit (2 min) is shorter: expect about 333 of 1000 epochs" in c.value
+               for c in at.caption), [c.value for c in at.caption]
+    assert not calls
     at.number_input(key="train_minutes").set_value(60)
     at.number_input(key="pre_epochs").set_value(3)
     # the expected duration, from the base that recorded its epoch times (384 s for 3,840
