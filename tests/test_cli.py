@@ -24,3 +24,25 @@ def test_module_entry_point_runs():
 def test_models_list_empty(tmp_weights, capsys):
     assert main(["models", "list", "classifier"]) == 0
     assert "no classifier versions" in capsys.readouterr().out
+
+
+def test_every_command_and_subcommand_prints_its_help():
+    """``--help`` of every (sub)command formats (a bare ``%`` in a help text made ``evaluate
+    --help`` a traceback)."""
+    import argparse
+
+    from core.cli import build_parser
+
+    def walk(parser, path):
+        yield path, parser
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    yield from walk(sub, [*path, name])
+
+    seen = 0
+    for path, parser in walk(build_parser(), []):
+        text = parser.format_help()
+        assert text.startswith("usage:"), path
+        seen += 1
+    assert seen > 20

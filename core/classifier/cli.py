@@ -215,7 +215,7 @@ def _register_ood(cmds, cal) -> None:
     add_progress_args(o)
     o.set_defaults(func=_calibrate_ood)
 
-    e = cmds.evaluate.add_parser("ood", help="out-of-distribution detection: AUROC, FPR at 95% "
+    e = cmds.evaluate.add_parser("ood", help="out-of-distribution detection: AUROC, FPR at 95%% "
                                              "TPR, flagged fractions")
     e.add_argument("--in", dest="in_dir", required=True, metavar="DIR",
                    help="in-distribution scans (any layout, e.g. the test folder)")
