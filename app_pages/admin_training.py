@@ -29,7 +29,7 @@ from core.classifier.train import (ARCHITECTURES, AUGMENTATION_CHOICES,  # noqa:
                                    expected_minutes, recipe_from_card)
 from core.config import job_heartbeat_s  # noqa: E402
 from core.sr.methods import GAN_PARTNER, METHOD_LABELS, TRAINING_METHODS  # noqa: E402
-from core.db.jobs import heartbeat_age_s, job_history, job_log_tail  # noqa: E402
+from core.db.jobs import arg_value, heartbeat_age_s, job_history, job_log_tail  # noqa: E402
 from core.jobs.service import (cancel_job, checkpoint_of, list_jobs, resume_job,  # noqa: E402
                                start_training_job)
 
@@ -71,6 +71,13 @@ def _over_limit(eta: float, minutes: float, epochs: int) -> str:
     done = max(1, int(epochs * minutes / eta))
     return (f" :orange[**The time limit ({minutes:g} min) is shorter: expect about {done} of "
             f"{int(epochs)} epochs.**]")
+
+
+def _queued_bases() -> set[str]:
+    """The ``--out`` of every queued or running pre-training job."""
+    with db() as session:
+        active = list_jobs(session, limit=200, status=("queued", "running"), refresh=False)
+    return {arg_value(list(j.args or []), "--out") for j in active if j.kind == "pretrain"}
 
 
 def _lines(text: str) -> list[str]:
@@ -261,8 +268,9 @@ with st.expander("Start a training run", expanded=True, icon=":material/play_arr
             if not re.match(BASE_NAME_RE, name.strip()):
                 problem = (f"Name {name.strip()!r}: use letters, digits, '.', '_' and '-' "
                            "(up to 80).")
-            elif out.exists():
-                problem = f"A base named {name.strip()!r} exists already; choose another name."
+            elif out.exists() or str(out) in _queued_bases():
+                problem = (f"A base named {name.strip()!r} exists already or is being "
+                           "pre-trained; choose another name.")
         elif kind == "segmentation":
             eval_data = ""
             data = st.text_input("Data folder (images/<class>/ and masks/<class>/)",

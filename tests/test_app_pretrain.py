@@ -73,6 +73,17 @@ def test_pretraining_form_queues_a_pretrain_job(app_env, tmp_path, monkeypatch):
     at.text_input(key="pre_name").input("taken")
     at.button(key="train_submit").click().run()
     assert "exists already" in at.error[0].value and not calls
+    # ... and so does the name of a base a queued job is about to write (a second click, a
+    # second tab)
+    from core.db import get_engine, session_scope
+    from core.db import tables as m
+
+    with session_scope(get_engine(app_env["MEDSCAN_DATABASE_URL"])) as s:
+        s.add(m.TrainingJob(kind="pretrain", status="queued", args=[
+            "--data", str(images), "--out", str(bases_dir() / "queued.weights.h5")]))
+    at.text_input(key="pre_name").input("queued")
+    at.button(key="train_submit").click().run()
+    assert "is being pre-trained" in at.error[0].value and not calls
 
     # the expected duration follows the fields before anything starts, and a time limit
     # shorter than it is called out (0.1 s per image-epoch here: 3 images × 1000 epochs

@@ -173,6 +173,11 @@ def test_pretrain_refuses_what_it_cannot_use(tmp_path):
 
     with pytest.raises(ValueError, match=r"\.weights\.h5"):
         pretrain(PretrainConfig(data=(str(DATA),), out=str(tmp_path / "x.h5")))
+    taken = tmp_path / "taken.weights.h5"
+    taken.write_bytes(b"a base a card may name")
+    with pytest.raises(ValueError, match="exists already"):
+        pretrain(PretrainConfig(data=(str(DATA),), out=str(taken)))
+    assert taken.read_bytes() == b"a base a card may name"
     with pytest.raises(ValueError, match="fewer than one batch"):
         pretrain(PretrainConfig(data=(str(DATA),), out=str(tmp_path / "x.weights.h5"),
                                 batch_size=64, input_size=32, width=0.125))

@@ -148,6 +148,9 @@ def register(cmds) -> None:
                     help="a folder of images, searched recursively; labels are not used "
                          "(repeatable). Keep the test set out.")
     pt.add_argument("--out", required=True, metavar="FILE.weights.h5")
+    pt.add_argument("--overwrite", action="store_true",
+                    help="replace an existing --out (its sidecar too); without it an existing "
+                         "base is refused, since training runs' cards name it by path")
     pt.add_argument("--hold-out-validation-of", default=None, metavar="TRAIN_DIR",
                     help="leave out the validation split that 'train classifier --data "
                          "TRAIN_DIR' draws (--val-fraction, --seed below as there), so the "
@@ -320,7 +323,7 @@ def _pretrain(args: argparse.Namespace) -> int:
         projection_dim=args.projection_dim, max_images=args.max_images,
         max_minutes=args.max_minutes, probe=args.probe, seed=args.seed, threads=args.threads,
         holdout=args.hold_out_validation_of, holdout_val_fraction=args.val_fraction,
-        holdout_seed=args.split_seed,
+        holdout_seed=args.split_seed, overwrite=args.overwrite,
         workers=args.workers, command=command_line())
     try:
         result = pretrain(cfg, progress_from_args(args))

@@ -163,6 +163,7 @@ class PretrainConfig:
     probe: str | None = None            # labelled folder (<class>/*) for the kNN probe
     probe_k: int = 20
     command: str | None = None          # recorded in the sidecar
+    overwrite: bool = False             # replace an existing ``out``
 
 
 @dataclass
@@ -345,6 +346,9 @@ def pretrain(cfg: PretrainConfig, progress: ProgressCallback = null_progress) ->
     if not out.name.endswith(".weights.h5"):
         raise ValueError(f"--out {cfg.out!r}: the file name must end in .weights.h5 "
                          "(what --init-from loads).")
+    if out.exists() and not cfg.overwrite:
+        raise ValueError(f"--out {cfg.out!r} exists already: training runs' cards name a base "
+                         "by its path, so choose another name (or pass --overwrite).")
     if cfg.augmentation not in AUGMENTATIONS:
         raise ValueError(f"augmentation must be one of {sorted(AUGMENTATIONS)}.")
     if cfg.batch_size < 2:
@@ -439,7 +443,8 @@ def pretrain(cfg: PretrainConfig, progress: ProgressCallback = null_progress) ->
                       "near_duplicates": near_dropped,
                       "val_fraction": cfg.holdout_val_fraction, "seed": cfg.holdout_seed}
                      if cfg.holdout else None),
-        "config": {k: v for k, v in asdict(cfg).items() if k not in ("data", "out", "command")},
+        "config": {k: v for k, v in asdict(cfg).items()
+                   if k not in ("data", "out", "command", "overwrite")},
         "epochs_done": len(history), "loss": history,
         "minutes": round((time.monotonic() - t0) / 60, 1),
         "backend": keras.backend.backend(),
