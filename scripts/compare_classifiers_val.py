@@ -3,7 +3,8 @@
 Rebuilds the validation split from the cards (all versions must share data, seed and fraction),
 keeps the validation images with no near duplicate in the training split (the same subset the
 temperature is fitted on), and prints accuracy, macro-F1, calibrated NLL, Brier and ECE per
-version as one JSON object. Used to decide which version to publish before the test set is run.
+version as one JSON object; with ``--gradcam-mass`` also the mean Grad-CAM mass outside the
+head on those images (the test-time target is at most 0.10). Used to decide which version to publish before the test set is run.
 
     python scripts/compare_classifiers_val.py --data ../shared/datasets/brain-mri/train V1 V2 ...
 """
@@ -22,11 +23,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", required=True, help="the training folder the versions share")
+    ap.add_argument("--gradcam-mass", action="store_true",
+                    help="also the mean Grad-CAM mass outside the head on the clean images")
     ap.add_argument("versions", nargs="+")
     args = ap.parse_args(argv)
 
     from core.classifier.calibration import softmax
-    from core.classifier.data import card_split, list_image_folder, load_images
+    from core.classifier.data import card_split, list_image_folder, load_images, read_gray
+    from core.classifier.gradcam import mass_outside
+    from core.classifier.metrics import bootstrap_interval
+    from core.classifier.preprocess import head_mask
     from core.classifier.dedup import calibration_subset
     from core.classifier.inference import Classifier
     from core.classifier.metrics import classification_report
@@ -57,6 +63,15 @@ def main(argv: list[str] | None = None) -> int:
         out[clf.version] = {k: rep[k] for k in ("accuracy", "macro_f1", "nll", "brier", "ece",
                                                 "ece_ci95", "n")}
         out[clf.version]["temperature"] = clf.temperature
+        if args.gradcam_mass:
+            masses = []
+            for i in np.asarray(va)[keep]:
+                gray = read_gray(folder.files[i])
+                masses.append(mass_outside(clf.explain(gray)[1], head_mask(gray)))
+            m = np.asarray(masses, np.float64)
+            out[clf.version]["gradcam_outside_head"] = float(m.mean())
+            out[clf.version]["gradcam_outside_head_ci95"] = list(bootstrap_interval(
+                lambda j: float(m[j].mean()), len(m)))
     print(json.dumps(out, indent=1))
     return 0
 

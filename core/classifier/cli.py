@@ -54,6 +54,9 @@ def register(cmds) -> None:
                         "(default BRAIN,HEAD; 'none' to omit)")
     t.add_argument("--no-class-weights", action="store_true")
     t.add_argument("--label-smoothing", type=float, default=0.0)
+    t.add_argument("--background-penalty", type=float, default=0.0, metavar="LAMBDA",
+                   help="add LAMBDA x the share of the Grad-CAM layer's activation that lies "
+                        "outside the head to the loss (keeps the maps on the anatomy; 0: off)")
     from core.classifier.train import AUGMENTATION_CHOICES
 
     t.add_argument("--augmentation", default="standard", choices=list(AUGMENTATION_CHOICES),
@@ -296,7 +299,8 @@ def _train(args: argparse.Namespace) -> int:
                    else tuple(p.strip().upper() for p in args.body_part.split(",") if p.strip())),
         class_weighting=not args.no_class_weights, label_smoothing=args.label_smoothing,
         augmentation=args.augmentation, extra_data=tuple(args.extra_data),
-        threads=args.threads, workers=args.workers, init_from=args.init_from,
+        background_penalty=args.background_penalty, threads=args.threads,
+        workers=args.workers, init_from=args.init_from,
         run_dir=args.run_dir, resume=args.resume,
         version=args.version, activate=args.activate, publish=not args.no_publish,
         eval_data=args.eval_data, command=command_line())

@@ -222,7 +222,9 @@ AUGMENTATIONS = {
 
 class ImageFolderSequence(keras.utils.PyDataset):
     """Batches ``(x, one-hot y)`` from in-memory uint8 crops; shuffles and augments when
-    ``training``. Keras prefetches ``max_queue_size`` batches with ``workers`` threads."""
+    ``training``. Keras prefetches ``max_queue_size`` batches with ``workers`` threads. With
+    ``background_grid`` (h, w) set, batches are ``((x, background grid), y)`` for the
+    background penalty (:mod:`core.classifier.focus`), the grid made from the augmented crops."""
 
     def __init__(self, images: np.ndarray, labels: np.ndarray, num_classes: int, *,
                  batch_size: int, normalise_mode: str, channels: int, training: bool,
@@ -237,6 +239,7 @@ class ImageFolderSequence(keras.utils.PyDataset):
             raise ValueError(f"augmentation must be one of {sorted(AUGMENTATIONS)}, "
                              f"got {augmentation!r}.")
         self._augment = AUGMENTATIONS[augmentation]
+        self.background_grid: tuple[int, int] | None = None
         self._epoch = 0
         self._order = np.arange(len(images))
         self._reshuffle()
@@ -257,6 +260,10 @@ class ImageFolderSequence(keras.utils.PyDataset):
             batch = self.images[idx]
         x = normalise(batch, self.normalise_mode, self.channels)
         y = np.eye(self.num_classes, dtype=np.float32)[self.labels[idx]]
+        if self.background_grid is not None:
+            from core.classifier.focus import background_grid
+
+            return (x, background_grid(batch, self.background_grid)), y
         return x, y
 
     def on_epoch_end(self) -> None:

@@ -51,7 +51,8 @@ AUGMENTATION_CHOICES = {
 # training-config fields a new run copies from the active version's card (the shipped recipe)
 RECIPE_FIELDS = ("arch", "input_size", "width", "dropout", "epochs", "batch_size", "lr",
                  "lr_schedule", "warmup_epochs", "patience", "val_fraction", "seed",
-                 "label_smoothing", "bn_momentum", "augmentation", "extra_data")
+                 "label_smoothing", "bn_momentum", "augmentation", "extra_data",
+                 "background_penalty")
 
 
 @dataclass
@@ -82,6 +83,7 @@ class TrainConfig:
     bn_momentum: float = 0.9
     augmentation: str = "standard"      # standard | strong (core.classifier.data.AUGMENTATIONS)
     extra_data: tuple[str, ...] = ()    # train-only folders (<class>/*.png); never in validation
+    background_penalty: float = 0.0     # λ of core.classifier.focus (0: off)
     threads: int | None = None          # intra-op threads (TensorFlow back end)
     workers: int = 1                    # PyDataset augmentation threads
     init_from: str | None = None        # weights file of the same architecture (any input size)
@@ -169,8 +171,10 @@ def _epoch_state_callback(run_dir: Path, cfg: TrainConfig, state: dict, progress
 def _logits(model, x_seq) -> np.ndarray:
     import keras
 
-    sub = keras.Model(model.input, model.get_layer("logits").output)
-    return np.concatenate([np.asarray(keras.ops.convert_to_numpy(sub(x, training=False)),
+    from core.classifier.focus import unwrap_input
+
+    sub = keras.Model(model.inputs[0], model.get_layer("logits").output)
+    return np.concatenate([np.asarray(keras.ops.convert_to_numpy(sub(unwrap_input(x), training=False)),
                                       np.float64) for x, _ in (x_seq[i] for i in range(len(x_seq)))])
 
 
@@ -300,10 +304,11 @@ def _run_of_checkpoint(weights: Path) -> dict | None:
 
 
 def _build(cfg: TrainConfig, network: dict, pretrained_weights: str | None, run_dir: Path,
-           loss, progress: ProgressCallback):
+           loss, progress: ProgressCallback, gradcam_layer: str | None = None):
     """Stage 2: the compiled model and the run state — resumed from ``run_dir/last.keras``
     with ``cfg.resume``, else built (optionally initialised from ``cfg.init_from``) inside the
-    distribution strategy's scope."""
+    distribution strategy's scope. With ``cfg.background_penalty`` the model is the two-input
+    training graph of :func:`core.classifier.focus.wrap` around the classifier."""
     import keras
 
     from core.device import distribution_strategy
@@ -332,6 +337,12 @@ def _build(cfg: TrainConfig, network: dict, pretrained_weights: str | None, run_
                 model.load_weights(cfg.init_from)  # convolutional + GAP: any input size fits
                 progress(Progress(task=TASK, phase="load",
                                   message=f"initialised from {cfg.init_from}"))
+            if cfg.background_penalty:
+                from core.classifier.focus import wrap
+
+                model = wrap(model, gradcam_layer, cfg.background_penalty)
+                progress(Progress(task=TASK, phase="load", message=(
+                    f"background penalty {cfg.background_penalty:g} on {gradcam_layer}")))
             model.compile(optimizer=keras.optimizers.Adam(cfg.lr), loss=loss,
                           metrics=["accuracy"])
     return model, state
@@ -510,7 +521,13 @@ def train(cfg: TrainConfig, progress: ProgressCallback = null_progress) -> Train
     pretrained_weights, notice = _pretrained_start(cfg, start, progress)
     two_phase = pretrained_weights is not None
     loss = keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing)
-    model, state = _build(cfg, network, pretrained_weights, run_dir, loss, progress)
+    model, state = _build(cfg, network, pretrained_weights, run_dir, loss, progress,
+                          gradcam_layer)
+    if cfg.background_penalty:
+        from core.classifier.focus import grid_shape
+
+        grid = grid_shape(model, gradcam_layer)
+        d.train_seq.background_grid = d.val_seq.background_grid = grid
     cw = class_weights(d.y_tr, len(d.data.classes)) if cfg.class_weighting else None
     _fit(cfg, model, loss, d, state, run_dir, two_phase, cw, t_start, progress)
 
@@ -847,6 +864,9 @@ def _describe(cfg: TrainConfig, pretrained: bool) -> str:
     start = "fine-tuned from ImageNet weights" if pretrained else "trained from scratch"
     if cfg.init_from and not pretrained:
         start += f" (no ImageNet; continued from {Path(cfg.init_from).name} at this input size)"
+    if cfg.background_penalty:
+        start += (f", with a background-activation penalty of {cfg.background_penalty:g} "
+                  "(core.classifier.focus)")
     return f"{bn}, width multiplier {cfg.width:g}, {cfg.input_size}² input, {start}"
 
 
