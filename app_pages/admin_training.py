@@ -136,6 +136,12 @@ with st.expander("Start a training run", expanded=True, icon=":material/play_arr
             smoothing = c1.number_input("Label smoothing", 0.0, 0.5,
                                         float(recipe.get("label_smoothing") or 0.0), 0.05,
                                         key="train_smoothing")
+            focus = c1.number_input(
+                "Background penalty", 0.0, 10.0, float(recipe.get("background_penalty") or 0.0),
+                0.5, key="train_focus",
+                help="Adds this weight × the share of the Grad-CAM layer's activation that lies "
+                     "outside the head to the loss, so that the explanations stay on the "
+                     "anatomy (0: off).")
             extra = c2.text_area(
                 "Extra training data (optional; one folder per line, <class>/ sub-folders)",
                 value="\n".join(default_extra_data(active_card)), key="train_extra", height=90,
@@ -171,6 +177,8 @@ with st.expander("Start a training run", expanded=True, icon=":material/play_arr
             for name in ("lr_schedule", "warmup_epochs", "dropout", "val_fraction", "seed"):
                 args += [f"--{name.replace('_', '-')}", str(recipe[name])]
             args += ["--augmentation", augmentation, "--label-smoothing", f"{smoothing:g}"]
+            if focus:
+                args += ["--background-penalty", f"{focus:g}"]
             extra_dirs = _lines(extra)
             for folder in extra_dirs:
                 args += ["--extra-data", folder]

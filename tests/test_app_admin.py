@@ -86,11 +86,14 @@ def test_training_job_starts_and_is_polled(app_env, tmp_path, monkeypatch):
     at.text_area(key="train_extra").input(f"{extra}\n")
     at.selectbox(key="train_augmentation").set_value("strong")
     at.number_input(key="train_smoothing").set_value(0.1)
+    assert at.number_input(key="train_focus").value == 0.0   # the active recipe has none
+    at.number_input(key="train_focus").set_value(1.0)
     at.button(key="train_submit").click().run()
     assert not at.exception and "Started training job" in at.success[0].value
     assert start.args[:2] == ["--data", str(data)]
     joined = " ".join(start.args)
     assert "--augmentation strong" in joined and "--label-smoothing 0.1" in joined
+    assert "--background-penalty 1" in joined
     assert f"--extra-data {extra}" in joined
     for _ in range(40):
         time.sleep(0.5)
