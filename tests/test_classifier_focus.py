@@ -76,7 +76,7 @@ def test_training_with_the_penalty_publishes_a_plain_classifier(data_dir, tmp_pa
     assert any("background penalty 0.5" in (e.message or "") for e in events)
     card = result.card
     assert card["training"]["config"]["background_penalty"] == 0.5
-    assert "background-activation penalty" in card["description"]
+    assert "background penalty (λ = 0.5)" in card["description"]
     # the published model is the one-input classifier and loads in the app
     clf = Classifier.load("focus", weights_dir=tmp_path / "w")
     gray = (np.random.default_rng(1).random((80, 80)) * 255).astype(np.uint8)

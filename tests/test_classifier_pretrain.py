@@ -163,6 +163,10 @@ def test_pretrain_command_writes_weights_that_start_a_training_run(tmp_path, mon
     assert nxt["from_run"]["initialisation"] == card["initialisation"]
     assert nxt["describe"].startswith("the best checkpoint of the run ")
     assert "which started from self-supervised weights (SimCLR" in nxt["describe"]
+    # readers get one sentence without run folders (the card's notice, caveats, description)
+    assert nxt["reader"].startswith("started from self-supervised weights (SimCLR")
+    assert nxt["reader"].endswith("28 unlabelled images, 2 epochs), then 1 earlier supervised "
+                                  "stage") and "runs/" not in nxt["reader"]
     assert nxt["self_supervised"]["images"] == 28
     (tmp_path / "run" / "card_draft.json").write_text("{broken")
     assert "from_run" not in init_source(str(tmp_path / "run" / "best.weights.h5"))

@@ -237,7 +237,7 @@ def _pretrained_start(cfg: TrainConfig, start: dict | None, progress: ProgressCa
         notice = (f"{SCRATCH_NOTICE} (--pretrained ignored: only architecture "
                   f"{', '.join(have)} has them)")
     if notice == SCRATCH_NOTICE and start:
-        notice = f"no ImageNet weights; started from {start['describe']}"
+        notice = f"no ImageNet weights; {start.get('reader') or 'started from ' + start['describe']}"
     if notice:
         progress(Progress(task=TASK, phase="load", message=f"NOTICE: {notice}"))
     return pretrained_weights, notice
@@ -262,9 +262,9 @@ def init_source(init_from: str | None) -> dict | None:
             return out
         out["self_supervised"] = {k: info.get(k) for k in (
             "method", "data", "images", "epochs_done", "minutes", "probe", "command")}
-        out["describe"] = (f"self-supervised weights ({info.get('method', 'SimCLR').split(':')[0]} "
-                           f"on {info.get('images')} unlabelled images, "
-                           f"{info.get('epochs_done')} epochs: {portable(str(init_from))})")
+        ssl = _ssl_phrase(info)
+        out["describe"] = f"{ssl}: {portable(str(init_from))})"
+        out["reader"] = f"started from {ssl})"
         return out
     run = _run_of_checkpoint(Path(init_from))
     if run is not None:
@@ -277,7 +277,30 @@ def init_source(init_from: str | None) -> dict | None:
                               if earlier.get("describe") else ", which started from scratch"))
         if earlier.get("self_supervised"):
             out["self_supervised"] = earlier["self_supervised"]
+        out["reader"] = _reader_lineage(out)
     return out
+
+
+def _ssl_phrase(info: dict) -> str:
+    """"self-supervised weights (METHOD on N unlabelled images, E epochs" (no closing bracket)."""
+    return (f"self-supervised weights ({(info.get('method') or 'SimCLR').split(':')[0]} "
+            f"on {info.get('images')} unlabelled images, {info.get('epochs_done')} epochs")
+
+
+def _reader_lineage(start: dict) -> str:
+    """One sentence for readers of the card (its caveats and description): where a chain of
+    ``--init-from`` runs began and how many supervised stages came before this one, without
+    the run folders (those stay in ``initialisation``)."""
+    stages, node = 0, start
+    while node and node.get("from_run"):
+        stages += 1
+        node = (node["from_run"] or {}).get("initialisation") or {}
+    n = f"{stages} earlier supervised stage{'s' if stages != 1 else ''}"
+    if node and node.get("self_supervised"):
+        return f"started from {_ssl_phrase(node['self_supervised'])}), then {n}"
+    if node and node.get("path"):
+        return f"continued from {n} that started from the weights {node['path']}"
+    return f"continued from {n} that started from scratch"
 
 
 def _run_of_checkpoint(weights: Path) -> dict | None:
@@ -434,7 +457,7 @@ def _card(cfg: TrainConfig, version: str, d: _Loaded, *, network: dict, prep: di
         "pretrained_source": (cfg.pretrained if two_phase else None),
         "notice": notice,
         "initialisation": initialisation,
-        "description": _describe(cfg, two_phase),
+        "description": _describe(cfg, two_phase, initialisation),
         "data": {"path": str(Path(cfg.data).resolve()), "fingerprint": fingerprint(data),
                  "modality": cfg.modality,
                  "body_part": list(cfg.body_part) if cfg.body_part else None,
@@ -856,17 +879,18 @@ def recalibrate(data: str, version: str | None = None, *, weights_dir: str | Non
     return dict(entry, version=new_version)
 
 
-def _describe(cfg: TrainConfig, pretrained: bool) -> str:
+def _describe(cfg: TrainConfig, pretrained: bool, init: dict | None = None) -> str:
     arch = architecture(cfg.arch)
     if arch.default_width is None:
         return f"{arch.label}, {cfg.input_size}² grayscale input, trained from scratch"
     bn = arch.label
     start = "fine-tuned from ImageNet weights" if pretrained else "trained from scratch"
     if cfg.init_from and not pretrained:
-        start += f" (no ImageNet; continued from {Path(cfg.init_from).name} at this input size)"
+        begun = (init or {}).get("reader") or f"continued from {Path(cfg.init_from).name}"
+        start = f"no ImageNet weights; {begun}"
     if cfg.background_penalty:
-        start += (f", with a background-activation penalty of {cfg.background_penalty:g} "
-                  "(core.classifier.focus)")
+        start += (f", with a background penalty (λ = {cfg.background_penalty:g}) that keeps "
+                  "its Grad-CAM maps on the head")
     return f"{bn}, width multiplier {cfg.width:g}, {cfg.input_size}² input, {start}"
 
 
