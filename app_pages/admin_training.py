@@ -26,7 +26,8 @@ from core.classifier.pretrain import (BASE_NAME_RE, base_label, base_mismatch,  
                                       list_unlabelled)
 from core.classifier.train import (ARCHITECTURES, AUGMENTATION_CHOICES,  # noqa: E402
                                    default_eval_data, default_extra_data, default_train_data,
-                                   expected_minutes, recipe_from_card)
+                                   expected_minutes, recipe_from_card,
+                                   staged_recipe_note)
 from core.config import job_heartbeat_s  # noqa: E402
 from core.sr.methods import GAN_PARTNER, METHOD_LABELS, TRAINING_METHODS  # noqa: E402
 from core.db.jobs import arg_value, heartbeat_age_s, job_history, job_log_tail  # noqa: E402
@@ -95,11 +96,9 @@ with st.expander("Start a training run", expanded=True, icon=":material/play_arr
             st.caption("Defaults: the recipe of the active version "
                        f"**{active_card['version']}** (its model card)." if active_card else
                        "No active classifier: defaults are the training code's own.")
-            if (((active_card or {}).get("training") or {}).get("config") or {}).get("init_from"):
-                st.caption(":orange[:material/info:] That version was continued from an "
-                           "earlier checkpoint at a smaller size; a run from scratch with the "
-                           "same epochs lands lower. Allow more epochs, or start from the active "
-                           "version's weights (*Start from*, below).")
+            staged = staged_recipe_note(active_card)
+            if staged:
+                st.caption(f":orange[:material/info:] {staged}")
             data = st.text_input("Data folder (one sub-folder per class)", key="train_data",
                                  placeholder="/data/brain-mri/Training")
             archs = list(ARCHITECTURES)

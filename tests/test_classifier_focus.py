@@ -88,3 +88,22 @@ def test_training_with_the_penalty_publishes_a_plain_classifier(data_dir, tmp_pa
                               background_penalty=0.5, run_dir=str(tmp_path / "run"),
                               resume=True, publish=False, **(TINY | {"epochs": 3})))
     assert [h["epoch"] for h in again.history] == [1, 2, 3]
+
+
+def test_training_page_note_names_where_the_shipped_model_began():
+    """The shipped classifier is the last of four stages: the Training page says so in one
+    sentence, without run folders, and names the command that reruns the whole recipe."""
+    import json
+    from pathlib import Path
+
+    from core.classifier.train import staged_recipe_note
+
+    root = Path(__file__).resolve().parent.parent / "weights" / "classifier"
+    card = json.loads((root / (root / "ACTIVE").read_text().strip() / "model_card.json").read_text())
+    note = staged_recipe_note(card)
+    assert "started from self-supervised weights (SimCLR" in note
+    assert "then 3 earlier supervised stages" in note and "runs/" not in note
+    assert note.endswith("`bash scripts/train_classifier_shipped.sh`.")
+    assert staged_recipe_note({"version": "v", "training": {"config": {}}}) is None
+    plain = staged_recipe_note({"version": "v", "initialisation": {"path": "w.weights.h5"}})
+    assert "continued from the weights w.weights.h5" in plain and plain.endswith("fine-tune it.")

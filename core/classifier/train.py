@@ -33,7 +33,8 @@ from core.progress import Progress, ProgressCallback, null_progress
 __all__ = ["TrainConfig", "TrainResult", "train", "recalibrate", "resolve_pretrained",
            "training_overlap", "init_source", "network_config",
            "SCRATCH_NOTICE", "IMAGENET_NOTOP_FILE", "ARCHITECTURES", "RECIPE_FIELDS",
-           "recipe_from_card", "evaluate_versions", "default_eval_data", "default_train_data"]
+           "recipe_from_card", "staged_recipe_note", "evaluate_versions", "default_eval_data",
+           "default_train_data"]
 
 SCRATCH_NOTICE = "trained from scratch, no ImageNet weights"
 IMAGENET_NOTOP_FILE = "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"
@@ -634,6 +635,27 @@ def _trained_card(card: dict | None) -> dict | None:
         return registry.load_card(TASK, registry.weights_version(card))
     except MedScanError:
         return None
+
+
+def staged_recipe_note(card: dict | None) -> str | None:
+    """For the Training page: when ``card``'s version did not start from random weights, one
+    sentence on where it began and what its recipe's defaults leave out (None otherwise)."""
+    card = _trained_card(card)
+    if not card:
+        return None
+    init = card.get("initialisation") or {}
+    if not init and not (((card.get("training") or {}).get("config") or {}).get("init_from")):
+        return None
+    if init.get("from_run") or init.get("self_supervised"):
+        began = ((init.get("reader") or _reader_lineage(init)) if init.get("from_run")
+                 else f"started from {_ssl_phrase(init['self_supervised'])})")
+    else:
+        began = f"continued from the weights {init.get('path') or 'of an earlier run'}"
+    note = (f"That version {began}. The defaults below repeat only its last stage: from random "
+            "weights they land far lower. Start from the active version's weights (*Start "
+            "from*, below) to fine-tune it")
+    repro = (card.get("reproduce") or {}).get("command")
+    return note + (f", or rerun its whole recipe on the server: `{repro}`." if repro else ".")
 
 
 def recipe_from_card(card: dict | None) -> dict:
