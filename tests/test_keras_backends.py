@@ -105,3 +105,41 @@ def test_sr_psnr_stage_trained_on_jax_loads_in_tensorflow(data_dir, tmp_weights,
     y = load_sr_model("rrdb_psnr", scale=2, version="jax-sr").upscale(load_scan(img).pixels[:48, :48])
     assert list(y.shape) == out["shape"]
     np.testing.assert_allclose(np.asarray(y, float).ravel()[::7], out["y"], atol=1e-4)
+
+
+def test_background_penalty_counts_in_the_loss_on_jax(data_dir, tmp_weights, tmp_path):
+    """The penalty is an ``add_loss`` inside the graph: the JAX trainer must add it as the
+    TensorFlow one does (loss = cross-entropy + λ × share), and a penalised run publishes."""
+    out = _run_jax(f"""
+        import numpy as np
+        from core.classifier.focus import background_share, grid_shape, wrap
+        from core.models import build_model
+        card = {{"architecture": "vgg16_bn", "network": {{"num_classes": 4,
+                 "input_shape": [32, 32, 3], "width": 0.125, "dropout": 0.0}}}}
+        model = build_model(card)
+        wrapped = wrap(model, "block5_conv3_relu", 2.0)
+        rng = np.random.default_rng(0)
+        x = rng.normal(size=(4, 32, 32, 3)).astype("float32") * 50
+        y = np.eye(4, dtype="float32")
+        grid = rng.random((4, *grid_shape(model, "block5_conv3_relu"))).astype("float32")
+        wrapped.compile(loss="categorical_crossentropy")
+        model.compile(loss="categorical_crossentropy")
+        total = float(wrapped.evaluate((x, grid), y, verbose=0))
+        ce = float(model.evaluate(x, y, verbose=0))
+        acts = keras.Model(model.inputs[0], model.get_layer("block5_conv3_relu").output)(x)
+        share = float(np.mean(keras.ops.convert_to_numpy(background_share(acts, grid))))
+        from core.cli import main
+        rc = main(["train", "classifier", "--data", {str(data_dir / "brain-mri")!r},
+                   "--arch", "vgg16_bn", "--width", "0.125", "--input-size", "32",
+                   "--epochs", "1", "--batch-size", "8", "--threads", "1",
+                   "--background-penalty", "1", "--run-dir", "run", "--version", "jax-focus",
+                   "--quiet"])
+        print(json.dumps({{"total": total, "ce": ce, "share": share, "rc": rc}}))
+    """, tmp_weights, tmp_path)
+    assert out["rc"] == 0 and out["share"] > 0.05
+    assert out["total"] == pytest.approx(out["ce"] + 2.0 * out["share"], rel=1e-3)
+
+    from core import registry
+
+    card = registry.load_card("classifier", "jax-focus")
+    assert card["training"]["config"]["background_penalty"] == 1.0
