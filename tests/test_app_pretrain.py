@@ -160,3 +160,29 @@ def test_classifier_run_starts_from_a_pretrained_base(app_env, tiny_weights, tmp
     at.selectbox(key="train_start").set_value("scratch")
     at.button(key="train_submit").click().run()
     assert "--init-from" not in calls[-1][1]
+
+
+def test_a_staged_active_version_defaults_to_fine_tuning_it(app_env, tiny_weights):
+    """When the active version continued from other weights, the defaults are only its last
+    stage: the page says so and starts from the active version's weights unless told not to."""
+    from core import registry
+
+    card = registry.load_card("classifier")
+    at = logged_in("admin", app_env["ids"]).run()
+    at.switch_page("app_pages/admin_training.py").run()
+    assert at.selectbox(key="train_start").value == "scratch"
+    assert not any("repeat only its last stage" in c.value for c in at.caption)
+
+    original = dict(card)
+    card["initialisation"] = {"path": "runs/a/best.weights.h5",
+                              "describe": "the weights runs/a/best.weights.h5"}
+    registry.replace_card("classifier", card["version"], card)
+    try:   # the tiny registry is shared by the session's tests: put the card back after
+        at = logged_in("admin", app_env["ids"]).run()
+        at.switch_page("app_pages/admin_training.py").run()
+        assert not at.exception, at.exception
+        assert at.selectbox(key="train_start").value == "active"
+        note = next(c.value for c in at.caption if "repeat only its last stage" in c.value)
+        assert "continued from the weights runs/a/best.weights.h5" in note
+    finally:
+        registry.replace_card("classifier", original["version"], original)
