@@ -162,11 +162,10 @@ with st.expander("Start a training run", expanded=True, icon=":material/play_arr
                     f"The active version's weights, {init_version} (fine-tune)")
             starts.update({f"base:{b['name']}": "Self-supervised base " + base_label(b)
                            for b in bases})
-            # a staged active version: its recipe's defaults are its last stage, which only
-            # makes sense on top of its weights
+            # random weights by default even for a staged active version (its note says what
+            # that costs): its weights only fit a run on the same classes
             start = st.selectbox(
                 "Start from", list(starts), format_func=starts.get, key="train_start",
-                index=list(starts).index("active") if staged and "active" in starts else 0,
                 help="A self-supervised base comes from a *Pre-training* run on this page; it "
                      "and the active version's weights need the same architecture and width "
                      "as this run (any input size).")

@@ -162,9 +162,10 @@ def test_classifier_run_starts_from_a_pretrained_base(app_env, tiny_weights, tmp
     assert "--init-from" not in calls[-1][1]
 
 
-def test_a_staged_active_version_defaults_to_fine_tuning_it(app_env, tiny_weights):
+def test_a_staged_active_version_is_called_out(app_env, tiny_weights):
     """When the active version continued from other weights, the defaults are only its last
-    stage: the page says so and starts from the active version's weights unless told not to."""
+    stage: the page says so. It still starts from random weights unless told otherwise (the
+    active weights only fit a run on the same classes)."""
     from core import registry
 
     card = registry.load_card("classifier")
@@ -181,7 +182,7 @@ def test_a_staged_active_version_defaults_to_fine_tuning_it(app_env, tiny_weight
         at = logged_in("admin", app_env["ids"]).run()
         at.switch_page("app_pages/admin_training.py").run()
         assert not at.exception, at.exception
-        assert at.selectbox(key="train_start").value == "active"
+        assert at.selectbox(key="train_start").value == "scratch"
         note = next(c.value for c in at.caption if "repeat only its last stage" in c.value)
         assert "continued from the weights runs/a/best.weights.h5" in note
     finally:

@@ -44,9 +44,9 @@ def _acc_cell(m: Mapping) -> str:
 # Column labels and widths (px) of the versions table: together they fit the page's content
 # width at a 1280 px window (about 820 px), so nothing is cut at the right.
 CLASSIFIER_COLUMNS = {
-    "version": ("version", 196), "status": ("status", 78), "stored": ("stored", 132),
-    "created": ("created", 88), "model": ("model", 116),
-    "test acc (card)": ("test acc (card)", 100), "val acc (card)": ("val acc (card)", 100)}
+    "version": ("version", 264), "status": ("status", 70), "stored": ("stored", 128),
+    "created": ("created", 80), "model": ("model", 94),
+    "test acc (card)": ("test acc (card)", 92), "val acc (card)": ("val acc (card)", 92)}
 
 
 def classifier_rows(cards: list[dict], status: Mapping[str, Mapping] | None = None
@@ -67,7 +67,7 @@ def classifier_rows(cards: list[dict], status: Mapping[str, Mapping] | None = No
                "model": " · ".join(str(x) for x in (
                    c.get("architecture") if c.get("architecture") != "ensemble" else
                    f"ensemble of {len(c.get('members') or [])}",
-                   f"{size} px" if size else None) if x)
+                   f"{size}²" if size else None) if x)
                or NO_VALUE}
         for split, label in (("test", "test"), ("validation", "val")):
             m = metrics.get(split) if isinstance(metrics.get(split), Mapping) else {}

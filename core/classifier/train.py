@@ -652,8 +652,8 @@ def staged_recipe_note(card: dict | None) -> str | None:
     else:
         began = f"continued from the weights {init.get('path') or 'of an earlier run'}"
     note = (f"That version {began}. The defaults below repeat only its last stage: from random "
-            "weights they land far lower. Start from the active version's weights (*Start "
-            "from*, below) to fine-tune it")
+            "weights they land far lower. On the same classes, start from the active version's "
+            "weights (*Start from*, below) to fine-tune it")
     repro = (card.get("reproduce") or {}).get("command")
     return note + (f", or rerun its whole recipe on the server: `{repro}`." if repro else ".")
 
