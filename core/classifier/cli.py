@@ -72,6 +72,14 @@ def register(cmds) -> None:
                         "best.weights.h5 at another input size: progressive resizing)")
     t.add_argument("--run-dir", default=None, help="checkpoints (default runs/classifier/VERSION)")
     t.add_argument("--resume", action="store_true", help="continue from RUN_DIR/last.keras")
+    t.add_argument("--recipe-of", default=None, metavar="VERSION",
+                   help="rerun every stage that produced VERSION (its card's lineage: "
+                        "pre-training and each supervised run) on --data; only the last stage "
+                        "publishes, as --version. Other training options are ignored, except "
+                        "--extra-data (replaces the recorded ones), --eval-data, --run-dir "
+                        "(the stages' folder) and --resume (skips completed stages)")
+    t.add_argument("--dry-run", action="store_true",
+                   help="with --recipe-of: print the stages' commands and stop")
     t.add_argument("--version", default=None, help="registry version name (default: arch-date)")
     t.add_argument("--activate", action="store_true", help="make the new version active")
     t.add_argument("--no-publish", action="store_true", help="train only; no registry version")
@@ -283,8 +291,52 @@ def _width(args: argparse.Namespace) -> float:
     return args.width if args.width is not None else architecture(args.arch).default_width or 1.0
 
 
+def _train_recipe(args: argparse.Namespace) -> int:
+    """``train classifier --recipe-of VERSION``: :func:`core.classifier.recipe.run_recipe`."""
+    import shlex
+
+    from core import registry
+    from core.classifier.recipe import recipe_minutes, recipe_stages, run_recipe
+    from core.errors import MedScanError
+
+    try:
+        card = registry.load_card("classifier", args.recipe_of)
+        stages = recipe_stages(card)
+    except (MedScanError, ValueError) as err:
+        print(f"error: --recipe-of {args.recipe_of}: {err}", file=sys.stderr)
+        return 2
+    version = args.version or registry.new_version_name(f"{card.get('architecture', 'clf')}-")
+    run_root = Path(args.run_dir or Path("runs") / "recipe" / version).resolve()
+    try:
+        commands = run_recipe(
+            card, data=str(Path(args.data).resolve()), version=version, run_root=run_root,
+            extra_data=[str(Path(e).resolve()) for e in args.extra_data] or None,
+            eval_data=str(Path(args.eval_data).resolve()) if args.eval_data else None,
+            job_id=args.job_id, progress=progress_from_args(args), dry_run=args.dry_run,
+            resume=args.resume)
+    except (ValueError, RuntimeError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    if args.dry_run:
+        minutes = recipe_minutes(stages)
+        print(f"# {len(stages)} stages of {args.recipe_of}"
+              + (f", {minutes:.0f} min as recorded" if minutes is not None else ""))
+        for stage, argv in zip(stages, commands):
+            print(f"# {stage.label}\npython -m core {shlex.join(argv)}")
+        return 0
+    print(json.dumps({"version": version, "recipe_of": args.recipe_of, "stages": len(stages),
+                      "run_dir": str(run_root)}))
+    return 0
+
+
 def _train(args: argparse.Namespace) -> int:
     from core.classifier.train import TrainConfig, train
+
+    if args.recipe_of:
+        return _train_recipe(args)
+    if args.dry_run:
+        print("error: --dry-run needs --recipe-of", file=sys.stderr)
+        return 2
 
     width = _width(args)
     cfg = TrainConfig(

@@ -344,6 +344,8 @@ def _build(cfg: TrainConfig, network: dict, pretrained_weights: str | None, run_
     scope = strategy.scope() if strategy is not None else _nullcontext()
     with scope:
         if cfg.resume and (run_dir / "last.keras").is_file() and state_path.is_file():
+            import core.classifier.focus  # noqa: F401  (registers BackgroundPenalty for loading)
+
             model = keras.saving.load_model(run_dir / "last.keras")
             state = json.loads(state_path.read_text())
             progress(Progress(task=TASK, phase="load",

@@ -22,16 +22,36 @@ from __future__ import annotations
 
 from core.progress import ProgressCallback, fanout, null_progress, print_progress
 
-__all__ = ["job_reporter", "add_progress_args", "progress_from_args"]
+__all__ = ["job_reporter", "add_progress_args", "progress_from_args", "RECIPE_STAGE_ENV"]
+
+
+#: set (to "i/n") by ``core.classifier.recipe`` for a stage of a multi-stage job that is not
+#: its last: that stage's ``done`` is reported as ``stage done`` so the job keeps running
+RECIPE_STAGE_ENV = "MEDSCAN_RECIPE_STAGE"
 
 
 def job_reporter(job_id: int, *, url: str | None = None):
     """The training process's progress callback for job ``job_id``: each ``Progress`` goes to
     the job's row (``core.db.jobs.progress_callback``: throttled, ``done`` publishes the
-    version). The CLI reaches the database only through here."""
+    version). The CLI reaches the database only through here. In an intermediate stage of a
+    recipe (:data:`RECIPE_STAGE_ENV`) ``done`` is passed on as ``stage done``."""
+    import dataclasses
+    import os
+
     from core.db.jobs import progress_callback
 
-    return progress_callback(job_id, url=url)
+    report = progress_callback(job_id, url=url)
+    stage = os.environ.get(RECIPE_STAGE_ENV)
+    if not stage:
+        return report
+
+    def intermediate(p):
+        if p.phase == "done":
+            p = dataclasses.replace(p, phase="stage done",
+                                    message=f"stage {stage} done: {p.message or ''}".strip())
+        report(p)
+
+    return intermediate
 
 
 def add_progress_args(parser) -> None:

@@ -1,0 +1,141 @@
+"""Rerunning a staged recipe from its card (core.classifier.recipe, ``train classifier
+--recipe-of``): the stages read back, their commands rewritten, a tiny three-stage chain run
+end to end, resume, and a multi-stage job that only ends at its last stage."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from core.classifier.recipe import recipe_minutes, recipe_stages, replay_commands
+from core.progress import Progress
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = "tests/data/brain-mri"          # as a card records it: relative to the project
+TINY = ("--input-size 32 --width 0.125 --batch-size 8 --threads 1 --workers 1 --val-fraction "
+        "0.25 --warmup-epochs 0")
+SSL = (f"python -m core pretrain classifier --data {DATA} --hold-out-validation-of {DATA} "
+       "--input-size 32 --width 0.125 --epochs 1 --batch-size 8 --threads 1 --workers 1 "
+       "--out runs/ssl/old.weights.h5")
+STAGE_A = (f"python -m core train classifier --data {DATA} --arch vgg16_bn {TINY} --epochs 1 "
+           "--lr 1e-3 --init-from runs/ssl/old.weights.h5 --run-dir runs/old_a --no-publish")
+STAGE_B = (f"python -m core train classifier --data {DATA} --arch vgg16_bn {TINY} --epochs 1 "
+           "--lr 3e-4 --background-penalty 1 --init-from runs/old_a/best.weights.h5 "
+           "--run-dir runs/old_b --version old-final --activate --job-id 7")
+
+
+def _card() -> dict:
+    """A card whose lineage is SSL -> stage A -> stage B, as `train` records it."""
+    return {"version": "old-final", "architecture": "vgg16_bn",
+            "training": {"command": STAGE_B, "minutes": 1.5},
+            "initialisation": {"path": "runs/old_a/best.weights.h5", "from_run": {
+                "run_dir": "runs/old_a", "command": STAGE_A, "minutes": 2.0,
+                "initialisation": {"path": "runs/ssl/old.weights.h5",
+                                   "self_supervised": {"command": SSL, "minutes": 0.5,
+                                                       "images": 24, "epochs_done": 1}}}}}
+
+
+def _opt(argv, name):
+    return argv[argv.index(name) + 1] if name in argv else None
+
+
+def test_stages_are_read_oldest_first_and_rewritten_for_a_new_run(tmp_path):
+    stages = recipe_stages(_card())
+    assert [s.argv[0] for s in stages] == ["pretrain", "train", "train"]
+    assert stages[0].label == "stage 1 of 3: self-supervised pre-training, 1 epochs at 32²"
+    assert recipe_minutes(stages) == pytest.approx(4.0)
+    cmds = replay_commands(stages, data="/new/data", version="new-v", run_root=tmp_path,
+                           extra_data=["/new/extra"], job_id=12)
+    ssl, a, b = cmds
+    assert _opt(ssl, "--data") == "/new/data" and _opt(ssl, "--hold-out-validation-of") == "/new/data"
+    assert _opt(ssl, "--out") == str(tmp_path / "stage-1.weights.h5")
+    assert "--extra-data" not in ssl                          # pre-training keeps its folders
+    assert _opt(a, "--init-from") == str(tmp_path / "stage-1.weights.h5")
+    assert _opt(a, "--run-dir") == str(tmp_path / "stage-2") and "--no-publish" in a
+    assert _opt(a, "--extra-data") == "/new/extra" and "--version" not in a
+    assert _opt(b, "--init-from") == str(tmp_path / "stage-2" / "best.weights.h5")
+    assert _opt(b, "--version") == "new-v" and "--no-publish" not in b
+    assert "--activate" not in b and _opt(b, "--background-penalty") == "1"
+    assert [_opt(c, "--job-id") for c in cmds] == ["12"] * 3   # the old run's id is gone
+    assert "runs/old_a/best.weights.h5" not in " ".join(b)
+    with pytest.raises(ValueError, match="no recorded command"):
+        recipe_stages({"version": "x", "training": {}})
+
+
+def test_a_tiny_three_stage_recipe_reruns_end_to_end_and_resumes(tmp_path, monkeypatch):
+    """The replayed chain publishes one version whose card records the new lineage; --resume
+    skips the complete stages."""
+    from core import registry
+    from core.classifier.recipe import run_recipe
+
+    weights = tmp_path / "weights"
+    monkeypatch.setenv("MEDSCAN_WEIGHTS_DIR", str(weights))
+    monkeypatch.setenv("MEDSCAN_DATA_DIR", str(tmp_path / "data"))
+    events = []
+    run_recipe(_card(), data=str(REPO / DATA), version="replayed", run_root=tmp_path / "r",
+               progress=events.append)
+    card = registry.load_card("classifier", "replayed")
+    assert card["training"]["config"]["background_penalty"] == 1.0
+    assert card["notice"].startswith("no ImageNet weights; started from self-supervised weights")
+    assert card["notice"].endswith("then 1 earlier supervised stage")
+    assert registry.active_version("classifier") is None        # never activated
+    assert [e.message for e in events if "recipe of old-final" in (e.message or "")] == [
+        f"recipe of old-final: stage {i} of 3: {w}" for i, w in (
+            (1, "self-supervised pre-training, 1 epochs at 32²"),
+            (2, "supervised training, 1 epochs at 32²"), (3, "supervised training, 1 epochs at 32²"))]
+
+    # resume: the two complete stages are skipped, the last one runs again (a new version)
+    events.clear()
+    run_recipe(_card(), data=str(REPO / DATA), version="replayed-2", run_root=tmp_path / "r",
+               progress=events.append, resume=True)
+    skipped = [e.message for e in events if "already complete" in (e.message or "")]
+    assert len(skipped) == 2 and registry.load_card("classifier", "replayed-2")
+
+
+def test_cli_dry_run_and_a_failing_stage(tmp_path, monkeypatch, capsys):
+    from core import registry
+    from core.classifier.recipe import run_recipe
+    from core.classifier.preprocess import preprocessing_config
+    from core.cli import main
+    from core.models.vgg16 import build_classifier_bn
+
+    monkeypatch.setenv("MEDSCAN_WEIGHTS_DIR", str(tmp_path / "w"))
+    card = dict(_card(), classes=["glioma", "meningioma", "notumor", "pituitary"],
+                network={"num_classes": 4, "input_shape": [32, 32, 3], "width": 0.125},
+                input_size=32, calibration={"temperature": 1.0},
+                preprocessing=preprocessing_config("vgg16", 3, 32))
+    registry.save_version("classifier", build_classifier_bn(num_classes=4, input_shape=(32, 32, 3),
+                                                            width=0.125),
+                          {k: v for k, v in card.items() if k != "version"}, version="old-final")
+    assert main(["train", "classifier", "--data", str(REPO / DATA), "--recipe-of", "old-final",
+                 "--version", "nv", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("# 3 stages of old-final, 4 min as recorded")
+    assert out.count("\npython -m core ") == 3 and "--version nv" in out
+    assert main(["train", "classifier", "--data", str(REPO / DATA), "--dry-run"]) == 2
+    assert main(["train", "classifier", "--data", "x", "--recipe-of", "nope"]) == 2
+
+    broken = _card()
+    broken["initialisation"]["from_run"]["command"] = STAGE_A.replace("--lr 1e-3", "--lr oops")
+    with pytest.raises(RuntimeError, match="stage 2 of 3: supervised training"):
+        run_recipe(broken, data=str(REPO / DATA), version="never", run_root=tmp_path / "b")
+
+
+def test_an_intermediate_stage_does_not_end_its_job(db_url, monkeypatch):
+    """In a recipe job only the last stage's "done" marks the job succeeded."""
+    from core.db import init_db, jobs, session_scope
+    from core.jobs import RECIPE_STAGE_ENV, job_reporter
+
+    engine = init_db(db_url)
+    with session_scope(engine) as s:
+        job_id = jobs.queue_job(s, "classifier", ["--data", "/d"], None).id
+    monkeypatch.setenv(RECIPE_STAGE_ENV, "1/3")
+    job_reporter(job_id)(Progress(task="classifier", phase="done", message="not published"))
+    with session_scope(engine) as s:
+        assert jobs.read_job(s, job_id).status == "running"
+    monkeypatch.delenv(RECIPE_STAGE_ENV)
+    job_reporter(job_id)(Progress(task="classifier", phase="done", message="version=v9"))
+    with session_scope(engine) as s:
+        job = jobs.read_job(s, job_id)
+        assert job.status == "succeeded" and job.result_version == "v9"
