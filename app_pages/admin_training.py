@@ -28,6 +28,8 @@ from core.classifier.train import (ARCHITECTURES, AUGMENTATION_CHOICES,  # noqa:
                                    default_eval_data, default_extra_data, default_train_data,
                                    expected_minutes, recipe_from_card,
                                    staged_recipe_note)
+from core.classifier.recipe import (recipe_folders, recipe_minutes,  # noqa: E402
+                                    staged_stages)
 from core.config import job_heartbeat_s  # noqa: E402
 from core.sr.methods import GAN_PARTNER, METHOD_LABELS, TRAINING_METHODS  # noqa: E402
 from core.db.jobs import arg_value, heartbeat_age_s, job_history, job_log_tail  # noqa: E402
@@ -84,6 +86,44 @@ def _queued_bases() -> set[str]:
 def _lines(text: str) -> list[str]:
     return [str(Path(line.strip()).expanduser()) for line in text.splitlines() if line.strip()]
 
+
+def _whole_recipe_form(stages) -> tuple[str, list[str], str, list[str], list[tuple[str, str]]]:
+    """The classifier form when the active version's whole recipe is rerun: the data, extra
+    and evaluation folders, the stages in words and their recorded duration. Returns (data,
+    extra folders, evaluation folder, job arguments, folders that must exist)."""
+    data = st.text_input("Data folder (one sub-folder per class)", key="train_data",
+                         placeholder="/data/brain-mri/Training")
+    extra = st.text_area(
+        "Extra training data (optional; one folder per line, <class>/ sub-folders)",
+        value="\n".join(default_extra_data(active_card)), key="train_extra", height=90,
+        help="Replaces every supervised stage's extra training folders (training only, never "
+             "validation). Pre-training keeps the folders it recorded.")
+    eval_data = st.text_input(
+        "Evaluation set (image folder, one sub-folder per class)", key="train_eval",
+        value=default_eval_data(active_card) or "",
+        help="After the last stage, the new version and the active one are both evaluated on "
+             "these same images, so Model versions can compare them.")
+    st.markdown("\n".join(f"{i}. {s.label[s.label.index(':') + 2:]}"
+                          + (f" — {s.minutes:.0f} min" if s.minutes is not None else "")
+                          for i, s in enumerate(stages, start=1)))
+    total = recipe_minutes(stages)
+    if total is not None:
+        st.caption(f":material/schedule: Expected duration: about **{total:.0f} min**, the "
+                   "stages' minutes as recorded when this version was trained (on this "
+                   "server's hardware if it was trained here); more images take longer. Each "
+                   "stage keeps its own recorded time limit.")
+    extra_dirs = _lines(extra)
+    args = ["--data", data, "--recipe-of", active_card["version"]]
+    for folder in extra_dirs:
+        args += ["--extra-data", folder]
+    if eval_data.strip():
+        args += ["--eval-data", str(Path(eval_data.strip()).expanduser())]
+    checks = recipe_folders(stages, data=data.strip(), extra_data=extra_dirs or None)
+    if eval_data.strip():
+        checks.append(("Evaluation folder", eval_data.strip()))
+    return data, extra_dirs, eval_data, args, checks
+
+
 with st.expander("Start a training run", expanded=True, icon=":material/play_arrow:"):
     kind = st.segmented_control("Model", list(KINDS), default="classifier", required=True,
                                 key="train_kind", format_func=KINDS.get)
@@ -99,114 +139,125 @@ with st.expander("Start a training run", expanded=True, icon=":material/play_arr
             staged = staged_recipe_note(active_card)
             if staged:
                 st.caption(f":orange[:material/info:] {staged}")
-            data = st.text_input("Data folder (one sub-folder per class)", key="train_data",
-                                 placeholder="/data/brain-mri/Training")
-            archs = list(ARCHITECTURES)
-            c1, c2, c3, c4 = st.columns(4)
-            arch = c1.selectbox("Architecture", archs, key="train_arch",
-                                index=archs.index(recipe["arch"]) if recipe["arch"] in archs
-                                else 0, help="\n".join(f"- **{a}**: {d}"
-                                                        for a, d in ARCHITECTURES.items()))
-            width = c2.number_input("Width (VGG filter multiplier)", 0.0625, 1.0,
-                                    float(recipe["width"]), 0.0625, key="train_width")
-            size = c3.number_input("Input size (px)", 32, 512, int(recipe["input_size"]), 16,
-                                   key="train_size")
-            epochs = c4.number_input("Epochs", 1, 500, int(recipe["epochs"]), key="train_epochs")
-            c1, c2, c3, c4 = st.columns(4)
-            lr = c1.number_input("Learning rate", 1e-6, 1.0, float(recipe["lr"]), 1e-4,
-                                 format="%.5f", key="train_lr",
-                                 help="Peak learning rate of the optimizer; − and + change it "
-                                      "by 0.0001 (type a value for finer steps).")
-            batch = c2.number_input("Batch size", 1, 512, int(recipe["batch_size"]),
-                                    key="train_batch")
-            patience = c3.number_input("Patience (epochs)", 1, 100, int(recipe["patience"]),
-                                       key="train_patience",
-                                       help="Early stopping: the run stops after this many "
-                                            "epochs without a lower validation loss.")
-            minutes = c4.number_input("Time limit (min)", 1, 24 * 60, 60, key="train_minutes")
-            c1, c2 = st.columns([1, 3])
-            augs = list(AUGMENTATION_CHOICES)
-            augmentation = c1.selectbox(
-                "Augmentation", augs, key="train_augmentation",
-                index=augs.index(recipe["augmentation"]) if recipe["augmentation"] in augs else 0,
-                help="**strong** adds what differs between the data set's sources: bias field, "
-                     "noise, JPEG re-compression, padding bars, wider rotation and zoom, "
-                     "cut-out.")
-            smoothing = c1.number_input("Label smoothing", 0.0, 0.5,
-                                        float(recipe.get("label_smoothing") or 0.0), 0.05,
-                                        key="train_smoothing")
-            focus = c1.number_input(
-                "Background penalty", 0.0, 10.0, float(recipe.get("background_penalty") or 0.0),
-                0.5, key="train_focus",
-                help="Adds this weight × the share of the Grad-CAM layer's activation that lies "
-                     "outside the head to the loss, so that the explanations stay on the "
-                     "anatomy (0: off).")
-            extra = c2.text_area(
-                "Extra training data (optional; one folder per line, <class>/ sub-folders)",
-                value="\n".join(default_extra_data(active_card)), key="train_extra", height=90,
-                help="Used for training only, never for validation; images that are near "
-                     "copies of a validation image are dropped and counted in the model card.")
-            eval_data = st.text_input(
-                "Evaluation set (image folder, one sub-folder per class)", key="train_eval",
-                value=default_eval_data(active_card) or "",
-                help="After training, the new version and the active one are both evaluated on "
-                     "these same images, so Model versions can compare them (default "
-                     "MEDSCAN_EVAL_DIR, else the active version's recorded test folder).")
-            # An active ensemble has no weights file of its own: fine-tune its first member.
-            init_version = registry.weights_version(active_card) if active_card else None
-            starts = {"scratch": "Random weights (from scratch)"}
-            if init_version is not None:
-                starts["active"] = (
-                    f"The weights of {init_version}, the active ensemble's first member "
-                    "(fine-tune)" if registry.is_ensemble(active_card) else
-                    f"The active version's weights, {init_version} (fine-tune)")
-            starts.update({f"base:{b['name']}": "Self-supervised base " + base_label(b)
-                           for b in bases})
-            # random weights by default even for a staged active version (its note says what
-            # that costs): its weights only fit a run on the same classes
-            start = st.selectbox(
-                "Start from", list(starts), format_func=starts.get, key="train_start",
-                help="A self-supervised base comes from a *Pre-training* run on this page; it "
-                     "and the active version's weights need the same architecture and width "
-                     "as this run (any input size).")
-            pretrained = st.text_input("Pretrained VGG16 weights (optional: 'imagenet' or a "
-                                       "file path; vgg16 only)", key="train_pretrained")
-            args = ["--data", data, "--arch", arch, "--input-size", str(size),
-                    "--width", f"{width:g}", "--epochs", str(epochs), "--lr", f"{lr:g}",
-                    "--batch-size", str(batch), "--patience", str(patience),
-                    "--max-minutes", str(minutes)]
-            for name in ("lr_schedule", "warmup_epochs", "dropout", "val_fraction", "seed"):
-                args += [f"--{name.replace('_', '-')}", str(recipe[name])]
-            args += ["--augmentation", augmentation, "--label-smoothing", f"{smoothing:g}"]
-            if focus:
-                args += ["--background-penalty", f"{focus:g}"]
-            extra_dirs = _lines(extra)
-            for folder in extra_dirs:
-                args += ["--extra-data", folder]
-            eta = expected_minutes(active_card, input_size=int(size), width=float(width),
-                                   epochs=int(epochs))
-            if eta is not None:
-                st.caption(f":material/schedule: Expected duration on this server: about "
-                           f"**{eta:.0f} min** for {int(epochs)} epochs at {int(size)} px, "
-                           f"width {width:g} (from the active version's recorded seconds per "
-                           f"epoch, scaled by pixels and width; more images take longer). "
-                           f"The time limit stops the run after the epoch that passes it."
-                           + _over_limit(eta, minutes, epochs))
-            if eval_data.strip():
-                args += ["--eval-data", str(Path(eval_data.strip()).expanduser())]
-            if start == "active":
-                args += ["--init-from", str(registry.version_dir(
-                    "classifier", init_version) / registry.WEIGHTS_FILE)]
-            elif start.startswith("base:"):
-                base = next(b for b in bases if f"base:{b['name']}" == start)
-                problem = base_mismatch(base, arch, float(width))
-                args += ["--init-from", str(base["path"])]
-            if pretrained.strip():
-                args += ["--pretrained", pretrained.strip()]
-            checks = [("Data folder", data.strip())]
-            checks += [("Extra training folder", f) for f in extra_dirs]
-            if eval_data.strip():
-                checks.append(("Evaluation folder", eval_data.strip()))
+            stages = staged_stages(active_card)
+            whole = bool(stages) and st.toggle(
+                f"Run the whole recipe of {active_card['version']} ({len(stages)} stages)",
+                key="train_whole",
+                help="Every stage its model card records, pre-training included, on the data "
+                     "folder below, each started from the previous one's best weights; only "
+                     "the last stage publishes a candidate. The stages' own settings are used "
+                     "as recorded.")
+            if whole:
+                data, extra_dirs, eval_data, args, checks = _whole_recipe_form(stages)
+            else:
+                data = st.text_input("Data folder (one sub-folder per class)", key="train_data",
+                                     placeholder="/data/brain-mri/Training")
+                archs = list(ARCHITECTURES)
+                c1, c2, c3, c4 = st.columns(4)
+                arch = c1.selectbox("Architecture", archs, key="train_arch",
+                                    index=archs.index(recipe["arch"]) if recipe["arch"] in archs
+                                    else 0, help="\n".join(f"- **{a}**: {d}"
+                                                            for a, d in ARCHITECTURES.items()))
+                width = c2.number_input("Width (VGG filter multiplier)", 0.0625, 1.0,
+                                        float(recipe["width"]), 0.0625, key="train_width")
+                size = c3.number_input("Input size (px)", 32, 512, int(recipe["input_size"]), 16,
+                                       key="train_size")
+                epochs = c4.number_input("Epochs", 1, 500, int(recipe["epochs"]), key="train_epochs")
+                c1, c2, c3, c4 = st.columns(4)
+                lr = c1.number_input("Learning rate", 1e-6, 1.0, float(recipe["lr"]), 1e-4,
+                                     format="%.5f", key="train_lr",
+                                     help="Peak learning rate of the optimizer; − and + change it "
+                                          "by 0.0001 (type a value for finer steps).")
+                batch = c2.number_input("Batch size", 1, 512, int(recipe["batch_size"]),
+                                        key="train_batch")
+                patience = c3.number_input("Patience (epochs)", 1, 100, int(recipe["patience"]),
+                                           key="train_patience",
+                                           help="Early stopping: the run stops after this many "
+                                                "epochs without a lower validation loss.")
+                minutes = c4.number_input("Time limit (min)", 1, 24 * 60, 60, key="train_minutes")
+                c1, c2 = st.columns([1, 3])
+                augs = list(AUGMENTATION_CHOICES)
+                augmentation = c1.selectbox(
+                    "Augmentation", augs, key="train_augmentation",
+                    index=augs.index(recipe["augmentation"]) if recipe["augmentation"] in augs else 0,
+                    help="**strong** adds what differs between the data set's sources: bias field, "
+                         "noise, JPEG re-compression, padding bars, wider rotation and zoom, "
+                         "cut-out.")
+                smoothing = c1.number_input("Label smoothing", 0.0, 0.5,
+                                            float(recipe.get("label_smoothing") or 0.0), 0.05,
+                                            key="train_smoothing")
+                focus = c1.number_input(
+                    "Background penalty", 0.0, 10.0, float(recipe.get("background_penalty") or 0.0),
+                    0.5, key="train_focus",
+                    help="Adds this weight × the share of the Grad-CAM layer's activation that lies "
+                         "outside the head to the loss, so that the explanations stay on the "
+                         "anatomy (0: off).")
+                extra = c2.text_area(
+                    "Extra training data (optional; one folder per line, <class>/ sub-folders)",
+                    value="\n".join(default_extra_data(active_card)), key="train_extra", height=90,
+                    help="Used for training only, never for validation; images that are near "
+                         "copies of a validation image are dropped and counted in the model card.")
+                eval_data = st.text_input(
+                    "Evaluation set (image folder, one sub-folder per class)", key="train_eval",
+                    value=default_eval_data(active_card) or "",
+                    help="After training, the new version and the active one are both evaluated on "
+                         "these same images, so Model versions can compare them (default "
+                         "MEDSCAN_EVAL_DIR, else the active version's recorded test folder).")
+                # An active ensemble has no weights file of its own: fine-tune its first member.
+                init_version = registry.weights_version(active_card) if active_card else None
+                starts = {"scratch": "Random weights (from scratch)"}
+                if init_version is not None:
+                    starts["active"] = (
+                        f"The weights of {init_version}, the active ensemble's first member "
+                        "(fine-tune)" if registry.is_ensemble(active_card) else
+                        f"The active version's weights, {init_version} (fine-tune)")
+                starts.update({f"base:{b['name']}": "Self-supervised base " + base_label(b)
+                               for b in bases})
+                # random weights by default even for a staged active version (its note says what
+                # that costs): its weights only fit a run on the same classes
+                start = st.selectbox(
+                    "Start from", list(starts), format_func=starts.get, key="train_start",
+                    help="A self-supervised base comes from a *Pre-training* run on this page; it "
+                         "and the active version's weights need the same architecture and width "
+                         "as this run (any input size).")
+                pretrained = st.text_input("Pretrained VGG16 weights (optional: 'imagenet' or a "
+                                           "file path; vgg16 only)", key="train_pretrained")
+                args = ["--data", data, "--arch", arch, "--input-size", str(size),
+                        "--width", f"{width:g}", "--epochs", str(epochs), "--lr", f"{lr:g}",
+                        "--batch-size", str(batch), "--patience", str(patience),
+                        "--max-minutes", str(minutes)]
+                for name in ("lr_schedule", "warmup_epochs", "dropout", "val_fraction", "seed"):
+                    args += [f"--{name.replace('_', '-')}", str(recipe[name])]
+                args += ["--augmentation", augmentation, "--label-smoothing", f"{smoothing:g}"]
+                if focus:
+                    args += ["--background-penalty", f"{focus:g}"]
+                extra_dirs = _lines(extra)
+                for folder in extra_dirs:
+                    args += ["--extra-data", folder]
+                eta = expected_minutes(active_card, input_size=int(size), width=float(width),
+                                       epochs=int(epochs))
+                if eta is not None:
+                    st.caption(f":material/schedule: Expected duration on this server: about "
+                               f"**{eta:.0f} min** for {int(epochs)} epochs at {int(size)} px, "
+                               f"width {width:g} (from the active version's recorded seconds per "
+                               f"epoch, scaled by pixels and width; more images take longer). "
+                               f"The time limit stops the run after the epoch that passes it."
+                               + _over_limit(eta, minutes, epochs))
+                if eval_data.strip():
+                    args += ["--eval-data", str(Path(eval_data.strip()).expanduser())]
+                if start == "active":
+                    args += ["--init-from", str(registry.version_dir(
+                        "classifier", init_version) / registry.WEIGHTS_FILE)]
+                elif start.startswith("base:"):
+                    base = next(b for b in bases if f"base:{b['name']}" == start)
+                    problem = base_mismatch(base, arch, float(width))
+                    args += ["--init-from", str(base["path"])]
+                if pretrained.strip():
+                    args += ["--pretrained", pretrained.strip()]
+                checks = [("Data folder", data.strip())]
+                checks += [("Extra training folder", f) for f in extra_dirs]
+                if eval_data.strip():
+                    checks.append(("Evaluation folder", eval_data.strip()))
         elif kind == "pretrain":
             eval_data = ""
             st.caption("SimCLR on unlabelled brain images: the classifier's convolutional base "
@@ -344,6 +395,7 @@ with st.expander("Start a training run", expanded=True, icon=":material/play_arr
                            "compare and activate it on Model versions.")
             except MedScanError as err:
                 st.error(str(err))
+
 
 
 def _job_panel(job) -> None:

@@ -6,6 +6,7 @@
 # versions go to MEDSCAN_WEIGHTS_DIR (default data/weights), never to the shipped weights/.
 # Data: the brain-mri, brain-mri-seg and brain-mri-hr folders (DATA, default ../shared/datasets).
 #   bash scripts/train_classifier_shipped.sh [DATA]
+# The same chain from the card: python -m core train classifier --data DIR --recipe-of vgg16_bn-w0.5-96px-ssl-focus3-20261205
 set -euo pipefail
 cd "$(dirname "$0")/.."
 D=${1:-../shared/datasets}

@@ -187,3 +187,47 @@ def test_a_staged_active_version_is_called_out(app_env, tiny_weights):
         assert "continued from the weights runs/a/best.weights.h5" in note
     finally:
         registry.replace_card("classifier", original["version"], original)
+
+
+def test_the_whole_recipe_of_a_staged_active_version_can_be_queued(app_env, tiny_weights,
+                                                                    tmp_path, monkeypatch):
+    """A staged active version whose card records every stage: a toggle replaces the form by
+    the data / extra / evaluation folders, lists the stages with their minutes, and queues
+    ``train classifier --recipe-of VERSION`` on the chosen data."""
+    from core import registry
+    from tests.test_classifier_recipe import _card
+
+    calls = _capture_jobs(monkeypatch)
+    card = registry.load_card("classifier")
+    original = dict(card)
+    lineage = _card()
+    card.update(training=dict(card.get("training") or {}, **lineage["training"]),
+                initialisation=lineage["initialisation"])
+    registry.replace_card("classifier", card["version"], card)
+    data = tmp_path / "images"
+    data.mkdir()
+    try:
+        at = logged_in("admin", app_env["ids"]).run()
+        at.switch_page("app_pages/admin_training.py").run()
+        assert not at.exception, at.exception
+        assert at.number_input(key="train_epochs")       # the single-run form by default
+        at.toggle(key="train_whole").set_value(True).run()
+        assert not at.exception, at.exception
+        assert not [n for n in at.number_input if n.key == "train_epochs"]
+        listed = " ".join(m.value for m in at.markdown)
+        assert "self-supervised pre-training, 1 epochs at 32² — 0 min" in listed
+        assert "supervised training, 1 epochs at 32² — 2 min" in listed
+        assert any("about **4 min**" in c.value for c in at.caption)
+        at.text_input(key="train_data").input(str(tmp_path / "missing"))
+        at.button(key="train_submit").click().run()
+        assert "does not exist" in at.error[0].value and not calls
+        at.text_input(key="train_data").input(str(data))
+        at.text_area(key="train_extra").input("")
+        at.button(key="train_submit").click().run()
+        assert not at.exception and calls, [e.value for e in at.error]
+        kind, args = calls[-1]
+        assert kind == "classifier"
+        assert args[:4] == ["--data", str(data), "--recipe-of", card["version"]]
+        assert "--epochs" not in args and "--extra-data" not in args
+    finally:
+        registry.replace_card("classifier", original["version"], original)

@@ -103,7 +103,7 @@ def test_training_page_note_names_where_the_shipped_model_began():
     note = staged_recipe_note(card)
     assert "started from self-supervised weights (SimCLR" in note
     assert "then 3 earlier supervised stages" in note and "runs/" not in note
-    assert note.endswith("`bash scripts/train_classifier_shipped.sh`.")
+    assert note.endswith(f"--recipe-of {card['version']}`).") and "switch below" in note
     assert staged_recipe_note({"version": "v", "training": {"config": {}}}) is None
     plain = staged_recipe_note({"version": "v", "initialisation": {"path": "w.weights.h5"}})
     assert "continued from the weights w.weights.h5" in plain and plain.endswith("fine-tune it.")

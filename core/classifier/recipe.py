@@ -23,7 +23,8 @@ from typing import Sequence
 
 from core.progress import Progress, ProgressCallback, null_progress
 
-__all__ = ["Stage", "recipe_stages", "replay_commands", "run_recipe", "recipe_minutes"]
+__all__ = ["Stage", "recipe_stages", "replay_commands", "run_recipe", "recipe_minutes",
+           "recipe_folders", "staged_stages"]
 
 TASK = "classifier"
 # options a replayed stage never keeps (they are set per stage or belong to the original run)
@@ -96,6 +97,44 @@ def recipe_minutes(stages: Sequence[Stage]) -> float | None:
     if any(s.minutes is None for s in stages):
         return None
     return float(sum(s.minutes for s in stages))
+
+
+def staged_stages(card: dict | None) -> list[Stage] | None:
+    """:func:`recipe_stages` of a version made in more than one stage whose every stage is
+    recorded; None otherwise (a single run, an ensemble, a card without commands)."""
+    if not card:
+        return None
+    try:
+        stages = recipe_stages(card)
+    except ValueError:
+        return None
+    return stages if len(stages) > 1 else None
+
+
+def recipe_folders(stages: Sequence[Stage], *, data: str,
+                   extra_data: Sequence[str] | None = None) -> list[tuple[str, str]]:
+    """(what, folder) of every folder a replay on ``data`` reads, so that a form can check they
+    exist before queueing; recorded relative paths are taken from the project folder (where
+    the stages run)."""
+    from core.config import REPO_ROOT
+
+    def here(p: str) -> str:
+        return p if Path(p).is_absolute() else str((REPO_ROOT / p).resolve())
+
+    original = _option(stages[-1].argv, "--data")
+    out: list[tuple[str, str]] = [("Data folder", data)]
+    for stage in stages:
+        argv = list(stage.argv)
+        for i, a in enumerate(argv[:-1]):
+            value = argv[i + 1]
+            if value == original:
+                continue
+            if a == "--data" and stage.pretrain:
+                out.append(("Pre-training folder", here(value)))
+            elif a == "--extra-data" and extra_data is None:
+                out.append(("Extra training folder", here(value)))
+    out += [("Extra training folder", e) for e in extra_data or ()]
+    return list(dict.fromkeys(out))
 
 
 def _strip(argv: Sequence[str]) -> list[str]:

@@ -656,6 +656,12 @@ def staged_recipe_note(card: dict | None) -> str | None:
     note = (f"That version {began}. The defaults below repeat only its last stage: from random "
             "weights they land far lower. On the same classes, start from the active version's "
             "weights (*Start from*, below) to fine-tune it")
+    from core.classifier.recipe import staged_stages
+
+    if staged_stages(card):
+        return note + (", or rerun its whole recipe with the switch below (on the server: "
+                       f"`python -m core train classifier --data DIR --recipe-of "
+                       f"{card.get('version')}`).")
     repro = (card.get("reproduce") or {}).get("command")
     return note + (f", or rerun its whole recipe on the server: `{repro}`." if repro else ".")
 
