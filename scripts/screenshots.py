@@ -251,6 +251,13 @@ def _training(page, out: Path, data_dir: Path) -> str:
     _open_select(page, "Start from").first.wait_for()
     _shot(page, out, "16b_training_start_from")          # scratch, active, the SSL base
     page.keyboard.press("Escape")
+    whole = page.get_by_text("Run the whole recipe of")
+    if whole.count():                                     # a staged active version (weights/)
+        whole.click()
+        page.get_by_text("Expected duration: about").wait_for()
+        _shot(page, out, "16d_training_whole_recipe")
+        whole.click()
+        page.get_by_label("Input size (px)", exact=True).wait_for()
     page.get_by_role("radio", name="Pre-training (self-supervised)").click()
     page.get_by_text("Name of the base").wait_for()
     page.get_by_text("Expected duration on this server").wait_for()
