@@ -94,20 +94,11 @@ def test_a_tiny_three_stage_recipe_reruns_end_to_end_and_resumes(tmp_path, monke
 
 
 def test_cli_dry_run_and_a_failing_stage(tmp_path, monkeypatch, capsys):
-    from core import registry
     from core.classifier.recipe import run_recipe
-    from core.classifier.preprocess import preprocessing_config
     from core.cli import main
-    from core.models.vgg16 import build_classifier_bn
 
     monkeypatch.setenv("MEDSCAN_WEIGHTS_DIR", str(tmp_path / "w"))
-    card = dict(_card(), classes=["glioma", "meningioma", "notumor", "pituitary"],
-                network={"num_classes": 4, "input_shape": [32, 32, 3], "width": 0.125},
-                input_size=32, calibration={"temperature": 1.0},
-                preprocessing=preprocessing_config("vgg16", 3, 32))
-    registry.save_version("classifier", build_classifier_bn(num_classes=4, input_shape=(32, 32, 3),
-                                                            width=0.125),
-                          {k: v for k, v in card.items() if k != "version"}, version="old-final")
+    _register_staged()
     assert main(["train", "classifier", "--data", str(REPO / DATA), "--recipe-of", "old-final",
                  "--version", "nv", "--dry-run"]) == 0
     out = capsys.readouterr().out
@@ -139,3 +130,52 @@ def test_an_intermediate_stage_does_not_end_its_job(db_url, monkeypatch):
     with session_scope(engine) as s:
         job = jobs.read_job(s, job_id)
         assert job.status == "succeeded" and job.result_version == "v9"
+
+
+def _register_staged(version="old-final"):
+    from core import registry
+    from core.classifier.preprocess import preprocessing_config
+    from core.models.vgg16 import build_classifier_bn
+
+    card = dict(_card(), classes=["glioma", "meningioma", "notumor", "pituitary"],
+                network={"num_classes": 4, "input_shape": [32, 32, 3], "width": 0.125},
+                input_size=32, calibration={"temperature": 1.0},
+                preprocessing=preprocessing_config("vgg16", 3, 32))
+    card.pop("version")
+    registry.save_version("classifier", build_classifier_bn(num_classes=4, input_shape=(32, 32, 3),
+                                                            width=0.125), card, version=version)
+
+
+def test_a_recipe_job_runs_every_stage_and_ends_with_the_last(db_url, tmp_path, monkeypatch):
+    """The Training page's job, with real processes: ``train classifier --recipe-of`` under a
+    job id; the stages' progress reaches the job, which succeeds only when the last stage has
+    published (an intermediate stage's end does not finish it)."""
+    from core.db import dispose_engines, init_db, jobs, session_scope
+    from core.jobs import runner, service
+
+    monkeypatch.setenv("MEDSCAN_WEIGHTS_DIR", str(tmp_path / "w"))
+    _register_staged()
+    engine = init_db(db_url)
+    try:
+        with session_scope(engine) as s:
+            job = service.start_training_job(
+                s, "classifier", ["--data", str(REPO / DATA), "--recipe-of", "old-final",
+                                  "--version", "from-job"], None)
+        assert runner.children[job.id].wait(timeout=600) == 0, jobs.job_log_tail(job)
+        with session_scope(engine) as s:
+            service.refresh_jobs(s)
+            done = service.get_job(s, job.id)
+            history = jobs.job_history(s, job.id)
+        assert done.status == "succeeded" and done.result_version == "from-job"
+        phases = [p.phase for p in history]
+        assert phases.count("stage done") == 2 and phases[-1] == "done"
+        assert phases.count("done") == 1
+        run_dir = Path(jobs.arg_value(done.args, "--run-dir"))
+        assert (run_dir / "stage-1.weights.h5").is_file()
+        assert (run_dir / "stage-2" / "card_draft.json").is_file()
+    finally:
+        for proc in list(runner.children.values()):
+            if proc.poll() is None:
+                proc.kill()
+        runner.children.clear()
+        dispose_engines()
