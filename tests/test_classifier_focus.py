@@ -77,6 +77,9 @@ def test_training_with_the_penalty_publishes_a_plain_classifier(data_dir, tmp_pa
     card = result.card
     assert card["training"]["config"]["background_penalty"] == 0.5
     assert "background penalty (λ = 0.5)" in card["description"]
+    from core.classifier.train import PENALTY_CAVEAT
+
+    assert card["caveats"][-1] == PENALTY_CAVEAT          # readers are told what it means
     # the published model is the one-input classifier and loads in the app
     clf = Classifier.load("focus", weights_dir=tmp_path / "w")
     gray = (np.random.default_rng(1).random((80, 80)) * 255).astype(np.uint8)

@@ -480,7 +480,7 @@ def _card(cfg: TrainConfig, version: str, d: _Loaded, *, network: dict, prep: di
             "ece_uncalibrated": before["ece"], "ece_calibrated": after["ece"],
             "n": after["n"], "note": "validation split of the training folder (near duplicates "
                                      "may remain across it: expect test to be lower)"}},
-        "caveats": _caveats(notice),
+        "caveats": _caveats(notice, cfg.background_penalty),
         "credits": ["Brain Tumor MRI Dataset, compiled by Masoud Nickparvar (Kaggle, CC0 1.0)",
                     "Cheng J. et al., PLoS ONE 10(10), 2015 (figshare brain tumor dataset, "
                     "CC BY 4.0)"],
@@ -924,13 +924,20 @@ def _describe(cfg: TrainConfig, pretrained: bool, init: dict | None = None) -> s
     return f"{bn}, width multiplier {cfg.width:g}, {cfg.input_size}² input, {start}"
 
 
-def _caveats(notice: str | None) -> list[str]:
+PENALTY_CAVEAT = ("Its Grad-CAM maps were trained to stay inside the head (background penalty): "
+                  "a map on the head does not by itself show that the prediction ignores "
+                  "what lies outside it.")
+
+
+def _caveats(notice: str | None, background_penalty: float = 0.0) -> list[str]:
     out = ["Research prototype, not a medical device: not validated for clinical use.",
            "Trained on one public data set of 2-D brain MRI slices (4 classes); other anatomy, "
            "sequences or scanners are out of distribution.",
            "notumor training images mostly come from other, smaller sources than the tumour "
            "classes (padding bars, upscaling blur); mitigated by head cropping and blur "
            "augmentation, check Grad-CAM."]
+    if background_penalty:
+        out.append(PENALTY_CAVEAT)
     if notice:
         out.insert(0, notice)
     return out
