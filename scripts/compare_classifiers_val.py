@@ -25,6 +25,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", required=True, help="the training folder the versions share")
     ap.add_argument("--gradcam-mass", action="store_true",
                     help="also the mean Grad-CAM mass outside the head on the clean images")
+    ap.add_argument("--by-source", action="store_true",
+                    help="also accuracy by source group on the whole validation split (groups "
+                         "from the data set's train_manifest.csv, as --source-oversample reads "
+                         "them), and on the minority groups together")
     ap.add_argument("versions", nargs="+")
     args = ap.parse_args(argv)
 
@@ -53,6 +57,19 @@ def main(argv: list[str] | None = None) -> int:
     keep = calibration_subset(load_images([folder.files[i] for i in tr], pre0),
                               load_images([folder.files[i] for i in va], pre0))
     out = {"n_validation": int(len(va)), "n_clean": int(len(keep))}
+    if args.by_source:
+        from core.classifier.data import find_source_manifest, source_groups, source_repeats
+
+        manifest = find_source_manifest(args.data)
+        if manifest is None:
+            raise SystemExit(f"--by-source: no train_manifest.csv in or beside {args.data}")
+        # minority groups as training defines them (on the training split, factor 2 = marked)
+        g_tr = source_groups([folder.files[i] for i in tr], manifest)
+        _, cells = source_repeats(folder.labels[tr], g_tr, 2)
+        minority = {(c, g) for c, gs in cells.items() for g, (_, r) in gs.items() if r > 1}
+        g_va = source_groups([folder.files[i] for i in va], manifest)
+        y_all = folder.labels[va]
+        in_min = np.array([(int(y), g) in minority for y, g in zip(y_all, g_va)])
     for clf in clfs:
         pre = clf.preprocessing
         x_va = load_images([folder.files[i] for i in va], pre)
@@ -63,6 +80,18 @@ def main(argv: list[str] | None = None) -> int:
         out[clf.version] = {k: rep[k] for k in ("accuracy", "macro_f1", "nll", "brier", "ece",
                                                 "ece_ci95", "n")}
         out[clf.version]["temperature"] = clf.temperature
+        if args.by_source:
+            x_all = normalise(x_va, pre["normalise"], int(pre.get("channels", 3)))
+            hit = clf.logits_batch(x_all).argmax(1) == y_all
+            groups = {}
+            for y, g, h in zip(y_all, g_va, hit):
+                key = f"{clf.classes[int(y)]} / {g}"
+                n, k = groups.get(key, (0, 0))
+                groups[key] = (n + 1, k + int(h))
+            out[clf.version]["by_source"] = {k: {"n": n, "correct": c}
+                                             for k, (n, c) in sorted(groups.items())}
+            out[clf.version]["minority_source"] = {"n": int(in_min.sum()),
+                                                   "correct": int(hit[in_min].sum())}
         if args.gradcam_mass:
             masses = []
             for i in np.asarray(va)[keep]:

@@ -65,6 +65,14 @@ def register(cmds) -> None:
                    help="more labelled images (<class>/*), used for training only; images "
                         "that are near duplicates of a validation image are dropped "
                         "(repeatable)")
+    t.add_argument("--source-oversample", type=int, default=1, metavar="K",
+                   help="repeat K times per epoch the training images of a source group that is "
+                        "under 25%% of its class (plain-looking notumor scans, padded or "
+                        "upscaled tumour scans: the data set's source bias), groups read from "
+                        "its train_manifest.csv; 1: off")
+    t.add_argument("--source-manifest", default=None, metavar="CSV",
+                   help="the per-file source manifest for --source-oversample (default: "
+                        "train_manifest.csv in or beside --data)")
     t.add_argument("--threads", type=int, default=None, help="intra-op CPU threads")
     t.add_argument("--workers", type=int, default=1, help="augmentation threads")
     t.add_argument("--init-from", default=None, metavar="WEIGHTS.h5",
@@ -351,7 +359,9 @@ def _train(args: argparse.Namespace) -> int:
                    else tuple(p.strip().upper() for p in args.body_part.split(",") if p.strip())),
         class_weighting=not args.no_class_weights, label_smoothing=args.label_smoothing,
         augmentation=args.augmentation, extra_data=tuple(args.extra_data),
-        background_penalty=args.background_penalty, threads=args.threads,
+        background_penalty=args.background_penalty,
+        source_oversample=args.source_oversample, source_manifest=args.source_manifest,
+        threads=args.threads,
         workers=args.workers, init_from=args.init_from,
         run_dir=args.run_dir, resume=args.resume,
         version=args.version, activate=args.activate, publish=not args.no_publish,

@@ -16,6 +16,7 @@ Pretrained start (``pretrained="imagenet"`` or a weights file, architecture ``vg
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
 import os
@@ -53,7 +54,7 @@ AUGMENTATION_CHOICES = {
 RECIPE_FIELDS = ("arch", "input_size", "width", "dropout", "epochs", "batch_size", "lr",
                  "lr_schedule", "warmup_epochs", "patience", "val_fraction", "seed",
                  "label_smoothing", "bn_momentum", "augmentation", "extra_data",
-                 "background_penalty")
+                 "background_penalty", "source_oversample")
 
 
 @dataclass
@@ -85,6 +86,8 @@ class TrainConfig:
     augmentation: str = "standard"      # standard | strong (core.classifier.data.AUGMENTATIONS)
     extra_data: tuple[str, ...] = ()    # train-only folders (<class>/*.png); never in validation
     background_penalty: float = 0.0     # λ of core.classifier.focus (0: off)
+    source_oversample: int = 1          # repeat a class's minority source group this often
+    source_manifest: str | None = None  # per-file sources (default: train_manifest.csv by data)
     threads: int | None = None          # intra-op threads (TensorFlow back end)
     workers: int = 1                    # PyDataset augmentation threads
     init_from: str | None = None        # weights file of the same architecture (any input size)
@@ -190,6 +193,47 @@ class _Loaded:
     extra_entries: list[dict]
     train_seq: Any
     val_seq: Any
+    repeats: np.ndarray | None = None   # per training image, with --source-oversample
+    source_entry: dict | None = None    # the card's record of it
+
+
+def _source_oversampling(cfg: TrainConfig, data, tr_idx: np.ndarray, n_train: int,
+                         y_tr: np.ndarray, progress: ProgressCallback
+                         ) -> tuple[np.ndarray | None, dict | None]:
+    """``--source-oversample K``: repeats per training image (the main folder's images by their
+    manifest source group, extra folders' once) and the card entry; (None, None) when off."""
+    from core.classifier.data import find_source_manifest, source_groups, source_repeats
+    from core.config import portable
+
+    if cfg.source_oversample <= 1:
+        return None, None
+    manifest = Path(cfg.source_manifest) if cfg.source_manifest else find_source_manifest(cfg.data)
+    if manifest is None:
+        raise ValueError(f"--source-oversample needs the data set's source manifest: no "
+                         f"train_manifest.csv in or beside {cfg.data} (give --source-manifest).")
+    groups = source_groups([data.files[i] for i in tr_idx], manifest)
+    groups += [None] * (n_train - len(groups))          # extra folders: no source, once
+    repeats, summary = source_repeats(y_tr, groups, int(cfg.source_oversample))
+    listed = sum(g is not None for g in groups[:len(tr_idx)])
+    if listed < 0.5 * len(tr_idx):
+        raise ValueError(f"source manifest {manifest} lists only {listed} of the "
+                         f"{len(tr_idx)} training images: is it this folder's manifest?")
+    cells = {data.classes[c]: {g: {"images": n, "repeats": r} for g, (n, r) in gs.items()}
+             for c, gs in summary.items()}
+    entry = {"manifest": portable(str(manifest)),
+             "manifest_sha256": hashlib.sha256(manifest.read_bytes()).hexdigest(),
+             "factor": int(cfg.source_oversample), "groups": cells,
+             "epoch_images": int(repeats.sum()),
+             "rule": ("source group from the manifest: 'plain' = square source, not upscaled; "
+                      "'padded or upscaled' otherwise. A group under 25 % of its class's "
+                      "training images is repeated FACTOR times per epoch (each repeat augmented "
+                      "afresh); extra folders' images once")}
+    boosted = [f"{c} {g} {v['images']}×{v['repeats']}" for c, gs in cells.items()
+               for g, v in gs.items() if v["repeats"] > 1]
+    progress(Progress(task=TASK, phase="load", message=(
+        f"source oversampling ×{cfg.source_oversample} ({portable(str(manifest))}): "
+        + (", ".join(boosted) or "no minority group") + f"; {int(repeats.sum())} images an epoch")))
+    return repeats, entry
 
 
 def _load(cfg: TrainConfig, data, prep: dict, device_label: str, progress: ProgressCallback
@@ -213,14 +257,16 @@ def _load(cfg: TrainConfig, data, prep: dict, device_label: str, progress: Progr
         progress(Progress(task=TASK, phase="load", message=(
             f"extra training data {entry['path']}: {entry['used']} images used, "
             f"{entry['dropped_near_validation']} dropped as near duplicates of validation images")))
+    repeats, source_entry = _source_oversampling(cfg, data, tr_idx, len(y_tr), y_tr, progress)
     norm, ch, k = prep["normalise"], prep["channels"], len(data.classes)
     train_seq = ImageFolderSequence(x_tr, y_tr, k, batch_size=cfg.batch_size,
                                     normalise_mode=norm, channels=ch, training=True,
                                     seed=cfg.seed, workers=cfg.workers,
-                                    augmentation=cfg.augmentation)
+                                    augmentation=cfg.augmentation, repeats=repeats)
     val_seq = ImageFolderSequence(x_va, y_va, k, batch_size=cfg.batch_size,
                                   normalise_mode=norm, channels=ch, training=False)
-    return _Loaded(data, x_tr, y_tr, x_va, y_va, extra_entries, train_seq, val_seq)
+    return _Loaded(data, x_tr, y_tr, x_va, y_va, extra_entries, train_seq, val_seq,
+                   repeats, source_entry)
 
 
 def _pretrained_start(cfg: TrainConfig, start: dict | None, progress: ProgressCallback
@@ -310,6 +356,8 @@ def _run_of_checkpoint(weights: Path) -> dict | None:
     from core.config import portable
 
     draft = weights.parent / "card_draft.json"
+    if not draft.is_file():     # a registry version's weights: its card tells the same
+        draft = weights.parent / "model_card.json"
     try:
         card = json.loads(draft.read_text()) if draft.is_file() else None
     except (OSError, ValueError):
@@ -318,7 +366,9 @@ def _run_of_checkpoint(weights: Path) -> dict | None:
         return None
     training = card.get("training") or {}
     validation = (card.get("metrics") or {}).get("validation") or {}
-    return {"run_dir": portable(str(weights.parent)), "version": card.get("version"),
+    run_dir = (weights.parent if draft.name == "card_draft.json"
+               else Path(training.get("run_dir") or weights.parent))
+    return {"run_dir": portable(str(run_dir)), "version": card.get("version"),
             "input_size": card.get("input_size"), "command": training.get("command"),
             "epochs_run": training.get("epochs_run"), "best_epoch": training.get("best_epoch"),
             "minutes": training.get("minutes"),
@@ -469,7 +519,8 @@ def _card(cfg: TrainConfig, version: str, d: _Loaded, *, network: dict, prep: di
                  "val_counts": {c: int((y_va == i).sum()) for i, c in enumerate(data.classes)},
                  "split": {"val_fraction": cfg.val_fraction, "seed": cfg.seed,
                            "stratified_by": "class, by file"},
-                 "extra_training_data": d.extra_entries},
+                 "extra_training_data": d.extra_entries,
+                 **({"source_oversampling": d.source_entry} if d.source_entry else {})},
         "training": {"config": cfg_dict, "command": cfg.command, "device": device_label,
                      "epochs_run": state["epoch"], "best_epoch": state["best_epoch"],
                      "stopped_reason": state["stopped_reason"], "minutes": round(minutes, 1),
@@ -554,7 +605,9 @@ def train(cfg: TrainConfig, progress: ProgressCallback = null_progress) -> Train
 
         grid = grid_shape(model, gradcam_layer)
         d.train_seq.background_grid = d.val_seq.background_grid = grid
-    cw = class_weights(d.y_tr, len(d.data.classes)) if cfg.class_weighting else None
+    # balanced over what an epoch holds (repeated images counted as often as they appear)
+    y_epoch = d.y_tr if d.repeats is None else np.repeat(d.y_tr, d.repeats)
+    cw = class_weights(y_epoch, len(d.data.classes)) if cfg.class_weighting else None
     _fit(cfg, model, loss, d, state, run_dir, two_phase, cw, t_start, progress)
 
     progress(Progress(task=TASK, phase="calibrate", epoch=state["epoch"], epochs=cfg.epochs,
