@@ -28,6 +28,7 @@ from core.classifier.train import (ARCHITECTURES, AUGMENTATION_CHOICES,  # noqa:
                                    default_eval_data, default_extra_data, default_train_data,
                                    expected_minutes, recipe_from_card,
                                    staged_recipe_note)
+from core.classifier.sources import SOURCE_MANIFEST_NAME, find_source_manifest  # noqa: E402
 from core.classifier.recipe import (recipe_folders, recipe_minutes,  # noqa: E402
                                     staged_stages)
 from core.config import job_heartbeat_s  # noqa: E402
@@ -192,6 +193,13 @@ with st.expander("Start a training run", expanded=True, icon=":material/play_arr
                     help="Adds this weight × the share of the Grad-CAM layer's activation that lies "
                          "outside the head to the loss, so that the explanations stay on the "
                          "anatomy (0: off).")
+                oversample = c1.number_input(
+                    "Source oversampling", 1, 16, int(recipe.get("source_oversample") or 1), 1,
+                    key="train_oversample",
+                    help="Repeats, this many times per epoch, the training images of a class's "
+                         "rare source look (a padded or upscaled tumour scan, a plain notumor "
+                         "scan: the data set's source bias). Needs the data set's "
+                         "train_manifest.csv in or beside the data folder (1: off).")
                 extra = c2.text_area(
                     "Extra training data (optional; one folder per line, <class>/ sub-folders)",
                     value="\n".join(default_extra_data(active_card)), key="train_extra", height=90,
@@ -231,6 +239,12 @@ with st.expander("Start a training run", expanded=True, icon=":material/play_arr
                 args += ["--augmentation", augmentation, "--label-smoothing", f"{smoothing:g}"]
                 if focus:
                     args += ["--background-penalty", f"{focus:g}"]
+                if oversample > 1:
+                    args += ["--source-oversample", str(int(oversample))]
+                    if data.strip() and find_source_manifest(data.strip()) is None:
+                        problem = (f"Source oversampling needs the data set's "
+                                   f"{SOURCE_MANIFEST_NAME} in or beside {data.strip()}: set it "
+                                   f"to 1 or add the manifest.")
                 extra_dirs = _lines(extra)
                 for folder in extra_dirs:
                     args += ["--extra-data", folder]

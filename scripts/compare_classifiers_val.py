@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
                               load_images([folder.files[i] for i in va], pre0))
     out = {"n_validation": int(len(va)), "n_clean": int(len(keep))}
     if args.by_source:
-        from core.classifier.data import find_source_manifest, source_groups, source_repeats
+        from core.classifier.sources import find_source_manifest, source_groups, source_repeats
 
         manifest = find_source_manifest(args.data)
         if manifest is None:

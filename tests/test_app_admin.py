@@ -88,8 +88,15 @@ def test_training_job_starts_and_is_polled(app_env, tmp_path, monkeypatch):
     at.number_input(key="train_smoothing").set_value(0.1)
     assert at.number_input(key="train_focus").value == 0.0   # the active recipe has none
     at.number_input(key="train_focus").set_value(1.0)
+    # source oversampling needs the data set's manifest beside the data: refused without it
+    assert at.number_input(key="train_oversample").value == 1
+    at.number_input(key="train_oversample").set_value(4)
+    at.button(key="train_submit").click().run()
+    assert "train_manifest.csv" in at.error[0].value and not at.success
+    (tmp_path / "train_manifest.csv").write_text("file,source_width,source_height,upscaled\n")
     at.button(key="train_submit").click().run()
     assert not at.exception and "Started training job" in at.success[0].value
+    assert "--source-oversample 4" in " ".join(start.args)
     assert start.args[:2] == ["--data", str(data)]
     joined = " ".join(start.args)
     assert "--augmentation strong" in joined and "--label-smoothing 0.1" in joined

@@ -202,7 +202,7 @@ def _source_oversampling(cfg: TrainConfig, data, tr_idx: np.ndarray, n_train: in
                          ) -> tuple[np.ndarray | None, dict | None]:
     """``--source-oversample K``: repeats per training image (the main folder's images by their
     manifest source group, extra folders' once) and the card entry; (None, None) when off."""
-    from core.classifier.data import find_source_manifest, source_groups, source_repeats
+    from core.classifier.sources import find_source_manifest, source_groups, source_repeats
     from core.config import portable
 
     if cfg.source_oversample <= 1:
@@ -974,6 +974,9 @@ def _describe(cfg: TrainConfig, pretrained: bool, init: dict | None = None) -> s
     if cfg.background_penalty:
         start += (f", with a background penalty (λ = {cfg.background_penalty:g}) that keeps "
                   "its Grad-CAM maps on the head")
+    if cfg.source_oversample > 1:
+        start += (f", each class's rare source look (padded or upscaled tumour scans, plain "
+                  f"notumor scans) shown {cfg.source_oversample}× per epoch")
     return f"{bn}, width multiplier {cfg.width:g}, {cfg.input_size}² input, {start}"
 
 
