@@ -179,3 +179,29 @@ def test_a_recipe_job_runs_every_stage_and_ends_with_the_last(db_url, tmp_path, 
                 proc.kill()
         runner.children.clear()
         dispose_engines()
+
+
+def test_a_run_started_from_a_registry_version_keeps_its_lineage(tmp_path):
+    """``--init-from weights/classifier/V/model.weights.h5`` (fine-tuning a published version):
+    the new card's initialisation names V's run and command from V's own card, so the recipe
+    of the new version has V's stages and then its own."""
+    from core.classifier.train import init_source
+
+    vdir = tmp_path / "weights" / "classifier" / "old-final"
+    vdir.mkdir(parents=True)
+    (vdir / "model.weights.h5").write_bytes(b"")
+    card = _card()
+    card["training"].update(run_dir="runs/old_b", epochs_run=1, best_epoch=1)
+    card["input_size"] = 32
+    (vdir / "model_card.json").write_text(json.dumps(card))
+    start = init_source(str(vdir / "model.weights.h5"))
+    run = start["from_run"]
+    assert run["run_dir"] == "runs/old_b" and run["version"] == "old-final"
+    assert run["command"] == STAGE_B
+    assert "then 2 earlier supervised stages" in start["reader"]
+    new = {"version": "new", "training": {"command": STAGE_B.replace("runs/old_a/best", str(
+        vdir / "model")).replace("old_b", "new_c")}, "initialisation": start}
+    stages = recipe_stages(new)
+    assert [s.argv[0] for s in stages] == ["pretrain", "train", "train", "train"]
+    cmds = replay_commands(stages, data="/d", version="v2", run_root=tmp_path / "r")
+    assert _opt(cmds[3], "--init-from") == str(tmp_path / "r" / "stage-3" / "best.weights.h5")
