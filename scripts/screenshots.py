@@ -258,6 +258,9 @@ def _training(page, out: Path, data_dir: Path) -> str:
         _shot(page, out, "16d_training_whole_recipe")
         whole.click()
         page.get_by_label("Input size (px)", exact=True).wait_for()
+    _to_top(page.get_by_text("Augmentation", exact=True).first)
+    page.get_by_text("Source oversampling").wait_for()
+    _shot(page, out, "16e_training_options")         # penalty, source oversampling, extra data
     page.get_by_role("radio", name="Pre-training (self-supervised)").click()
     page.get_by_text("Name of the base").wait_for()
     page.get_by_text("Expected duration on this server").wait_for()
