@@ -90,7 +90,8 @@ def test_training_job_starts_and_is_polled(app_env, tmp_path, monkeypatch):
     at.number_input(key="train_focus").set_value(1.0)
     # source oversampling needs the data set's manifest beside the data: refused without it
     assert at.number_input(key="train_oversample").value == 1
-    at.number_input(key="train_oversample").set_value(4)
+    at.number_input(key="train_oversample").set_value(4).run()
+    assert any("Source oversampling ×4 adds the repeated images" in c.value for c in at.caption)
     at.button(key="train_submit").click().run()
     assert "train_manifest.csv" in at.error[0].value and not at.success
     (tmp_path / "train_manifest.csv").write_text("file,source_width,source_height,upscaled\n")
