@@ -1,6 +1,6 @@
 #!/bin/bash
 # The pre-registered single test look of the pick (recorded in its card in data/weights)
-cd /work/main
+cd "$(dirname "$0")/.."
 export MEDSCAN_WEIGHTS_DIR=data/weights
 test -e runs/s14_test.json && { echo "already looked: runs/s14_test.json"; exit 1; }
 .venv/bin/python -m core evaluate classifier --data ../shared/datasets/brain-mri/test --model "$1" \
